@@ -1,0 +1,163 @@
+"""The three PQXDH handshake messages and their canonical encodings.
+
+The encodings are canonical (one valid byte string per message) because the
+handshake transcript hashes these exact bytes.  The wire layer frames them;
+it never re-encodes them.
+
+=========  =========================================================
+INIT       initiator -> responder: identities, ephemerals, prekey ids,
+           ML-KEM ciphertext to the signed PQ prekey, timestamp, signature
+RESPONSE   responder -> initiator: ephemeral X25519, ML-KEM ciphertext to
+           the initiator's ephemeral KEM key, signature, key confirmation
+FINISH     initiator -> responder: key confirmation
+=========  =========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from l2session.codec import Reader, Writer
+from l2session.crypto.prekey_records import MAX_DID_BYTES
+from l2session.crypto.primitives import (
+    ED25519_SIGNATURE_SIZE,
+    MLKEM768_CIPHERTEXT_SIZE,
+    MLKEM768_PUBLIC_KEY_SIZE,
+    X25519_KEY_SIZE,
+)
+from l2session.errors import MalformedMessage
+
+PROTOCOL_VERSION: Final = 1
+TYPE_INIT: Final = 0x01
+TYPE_RESPONSE: Final = 0x02
+TYPE_FINISH: Final = 0x03
+CONFIRM_SIZE: Final = 32
+
+
+def _read_prefix(r: Reader, expected_type: int, name: str) -> None:
+    version = r.u8("version")
+    if version != PROTOCOL_VERSION:
+        raise MalformedMessage(f"{name}: protocol version {version} is not supported")
+    kind = r.u8("type")
+    if kind != expected_type:
+        raise MalformedMessage(f"{name}: message type {kind:#04x}, expected {expected_type:#04x}")
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeInit:
+    """PQXDH initial message.  ``signature`` covers everything before it."""
+
+    initiator_did: str
+    responder_did: str
+    initiator_identity_dh: bytes
+    ephemeral_dh: bytes
+    ephemeral_kem: bytes
+    signed_prekey_id: int
+    one_time_prekey_id: int | None
+    kem_ciphertext: bytes
+    timestamp_ms: int
+    signature: bytes = b""
+
+    def body(self) -> bytes:
+        """The signed part: the encoding up to (excluding) the signature."""
+        out = Writer().u8(PROTOCOL_VERSION).u8(TYPE_INIT)
+        out.text16(self.initiator_did, "initiator did", max_len=MAX_DID_BYTES)
+        out.text16(self.responder_did, "responder did", max_len=MAX_DID_BYTES)
+        out.fixed(self.initiator_identity_dh, X25519_KEY_SIZE, "initiator identity key")
+        out.fixed(self.ephemeral_dh, X25519_KEY_SIZE, "ephemeral key")
+        out.fixed(self.ephemeral_kem, MLKEM768_PUBLIC_KEY_SIZE, "ephemeral kem key")
+        out.u32(self.signed_prekey_id)
+        out.flag(self.one_time_prekey_id is not None).u32(self.one_time_prekey_id or 0)
+        out.fixed(self.kem_ciphertext, MLKEM768_CIPHERTEXT_SIZE, "kem ciphertext")
+        out.u64(self.timestamp_ms)
+        return out.getvalue()
+
+    def encode(self) -> bytes:
+        if len(self.signature) != ED25519_SIGNATURE_SIZE:
+            raise MalformedMessage("INIT is not signed yet")
+        return self.body() + self.signature
+
+    @classmethod
+    def decode(cls, data: bytes) -> HandshakeInit:
+        r = Reader(data, "handshake INIT")
+        _read_prefix(r, TYPE_INIT, "handshake INIT")
+        initiator = r.text16("initiator did", max_len=MAX_DID_BYTES)
+        responder = r.text16("responder did", max_len=MAX_DID_BYTES)
+        identity_dh = r.fixed(X25519_KEY_SIZE, "initiator identity key")
+        ephemeral_dh = r.fixed(X25519_KEY_SIZE, "ephemeral key")
+        ephemeral_kem = r.fixed(MLKEM768_PUBLIC_KEY_SIZE, "ephemeral kem key")
+        signed_prekey_id = r.u32("signed prekey id")
+        has_one_time = r.flag("has one-time prekey")
+        one_time_id = r.u32("one-time prekey id")
+        if not has_one_time and one_time_id:
+            raise MalformedMessage("handshake INIT: one-time prekey id set without its flag")
+        ciphertext = r.fixed(MLKEM768_CIPHERTEXT_SIZE, "kem ciphertext")
+        timestamp = r.u64("timestamp")
+        signature = r.fixed(ED25519_SIGNATURE_SIZE, "signature")
+        r.finish()
+        return cls(
+            initiator,
+            responder,
+            identity_dh,
+            ephemeral_dh,
+            ephemeral_kem,
+            signed_prekey_id,
+            one_time_id if has_one_time else None,
+            ciphertext,
+            timestamp,
+            signature,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeResponse:
+    """PQXDH response: the responder's ephemeral half, signed and confirmed."""
+
+    ephemeral_dh: bytes
+    kem_ciphertext: bytes
+    signature: bytes = b""
+    confirm: bytes = b""
+
+    def body(self) -> bytes:
+        """The signed part."""
+        out = Writer().u8(PROTOCOL_VERSION).u8(TYPE_RESPONSE)
+        out.fixed(self.ephemeral_dh, X25519_KEY_SIZE, "ephemeral key")
+        out.fixed(self.kem_ciphertext, MLKEM768_CIPHERTEXT_SIZE, "kem ciphertext")
+        return out.getvalue()
+
+    def encode(self) -> bytes:
+        out = Writer().raw(self.body())
+        out.fixed(self.signature, ED25519_SIGNATURE_SIZE, "signature")
+        out.fixed(self.confirm, CONFIRM_SIZE, "confirm")
+        return out.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> HandshakeResponse:
+        r = Reader(data, "handshake RESPONSE")
+        _read_prefix(r, TYPE_RESPONSE, "handshake RESPONSE")
+        ephemeral_dh = r.fixed(X25519_KEY_SIZE, "ephemeral key")
+        ciphertext = r.fixed(MLKEM768_CIPHERTEXT_SIZE, "kem ciphertext")
+        signature = r.fixed(ED25519_SIGNATURE_SIZE, "signature")
+        confirm = r.fixed(CONFIRM_SIZE, "confirm")
+        r.finish()
+        return cls(ephemeral_dh, ciphertext, signature, confirm)
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeFinish:
+    """The initiator's key confirmation."""
+
+    confirm: bytes
+
+    def encode(self) -> bytes:
+        out = Writer().u8(PROTOCOL_VERSION).u8(TYPE_FINISH)
+        return out.fixed(self.confirm, CONFIRM_SIZE, "confirm").getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> HandshakeFinish:
+        r = Reader(data, "handshake FINISH")
+        _read_prefix(r, TYPE_FINISH, "handshake FINISH")
+        confirm = r.fixed(CONFIRM_SIZE, "confirm")
+        r.finish()
+        return cls(confirm)

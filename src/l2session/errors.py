@@ -1,0 +1,172 @@
+"""Every error l2session raises, in one hierarchy.
+
+Callers catch :class:`L2SessionError` to handle anything this library refuses,
+or a precise subclass to react to one cause.  Hostile bytes never escape as
+``ValueError``, ``IndexError``, ``struct.error`` or a library's own exception:
+each layer converts them into one of these types at its boundary, so a peer
+that sends garbage costs us a typed, countable rejection and nothing else.
+
+Messages say what was wrong and, where the user can fix it, how.  They never
+contain secret material.
+"""
+
+from __future__ import annotations
+
+
+class L2SessionError(Exception):
+    """Base class of every error raised by l2session."""
+
+
+class ConfigError(L2SessionError, ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+# --------------------------------------------------------------------------
+# Bytes that cannot be parsed
+
+
+class MalformedMessage(L2SessionError):
+    """Bytes from a peer (or a file) do not decode: truncated, oversized,
+    trailing garbage, unknown version, or a field out of range.
+
+    Raised before any state changes, so a session survives it.
+    """
+
+
+class MessageTooLarge(L2SessionError):
+    """A local caller asked to encrypt or encode more than the declared limit."""
+
+
+# --------------------------------------------------------------------------
+# Cryptographic refusals
+
+
+class CryptoError(L2SessionError):
+    """Base class of refusals by the crypto core."""
+
+
+class AuthenticationFailed(CryptoError):
+    """A signature, MAC, key confirmation or AEAD tag did not verify.
+
+    ``reason`` is a short machine-readable cause (for example
+    ``"invalid_signature"``, ``"key_confirmation_failed"``, ``"aead"``) that
+    the session layer records and counts; it never contains secrets.
+    """
+
+    def __init__(self, message: str, *, reason: str = "authentication_failed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ReplayDetected(CryptoError):
+    """A message, or a handshake, was seen before (or is too old to tell)."""
+
+
+class TooManySkippedKeys(CryptoError):
+    """A ratchet message jumps further ahead than the forward-jump limit."""
+
+
+class RekeyPending(CryptoError):
+    """A ratchet message was sent after a post-quantum re-seed that this side
+    has not registered yet.  Nothing changed; feed it again once the re-seed
+    secret is known."""
+
+
+class ChainExhausted(CryptoError):
+    """A sending chain reached its message-number limit; a DH ratchet step
+    (a reply from the peer) or a rekey is needed before sending more."""
+
+
+class PrekeyError(CryptoError):
+    """A prekey is missing, expired, or already consumed."""
+
+
+class PrekeyNotFound(PrekeyError):
+    """The prekey a handshake refers to is unknown (never existed, rotated
+    out, or a one-time prekey already used)."""
+
+
+class PrekeyExpired(PrekeyError):
+    """A signed prekey record is past its expiry time."""
+
+
+class HandshakeError(CryptoError):
+    """A handshake message is valid bytes but cannot be accepted here
+    (wrong recipient, unexpected in this handshake state, stale timestamp)."""
+
+
+# --------------------------------------------------------------------------
+# Identity
+
+
+class IdentityError(L2SessionError):
+    """Base class of DID and key-management errors."""
+
+
+class InvalidDid(IdentityError, ValueError):
+    """A string is not a syntactically valid DID (or did:key)."""
+
+
+class UnsupportedDidMethod(IdentityError):
+    """No resolver is registered for the DID's method."""
+
+
+class UnsupportedKeyType(IdentityError):
+    """A did:key (or DID document) names a key type l2session cannot use."""
+
+
+class DidNotFound(IdentityError):
+    """A resolver knows the method but has no document for this DID."""
+
+
+class DidResolutionError(IdentityError):
+    """A resolver failed or returned a document that does not validate."""
+
+
+class KeyFileError(IdentityError):
+    """Base class of identity key-file errors; the message names the path."""
+
+
+class KeyFilePermissionError(KeyFileError):
+    """A key file is readable or writable by others than its owner."""
+
+
+class KeyFileFormatError(KeyFileError):
+    """A key file is not a valid l2session identity file."""
+
+
+class PassphraseRequired(KeyFileError):
+    """The key file is encrypted and no passphrase was given."""
+
+
+class WrongPassphrase(KeyFileError):
+    """The passphrase does not decrypt the key file (or the file was altered)."""
+
+
+__all__ = [
+    "AuthenticationFailed",
+    "ChainExhausted",
+    "ConfigError",
+    "CryptoError",
+    "DidNotFound",
+    "DidResolutionError",
+    "HandshakeError",
+    "IdentityError",
+    "InvalidDid",
+    "KeyFileError",
+    "KeyFileFormatError",
+    "KeyFilePermissionError",
+    "L2SessionError",
+    "MalformedMessage",
+    "MessageTooLarge",
+    "PassphraseRequired",
+    "PrekeyError",
+    "PrekeyExpired",
+    "PrekeyNotFound",
+    "RekeyPending",
+    "ReplayDetected",
+    "TooManySkippedKeys",
+    "UnsupportedDidMethod",
+    "UnsupportedKeyType",
+    "WrongPassphrase",
+]

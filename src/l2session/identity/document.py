@@ -1,0 +1,637 @@
+"""DID documents: the keys and endpoints a DID stands for (W3C DID Core).
+
+The session layer needs two things from a peer's DID: the Ed25519 key that
+signs its handshakes (``authentication``) and, for document-level key
+agreement, X25519 keys (``keyAgreement``).  This module turns the JSON a
+resolver returns into frozen values holding exactly that, and checks every
+key it keeps: sizes, curve points, encodings.
+
+Documents come from other people's servers, so parsing is defensive:
+
+* Only ``Ed25519`` and ``X25519`` keys are kept, in the common encodings
+  (``Ed25519VerificationKey2018``/``2020``, ``X25519KeyAgreementKey2019``/
+  ``2020``, ``Multikey``, ``JsonWebKey2020`` with an OKP key).  Methods of
+  other types are *skipped*, not refused -- a document may list keys for
+  other software -- and recorded in :attr:`DidDocument.ignored_methods` so
+  that :meth:`DidDocument.signing_key` can say why nothing was usable.
+* A method of a supported type that is malformed (wrong key length, not a
+  point, a private key in a JWK, two key encodings at once) makes the whole
+  document fail: it is corrupt or hostile, not merely foreign.
+* Input is bounded (64 verification methods, 64 services, 64 entries per
+  relationship, 2,048 characters per string) and every problem is a
+  :class:`~l2session.errors.DidResolutionError` naming the JSON path, such
+  as ``verificationMethod[1].publicKeyBase58``.
+
+JSON-LD is not processed: ``@context`` strings are kept (map entries are
+dropped).  Relative references are accepted in the ``#fragment`` form only.
+Sans-I/O: this module parses objects; fetching them is a resolver's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from l2session.errors import DidResolutionError, InvalidDid, MalformedMessage
+from l2session.identity import base58
+from l2session.identity.did import (
+    ED25519_PUB_CODEC,
+    KNOWN_CODECS,
+    X25519_PUB_CODEC,
+    Did,
+    b64url_decode,
+    b64url_encode,
+    check_ed25519_public,
+    codec_name,
+    decode_multibase_key,
+    ed25519_from_did_key,
+    ed25519_public_to_x25519,
+    encode_multibase_key,
+    x25519_did_key_fragment,
+)
+
+KeyType = Literal["Ed25519", "X25519"]
+
+DID_CONTEXT_V1: Final = "https://www.w3.org/ns/did/v1"
+ED25519_2018_CONTEXT: Final = "https://w3id.org/security/suites/ed25519-2018/v1"
+X25519_2019_CONTEXT: Final = "https://w3id.org/security/suites/x25519-2019/v1"
+MULTIKEY_CONTEXT: Final = "https://w3id.org/security/multikey/v1"
+
+MAX_VERIFICATION_METHODS: Final = 64
+MAX_SERVICES: Final = 64
+MAX_RELATIONSHIP_ENTRIES: Final = 64
+MAX_CONTEXT_ENTRIES: Final = 32
+MAX_STRING_LENGTH: Final = 2048
+
+_KEY_SIZE: Final = 32
+_MAX_BASE58_KEY_LENGTH: Final = 128
+
+# type -> (property holding the key, key types that type can hold)
+_METHOD_TYPES: Final[dict[str, tuple[str, frozenset[KeyType]]]] = {
+    "Ed25519VerificationKey2018": ("publicKeyBase58", frozenset({"Ed25519"})),
+    "X25519KeyAgreementKey2019": ("publicKeyBase58", frozenset({"X25519"})),
+    "Ed25519VerificationKey2020": ("publicKeyMultibase", frozenset({"Ed25519"})),
+    "X25519KeyAgreementKey2020": ("publicKeyMultibase", frozenset({"X25519"})),
+    "Multikey": ("publicKeyMultibase", frozenset({"Ed25519", "X25519"})),
+    "JsonWebKey2020": ("publicKeyJwk", frozenset({"Ed25519", "X25519"})),
+}
+_MATERIAL_PROPERTIES: Final = ("publicKeyBase58", "publicKeyMultibase", "publicKeyJwk")
+_CODEC_KEY_TYPES: Final[dict[int, KeyType]] = {
+    ED25519_PUB_CODEC: "Ed25519",
+    X25519_PUB_CODEC: "X25519",
+}
+_KEY_TYPE_CODECS: Final[dict[KeyType, int]] = {
+    "Ed25519": ED25519_PUB_CODEC,
+    "X25519": X25519_PUB_CODEC,
+}
+_RELATIONSHIPS: Final = (
+    ("assertionMethod", "assertion_method"),
+    ("authentication", "authentication"),
+    ("capabilityInvocation", "capability_invocation"),
+    ("capabilityDelegation", "capability_delegation"),
+    ("keyAgreement", "key_agreement"),
+)
+
+
+def _fail(path: str, message: str) -> DidResolutionError:
+    return DidResolutionError(f"{path}: {message}")
+
+
+def _show(text: str, limit: int = 60) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
+
+
+def _check_text(value: object, path: str) -> str:
+    """A non-empty bounded string without whitespace or control characters."""
+    if not isinstance(value, str):
+        raise _fail(path, f"must be a string, got {_json_type(value)}")
+    if not value:
+        raise _fail(path, "must not be empty")
+    if len(value) > MAX_STRING_LENGTH:
+        raise _fail(path, f"is {len(value)} characters long; the limit is {MAX_STRING_LENGTH}")
+    for char in value:
+        if char.isspace() or not char.isprintable():
+            raise _fail(path, f"{_show(value)} contains whitespace or a control character")
+    return value
+
+
+_JSON_TYPES: Final = ((bool, "a boolean"), (int | float, "a number"), (dict, "an object"),
+               (list, "an array"), (str, "a string"))  # fmt: skip
+
+
+def _json_type(value: object) -> str:
+    """How error messages name the JSON type of ``value``."""
+    if value is None:
+        return "null"
+    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), "?")
+
+
+def _check_did_url(value: object, path: str) -> str:
+    """An absolute DID URL: a valid DID followed by a path, query or fragment."""
+    text = _check_text(value, path)
+    cut = min((i for i in (text.find(c) for c in "/?#") if i >= 0), default=len(text))
+    try:
+        Did.parse(text[:cut])
+    except InvalidDid as exc:
+        raise _fail(path, f"{_show(text)} is not a DID URL ({exc})") from None
+    return text
+
+
+def _resolve_ref(value: object, path: str, base: Did) -> str:
+    """An absolute DID URL, or a ``#fragment`` resolved against ``base``."""
+    text = _check_text(value, path)
+    if text.startswith("#"):
+        if len(text) == 1:
+            raise _fail(path, "'#' with an empty fragment does not name anything")
+        return _check_did_url(f"{base}{text}", path)
+    if not text.startswith("did:"):
+        raise _fail(path, f"{_show(text)} is neither a DID URL nor a relative '#fragment'")
+    return _check_did_url(text, path)
+
+
+def _check_key(key_type: KeyType, key: bytes, path: str) -> None:
+    """Every key kept is 32 bytes, and an Ed25519 key a valid, not small-order point."""
+    if len(key) != _KEY_SIZE:
+        raise _fail(path, f"{key_type} public key must be 32 bytes, got {len(key)}")
+    if key_type == "Ed25519":
+        try:
+            check_ed25519_public(key)
+        except MalformedMessage as exc:
+            raise _fail(path, str(exc)) from None
+
+
+# --------------------------------------------------------------------------
+# Values
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationMethod:
+    """One usable key of a DID document: an Ed25519 or X25519 public key.
+
+    ``id`` is always an absolute DID URL (relative ``#frag`` references are
+    resolved when parsing) so that relationships can be matched by text.
+    ``type`` is kept so that :meth:`to_json` writes the key in the same
+    encoding it was published in.  Construction validates the key (size,
+    Ed25519 point) and raises :class:`DidResolutionError`.
+    """
+
+    id: str
+    type: str
+    controller: Did
+    key_type: KeyType
+    public_key: bytes
+
+    def __post_init__(self) -> None:
+        path = f"verification method {self.id!r}" if isinstance(self.id, str) else "id"
+        _check_did_url(self.id, path)
+        if not isinstance(self.controller, Did):
+            raise _fail(path, f"controller must be a Did, got {type(self.controller).__name__}")
+        spec = _METHOD_TYPES.get(self.type) if isinstance(self.type, str) else None
+        if spec is None:
+            raise _fail(
+                path,
+                f"type {self.type!r} is not one l2session can represent "
+                f"(supported: {', '.join(sorted(_METHOD_TYPES))})",
+            )
+        if not isinstance(self.key_type, str) or self.key_type not in spec[1]:
+            raise _fail(path, f"a {self.type} cannot hold an {self.key_type} key")
+        if not isinstance(self.public_key, bytes):
+            raise _fail(path, f"public_key must be bytes, got {type(self.public_key).__name__}")
+        _check_key(self.key_type, self.public_key, path)
+
+    def to_json(self) -> dict[str, object]:
+        """The W3C DID Core JSON of this method, in its own type's encoding."""
+        out: dict[str, object] = {
+            "id": self.id,
+            "type": self.type,
+            "controller": str(self.controller),
+        }
+        prop = _METHOD_TYPES[self.type][0]
+        if prop == "publicKeyBase58":
+            out[prop] = base58.encode(self.public_key)
+        elif prop == "publicKeyMultibase":
+            out[prop] = encode_multibase_key(_KEY_TYPE_CODECS[self.key_type], self.public_key)
+        else:
+            out[prop] = {"kty": "OKP", "crv": self.key_type, "x": b64url_encode(self.public_key)}
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoredMethod:
+    """A verification method skipped because l2session cannot use it (an
+    unknown type or key type).  Kept only to explain failures."""
+
+    id: str
+    type: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A service endpoint of a DID document (``service`` entry).
+
+    Only string endpoints are represented; services whose ``type`` or
+    ``serviceEndpoint`` is a set or map are skipped when parsing, since the
+    transports that read endpoints take one URI.
+    """
+
+    id: str
+    type: str
+    endpoint: str
+
+    def __post_init__(self) -> None:
+        _check_text(self.id, "service.id")
+        _check_text(self.type, "service.type")
+        _check_text(self.endpoint, "service.serviceEndpoint")
+
+    def to_json(self) -> dict[str, object]:
+        """The W3C DID Core JSON of this service."""
+        return {"id": self.id, "type": self.type, "serviceEndpoint": self.endpoint}
+
+
+@dataclass(frozen=True, slots=True)
+class DidDocument:
+    """The parts of a DID document that l2session uses, validated.
+
+    Relationships (``authentication`` …) hold absolute method ids; a method
+    embedded in a relationship lives in :attr:`embedded_methods` and is
+    written back embedded by :meth:`to_json`.  Equality ignores
+    :attr:`ignored_methods`, which :meth:`to_json` cannot reproduce.
+    """
+
+    id: Did
+    verification_methods: tuple[VerificationMethod, ...] = ()
+    authentication: tuple[str, ...] = ()
+    assertion_method: tuple[str, ...] = ()
+    key_agreement: tuple[str, ...] = ()
+    capability_invocation: tuple[str, ...] = ()
+    capability_delegation: tuple[str, ...] = ()
+    services: tuple[Service, ...] = ()
+    context: tuple[str, ...] = (DID_CONTEXT_V1,)
+    embedded_methods: tuple[VerificationMethod, ...] = ()
+    ignored_methods: tuple[IgnoredMethod, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, Did):
+            raise _fail("id", f"must be a Did, got {type(self.id).__name__}")
+        methods = self.verification_methods + self.embedded_methods + self.ignored_methods
+        services = self.services
+        for name, items, limit in (
+            ("verificationMethod", methods, MAX_VERIFICATION_METHODS),
+            ("service", services, MAX_SERVICES),
+        ):
+            if len(items) > limit:
+                raise _fail(name, f"{len(items)} entries; the limit is {limit}")
+            ids = [item.id for item in items]
+            if len(set(ids)) != len(ids):
+                duplicate = next(i for i in ids if ids.count(i) > 1)
+                raise _fail(name, f"duplicate id {_show(duplicate)}")
+        for json_name, attribute in _RELATIONSHIPS:
+            refs: tuple[str, ...] = getattr(self, attribute)
+            if len(refs) > MAX_RELATIONSHIP_ENTRIES:
+                raise _fail(json_name, f"more than {MAX_RELATIONSHIP_ENTRIES} entries")
+            for index, ref in enumerate(refs):
+                _check_did_url(ref, f"{json_name}[{index}]")
+
+    def method(self, ref: str) -> VerificationMethod | None:
+        """The usable method ``ref`` names (absolute id or ``#fragment``)."""
+        absolute = f"{self.id}{ref}" if ref.startswith("#") else ref
+        for candidate in self.verification_methods + self.embedded_methods:
+            if candidate.id == absolute:
+                return candidate
+        return None
+
+    def signing_method(self) -> VerificationMethod:
+        """The first method referenced by ``authentication`` that holds an
+        Ed25519 key: the key a peer's handshake signatures must verify with.
+
+        Raises :class:`DidResolutionError` explaining each reference that did
+        not qualify when there is none.
+        """
+        reasons: list[str] = []
+        ignored = {m.id: m for m in self.ignored_methods}
+        for ref in self.authentication:
+            found = self.method(ref)
+            if found is not None and found.key_type == "Ed25519":
+                return found
+            if found is not None:
+                reasons.append(f"{ref} is an {found.key_type} key")
+            elif ref in ignored:
+                reasons.append(f"{ref} was skipped: {ignored[ref].reason}")
+            else:
+                reasons.append(f"{ref} is not a verification method of this document")
+        if not reasons:
+            raise DidResolutionError(
+                f"DID document of {self.id} lists no authentication method, so it names no "
+                "signing key"
+            )
+        raise DidResolutionError(
+            f"DID document of {self.id} has no usable Ed25519 authentication key: "
+            + "; ".join(reasons)
+        )
+
+    def signing_key(self) -> bytes:
+        """The 32-byte Ed25519 public key of :meth:`signing_method`."""
+        return self.signing_method().public_key
+
+    def agreement_keys(self) -> tuple[bytes, ...]:
+        """The X25519 keys referenced by ``keyAgreement``, in document order
+        (references to unusable or absent methods are skipped)."""
+        keys: list[bytes] = []
+        for ref in self.key_agreement:
+            found = self.method(ref)
+            if found is not None and found.key_type == "X25519":
+                keys.append(found.public_key)
+        return tuple(keys)
+
+    @classmethod
+    def from_json(cls, obj: object) -> DidDocument:
+        """Parse a DID document from its JSON value (``json.loads`` output).
+
+        See the module docstring for what is kept, skipped and refused.
+        Raises only :class:`DidResolutionError`, whose message names the
+        JSON path of the problem.
+        """
+        return _Parser.document(obj)
+
+    def to_json(self) -> dict[str, object]:
+        """The W3C DID Core JSON of this document (absolute ids throughout)."""
+        out: dict[str, object] = {}
+        if self.context:
+            out["@context"] = list(self.context)
+        out["id"] = str(self.id)
+        if self.verification_methods:
+            out["verificationMethod"] = [m.to_json() for m in self.verification_methods]
+        embedded = {m.id: m for m in self.embedded_methods}
+        for json_name, attribute in _RELATIONSHIPS:
+            refs: tuple[str, ...] = getattr(self, attribute)
+            if refs:
+                out[json_name] = [
+                    embedded[ref].to_json() if ref in embedded else ref for ref in refs
+                ]
+        if self.services:
+            out["service"] = [s.to_json() for s in self.services]
+        return out
+
+
+# --------------------------------------------------------------------------
+# JSON parsing
+
+
+class _Parser:
+    """One parse of one document: carries the document's DID and the method
+    ids seen so far (for relative references and duplicate detection)."""
+
+    def __init__(self, base: Did) -> None:
+        self.base = base
+        self.count = 0
+        self.ids: set[str] = set()
+        self.ignored: list[IgnoredMethod] = []
+
+    @classmethod
+    def document(cls, obj: object) -> DidDocument:
+        if not isinstance(obj, dict):
+            raise DidResolutionError(f"a DID document must be a JSON object, got {_json_type(obj)}")
+        if "id" not in obj:
+            raise _fail("id", "missing (a DID document must state its DID)")
+        try:
+            base = Did.parse(_check_text(obj["id"], "id"))
+        except InvalidDid as exc:
+            raise _fail("id", str(exc)) from None
+        return cls(base).parse(obj)
+
+    def parse(self, obj: dict[object, object]) -> DidDocument:
+        methods = tuple(
+            m
+            for i, raw in enumerate(
+                self._array(obj, "verificationMethod", MAX_VERIFICATION_METHODS)
+            )
+            if (m := self.method(raw, f"verificationMethod[{i}]")) is not None
+        )
+        relationships: dict[str, tuple[str, ...]] = {}
+        embedded: list[VerificationMethod] = []
+        for json_name, attribute in _RELATIONSHIPS:
+            refs: list[str] = []
+            for i, raw in enumerate(self._array(obj, json_name, MAX_RELATIONSHIP_ENTRIES)):
+                path = f"{json_name}[{i}]"
+                if isinstance(raw, dict):
+                    found = self.method(raw, path)
+                    if found is not None:
+                        embedded.append(found)
+                        refs.append(found.id)
+                    else:
+                        refs.append(self.ignored[-1].id)
+                else:
+                    refs.append(_resolve_ref(raw, path, self.base))
+            relationships[attribute] = tuple(refs)
+        return DidDocument(
+            id=self.base,
+            verification_methods=methods,
+            services=self.services(obj),
+            context=self.context(obj),
+            embedded_methods=tuple(embedded),
+            ignored_methods=tuple(self.ignored),
+            **relationships,
+        )
+
+    @staticmethod
+    def _array(obj: dict[object, object], name: str, limit: int) -> list[object]:
+        value = obj.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise _fail(name, f"must be an array, got {_json_type(value)}")
+        if len(value) > limit:
+            raise _fail(name, f"has {len(value)} entries; the limit is {limit}")
+        return value
+
+    def context(self, obj: dict[object, object]) -> tuple[str, ...]:
+        raw = obj.get("@context")
+        if raw is None:
+            return ()
+        entries = [raw] if isinstance(raw, str) else raw
+        if not isinstance(entries, list):
+            raise _fail("@context", f"must be a string or an array, got {_json_type(raw)}")
+        if len(entries) > MAX_CONTEXT_ENTRIES:
+            raise _fail(
+                "@context", f"has {len(entries)} entries; the limit is {MAX_CONTEXT_ENTRIES}"
+            )
+        kept: list[str] = []
+        for i, entry in enumerate(entries):
+            if isinstance(entry, dict):
+                continue  # JSON-LD term definitions: not processed, see module docstring
+            kept.append(
+                _check_text(entry, f"@context[{i}]" if isinstance(raw, list) else "@context")
+            )
+        return tuple(kept)
+
+    def method(self, raw: object, path: str) -> VerificationMethod | None:
+        """Parse one method; ``None`` (and a record in ``ignored``) if skipped."""
+        if not isinstance(raw, dict):
+            raise _fail(path, f"a verification method must be an object, got {_json_type(raw)}")
+        self.count += 1
+        if self.count > MAX_VERIFICATION_METHODS:
+            raise _fail(path, f"more than {MAX_VERIFICATION_METHODS} verification methods")
+        method_id = _resolve_ref(raw.get("id"), f"{path}.id", self.base)
+        if method_id in self.ids:
+            raise _fail(f"{path}.id", f"duplicate verification method id {_show(method_id)}")
+        self.ids.add(method_id)
+        method_type = _check_text(raw.get("type"), f"{path}.type")
+        controller_text = _check_text(raw.get("controller"), f"{path}.controller")
+        try:
+            controller = Did.parse(controller_text)
+        except InvalidDid as exc:
+            raise _fail(f"{path}.controller", str(exc)) from None
+        spec = _METHOD_TYPES.get(method_type)
+        if spec is None:
+            return self._ignore(
+                method_id, method_type, f"type {_show(method_type)} is not supported"
+            )
+        prop, allowed = spec
+        present = [p for p in _MATERIAL_PROPERTIES if p in raw]
+        if len(present) > 1:
+            raise _fail(
+                path,
+                f"has both {present[0]} and {present[1]}; a verification method carries "
+                "exactly one encoding of its key",
+            )
+        if prop not in raw:
+            other = f" (found {present[0]} instead)" if present else ""
+            raise _fail(f"{path}.{prop}", f"missing: a {method_type} carries its key there{other}")
+        key_path = f"{path}.{prop}"
+        if prop == "publicKeyBase58":
+            text = _check_text(raw[prop], key_path)
+            if len(text) > _MAX_BASE58_KEY_LENGTH:
+                raise _fail(key_path, f"is {len(text)} characters; a 32-byte key is at most 44")
+            try:
+                key = base58.decode(text)
+            except MalformedMessage as exc:
+                raise _fail(key_path, str(exc)) from None
+            (key_type,) = allowed
+        elif prop == "publicKeyMultibase":
+            try:
+                codec, key = decode_multibase_key(_check_text(raw[prop], key_path))
+            except MalformedMessage as exc:
+                raise _fail(key_path, str(exc)) from None
+            if KNOWN_CODECS.get(codec, "").endswith("-priv"):
+                raise _fail(
+                    key_path, f"holds a private key ({codec_name(codec)}); never publish one"
+                )
+            found_type = _CODEC_KEY_TYPES.get(codec)
+            if found_type is None and method_type == "Multikey":
+                return self._ignore(
+                    method_id, method_type, f"key type {codec_name(codec)} is not supported"
+                )
+            if found_type is None or found_type not in allowed:
+                wanted = " or ".join(codec_name(_KEY_TYPE_CODECS[t]) for t in sorted(allowed))
+                raise _fail(
+                    key_path, f"a {method_type} must hold {wanted}, got {codec_name(codec)}"
+                )
+            key_type = found_type
+        else:
+            jwk = self._jwk(raw[prop], key_path)
+            if isinstance(jwk, str):
+                return self._ignore(method_id, method_type, jwk)
+            key_type, key = jwk
+        _check_key(key_type, key, key_path)
+        return VerificationMethod(method_id, method_type, controller, key_type, key)
+
+    def _ignore(self, method_id: str, method_type: str, reason: str) -> VerificationMethod | None:
+        """Record a skipped method; returns ``None`` for ``method`` to return."""
+        self.ignored.append(IgnoredMethod(method_id, method_type, reason))
+        return None
+
+    @staticmethod
+    def _jwk(raw: object, path: str) -> tuple[KeyType, bytes] | str:
+        """``(key type, key)`` of an OKP Ed25519/X25519 JWK, the reason to
+        skip it for another key type; a private key (``d``) is refused."""
+        if not isinstance(raw, dict):
+            raise _fail(path, f"must be an object, got {_json_type(raw)}")
+        if "d" in raw:
+            raise _fail(path, "contains a private key ('d'); a DID document must never publish one")
+        kty = _check_text(raw.get("kty"), f"{path}.kty")
+        crv = raw.get("crv")
+        if kty != "OKP" or crv not in ("Ed25519", "X25519"):
+            return f"JWK kty={_show(kty)} crv={crv!r:.60} is not supported"
+        key_type: KeyType = "Ed25519" if crv == "Ed25519" else "X25519"
+        x = _check_text(raw.get("x"), f"{path}.x")
+        try:
+            return key_type, b64url_decode(x)
+        except MalformedMessage as exc:
+            raise _fail(f"{path}.x", str(exc)) from None
+
+    def services(self, obj: dict[object, object]) -> tuple[Service, ...]:
+        services: list[Service] = []
+        for i, raw in enumerate(self._array(obj, "service", MAX_SERVICES)):
+            path = f"service[{i}]"
+            if not isinstance(raw, dict):
+                raise _fail(path, f"a service must be an object, got {_json_type(raw)}")
+            service_id = _check_text(raw.get("id"), f"{path}.id")
+            if service_id.startswith("#"):
+                service_id = _resolve_ref(service_id, f"{path}.id", self.base)
+            kind, endpoint = raw.get("type"), raw.get("serviceEndpoint")
+            if isinstance(kind, list | dict) or isinstance(endpoint, list | dict):
+                continue  # sets and maps are valid DID Core but not representable here
+            services.append(
+                Service(
+                    service_id,
+                    _check_text(kind, f"{path}.type"),
+                    _check_text(endpoint, f"{path}.serviceEndpoint"),
+                )
+            )
+        return tuple(services)
+
+
+# --------------------------------------------------------------------------
+# did:key
+
+
+def did_key_document(did: Did | str) -> DidDocument:
+    """The DID document the did:key method defines for an Ed25519 did:key.
+
+    Exactly the published form (W3C CCG did:key, test vectors
+    ``ed25519-x25519.json``): an ``Ed25519VerificationKey2018`` with id
+    ``<did>#<method-id>`` for authentication, assertion and capabilities, and
+    an ``X25519KeyAgreementKey2019`` derived with the RFC 7748 map for
+    ``keyAgreement``.  Raises :class:`~l2session.errors.InvalidDid` or
+    :class:`~l2session.errors.UnsupportedKeyType` for a bad did:key.
+    """
+    parsed = did if isinstance(did, Did) else Did.parse(did)
+    public = ed25519_from_did_key(parsed)
+    x25519 = ed25519_public_to_x25519(public)
+    signing = VerificationMethod(
+        f"{parsed}#{parsed.method_id}", "Ed25519VerificationKey2018", parsed, "Ed25519", public
+    )
+    agreement = VerificationMethod(
+        f"{parsed}#{x25519_did_key_fragment(x25519)}",
+        "X25519KeyAgreementKey2019",
+        parsed,
+        "X25519",
+        x25519,
+    )
+    return DidDocument(
+        id=parsed,
+        verification_methods=(signing, agreement),
+        authentication=(signing.id,),
+        assertion_method=(signing.id,),
+        capability_invocation=(signing.id,),
+        capability_delegation=(signing.id,),
+        key_agreement=(agreement.id,),
+        context=(DID_CONTEXT_V1, ED25519_2018_CONTEXT, X25519_2019_CONTEXT),
+    )
+
+
+__all__ = [
+    "DID_CONTEXT_V1",
+    "ED25519_2018_CONTEXT",
+    "MAX_SERVICES",
+    "MAX_VERIFICATION_METHODS",
+    "MULTIKEY_CONTEXT",
+    "X25519_2019_CONTEXT",
+    "DidDocument",
+    "IgnoredMethod",
+    "KeyType",
+    "Service",
+    "VerificationMethod",
+    "did_key_document",
+]
