@@ -47,7 +47,10 @@ class HandshakeReplayGuard:
     def max_skew(self) -> float:
         return self._max_skew
 
-    def __len__(self) -> int:
+    @property
+    def remembered(self) -> int:
+        """How many accepted INIT messages are remembered now.  (Deliberately
+        not ``__len__``: an empty guard must not be falsy.)"""
         return len(self._entries)
 
     def check(self, key: bytes, timestamp_ms: int, now: float) -> None:
