@@ -1,1 +1,1 @@
-"""(package docstring pending)"""
+"""The ``l2session`` command line (``python -m l2session``)."""
