@@ -16,7 +16,7 @@ before its signature has been checked, whatever the caller did.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from l2session.codec import Reader, Writer
@@ -52,6 +52,11 @@ class SignedPrekeySet:
     created_ms: int
     expires_ms: int
     signature: bytes
+    #: The signed body, computed once: the handshake hashes and verifies it.
+    body: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "body", self._encode_body())
 
     @classmethod
     def create(
@@ -69,7 +74,7 @@ class SignedPrekeySet:
         unsigned = cls(
             owner_did, identity_dh, prekey_id, signed_prekey, pq_prekey, created_ms, expires_ms, b""
         )
-        signature = primitives.ed25519_sign(signing, _SIGNED_SET_CONTEXT + unsigned._body())
+        signature = primitives.ed25519_sign(signing, _SIGNED_SET_CONTEXT + unsigned.body)
         return cls(
             owner_did,
             identity_dh,
@@ -81,7 +86,7 @@ class SignedPrekeySet:
             signature,
         )
 
-    def _body(self) -> bytes:
+    def _encode_body(self) -> bytes:
         out = Writer().u8(RECORD_VERSION)
         out.text16(self.owner_did, "owner did", max_len=MAX_DID_BYTES)
         out.fixed(self.identity_dh, X25519_KEY_SIZE, "identity key")
@@ -92,7 +97,7 @@ class SignedPrekeySet:
         return out.getvalue()
 
     def encode(self) -> bytes:
-        return self._body() + self.signature
+        return self.body + self.signature
 
     @classmethod
     def read(cls, r: Reader) -> SignedPrekeySet:
@@ -133,7 +138,7 @@ class SignedPrekeySet:
         primitives.ed25519_verify(
             signing_public,
             self.signature,
-            _SIGNED_SET_CONTEXT + self._body(),
+            _SIGNED_SET_CONTEXT + self.body,
             what="signed prekeys",
         )
         if to_millis(now) >= self.expires_ms:
@@ -150,23 +155,28 @@ class OneTimePrekey:
     prekey_id: int
     public: bytes
     signature: bytes
+    #: The signed body, computed once.
+    body: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "body", self._encode_body())
 
     @classmethod
     def create(
         cls, *, owner_did: str, signing: SigningKeyPair, prekey_id: int, public: bytes
     ) -> OneTimePrekey:
         unsigned = cls(owner_did, prekey_id, public, b"")
-        signature = primitives.ed25519_sign(signing, _ONE_TIME_CONTEXT + unsigned._body())
+        signature = primitives.ed25519_sign(signing, _ONE_TIME_CONTEXT + unsigned.body)
         return cls(owner_did, prekey_id, public, signature)
 
-    def _body(self) -> bytes:
+    def _encode_body(self) -> bytes:
         out = Writer().u8(RECORD_VERSION)
         out.text16(self.owner_did, "owner did", max_len=MAX_DID_BYTES)
         out.u32(self.prekey_id).fixed(self.public, X25519_KEY_SIZE, "one-time prekey")
         return out.getvalue()
 
     def encode(self) -> bytes:
-        return self._body() + self.signature
+        return self.body + self.signature
 
     @classmethod
     def read(cls, r: Reader) -> OneTimePrekey:
@@ -195,6 +205,6 @@ class OneTimePrekey:
         primitives.ed25519_verify(
             signing_public,
             self.signature,
-            _ONE_TIME_CONTEXT + self._body(),
+            _ONE_TIME_CONTEXT + self.body,
             what="one-time prekey",
         )

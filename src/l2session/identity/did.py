@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -189,6 +190,12 @@ class Did:
             raise InvalidDid(f"a DID must be a str, got {type(text).__name__}")
         if len(text) > MAX_DID_LENGTH:
             raise InvalidDid(f"DID is {len(text)} characters long; the limit is {MAX_DID_LENGTH}")
+        if cls is Did:
+            return _parse_cached(text)
+        return cls._parse_uncached(text)
+
+    @classmethod
+    def _parse_uncached(cls, text: str) -> Did:
         if not text:
             raise InvalidDid("the empty string is not a DID")
         if not text.startswith("did:"):
@@ -207,6 +214,13 @@ class Did:
 
     def __str__(self) -> str:
         return f"did:{self.method}:{self.method_id}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> Did:
+    """DIDs are immutable and parsing validates every character (twice, as
+    construction re-validates): peers' DIDs are parsed once per process."""
+    return Did._parse_uncached(text)
 
 
 def _as_did(did: Did | str) -> Did:
