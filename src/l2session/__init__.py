@@ -15,7 +15,6 @@ from l2session.crypto import (
     RandomSource,
     ReplayWindow,
     ResponderHandshake,
-    SeededRandom,
     SignedPrekeySet,
 )
 from l2session.errors import (
@@ -102,7 +101,6 @@ __all__ = [
     "ReplayWindow",
     "ResolverRegistry",
     "ResponderHandshake",
-    "SeededRandom",
     "SignedPrekeySet",
     "SystemRandom",
     "TooManySkippedKeys",

@@ -15,7 +15,7 @@ lengths are checked.
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import Any, Final
 
 from l2session.errors import MalformedMessage, MessageTooLarge
 
@@ -72,6 +72,11 @@ class Reader:
     def fixed(self, n: int, field: str) -> bytes:
         """Exactly ``n`` bytes."""
         return self._take(n, field)
+
+    def struct(self, layout: struct.Struct, field: str) -> tuple[Any, ...]:
+        """A fixed layout in one step (for the hot fixed-size parts of a
+        message); the caller validates the values' ranges."""
+        return layout.unpack(self._take(layout.size, field))
 
     def var16(self, field: str, *, max_len: int, min_len: int = 0) -> bytes:
         """A u16 length followed by that many bytes, ``min_len <= len <= max_len``."""
@@ -184,4 +189,9 @@ def length_prefixed(*parts: bytes) -> bytes:
     Used wherever several byte strings feed one hash or KDF, so that no two
     different tuples of inputs produce the same byte string.
     """
-    return b"".join(_U32.pack(len(p)) + p for p in parts)
+    pack = _U32.pack
+    out: list[bytes] = []
+    for part in parts:
+        out.append(pack(len(part)))
+        out.append(part)
+    return b"".join(out)

@@ -141,6 +141,7 @@ def test_kdf_vector_follows_the_documented_construction() -> None:
         "session id",
         "ratchet root",
         "ratchet chain",
+        "ratchet header",
         "ratchet pq reseed",
         "identity keyfile",
     }
@@ -209,6 +210,8 @@ def test_handshake_vector_follows_the_document(vector: dict[str, Any]) -> None:
     assert ekem_a == ekem_private.public_key().public_bytes_raw()
 
     t = Transcript()
+    t.absorb(bytes.fromhex(vector["initiator"]["signing_public"]))
+    t.absorb(bytes.fromhex(vector["responder"]["signing_public"]))
     t.absorb(signed["bytes"])
     t.absorb(used["bytes"])
     t.absorb(msgs["init"][:body_end])
@@ -259,9 +262,10 @@ def test_handshake_vector_follows_the_document(vector: dict[str, Any]) -> None:
     header = first[:52]
     dh, pn, n, seq, epoch = struct.unpack(">32sIIQI", header)
     assert (dh, pn, n, seq, epoch) == (ek_b, 0, 0, 0, 0)
+    assert first[52:68] == mac(kdf("ratchet header", chain), header)[:16]
     step = kdf("ratchet chain", chain, length=76)
     plaintext = ChaCha20Poly1305(step[32:64]).decrypt(
-        step[64:], first[52:], handshake_hash + header
+        step[64:], first[68:], handshake_hash + first[:68]
     )
     assert plaintext.hex() == vector["conversation"][0]["plaintext"]
 
@@ -273,9 +277,10 @@ def test_handshake_vector_follows_the_document(vector: dict[str, Any]) -> None:
     step_out = kdf(
         "ratchet root", root, x25519(s["responder_ephemeral_dh_private"], new_key), length=64
     )
+    assert second[52:68] == mac(kdf("ratchet header", step_out[32:]), header)[:16]
     step = kdf("ratchet chain", step_out[32:], length=76)
     plaintext = ChaCha20Poly1305(step[32:64]).decrypt(
-        step[64:], second[52:], handshake_hash + header
+        step[64:], second[68:], handshake_hash + second[:68]
     )
     assert plaintext.hex() == vector["conversation"][1]["plaintext"]
 

@@ -499,3 +499,33 @@ def test_random_init_bytes_never_escape_typed_errors(data: bytes) -> None:
 
 
 _FUZZ_BOB = Party.create(SeededRandom("fuzz bob"), now=1_800_000_000.0)
+
+
+def test_copying_an_ephemeral_key_cannot_block_its_owner(
+    make_party: Callable[..., Party], now: float
+) -> None:
+    """Regression (review finding 4): Mallory's INIT reusing Alice's EK_A is
+    remembered under Mallory's DID, so Alice's genuine INIT still passes."""
+    alice, bob, mallory = make_party("a"), make_party("b"), make_party("m")
+    _, mallory_init = start(mallory, bob, now, one_time=False, rng=SeededRandom("same ek"))
+    handshake, alice_init = start(alice, bob, now, one_time=False, rng=SeededRandom("same ek"))
+    assert HandshakeInit.decode(mallory_init).ephemeral_dh == (
+        HandshakeInit.decode(alice_init).ephemeral_dh
+    )
+    answer(bob, mallory_init, now)
+    _, response = answer(bob, alice_init, now)
+    handshake.receive_response(response)
+
+
+def test_attacker_text_is_escaped_in_error_messages(alice: Party, bob: Party, now: float) -> None:
+    """Regression (review finding 6): DIDs from unauthenticated input are
+    shown with repr, so they cannot forge log lines or terminal escapes."""
+    _, init = start(alice, bob, now, one_time=False)
+    decoded = HandshakeInit.decode(init)
+    hostile = dataclasses.replace(decoded, responder_did="did:x\n2026 INFO ok\x1b[2J")
+    with pytest.raises(HandshakeError) as info:
+        answer(bob, hostile.encode(), now)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "\x1b" not in message
+    assert "\\n" in message

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from l2session.crypto import primitives
-from l2session.crypto.ratchet import HEADER_SIZE, MAX_SKIP, MAX_STORED_SKIPPED, DoubleRatchet
+from l2session.crypto.ratchet import HEADER_SIZE, MAX_SKIP, OVERHEAD, DoubleRatchet
+from l2session.crypto.ratchet_state import MAX_STORED_SKIPPED
 from l2session.crypto.rng import SeededRandom
 from l2session.errors import (
     AuthenticationFailed,
@@ -229,7 +230,7 @@ def test_plaintext_size_limit() -> None:
 def test_oversized_ciphertext_is_refused_before_work() -> None:
     _a, b = pair(max_message=100)
     with pytest.raises(MalformedMessage, match="exceeds the limit"):
-        b.decrypt(bytes(HEADER_SIZE + 117))
+        b.decrypt(bytes(OVERHEAD + 101))
 
 
 @pytest.mark.parametrize(
@@ -250,20 +251,54 @@ def test_ciphertexts_are_distinct_for_equal_plaintexts() -> None:
 # post-quantum re-seed
 
 
+def reseed_exchange(starter: DoubleRatchet, expecter: DoubleRatchet, rng: SeededRandom) -> bytes:
+    """The rotation protocol: the starter sends a KEM key, the expecter
+    encapsulates, expects, and replies with the ciphertext; the starter
+    decapsulates and starts.  Returns the secret."""
+    kem = primitives.mlkem_generate(rng)
+    expecter.decrypt(starter.encrypt(b"rotate:" + kem.public))
+    secret, ciphertext = primitives.mlkem_encapsulate(kem.public, rng)
+    expecter.expect_pq_reseed(secret)
+    reply = expecter.encrypt(b"ciphertext:" + ciphertext)
+    assert starter.decrypt(reply) == b"ciphertext:" + ciphertext
+    starter.start_pq_reseed(primitives.mlkem_decapsulate(kem, ciphertext))
+    return secret
+
+
 def test_reseed_advances_epoch_on_both_sides_and_loses_nothing() -> None:
     a, b = pair()
     b.decrypt(a.encrypt(b"before"))
     in_flight = a.encrypt(b"in flight across the re-seed")
-    secret = SeededRandom("kem").random_bytes(32)
-    assert a.register_pq_secret(secret) == 1
-    assert b.register_pq_secret(secret) == 1
-    a.decrypt(b.encrypt(b"b steps"))  # b's new chain applies the re-seed
-    assert b.epoch == 1
-    assert a.epoch == 1
-    assert b.decrypt(a.encrypt(b"a steps")) == b"a steps"
+    reseed_exchange(a, b, SeededRandom("kem"))
+    assert (a.epoch, b.epoch) == (0, 0)
+    assert b.decrypt(a.encrypt(b"a steps")) == b"a steps"  # a's step applies it
+    assert (a.epoch, b.epoch) == (1, 1)
+    assert a.decrypt(b.encrypt(b"b answers")) == b"b answers"
     assert b.decrypt(in_flight) == b"in flight across the re-seed"
     assert not a.reseed_pending
     assert not b.reseed_pending
+
+
+def test_reseed_in_every_conversation_shape_never_blocks() -> None:
+    """Regression (review finding 1): the expecting side's reply carrying
+    the ciphertext must stay readable, whoever spoke last before."""
+    for shape in ("a-last", "b-last", "a-many", "fresh"):
+        a, b = pair(shape)
+        if shape == "a-last":
+            b.decrypt(a.encrypt(b"x"))
+        elif shape == "b-last":
+            b.decrypt(a.encrypt(b"x"))
+            a.decrypt(b.encrypt(b"y"))
+        elif shape == "a-many":
+            for _ in range(3):
+                b.decrypt(a.encrypt(b"x"))
+        for starter, expecter in ((a, b), (b, a)):
+            reseed_exchange(starter, expecter, SeededRandom(shape))
+            for _ in range(2):
+                expecter.decrypt(starter.encrypt(b"ping"))
+                starter.decrypt(expecter.encrypt(b"pong"))
+            assert starter.epoch == expecter.epoch
+        assert a.epoch == b.epoch == 2
 
 
 def test_reseed_changes_the_keys() -> None:
@@ -272,41 +307,62 @@ def test_reseed_changes_the_keys() -> None:
     for (a, b), reseed in ((with_reseed, True), (without, False)):
         b.decrypt(a.encrypt(b"x"))
         if reseed:
-            a.register_pq_secret(bytes(32))
-            b.register_pq_secret(bytes(32))
+            a.expect_pq_reseed(bytes(32))
+            b.start_pq_reseed(bytes(32))
     first = with_reseed[1].encrypt(b"y")
     second = without[1].encrypt(b"y")
     assert first[:32] == second[:32]  # same new DH key (same seeded rng) ...
     assert first[HEADER_SIZE:] != second[HEADER_SIZE:]  # ... different chain
+    assert with_reseed[0].decrypt(first) == b"y"
 
 
 def test_message_of_an_unregistered_epoch_waits_for_registration() -> None:
     a, b = pair()
     b.decrypt(a.encrypt(b"hi"))
     secret = bytes(range(32))
-    b.register_pq_secret(secret)
+    b.start_pq_reseed(secret)
     early = b.encrypt(b"epoch 1 already")
     assert_refused_without_change(a, early, RekeyPending)
-    a.register_pq_secret(secret)
+    a.expect_pq_reseed(secret)
     assert a.decrypt(early) == b"epoch 1 already"
     assert a.epoch == 1
+
+
+def test_expecting_side_never_starts_a_reseed() -> None:
+    a, b = pair()
+    b.decrypt(a.encrypt(b"hi"))
+    b.expect_pq_reseed(bytes(32))
+    message = b.encrypt(b"my step stays in epoch 0")
+    assert int.from_bytes(message[48:52], "big") == 0
+    assert a.decrypt(message) == b"my step stays in epoch 0"
+    assert b.reseed_pending
 
 
 def test_mismatched_reseed_secrets_fail_authentication() -> None:
     a, b = pair()
     b.decrypt(a.encrypt(b"hi"))
-    a.register_pq_secret(bytes(32))
-    b.register_pq_secret(b"\x01" * 32)
+    a.expect_pq_reseed(bytes(32))
+    b.start_pq_reseed(b"\x01" * 32)
     assert_refused_without_change(a, b.encrypt(b"nope"), AuthenticationFailed)
+
+
+def test_a_pending_reseed_can_be_cancelled() -> None:
+    a, b = pair()
+    b.decrypt(a.encrypt(b"hi"))
+    b.start_pq_reseed(bytes(32))
+    b.cancel_pq_reseed()
+    assert not b.reseed_pending
+    assert a.decrypt(b.encrypt(b"still epoch 0")) == b"still epoch 0"
+    assert (a.epoch, b.epoch) == (0, 0)
 
 
 def test_only_one_reseed_may_be_pending() -> None:
     a, _ = pair()
-    a.register_pq_secret(bytes(32))
+    a.start_pq_reseed(bytes(32))
     with pytest.raises(CryptoError, match="already pending"):
-        a.register_pq_secret(bytes(32))
+        a.expect_pq_reseed(bytes(32))
     with pytest.raises(ConfigError):
-        pair()[0].register_pq_secret(bytes(31))
+        pair()[0].start_pq_reseed(bytes(31))
 
 
 def test_an_epoch_that_skips_ahead_is_refused() -> None:
@@ -315,6 +371,84 @@ def test_an_epoch_that_skips_ahead_is_refused() -> None:
     message = bytearray(b.encrypt(b"x"))
     message[48:52] = (5).to_bytes(4, "big")
     assert_refused_without_change(a, bytes(message), ReplayDetected)
+
+
+class FlakyRandom:
+    """Fails the first draw after ``arm()``; then behaves."""
+
+    def __init__(self) -> None:
+        self.inner = SeededRandom("flaky")
+        self.fail_next = False
+
+    def random_bytes(self, n: int) -> bytes:
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError("entropy source temporarily unavailable")
+        return self.inner.random_bytes(n)
+
+
+def test_a_failed_send_step_changes_nothing() -> None:
+    """Regression (review finding 3): the lazy DH step with a pending re-seed
+    must not consume the re-seed if key generation fails."""
+    a, b = pair()
+    flaky = FlakyRandom()
+    b = DoubleRatchet.restore(b.snapshot(), rng=flaky)
+    b.decrypt(a.encrypt(b"hi"))
+    a.expect_pq_reseed(bytes(32))
+    b.start_pq_reseed(bytes(32))
+    before = b.to_bytes()
+    flaky.fail_next = True
+    with pytest.raises(OSError, match="temporarily unavailable"):
+        b.encrypt(b"lost?")
+    assert b.to_bytes() == before
+    assert a.decrypt(b.encrypt(b"after the failure")) == b"after the failure"
+    assert a.epoch == b.epoch == 1
+
+
+# --------------------------------------------------------------------------
+# forged headers cost no key derivation
+
+
+@pytest.fixture
+def chain_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    from l2session.crypto import kdf
+    from l2session.crypto import ratchet as module
+
+    calls: list[int] = []
+    original = kdf.chain_step
+
+    def counted(chain_key: bytes) -> tuple[bytes, bytes, bytes]:
+        calls.append(1)
+        return original(chain_key)
+
+    monkeypatch.setattr(module, "chain_step", counted)
+    return calls
+
+
+def test_forged_jump_on_the_current_chain_derives_nothing(chain_steps: list[int]) -> None:
+    """Regression (review finding 2): n = Nr + 25,000 with a forged header
+    tag is refused before the 25,000 derivations."""
+    a, b = pair()
+    genuine = a.encrypt(b"x")
+    b.decrypt(genuine)
+    forged = bytearray(genuine)
+    forged[36:40] = MAX_SKIP.to_bytes(4, "big")
+    chain_steps.clear()
+    assert_refused_without_change(b, bytes(forged), AuthenticationFailed)
+    assert chain_steps == []
+
+
+def test_forged_new_chain_with_a_big_gap_derives_nothing(chain_steps: list[int]) -> None:
+    a, b = pair()
+    b.decrypt(a.encrypt(b"x"))
+    forged_key = primitives.x25519_generate(SeededRandom("forger")).public
+    header = forged_key + (1).to_bytes(4, "big") + (24_000).to_bytes(4, "big")
+    header += (5).to_bytes(8, "big") + (0).to_bytes(4, "big")
+    chain_steps.clear()
+    with pytest.raises(AuthenticationFailed) as info:
+        b.decrypt(header + bytes(16) + bytes(40))
+    assert info.value.reason == "header"
+    assert chain_steps == []
 
 
 # --------------------------------------------------------------------------
@@ -327,15 +461,18 @@ def test_state_roundtrip_mid_conversation() -> None:
     a.decrypt(b.encrypt(b"2"))
     held = [a.encrypt(b"held %d" % i) for i in range(3)]
     b.decrypt(held[2])
-    a.register_pq_secret(bytes(32))
+    a.start_pq_reseed(bytes(32))
     restored = DoubleRatchet.from_bytes(b.to_bytes(), rng=SeededRandom("restored"))
     assert restored.to_bytes() == b.to_bytes()
+    assert restored.snapshot() == b.snapshot()
     assert restored.decrypt(held[0]) == b"held 0"
-    restored.register_pq_secret(bytes(32))
+    restored.expect_pq_reseed(bytes(32))
     a.decrypt(restored.encrypt(b"from restored"))
-    assert a.epoch == restored.epoch == 1
+    assert a.epoch == restored.epoch == 0  # the expecting side never starts it
     again = DoubleRatchet.from_bytes(a.to_bytes(), rng=SeededRandom("again"))
+    assert again.reseed_pending
     assert restored.decrypt(again.encrypt(b"ok")) == b"ok"
+    assert again.epoch == restored.epoch == 1
     assert "DoubleRatchet(" in repr(again)
     assert again.to_bytes()[1:33].hex() not in repr(again)
 
@@ -411,3 +548,17 @@ def test_random_schedules_deliver_exactly_once_and_correctly(data: st.DataObject
     # Whatever happened, both sides can still talk.
     assert b.decrypt(a.encrypt(b"end")) == b"end"
     assert a.decrypt(b.encrypt(b"end")) == b"end"
+
+
+def test_every_byte_is_authenticated_on_the_skipped_key_path() -> None:
+    """A message decrypted with a stored skipped key: flipping any byte,
+    header tag included, is refused (the AEAD covers header and tag)."""
+    a, b = pair()
+    held = a.encrypt(b"held back")
+    b.decrypt(a.encrypt(b"overtakes"))
+    assert b.skipped_key_count == 1
+    for index in range(len(held)):
+        damaged = bytearray(held)
+        damaged[index] ^= 0x01
+        assert_refused_without_change(b, bytes(damaged), L2SessionError)
+    assert b.decrypt(held) == b"held back"

@@ -224,3 +224,20 @@ def test_pick_and_remove_one_time(alice: Party) -> None:
 def test_garbage_bundle_is_a_typed_error(data: bytes) -> None:
     with contextlib.suppress(MalformedMessage):
         PrekeyBundle.decode(data)
+
+
+def test_bundle_verify_refuses_a_document_for_another_did(
+    alice: Party, bob: Party, now: float
+) -> None:
+    """Regression (review finding 5): verify goes through checked resolution,
+    so a resolver answering with another DID's document is not believed."""
+    from l2session.errors import DidResolutionError
+    from l2session.identity.did import Did
+    from l2session.identity.document import DidDocument, did_key_document
+
+    class Lying:
+        def resolve(self, did: Did) -> DidDocument:
+            return did_key_document(bob.identity.did)
+
+    with pytest.raises(DidResolutionError):
+        alice.prekeys.bundle().verify(Lying(), now=now)

@@ -5,9 +5,11 @@ work or answer again.  Two mechanisms together make that sound:
 
 * **Freshness.**  INIT carries the initiator's wall-clock timestamp (signed).
   One further than ``max_skew`` seconds from the responder's clock is refused.
-* **Memory.**  Every accepted INIT's ephemeral key is remembered until its
-  timestamp leaves the freshness window; a second INIT with the same key
-  inside the window is a replay.
+* **Memory.**  Every accepted INIT's (initiator DID, ephemeral key) is
+  remembered until its timestamp leaves the freshness window; a second INIT
+  with the same pair inside the window is a replay.  (Keyed by DID too, so
+  that someone copying Alice's ephemeral key into their own INIT cannot
+  block hers.)
 
 So every replay is either remembered or stale.  One-time prekeys add a third
 line: a consumed one-time prekey cannot be used again at all.  Memory is

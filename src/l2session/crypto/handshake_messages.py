@@ -15,6 +15,7 @@ FINISH     initiator -> responder: key confirmation
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Final
 
@@ -26,13 +27,19 @@ from l2session.crypto.primitives import (
     MLKEM768_PUBLIC_KEY_SIZE,
     X25519_KEY_SIZE,
 )
-from l2session.errors import MalformedMessage
+from l2session.errors import MalformedMessage, MessageTooLarge
 
 PROTOCOL_VERSION: Final = 1
 TYPE_INIT: Final = 0x01
 TYPE_RESPONSE: Final = 0x02
 TYPE_FINISH: Final = 0x03
 CONFIRM_SIZE: Final = 32
+
+# INIT after the two DIDs: IK_A, EK_A, EKEM_A, spk id, flag, opk id, CT1, ts.
+_INIT_KEYS: Final = struct.Struct(
+    f">{X25519_KEY_SIZE}s{X25519_KEY_SIZE}s{MLKEM768_PUBLIC_KEY_SIZE}sIBI"
+    f"{MLKEM768_CIPHERTEXT_SIZE}sQ"
+)
 
 
 def _read_prefix(r: Reader, expected_type: int, name: str) -> None:
@@ -61,16 +68,28 @@ class HandshakeInit:
 
     def body(self) -> bytes:
         """The signed part: the encoding up to (excluding) the signature."""
+        if (
+            len(self.initiator_identity_dh) != X25519_KEY_SIZE
+            or len(self.ephemeral_dh) != X25519_KEY_SIZE
+            or len(self.ephemeral_kem) != MLKEM768_PUBLIC_KEY_SIZE
+            or len(self.kem_ciphertext) != MLKEM768_CIPHERTEXT_SIZE
+        ):
+            raise MessageTooLarge("handshake INIT: a key or ciphertext has the wrong size")
         out = Writer().u8(PROTOCOL_VERSION).u8(TYPE_INIT)
         out.text16(self.initiator_did, "initiator did", max_len=MAX_DID_BYTES)
         out.text16(self.responder_did, "responder did", max_len=MAX_DID_BYTES)
-        out.fixed(self.initiator_identity_dh, X25519_KEY_SIZE, "initiator identity key")
-        out.fixed(self.ephemeral_dh, X25519_KEY_SIZE, "ephemeral key")
-        out.fixed(self.ephemeral_kem, MLKEM768_PUBLIC_KEY_SIZE, "ephemeral kem key")
-        out.u32(self.signed_prekey_id)
-        out.flag(self.one_time_prekey_id is not None).u32(self.one_time_prekey_id or 0)
-        out.fixed(self.kem_ciphertext, MLKEM768_CIPHERTEXT_SIZE, "kem ciphertext")
-        out.u64(self.timestamp_ms)
+        out.raw(
+            _INIT_KEYS.pack(
+                self.initiator_identity_dh,
+                self.ephemeral_dh,
+                self.ephemeral_kem,
+                self.signed_prekey_id,
+                self.one_time_prekey_id is not None,
+                self.one_time_prekey_id or 0,
+                self.kem_ciphertext,
+                self.timestamp_ms,
+            )
+        )
         return out.getvalue()
 
     def encode(self) -> bytes:
@@ -84,16 +103,22 @@ class HandshakeInit:
         _read_prefix(r, TYPE_INIT, "handshake INIT")
         initiator = r.text16("initiator did", max_len=MAX_DID_BYTES)
         responder = r.text16("responder did", max_len=MAX_DID_BYTES)
-        identity_dh = r.fixed(X25519_KEY_SIZE, "initiator identity key")
-        ephemeral_dh = r.fixed(X25519_KEY_SIZE, "ephemeral key")
-        ephemeral_kem = r.fixed(MLKEM768_PUBLIC_KEY_SIZE, "ephemeral kem key")
-        signed_prekey_id = r.u32("signed prekey id")
-        has_one_time = r.flag("has one-time prekey")
-        one_time_id = r.u32("one-time prekey id")
+        (
+            identity_dh,
+            ephemeral_dh,
+            ephemeral_kem,
+            signed_prekey_id,
+            has_one_time,
+            one_time_id,
+            ciphertext,
+            timestamp,
+        ) = r.struct(_INIT_KEYS, "keys and ciphertext")
+        if has_one_time > 1:
+            raise MalformedMessage(
+                f"handshake INIT: has one-time prekey must be 0 or 1, got {has_one_time}"
+            )
         if not has_one_time and one_time_id:
             raise MalformedMessage("handshake INIT: one-time prekey id set without its flag")
-        ciphertext = r.fixed(MLKEM768_CIPHERTEXT_SIZE, "kem ciphertext")
-        timestamp = r.u64("timestamp")
         signature = r.fixed(ED25519_SIGNATURE_SIZE, "signature")
         r.finish()
         return cls(

@@ -35,6 +35,7 @@ LABEL_PQXDH_MASTER: Final = "pqxdh master"
 LABEL_SESSION_ID: Final = "session id"
 LABEL_RATCHET_ROOT: Final = "ratchet root"
 LABEL_RATCHET_CHAIN: Final = "ratchet chain"
+LABEL_RATCHET_HEADER: Final = "ratchet header"
 LABEL_PQ_RESEED: Final = "ratchet pq reseed"
 LABEL_KEYFILE: Final = "identity keyfile"
 
@@ -44,6 +45,7 @@ ALL_LABELS: Final = (
     LABEL_SESSION_ID,
     LABEL_RATCHET_ROOT,
     LABEL_RATCHET_CHAIN,
+    LABEL_RATCHET_HEADER,
     LABEL_PQ_RESEED,
     LABEL_KEYFILE,
 )

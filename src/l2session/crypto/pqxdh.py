@@ -36,6 +36,7 @@ from typing import Final, Literal, Protocol
 from l2session.crypto import primitives
 from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.handshake_messages import (
+    CONFIRM_SIZE,
     HandshakeFinish,
     HandshakeInit,
     HandshakeResponse,
@@ -50,6 +51,7 @@ from l2session.crypto.kdf import (
 )
 from l2session.crypto.prekey_records import OneTimePrekey, SignedPrekeySet, to_millis
 from l2session.crypto.primitives import (
+    ED25519_SIGNATURE_SIZE,
     DhKeyPair,
     Encapsulator,
     KemKeyPair,
@@ -119,8 +121,12 @@ class ResponderPrekeys(Protocol):
 class HandshakeResult:
     """What a completed handshake yields, on either side.
 
-    ``root_key`` and ``resumption_secret`` are secrets (hidden from ``repr``);
     ``session_id`` and ``handshake_hash`` are public and equal on both sides.
+    ``root_key`` and ``resumption_secret`` are secrets (hidden from ``repr``,
+    left out of ``==``).  ``root_key`` is the ratchet's *initial* root key,
+    exposed for test vectors and audits: using it as a key for anything else
+    would reuse it, so don't.  ``resumption_secret`` is what session
+    resumption derives from (and only that).
     """
 
     role: Role
@@ -131,18 +137,21 @@ class HandshakeResult:
     peer_signing_key: bytes
     peer_identity_dh: bytes
     used_one_time_prekey: bool
-    root_key: bytes = field(repr=False)
-    resumption_secret: bytes = field(repr=False)
-    ratchet: DoubleRatchet = field(repr=False)
+    root_key: bytes = field(repr=False, compare=False)
+    resumption_secret: bytes = field(repr=False, compare=False)
+    ratchet: DoubleRatchet = field(repr=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class _Master:
     root_key: bytes
     chain_key: bytes
     resumption_secret: bytes
     responder_confirm_key: bytes
     initiator_confirm_key: bytes
+
+    def __repr__(self) -> str:
+        return "_Master(<secret>)"
 
 
 def _stage1(dhs: tuple[bytes, bytes, bytes, bytes], ss1: bytes, th1: bytes) -> bytes:
@@ -159,8 +168,18 @@ def session_id_of(th1: bytes) -> bytes:
     return kdf(LABEL_SESSION_ID, th1, length=SESSION_ID_SIZE)
 
 
-def _start_transcript(record: SignedPrekeySet, one_time: OneTimePrekey | None) -> Transcript:
+def _start_transcript(
+    initiator_key: bytes,
+    responder_key: bytes,
+    record: SignedPrekeySet,
+    one_time: OneTimePrekey | None,
+) -> Transcript:
+    """Both DID keys, then the prekey records the INIT uses.  (The DIDs
+    themselves are in INIT; binding the keys too matters for DID methods
+    whose documents can change keys.)"""
     transcript = Transcript()
+    transcript.absorb(initiator_key)
+    transcript.absorb(responder_key)
     transcript.absorb(record.encode())
     transcript.absorb(one_time.encode() if one_time is not None else b"")
     return transcript
@@ -265,7 +284,9 @@ class InitiatorHandshake:
             timestamp_ms=to_millis(now),
         )
         body = init.body()
-        transcript = _start_transcript(signed_prekeys, one_time_prekey)
+        transcript = _start_transcript(
+            local.signing.public, peer_signing_key, signed_prekeys, one_time_prekey
+        )
         transcript.absorb(body)
         signature = primitives.ed25519_sign(local.signing, _SIG_INIT + transcript.digest())
         transcript.absorb(signature)
@@ -302,7 +323,7 @@ class InitiatorHandshake:
             raise HandshakeError("this handshake is already complete")
         response = HandshakeResponse.decode(data)
         transcript = self._transcript.copy()
-        transcript.absorb(response.body())
+        transcript.absorb(data[: -(ED25519_SIGNATURE_SIZE + CONFIRM_SIZE)])
         primitives.ed25519_verify(
             self._peer_signing_key,
             response.signature,
@@ -350,6 +371,13 @@ class InitiatorHandshake:
 
 # ==========================================================================
 # Responder
+
+
+def _guard_key(init: HandshakeInit) -> bytes:
+    """Replay memory is per (initiator DID, EK_A): another DID holder who
+    copies Alice's ephemeral key into an INIT of their own must not block
+    Alice's genuine one."""
+    return init.initiator_did.encode("utf-8") + b"\x00" + init.ephemeral_dh
 
 
 class ResponderHandshake:
@@ -416,11 +444,12 @@ class ResponderHandshake:
         init = HandshakeInit.decode(data)
         if init.responder_did != local.did_text:
             raise HandshakeError(
-                f"handshake is addressed to {init.responder_did}, not to this node"
+                f"handshake is addressed to {init.responder_did!r}, not to this node"
             )
         if init.initiator_did == local.did_text:
             raise HandshakeError("handshake claims to come from this node's own DID")
-        guard.check(init.ephemeral_dh, init.timestamp_ms, now)
+        guard_key = _guard_key(init)
+        guard.check(guard_key, init.timestamp_ms, now)
         secrets = prekeys.signed_prekeys(init.signed_prekey_id, now)
         one_time = (
             prekeys.one_time_prekey(init.one_time_prekey_id)
@@ -430,13 +459,18 @@ class ResponderHandshake:
         initiator_key = peer_signing_key(init.initiator_did)
 
         body = data[: len(data) - len(init.signature)]
-        transcript = _start_transcript(secrets.record, one_time.record if one_time else None)
+        transcript = _start_transcript(
+            initiator_key,
+            local.signing.public,
+            secrets.record,
+            one_time.record if one_time else None,
+        )
         transcript.absorb(body)
         primitives.ed25519_verify(
             initiator_key,
             init.signature,
             _SIG_INIT + transcript.digest(),
-            what=f"handshake from {init.initiator_did}",
+            what=f"handshake from {init.initiator_did!r}",
         )
         transcript.absorb(init.signature)
         th1 = transcript.digest()
@@ -451,8 +485,8 @@ class ResponderHandshake:
         ephemeral = primitives.x25519_generate(rng)
         ss2, ct2 = primitives.mlkem_encapsulate(init.ephemeral_kem, rng, encapsulator)
         dh5 = primitives.x25519(ephemeral, init.ephemeral_dh)
-        response = HandshakeResponse(ephemeral.public, ct2)
-        transcript.absorb(response.body())
+        response_body = HandshakeResponse(ephemeral.public, ct2).body()
+        transcript.absorb(response_body)
         signature = primitives.ed25519_sign(local.signing, _SIG_RESPONSE + transcript.digest())
         transcript.absorb(signature)
         th2 = transcript.digest()
@@ -465,7 +499,7 @@ class ResponderHandshake:
         # Everything verified and derived: commit.
         if one_time is not None:
             prekeys.consume_one_time_prekey(one_time.record.prekey_id)
-        guard.commit(init.ephemeral_dh, init.timestamp_ms, now)
+        guard.commit(guard_key, init.timestamp_ms, now)
 
         handshake = cls(
             init=init,
@@ -478,8 +512,7 @@ class ResponderHandshake:
             session_id=session_id_of(th1),
             rng=rng,
         )
-        response = HandshakeResponse(ephemeral.public, ct2, signature, confirm)
-        return handshake, response.encode()
+        return handshake, response_body + signature + confirm
 
     @property
     def session_id(self) -> bytes:
@@ -496,7 +529,7 @@ class ResponderHandshake:
         finish = HandshakeFinish.decode(data)
         if not ct_equal(finish.confirm, self._expected_finish):
             raise AuthenticationFailed(
-                f"{self._init.initiator_did} did not confirm the handshake keys",
+                f"{self._init.initiator_did!r} did not confirm the handshake keys",
                 reason="key_confirmation_failed",
             )
         ratchet = DoubleRatchet.for_responder(

@@ -132,7 +132,7 @@ class SignedPrekeySet:
         """
         if self.owner_did != owner_did:
             raise AuthenticationFailed(
-                f"signed prekeys belong to {self.owner_did}, not {owner_did}",
+                f"signed prekeys belong to {self.owner_did!r}, not {owner_did!r}",
                 reason="invalid_signature",
             )
         primitives.ed25519_verify(
@@ -143,7 +143,7 @@ class SignedPrekeySet:
         )
         if to_millis(now) >= self.expires_ms:
             raise PrekeyExpired(
-                f"signed prekeys {self.prekey_id} of {owner_did} expired; fetch a fresh bundle"
+                f"signed prekeys {self.prekey_id} of {owner_did!r} expired; fetch a fresh bundle"
             )
 
 
@@ -199,7 +199,7 @@ class OneTimePrekey:
     def verify(self, signing_public: bytes, *, owner_did: str) -> None:
         if self.owner_did != owner_did:
             raise AuthenticationFailed(
-                f"one-time prekey belongs to {self.owner_did}, not {owner_did}",
+                f"one-time prekey belongs to {self.owner_did!r}, not {owner_did!r}",
                 reason="invalid_signature",
             )
         primitives.ed25519_verify(

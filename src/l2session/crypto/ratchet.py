@@ -3,34 +3,40 @@
 Each message is encrypted with its own key from a symmetric chain (forward
 secrecy per message); each time the conversation changes direction both sides
 take a Diffie-Hellman step that mixes a fresh X25519 agreement into the root
-key (post-compromise security).  ``register_pq_secret`` additionally mixes a
-fresh ML-KEM shared secret into the root key at the next DH step, which is how
-in-session key rotation restores post-quantum strength.
+key (post-compromise security).  A post-quantum re-seed mixes a fresh ML-KEM
+shared secret into the root key at a DH step, which is how in-session key
+rotation restores post-quantum strength.
 
-Message layout (52-byte header, then the AEAD ciphertext)::
+Message layout (docs/CRYPTO.md §5)::
 
-    dh(32) || pn(u32) || n(u32) || seq(u64) || epoch(u32) || ChaCha20-Poly1305(...)
+    header = dh(32) || pn(u32) || n(u32) || seq(u64) || epoch(u32)      52 bytes
+    tag     = MAC(HK, header)[:16]
+    message = header || tag || ChaCha20-Poly1305(..., AD = H || header || tag)
 
-``dh`` is the sender's current ratchet public key, ``pn`` the length of its
-previous sending chain, ``n`` the message number in this chain, ``seq`` a
-per-direction packet number for the replay window, ``epoch`` the number of
-post-quantum re-seeds in the root key that produced this chain.  The whole
-header is authenticated as associated data (after the session's own
-associated data), so none of it can be altered.
+``dh`` is the sender's ratchet public key, ``pn`` the length of its previous
+sending chain, ``n`` the message number in this chain, ``seq`` a per-direction
+packet number for the replay window, ``epoch`` the number of post-quantum
+re-seeds behind this chain.  ``HK`` is the chain's header key, derived with
+the chain: the receiver checks the header tag *before* deriving any skipped
+key, so a forged header costs at most one X25519 and a few hashes, never the
+25,000 key derivations a real gap may need.
 
 Rules that keep a session safe against hostile or damaged input:
 
-* State is committed only after the AEAD tag verifies *and* the replay
-  window accepts the sequence number.  Until then every derived key, skipped
-  key and DH output lives in local variables; a failed message leaves the
-  ratchet exactly as it was.
+* State is committed only after the header tag, the AEAD tag *and* the replay
+  window all accept the message.  Until then every derived key, skipped key
+  and DH output lives in local variables; a refused message leaves the
+  ratchet exactly as it was.  The same holds for sending: the DH half of a
+  step is computed completely before anything is assigned.
 * At most ``max_skip`` (25,000) message keys are derived for one incoming
   message, and at most ``max_stored`` (2,000) skipped keys are kept (oldest
   evicted first), as libsignal does.
-* The DH half of the step (a new sending key pair) happens lazily at the next
-  :meth:`DoubleRatchet.encrypt`, so a forged header costs one X25519 and some
-  hashing, never a key generation, and randomness is drawn only for
-  authenticated steps.
+* The DH half of a step happens lazily at the next :meth:`DoubleRatchet.encrypt`,
+  so randomness is drawn only for authenticated steps.
+
+Some refusals happen before authentication and may be caused by forged input:
+``MalformedMessage``, ``ReplayDetected`` (old counter or retired chain) and
+``RekeyPending``.  Callers must not treat them as evidence about the peer.
 """
 
 from __future__ import annotations
@@ -42,10 +48,25 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from l2session.codec import Reader, Writer
 from l2session.crypto import primitives
-from l2session.crypto.kdf import LABEL_PQ_RESEED, LABEL_RATCHET_ROOT, chain_step, kdf
-from l2session.crypto.primitives import DhKeyPair
+from l2session.crypto.kdf import (
+    LABEL_PQ_RESEED,
+    LABEL_RATCHET_HEADER,
+    LABEL_RATCHET_ROOT,
+    chain_step,
+    kdf,
+    mac,
+)
+from l2session.crypto.primitives import DhKeyPair, ct_equal
+from l2session.crypto.ratchet_state import (
+    MAX_ASSOCIATED_DATA,
+    MAX_STORED_SKIPPED,
+    RETIRED_KEYS_KEPT,
+    PendingReseed,
+    RatchetSnapshot,
+    decode_snapshot,
+    encode_snapshot,
+)
 from l2session.crypto.replay import DEFAULT_WINDOW, ReplayWindow
 from l2session.crypto.rng import RandomSource
 from l2session.errors import (
@@ -62,24 +83,37 @@ from l2session.errors import (
 
 HEADER: Final = struct.Struct(">32sIIQI")
 HEADER_SIZE: Final = HEADER.size  # 52
+HEADER_TAG_SIZE: Final = 16
 TAG_SIZE: Final = 16
-OVERHEAD: Final = HEADER_SIZE + TAG_SIZE
+BODY_OFFSET: Final = HEADER_SIZE + HEADER_TAG_SIZE
+OVERHEAD: Final = BODY_OFFSET + TAG_SIZE  # 84
 
 MAX_SKIP: Final = 25_000
-MAX_STORED_SKIPPED: Final = 2_000
 DEFAULT_MAX_MESSAGE: Final = 1 << 20  # 1 MiB of plaintext per message
 MAX_CHAIN_LENGTH: Final = 0xFFFF_FFFF  # n is a u32
 MAX_EPOCH: Final = 0xFFFF_FFFF
-RETIRED_KEYS_KEPT: Final = 32
 
-_STATE_VERSION: Final = 1
-_EMPTY_KEY: Final = bytes(32)
+_Skipped = list[tuple[tuple[bytes, int], tuple[bytes, bytes]]]
 
 
 def _root_step(root_key: bytes, dh_output: bytes) -> tuple[bytes, bytes]:
     """KDF_RK: ``KDF("ratchet root", rk, dh; 64)`` -> (next root key, chain key)."""
     out = kdf(LABEL_RATCHET_ROOT, root_key, dh_output, length=64)
     return out[:32], out[32:]
+
+
+def header_key(chain_key: bytes) -> bytes:
+    """``KDF("ratchet header", CK0)``: the header key of the chain starting at CK0."""
+    return kdf(LABEL_RATCHET_HEADER, chain_key)
+
+
+def _header_tag(key: bytes, header: bytes) -> bytes:
+    return mac(key, header)[:HEADER_TAG_SIZE]
+
+
+def _check_header(key: bytes, header: bytes, tag: bytes) -> None:
+    if not ct_equal(_header_tag(key, header), tag):
+        raise AuthenticationFailed("ratchet header does not authenticate", reason="header")
 
 
 def _pq_reseed(root_key: bytes, secret: bytes) -> bytes:
@@ -98,8 +132,8 @@ class DoubleRatchet:
     """One side of a Double Ratchet conversation.
 
     Build it with :meth:`for_initiator` / :meth:`for_responder` from a PQXDH
-    result (the handshake does that for you), or restore it with
-    :meth:`from_bytes`.  Not thread-safe; the session layer owns it.
+    result (the handshake does that for you), or :meth:`from_bytes`.  Not
+    thread-safe; the session layer owns it.
     """
 
     __slots__ = (
@@ -109,6 +143,8 @@ class DoubleRatchet:
         "_dhr",
         "_dhs",
         "_epoch",
+        "_hkr",
+        "_hks",
         "_max_message",
         "_max_skip",
         "_max_stored",
@@ -144,6 +180,8 @@ class DoubleRatchet:
     ) -> None:
         if len(root_key) != 32:
             raise ConfigError("root_key must be 32 bytes")
+        if len(associated_data) > MAX_ASSOCIATED_DATA:
+            raise ConfigError(f"associated_data may be at most {MAX_ASSOCIATED_DATA} bytes")
         if not 0 <= max_skip <= MAX_SKIP:
             raise ConfigError(f"max_skip must be in [0, {MAX_SKIP}], got {max_skip}")
         if not 0 <= max_stored <= MAX_STORED_SKIPPED:
@@ -154,7 +192,9 @@ class DoubleRatchet:
         self._dhs = own_key
         self._dhr = peer_key
         self._cks = send_chain
+        self._hks = header_key(send_chain) if send_chain is not None else None
         self._ckr = recv_chain
+        self._hkr = header_key(recv_chain) if recv_chain is not None else None
         self._ns = 0
         self._pn = 0
         self._nr = 0
@@ -163,7 +203,7 @@ class DoubleRatchet:
         self._epoch = 0
         self._send_epoch = 0
         self._recv_epoch = 0
-        self._pending: tuple[int, bytes] | None = None
+        self._pending: PendingReseed | None = None
         self._skipped: OrderedDict[tuple[bytes, int], tuple[bytes, bytes]] = OrderedDict()
         self._retired: deque[bytes] = deque(maxlen=RETIRED_KEYS_KEPT)
         self._window = ReplayWindow(window_size)
@@ -272,33 +312,43 @@ class DoubleRatchet:
     # ----------------------------------------------------------------------
     # post-quantum re-seed
 
-    def register_pq_secret(self, secret: bytes) -> int:
-        """Mix ``secret`` (a fresh ML-KEM shared secret both sides hold) into
-        the root key at the next DH ratchet step; returns the new epoch.
+    def start_pq_reseed(self, secret: bytes) -> int:
+        """Register ``secret`` to be mixed into the root key at this side's
+        next DH step; that step's messages announce the new epoch.  Returns
+        the epoch the re-seed creates.
 
-        Both sides register the same secret.  Whichever DH step comes next in
-        the conversation applies it; its messages carry the new epoch, which
-        tells the other side to apply it too.  A message of the new epoch that
-        arrives before this side registered raises :class:`RekeyPending` and
-        changes nothing.  The re-seed is in effect once :attr:`epoch` has
-        advanced on both sides: within one round trip of messages.
+        Use it on the side that *decapsulated* (it learns the secret last).
+        The side that encapsulated must use :meth:`expect_pq_reseed` before it
+        sends the ciphertext: if both sides started, the encapsulator's very
+        reply carrying the ciphertext could already need the secret.
         """
+        return self._register(secret, initiate=True)
+
+    def expect_pq_reseed(self, secret: bytes) -> int:
+        """Register ``secret`` to be applied only when the peer's chain
+        announces the new epoch (never at this side's own steps)."""
+        return self._register(secret, initiate=False)
+
+    def cancel_pq_reseed(self) -> None:
+        """Forget a registered re-seed that no DH step has applied yet (for
+        example when a rotation times out)."""
+        self._pending = None
+
+    def _register(self, secret: bytes, *, initiate: bool) -> int:
         if len(secret) != 32:
             raise ConfigError("a post-quantum re-seed secret must be 32 bytes")
         if self._pending is not None:
             raise CryptoError("a post-quantum re-seed is already pending")
         if self._epoch >= MAX_EPOCH:
             raise ChainExhausted("the ratchet epoch counter is exhausted")
-        target = self._epoch + 1
-        self._pending = (target, bytes(secret))
-        return target
+        self._pending = PendingReseed(self._epoch + 1, bytes(secret), initiate)
+        return self._epoch + 1
 
     # ----------------------------------------------------------------------
     # sending
 
     def encrypt(self, plaintext: bytes) -> bytes:
-        """Encrypt one message.  Never fails on size within ``max_message``
-        except when the chain is exhausted (2**32 messages without a reply)."""
+        """Encrypt one message (at most ``max_message`` bytes)."""
         if len(plaintext) > self._max_message:
             raise MessageTooLarge(
                 f"message of {len(plaintext)} bytes exceeds the limit of {self._max_message}"
@@ -309,28 +359,39 @@ class DoubleRatchet:
         if n >= MAX_CHAIN_LENGTH:
             raise ChainExhausted("sending chain exhausted; the peer must reply before more sends")
         assert self._cks is not None
+        assert self._hks is not None
         chain, key, nonce = chain_step(self._cks)
         header = HEADER.pack(self._dhs.public, self._pn, n, self._seq, self._send_epoch)
-        body = ChaCha20Poly1305(key).encrypt(nonce, plaintext, self._ad + header)
+        authenticated = header + _header_tag(self._hks, header)
+        body = ChaCha20Poly1305(key).encrypt(nonce, plaintext, self._ad + authenticated)
         self._cks = chain
         self._ns = n + 1
         self._seq += 1
-        return header + body
+        return authenticated + body
 
     def _send_step(self) -> None:
-        """The sending half of a DH ratchet step (deferred from receipt)."""
+        """The sending half of a DH ratchet step, computed completely before
+        any field changes (a failure here leaves the state as it was)."""
         root = self._rk
+        epoch = self._epoch
         pending = self._pending
-        if pending is not None and pending[0] == self._epoch + 1:
-            root = _pq_reseed(root, pending[1])
-            self._epoch = pending[0]
-            self._pending = None
+        applies = pending is not None and pending.initiate and pending.epoch == epoch + 1
+        if applies:
+            assert pending is not None
+            root = _pq_reseed(root, pending.secret)
+            epoch = pending.epoch
         new_key = primitives.x25519_generate(self._rng)
-        self._rk, self._cks = _root_step(root, primitives.x25519(new_key, self._dhr))
+        new_root, chain = _root_step(root, primitives.x25519(new_key, self._dhr))
+        hks = header_key(chain)
+        # Commit.
+        if applies:
+            self._pending = None
+        self._epoch = epoch
+        self._rk, self._cks, self._hks = new_root, chain, hks
         self._dhs = new_key
         self._pn = self._ns
         self._ns = 0
-        self._send_epoch = self._epoch
+        self._send_epoch = epoch
         self._send_step_due = False
 
     # ----------------------------------------------------------------------
@@ -350,8 +411,11 @@ class DoubleRatchet:
             raise MalformedMessage(f"ratchet message of {size} bytes exceeds the limit")
         dh, pn, n, seq, epoch = HEADER.unpack_from(message)
         header = message[:HEADER_SIZE]
-        body = message[HEADER_SIZE:]
-        ad = self._ad + header
+        tag = message[HEADER_SIZE:BODY_OFFSET]
+        body = message[BODY_OFFSET:]
+        # The AEAD covers header and tag: every byte of a message is
+        # authenticated on every path, including stored skipped keys.
+        ad = self._ad + message[:BODY_OFFSET]
 
         stored = self._skipped.get((dh, n))
         if stored is not None:
@@ -362,23 +426,26 @@ class DoubleRatchet:
             return plaintext
 
         if dh == self._dhr:
-            return self._decrypt_current_chain(n, seq, epoch, body, ad)
-        return self._decrypt_new_chain(dh, pn, n, seq, epoch, body, ad)
+            return self._decrypt_current_chain(header, tag, n, seq, epoch, body, ad)
+        return self._decrypt_new_chain(header, tag, dh, pn, n, seq, epoch, body, ad)
 
-    def _decrypt_current_chain(self, n: int, seq: int, epoch: int, body: bytes, ad: bytes) -> bytes:
-        chain = self._ckr
-        if chain is None:
+    def _decrypt_current_chain(
+        self, header: bytes, tag: bytes, n: int, seq: int, epoch: int, body: bytes, ad: bytes
+    ) -> bytes:
+        chain, hkr = self._ckr, self._hkr
+        if chain is None or hkr is None:
             raise MalformedMessage("no receiving chain exists yet for this ratchet key")
-        if epoch != self._recv_epoch:
-            raise AuthenticationFailed("ratchet epoch does not match its chain", reason="aead")
         if n < self._nr:
             raise ReplayDetected(f"message {n} of this chain was already received (or expired)")
+        _check_header(hkr, header, tag)
+        if epoch != self._recv_epoch:
+            raise AuthenticationFailed("ratchet epoch does not match its chain", reason="header")
         if n - self._nr > self._max_skip:
             raise TooManySkippedKeys(
                 f"message {n} skips {n - self._nr} keys; the limit is {self._max_skip}"
             )
         dh = self._dhr
-        skipped: list[tuple[tuple[bytes, int], tuple[bytes, bytes]]] = []
+        skipped: _Skipped = []
         for i in range(self._nr, n):
             chain, key, nonce = chain_step(chain)
             skipped.append(((dh, i), (key, nonce)))
@@ -393,23 +460,33 @@ class DoubleRatchet:
         return plaintext
 
     def _decrypt_new_chain(
-        self, dh: bytes, pn: int, n: int, seq: int, epoch: int, body: bytes, ad: bytes
+        self,
+        header: bytes,
+        tag: bytes,
+        dh: bytes,
+        pn: int,
+        n: int,
+        seq: int,
+        epoch: int,
+        body: bytes,
+        ad: bytes,
     ) -> bytes:
         if dh in self._retired:
             raise ReplayDetected("message from a retired ratchet chain (key no longer stored)")
-        # Which root key does the sender's step start from?
         root = self._rk
-        new_epoch = self._epoch
         pending = self._pending
         if epoch == self._epoch + 1:
-            if pending is None or pending[0] != epoch:
+            if pending is None or pending.epoch != epoch:
                 raise RekeyPending(
                     f"message uses post-quantum epoch {epoch}; this side has not registered it"
                 )
-            root = _pq_reseed(root, pending[1])
-            new_epoch = epoch
+            root = _pq_reseed(root, pending.secret)
         elif epoch != self._epoch:
             raise ReplayDetected(f"message of epoch {epoch} cannot follow epoch {self._epoch}")
+
+        new_root, chain = _root_step(root, primitives.x25519(self._dhs, dh))
+        hkr = header_key(chain)
+        _check_header(hkr, header, tag)
 
         old_chain_skips = 0
         if self._ckr is not None:
@@ -420,16 +497,12 @@ class DoubleRatchet:
             raise TooManySkippedKeys(
                 f"message skips {old_chain_skips + n} keys; the limit is {self._max_skip}"
             )
-
-        skipped: list[tuple[tuple[bytes, int], tuple[bytes, bytes]]] = []
+        skipped: _Skipped = []
         if self._ckr is not None:
-            old_chain = self._ckr
-            old_dh = self._dhr
+            old_chain, old_dh = self._ckr, self._dhr
             for i in range(self._nr, pn):
                 old_chain, key, nonce = chain_step(old_chain)
                 skipped.append(((old_dh, i), (key, nonce)))
-
-        new_root, chain = _root_step(root, primitives.x25519(self._dhs, dh))
         for i in range(n):
             chain, key, nonce = chain_step(chain)
             skipped.append(((dh, i), (key, nonce)))
@@ -441,22 +514,20 @@ class DoubleRatchet:
         self._retired.append(self._dhr)
         self._rk = new_root
         self._dhr = dh
-        self._ckr = chain
+        self._ckr, self._hkr = chain, hkr
         self._nr = n + 1
         self._recv_epoch = epoch
-        if new_epoch != self._epoch:
-            self._epoch = new_epoch
+        if epoch != self._epoch:
+            self._epoch = epoch
             self._pending = None
         self._send_step_due = True
         self._store_skipped(skipped)
         self._window.commit(seq)
         return plaintext
 
-    def _store_skipped(self, entries: list[tuple[tuple[bytes, int], tuple[bytes, bytes]]]) -> None:
-        if not entries:
-            return
+    def _store_skipped(self, entries: _Skipped) -> None:
         limit = self._max_stored
-        if limit == 0:
+        if not entries or limit == 0:
             return
         store = self._skipped
         for ident, value in entries[-limit:]:
@@ -467,97 +538,75 @@ class DoubleRatchet:
     # ----------------------------------------------------------------------
     # persistence
 
-    def to_bytes(self) -> bytes:
-        """Serialize the full state (it contains secrets: store it protected).
+    def snapshot(self) -> RatchetSnapshot:
+        """Every field as an immutable value (contains secrets)."""
+        return RatchetSnapshot(
+            root_key=self._rk,
+            own_private=self._dhs.private_bytes(),
+            peer_key=self._dhr,
+            send_chain=self._cks,
+            send_header_key=self._hks,
+            send_count=self._ns,
+            previous_count=self._pn,
+            recv_chain=self._ckr,
+            recv_header_key=self._hkr,
+            recv_count=self._nr,
+            epoch=self._epoch,
+            send_epoch=self._send_epoch,
+            recv_epoch=self._recv_epoch,
+            pending=self._pending,
+            send_step_due=self._send_step_due,
+            seq=self._seq,
+            associated_data=self._ad,
+            max_skip=self._max_skip,
+            max_stored=self._max_stored,
+            max_message=self._max_message,
+            window=self._window.copy(),
+            retired=tuple(self._retired),
+            skipped=tuple(self._skipped.items()),
+        )
 
-        Persist it *before* sending what :meth:`encrypt` returned: restoring
-        an older state and encrypting again would reuse message keys.
-        """
-        out = Writer().u8(_STATE_VERSION)
-        out.fixed(self._rk, 32, "root key").fixed(self._dhs.private_bytes(), 32, "dhs")
-        out.fixed(self._dhr, 32, "dhr")
-        out.flag(self._cks is not None).fixed(self._cks or _EMPTY_KEY, 32, "cks")
-        out.u32(self._ns).u32(self._pn)
-        out.flag(self._ckr is not None).fixed(self._ckr or _EMPTY_KEY, 32, "ckr")
-        out.u32(self._nr)
-        out.u32(self._epoch).u32(self._send_epoch).u32(self._recv_epoch)
-        pending = self._pending
-        out.flag(pending is not None).u32(pending[0] if pending else 0)
-        out.fixed(pending[1] if pending else _EMPTY_KEY, 32, "pending")
-        out.flag(self._send_step_due).u64(self._seq)
-        out.var16(self._ad, "associated data", max_len=1024)
-        out.u32(self._max_skip).u32(self._max_stored).u32(self._max_message)
-        self._window.write(out)
-        out.u8(len(self._retired))
-        for key in self._retired:
-            out.fixed(key, 32, "retired key")
-        out.u32(len(self._skipped))
-        for (dh, n), (key, nonce) in self._skipped.items():
-            out.fixed(dh, 32, "skipped dh").u32(n).fixed(key, 32, "skipped key")
-            out.fixed(nonce, 12, "skipped nonce")
-        return out.getvalue()
+    @classmethod
+    def restore(cls, snap: RatchetSnapshot, *, rng: RandomSource) -> DoubleRatchet:
+        """Rebuild a ratchet from :meth:`snapshot` (or :func:`decode_snapshot`)."""
+        try:
+            ratchet = cls(
+                root_key=snap.root_key,
+                own_key=primitives.x25519_from_private(snap.own_private),
+                peer_key=snap.peer_key,
+                send_chain=None,
+                recv_chain=None,
+                associated_data=snap.associated_data,
+                rng=rng,
+                window_size=snap.window.size,
+                max_skip=snap.max_skip,
+                max_stored=snap.max_stored,
+                max_message=snap.max_message,
+            )
+        except ConfigError as exc:
+            raise MalformedMessage(f"ratchet state: {exc}") from None
+        ratchet._cks, ratchet._hks = snap.send_chain, snap.send_header_key
+        ratchet._ckr, ratchet._hkr = snap.recv_chain, snap.recv_header_key
+        ratchet._ns, ratchet._pn, ratchet._nr = (
+            snap.send_count,
+            snap.previous_count,
+            snap.recv_count,
+        )
+        ratchet._epoch, ratchet._send_epoch = snap.epoch, snap.send_epoch
+        ratchet._recv_epoch = snap.recv_epoch
+        ratchet._pending = snap.pending
+        ratchet._send_step_due = snap.send_step_due
+        ratchet._seq = snap.seq
+        ratchet._window = snap.window.copy()
+        ratchet._retired.extend(snap.retired)
+        ratchet._skipped.update(snap.skipped)
+        return ratchet
+
+    def to_bytes(self) -> bytes:
+        """The versioned encoding of :meth:`snapshot` (see ``ratchet_state``)."""
+        return encode_snapshot(self.snapshot())
 
     @classmethod
     def from_bytes(cls, data: bytes, *, rng: RandomSource) -> DoubleRatchet:
         """Restore a state written by :meth:`to_bytes`."""
-        r = Reader(data, "ratchet state")
-        version = r.u8("version")
-        if version != _STATE_VERSION:
-            raise MalformedMessage(f"ratchet state version {version} is not supported")
-        root = r.fixed(32, "root key")
-        own = primitives.x25519_from_private(r.fixed(32, "dhs"))
-        peer = r.fixed(32, "dhr")
-        has_cks = r.flag("has cks")
-        cks = r.fixed(32, "cks")
-        ns, pn = r.u32("ns"), r.u32("pn")
-        has_ckr = r.flag("has ckr")
-        ckr = r.fixed(32, "ckr")
-        nr = r.u32("nr")
-        epoch, send_epoch, recv_epoch = r.u32("epoch"), r.u32("send epoch"), r.u32("recv epoch")
-        has_pending = r.flag("has pending")
-        pending_epoch = r.u32("pending epoch")
-        pending_secret = r.fixed(32, "pending secret")
-        send_step_due = r.flag("send step due")
-        seq = r.u64("seq")
-        ad = r.var16("associated data", max_len=1024)
-        max_skip, max_stored, max_message = r.u32("max skip"), r.u32("max stored"), r.u32("max msg")
-        window = ReplayWindow.read(r)
-        retired_count = r.u8("retired count")
-        if retired_count > RETIRED_KEYS_KEPT:
-            raise MalformedMessage("ratchet state keeps too many retired keys")
-        retired = [r.fixed(32, "retired key") for _ in range(retired_count)]
-        skipped_count = r.u32("skipped count")
-        if skipped_count > MAX_STORED_SKIPPED:
-            raise MalformedMessage("ratchet state stores too many skipped keys")
-        skipped = []
-        for _ in range(skipped_count):
-            ident = (r.fixed(32, "skipped dh"), r.u32("skipped n"))
-            skipped.append((ident, (r.fixed(32, "skipped key"), r.fixed(12, "skipped nonce"))))
-        r.finish()
-        if not has_cks and not send_step_due:
-            raise MalformedMessage("ratchet state has no sending chain and no step due")
-        try:
-            state = cls(
-                root_key=root,
-                own_key=own,
-                peer_key=peer,
-                send_chain=cks if has_cks else None,
-                recv_chain=ckr if has_ckr else None,
-                associated_data=ad,
-                rng=rng,
-                window_size=window.size,
-                max_skip=max_skip,
-                max_stored=max_stored,
-                max_message=max_message,
-            )
-        except ConfigError as exc:
-            raise MalformedMessage(f"ratchet state: {exc}") from None
-        state._ns, state._pn, state._nr = ns, pn, nr
-        state._epoch, state._send_epoch, state._recv_epoch = epoch, send_epoch, recv_epoch
-        state._pending = (pending_epoch, pending_secret) if has_pending else None
-        state._send_step_due = send_step_due
-        state._seq = seq
-        state._window = window
-        state._retired.extend(retired)
-        state._skipped.update(skipped)
-        return state
+        return cls.restore(decode_snapshot(data), rng=rng)

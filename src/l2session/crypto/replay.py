@@ -80,6 +80,12 @@ class ReplayWindow:
         self.check(seq)
         self.commit(seq)
 
+    def copy(self) -> ReplayWindow:
+        clone = ReplayWindow(self._size)
+        clone._top = self._top
+        clone._bits = self._bits
+        return clone
+
     # ----------------------------------------------------------------------
     # persistence
 

@@ -28,7 +28,7 @@ from l2session.crypto.primitives import ED25519_PUBLIC_KEY_SIZE, ct_equal
 from l2session.crypto.rng import RandomSource
 from l2session.errors import AuthenticationFailed, MalformedMessage
 from l2session.identity.did import Did
-from l2session.identity.resolver import DidResolver
+from l2session.identity.resolver import DidResolver, resolve_signing_key
 
 #: Most one-time prekeys one bundle may carry (about 190 KB at 1,000).
 MAX_BUNDLE_ONE_TIME_PREKEYS: Final = 1000
@@ -108,8 +108,7 @@ class PrekeyBundle:
     def verify(self, resolver: DidResolver, *, now: float) -> None:
         """Check the whole bundle: the DID's key via ``resolver``, then every
         signature and the validity period.  Raises typed errors."""
-        document = resolver.resolve(self.did)
-        self.check_signing_key(document.signing_key())
+        self.check_signing_key(resolve_signing_key(resolver, self.did))
         owner = str(self.did)
         self.signed_prekeys.verify(self.signing_key, owner_did=owner, now=now)
         for record in self.one_time_prekeys:

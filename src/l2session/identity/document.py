@@ -552,7 +552,8 @@ class _Parser:
         kty = _check_text(raw.get("kty"), f"{path}.kty")
         crv = raw.get("crv")
         if kty != "OKP" or crv not in ("Ed25519", "X25519"):
-            return f"JWK kty={_show(kty)} crv={crv!r:.60} is not supported"
+            shown = _show(crv) if isinstance(crv, str) else _json_type(crv)
+            return f"JWK kty={_show(kty)} crv={shown} is not supported"
         key_type: KeyType = "Ed25519" if crv == "Ed25519" else "X25519"
         x = _check_text(raw.get("x"), f"{path}.x")
         try:

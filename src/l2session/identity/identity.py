@@ -26,10 +26,13 @@ class Identity:
     did: Did
     signing: SigningKeyPair = field(repr=False)
     agreement: DhKeyPair = field(repr=False)
+    #: The DID as text (what handshakes and records carry); computed once.
+    did_text: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.did.method == "key" and ed25519_from_did_key(self.did) != self.signing.public:
             raise IdentityError(f"{self.did} is not the did:key of this identity's signing key")
+        object.__setattr__(self, "did_text", str(self.did))
 
     @classmethod
     def generate(cls, rng: RandomSource, did: Did | str | None = None) -> Identity:
@@ -64,17 +67,9 @@ class Identity:
         return cls(resolved, signing, agreement)
 
     @property
-    def did_text(self) -> str:
-        """The DID as text (what handshakes and records carry)."""
-        return str(self.did)
-
-    @property
     def signing_public(self) -> bytes:
         return self.signing.public
 
     @property
     def agreement_public(self) -> bytes:
         return self.agreement.public
-
-    def sign(self, message: bytes) -> bytes:
-        return primitives.ed25519_sign(self.signing, message)

@@ -126,12 +126,12 @@ def pqxdh_vector(seed: str = "l2session kat v1") -> dict[str, Any]:
                 raise AssertionError(f"vector conversation: message {target} garbled")
             delivered.add(target)
             if target == _RESEED_AFTER and not reseed:
+                # The initiator's KEM key; the responder encapsulates and
+                # expects; the initiator decapsulates and starts.
                 kem = primitives.mlkem_generate(rng)
                 secret, ciphertext = deterministic_encapsulate(kem.public, rng)
-                ratchets["initiator"].register_pq_secret(secret)
-                ratchets["responder"].register_pq_secret(
-                    primitives.mlkem_decapsulate(kem, ciphertext)
-                )
+                ratchets["responder"].expect_pq_reseed(secret)
+                ratchets["initiator"].start_pq_reseed(primitives.mlkem_decapsulate(kem, ciphertext))
                 reseed = {
                     "kem_public": _hex(kem.public),
                     "kem_ciphertext": _hex(ciphertext),
