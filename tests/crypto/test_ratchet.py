@@ -33,27 +33,26 @@ def pair(seed: str = "pair", **limits: int) -> tuple[DoubleRatchet, DoubleRatche
     rng = SeededRandom(seed)
     root, chain, ad = rng.random_bytes(32), rng.random_bytes(32), rng.random_bytes(32)
     ek_a, ek_b = primitives.x25519_generate(rng), primitives.x25519_generate(rng)
-    initiator = DoubleRatchet(
-        root_key=root,
-        own_key=ek_a,
-        peer_key=ek_b.public,
-        send_chain=None,
-        recv_chain=chain,
-        associated_data=ad,
-        rng=rng.fork("initiator"),
-        **limits,
-    )
-    responder = DoubleRatchet(
-        root_key=root,
-        own_key=ek_b,
-        peer_key=ek_a.public,
-        send_chain=chain,
-        recv_chain=None,
-        associated_data=ad,
-        rng=rng.fork("responder"),
-        **limits,
-    )
-    return initiator, responder
+
+    def side(
+        own: primitives.DhKeyPair,
+        peer: primitives.DhKeyPair,
+        send: bytes | None,
+        recv: bytes | None,
+        label: str,
+    ) -> DoubleRatchet:
+        return DoubleRatchet(
+            root_key=root,
+            own_key=own,
+            peer_key=peer.public,
+            send_chain=send,
+            recv_chain=recv,
+            associated_data=ad,
+            rng=rng.fork(label),
+            **limits,
+        )
+
+    return side(ek_a, ek_b, None, chain, "initiator"), side(ek_b, ek_a, chain, None, "responder")
 
 
 def assert_refused_without_change(
