@@ -147,8 +147,8 @@ def test_mlkem_roundtrip_and_size_checks() -> None:
     with pytest.raises(MalformedMessage, match="FIPS 203"):
         primitives.mlkem_encapsulate(b"\xff" * 1184, SeededRandom(6))
     with pytest.raises(MalformedMessage, match="FIPS 203"):
-        primitives.mlkem_check_public(b"\xff" * 1184)
-    primitives.mlkem_check_public(kem.public)
+        primitives.mlkem_public_key(b"\xff" * 1184)
+    primitives.mlkem_public_key(kem.public)
 
 
 def test_wrong_ciphertext_yields_an_unshared_secret() -> None:

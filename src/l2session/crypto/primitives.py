@@ -243,15 +243,15 @@ def mlkem_from_seed(seed: bytes) -> KemKeyPair:
     return KemKeyPair(private, private.public_key().public_bytes_raw())
 
 
-def mlkem_check_public(public: bytes) -> None:
-    """Refuse an encapsulation key of the wrong size or that fails the FIPS
-    203 modulus check."""
+def mlkem_public_key(public: bytes) -> MLKEM768PublicKey:
+    """Parse an encapsulation key; refuse one of the wrong size or that fails
+    the FIPS 203 modulus check."""
     if len(public) != MLKEM768_PUBLIC_KEY_SIZE:
         raise MalformedMessage(
             f"ML-KEM-768 public key must be {MLKEM768_PUBLIC_KEY_SIZE} bytes, got {len(public)}"
         )
     try:
-        MLKEM768PublicKey.from_public_bytes(public)
+        return MLKEM768PublicKey.from_public_bytes(public)
     except ValueError:
         raise MalformedMessage("ML-KEM-768 public key fails the FIPS 203 check") from None
 
@@ -269,15 +269,7 @@ def openssl_encapsulate(public: bytes, rng: RandomSource) -> tuple[bytes, bytes]
     is not consulted (see the module docstring).
     """
     del rng
-    if len(public) != MLKEM768_PUBLIC_KEY_SIZE:
-        raise MalformedMessage(
-            f"ML-KEM-768 public key must be {MLKEM768_PUBLIC_KEY_SIZE} bytes, got {len(public)}"
-        )
-    try:
-        key = MLKEM768PublicKey.from_public_bytes(public)
-    except ValueError:
-        raise MalformedMessage("ML-KEM-768 public key fails the FIPS 203 check") from None
-    shared, ciphertext = key.encapsulate()
+    shared, ciphertext = mlkem_public_key(public).encapsulate()
     return shared, ciphertext
 
 

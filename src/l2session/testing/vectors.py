@@ -105,23 +105,20 @@ def pqxdh_vector(seed: str = "l2session kat v1") -> dict[str, Any]:
         "responder": responder_result.ratchet,
     }
     peers = {"initiator": "responder", "responder": "initiator"}
-    sent: list[bytes] = []
-    conversation: list[dict[str, Any]] = []
     reseed: dict[str, str] = {}
     # Send in script order; after each send deliver, in the scripted order,
     # every message whose turn has come (so DH steps follow real receipt).
     delivered: set[int] = set()
-    pending: dict[int, bytes] = {}
-    for index, (sender, plaintext) in enumerate(_SCRIPT):
-        pending[index] = ratchets[sender].encrypt(plaintext)
-        sent.append(pending[index])
+    sent: list[bytes] = []
+    for sender, plaintext in _SCRIPT:
+        sent.append(ratchets[sender].encrypt(plaintext))
         for target in _DELIVERY_ORDER:
             if target in delivered:
                 continue
-            if target not in pending:
+            if target >= len(sent):
                 break
             recipient = peers[_SCRIPT[target][0]]
-            received = ratchets[recipient].decrypt(pending[target])
+            received = ratchets[recipient].decrypt(sent[target])
             if received != _SCRIPT[target][1]:
                 raise AssertionError(f"vector conversation: message {target} garbled")
             delivered.add(target)
@@ -137,15 +134,10 @@ def pqxdh_vector(seed: str = "l2session kat v1") -> dict[str, Any]:
                     "kem_ciphertext": _hex(ciphertext),
                     "shared_secret": _hex(secret),
                 }
-    for index, (sender, plaintext) in enumerate(_SCRIPT):
-        conversation.append(
-            {
-                "index": index,
-                "sender": sender,
-                "plaintext": _hex(plaintext),
-                "message": _hex(sent[index]),
-            }
-        )
+    conversation = [
+        {"index": index, "sender": sender, "plaintext": _hex(plaintext), "message": _hex(message)}
+        for index, ((sender, plaintext), message) in enumerate(zip(_SCRIPT, sent, strict=True))
+    ]
 
     return {
         "format": VECTOR_FORMAT,
