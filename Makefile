@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck pytest bench clean vectors
+.PHONY: demo test lint typecheck pytest bench clean vectors docs
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench: $(VENV)/.installed-dev
 # Regenerate the known-answer vectors (only when the protocol changes on purpose).
 vectors: $(VENV)/.installed-dev
 	$(PY) tests/vectors/generate.py
+
+# Regenerate docs/STATES.md from the state table (a test fails when it is stale).
+docs: $(VENV)/.installed-base
+	$(PY) -c 'from l2session.core.diagram import states_markdown; import sys; sys.stdout.write(states_markdown())' > docs/STATES.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build src/*.egg-info

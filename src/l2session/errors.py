@@ -143,6 +143,55 @@ class WrongPassphrase(KeyFileError):
     """The passphrase does not decrypt the key file (or the file was altered)."""
 
 
+# --------------------------------------------------------------------------
+# Sessions (SPEC-018 §5.1 SessionError)
+
+
+class SessionError(L2SessionError):
+    """Base class of session-level errors (SPEC-018 §5.1 ``SessionError``)."""
+
+
+class InvalidState(SessionError):
+    """An operation or transition is not allowed in the session's current
+    state (SPEC-018 §3: the state table is authoritative)."""
+
+
+class SessionTimeout(SessionError, TimeoutError):
+    """A handshake, rotation or receive did not complete in time
+    (SPEC-018 ``Timeout``)."""
+
+
+class TransportFailed(SessionError):
+    """No path to the peer works (SPEC-018 ``TransportFailed``)."""
+
+
+class KeyRotationFailed(SessionError):
+    """An in-session key rotation did not complete (SPEC-018 ``KeyRotationFailed``)."""
+
+
+class QueueFull(SessionError):
+    """The outbound queue is at its limit: back off and retry.  Nothing was
+    queued and nothing already queued was dropped."""
+
+
+class MissingCapability(SessionError, ConfigError):
+    """A session API was called with a context that lacks a capability it
+    needs (SPEC-018 §5.2 ``ctx.has(...)``); the message names it."""
+
+
+class PeerQuarantined(SessionError):
+    """The peer failed authentication recently and is refused until the
+    quarantine ends; ``until`` is that time (seconds, the context's clock)."""
+
+    def __init__(self, message: str, *, until: float) -> None:
+        super().__init__(message)
+        self.until = until
+
+
+class SessionClosed(SessionError):
+    """The session was closed; it sends and receives nothing more."""
+
+
 __all__ = [
     "AuthenticationFailed",
     "ChainExhausted",
@@ -153,19 +202,28 @@ __all__ = [
     "HandshakeError",
     "IdentityError",
     "InvalidDid",
+    "InvalidState",
     "KeyFileError",
     "KeyFileFormatError",
     "KeyFilePermissionError",
+    "KeyRotationFailed",
     "L2SessionError",
     "MalformedMessage",
     "MessageTooLarge",
+    "MissingCapability",
     "PassphraseRequired",
+    "PeerQuarantined",
     "PrekeyError",
     "PrekeyExpired",
     "PrekeyNotFound",
+    "QueueFull",
     "RekeyPending",
     "ReplayDetected",
+    "SessionClosed",
+    "SessionError",
+    "SessionTimeout",
     "TooManySkippedKeys",
+    "TransportFailed",
     "UnsupportedDidMethod",
     "UnsupportedKeyType",
     "WrongPassphrase",

@@ -5,18 +5,38 @@
 * :func:`deterministic_encapsulate` -- ML-KEM with injected randomness
 * :func:`pqxdh_vector` -- the known-answer vectors (SPEC-018 §6.3 "deterministic test vectors")
 * :class:`Party`, :func:`run_handshake` -- a whole handshake in one call
+* :class:`MockNetwork`, :class:`MockTransport`, :class:`LinkProfile` -- SPEC-018
+  §6.3 "MockTransport with latency/packet loss controls": a seeded datagram
+  network on virtual time
+* :class:`ManualClock` -- SPEC-018 §6.3 "Injectable TimeSource"
 
 Product code never imports this package (a test enforces it).
 """
 
 from l2session.crypto.rng import SeededRandom
+from l2session.testing.clock import ManualClock
 from l2session.testing.kem import deterministic_encapsulate
+from l2session.testing.network import (
+    PATHS,
+    Datagram,
+    LinkProfile,
+    MockNetwork,
+    MockTransport,
+    NetworkStats,
+)
 from l2session.testing.parties import Party, run_handshake
 from l2session.testing.resolver import MockResolver
 from l2session.testing.vectors import kdf_vector, pqxdh_vector
 
 __all__ = [
+    "PATHS",
+    "Datagram",
+    "LinkProfile",
+    "ManualClock",
+    "MockNetwork",
     "MockResolver",
+    "MockTransport",
+    "NetworkStats",
     "Party",
     "SeededRandom",
     "deterministic_encapsulate",

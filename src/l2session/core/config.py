@@ -1,0 +1,222 @@
+"""Session configuration: SPEC-018 §5.1 ``SessionConfig`` and the overview's
+``ReconnectionPolicy``, validated when they are built.
+
+Every limit the session core enforces lives here, with the spec's defaults,
+so that an operator can read in one place what a session will tolerate.  A
+bad value is refused with a :class:`~l2session.errors.ConfigError` naming the
+field: a misconfigured node should fail at start-up, not at 3 a.m. when the
+first rotation is due.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Final
+
+from l2session.crypto.rng import RandomSource
+from l2session.errors import ConfigError
+
+HOUR: Final = 3600.0
+
+#: The largest application message a session carries (bytes).  Bigger
+#: payloads belong in a stream or a blob store, not in one datagram-sized
+#: session message.
+MAX_MESSAGE_SIZE: Final = 60_000
+
+
+class SessionKind(StrEnum):
+    """The overview's session kinds (Federated comes with bridges, later)."""
+
+    #: One handshake, one request/response, nothing kept.
+    EPHEMERAL = "ephemeral"
+    #: Double ratchet, rotation, resumption, durable queue.
+    PERSISTENT = "persistent"
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def _at_least(name: str, value: int, low: int, high: int | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"{name} must be at most {high}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectionPolicy:
+    """Exponential backoff for retries: 1 s, 2 s, 4 s, ... capped at 30 s.
+
+    ``max_attempts`` 0 retries forever.  ``jitter`` spreads each delay
+    uniformly over ``[d * (1 - jitter), d]`` so that many peers cut off by
+    the same outage do not all come back in the same instant.
+    """
+
+    max_attempts: int = 0
+    initial_delay: float = 1.0
+    max_delay: float = 30.0
+    backoff_multiplier: float = 2.0
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        _at_least("ReconnectionPolicy.max_attempts", self.max_attempts, 0)
+        _positive("ReconnectionPolicy.initial_delay", self.initial_delay)
+        _positive("ReconnectionPolicy.max_delay", self.max_delay)
+        if self.max_delay < self.initial_delay:
+            raise ConfigError(
+                "ReconnectionPolicy.max_delay must be >= initial_delay "
+                f"({self.max_delay!r} < {self.initial_delay!r})"
+            )
+        if not (math.isfinite(self.backoff_multiplier) and self.backoff_multiplier >= 1.0):
+            raise ConfigError(
+                f"ReconnectionPolicy.backoff_multiplier must be >= 1, "
+                f"got {self.backoff_multiplier!r}"
+            )
+        if not (math.isfinite(self.jitter) and 0.0 <= self.jitter < 1.0):
+            raise ConfigError(f"ReconnectionPolicy.jitter must be in [0, 1), got {self.jitter!r}")
+
+    def exhausted(self, attempt: int) -> bool:
+        """True when ``attempt`` (1-based) may no longer be made."""
+        return self.max_attempts != 0 and attempt > self.max_attempts
+
+    def base_delay(self, attempt: int) -> float:
+        """The delay before retry number ``attempt`` (1-based), no jitter."""
+        if attempt < 1:
+            raise ConfigError(f"retry attempts count from 1, got {attempt}")
+        # Cap the exponent: 2.0 ** 2000 overflows long before the cap applies.
+        exponent = min(attempt - 1, 64)
+        return min(self.max_delay, self.initial_delay * self.backoff_multiplier**exponent)
+
+    def delay(self, attempt: int, rng: RandomSource) -> float:
+        """The jittered delay before retry number ``attempt``."""
+        base = self.base_delay(attempt)
+        if self.jitter == 0.0:
+            return base
+        fraction = int.from_bytes(rng.random_bytes(4), "big") / 2**32
+        return base * (1.0 - self.jitter * fraction)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """SPEC-018 §5.1 ``SessionConfig`` plus the limits the spec implies.
+
+    Times are seconds.  The first five fields are the spec's; the others
+    settle what DESIGN.md §2 decided (degradation, quarantine, rotation) and
+    what delivery needs (queues, acknowledgements, retransmission).
+    """
+
+    #: Liveness lease after establishment (extended by heartbeats) and the
+    #: key age by which a rotation must have completed.
+    ttl: float = 24 * HOUR
+    #: Idle time after which a heartbeat is sent.
+    heartbeat_interval: float = 30.0
+    #: Consecutive missed heartbeats that make the session ``degraded``.
+    heartbeat_tolerance: int = 3
+    #: How long a handshake (or a resumption) may take.
+    handshake_timeout: float = 5.0
+    #: Rotation starts at key age ``ttl - rotation_window``.
+    rotation_window: float = 1 * HOUR
+
+    #: A heartbeat not answered within this is a miss (SPEC §2.2: "peer
+    #: responds within 2 seconds").
+    heartbeat_timeout: float = 2.0
+    #: Transport-reported connectivity loss longer than this degrades the
+    #: session without waiting for missed heartbeats (SPEC §2.3: ">30s").
+    connectivity_timeout: float = 30.0
+    #: ``degraded`` for this long -> ``suspended``.
+    degraded_timeout: float = 60.0
+    #: While ``suspended``, recovery is attempted this often.
+    recovery_interval: float = 60.0
+    #: A peer that failed authentication is refused for this long.
+    quarantine: float = 60.0
+    #: A rotation not complete within this -> ``failed``.
+    rotation_timeout: float = 30.0
+    #: Volume limit: rotate after this many messages (or bytes) under one key
+    #: epoch, long before any AEAD or chain limit is near.
+    rekey_after_messages: int = 1 << 20
+    rekey_after_bytes: int = 1 << 34
+    #: Retry policy for failed sessions.
+    reconnect: ReconnectionPolicy = field(default_factory=ReconnectionPolicy)
+    kind: SessionKind = SessionKind.PERSISTENT
+
+    #: Outbound messages held (unsent or unacknowledged) before ``send``
+    #: raises QueueFull.
+    max_queued: int = 10_000
+    #: Out-of-order inbound messages buffered while a gap is filled.
+    max_reorder: int = 4_096
+    #: Delivered messages waiting for the application to read them.
+    max_inbox: int = 10_000
+    #: Largest application message.
+    max_message_size: int = MAX_MESSAGE_SIZE
+    #: Messages packed into one encrypted frame when the queue is long.
+    max_batch: int = 32
+    #: Acknowledgements are delayed at most this long to ride on data.
+    ack_delay: float = 0.025
+    #: First retransmission timeout and its cap (doubling in between).
+    initial_rto: float = 0.5
+    max_rto: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "ttl",
+            "heartbeat_interval",
+            "handshake_timeout",
+            "rotation_window",
+            "heartbeat_timeout",
+            "connectivity_timeout",
+            "degraded_timeout",
+            "recovery_interval",
+            "quarantine",
+            "rotation_timeout",
+            "ack_delay",
+            "initial_rto",
+            "max_rto",
+        ):
+            _positive(f"SessionConfig.{name}", getattr(self, name))
+        _at_least("SessionConfig.heartbeat_tolerance", self.heartbeat_tolerance, 1, 255)
+        _at_least("SessionConfig.rekey_after_messages", self.rekey_after_messages, 1, 1 << 31)
+        _at_least("SessionConfig.rekey_after_bytes", self.rekey_after_bytes, 1)
+        _at_least("SessionConfig.max_queued", self.max_queued, 1, 1 << 24)
+        _at_least("SessionConfig.max_reorder", self.max_reorder, 1, 1 << 20)
+        _at_least("SessionConfig.max_inbox", self.max_inbox, 1, 1 << 24)
+        _at_least("SessionConfig.max_message_size", self.max_message_size, 1, MAX_MESSAGE_SIZE)
+        _at_least("SessionConfig.max_batch", self.max_batch, 1, 256)
+        if self.rotation_window >= self.ttl:
+            raise ConfigError(
+                f"SessionConfig.rotation_window ({self.rotation_window!r}) must be shorter "
+                f"than ttl ({self.ttl!r}): rotation starts at ttl - rotation_window"
+            )
+        if self.rotation_timeout > self.rotation_window:
+            raise ConfigError(
+                f"SessionConfig.rotation_timeout ({self.rotation_timeout!r}) must fit in "
+                f"rotation_window ({self.rotation_window!r}): a rotation must finish "
+                "before the key reaches ttl"
+            )
+        if self.heartbeat_timeout >= self.heartbeat_interval:
+            raise ConfigError(
+                f"SessionConfig.heartbeat_timeout ({self.heartbeat_timeout!r}) must be "
+                f"shorter than heartbeat_interval ({self.heartbeat_interval!r})"
+            )
+        if self.max_rto < self.initial_rto:
+            raise ConfigError(
+                f"SessionConfig.max_rto ({self.max_rto!r}) must be >= initial_rto "
+                f"({self.initial_rto!r})"
+            )
+        if not isinstance(self.reconnect, ReconnectionPolicy):
+            raise ConfigError("SessionConfig.reconnect must be a ReconnectionPolicy")
+        if not isinstance(self.kind, SessionKind):
+            raise ConfigError(f"SessionConfig.kind must be a SessionKind, got {self.kind!r}")
+
+    @property
+    def rotate_at_age(self) -> float:
+        """Key age at which rotation starts."""
+        return self.ttl - self.rotation_window
+
+
+def config_fields() -> tuple[str, ...]:
+    """The names of every SessionConfig field (for CLI and file loaders)."""
+    return tuple(f.name for f in fields(SessionConfig))

@@ -1,0 +1,344 @@
+"""Exactly-once, in-order delivery over a lossy, duplicating, reordering path.
+
+DESIGN.md §4: every application message gets a per-stream sequence number;
+the sender keeps it until the peer acknowledges it and retransmits it on
+timeout with backoff; the receiver delivers in order, exactly once, and
+acknowledges cumulatively plus selectively (SACK ranges), so that a single
+loss does not make the sender resend what already arrived.
+
+A *stream* is one sender's sequence space, named by a random 64-bit id.  It
+survives re-keying, rotation, path changes and resumption (they only change
+the keys that carry it), so after any of those the two sides exchange a
+:class:`~l2session.wire.records.Sync` and the sender resends exactly what the
+receiver lacks.  A sender that lost its state (a restart without a store)
+starts a new stream, and the receiver, seeing a new stream id, starts over at
+the sender's first unacknowledged number instead of mistaking new messages
+for duplicates.
+
+Queues are bounded.  A full outbound queue refuses with :class:`QueueFull`
+(backpressure; nothing is dropped).  A full inbox stops acknowledging, so the
+sender holds and retransmits instead of the receiver dropping.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Final
+
+from l2session.errors import MessageTooLarge, QueueFull
+from l2session.wire.records import MAX_ACK_RANGES, Ack, Message, Sync
+
+_MAX_SEQ: Final = (1 << 64) - 1
+
+
+class _Pending:
+    """One outbound message until it is acknowledged."""
+
+    __slots__ = ("payload", "rto", "sent_at")
+
+    def __init__(self, payload: bytes, rto: float) -> None:
+        self.payload = payload
+        self.sent_at: float | None = None
+        self.rto = rto
+
+
+class Outbound:
+    """The sending half: queue, sequence numbers, acknowledgements, timers."""
+
+    __slots__ = (
+        "_initial_rto",
+        "_limit",
+        "_max_message",
+        "_max_rto",
+        "_pending",
+        "_retx_at",
+        "_unsent",
+        "next_seq",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        stream: int,
+        *,
+        limit: int,
+        max_message: int,
+        initial_rto: float,
+        max_rto: float,
+        next_seq: int = 0,
+    ) -> None:
+        self.stream = stream
+        self.next_seq = next_seq
+        self._limit = limit
+        self._max_message = max_message
+        self._initial_rto = initial_rto
+        self._max_rto = max_rto
+        self._pending: dict[int, _Pending] = {}
+        self._unsent: deque[int] = deque()
+        self._retx_at: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @property
+    def first_unacked(self) -> int:
+        for seq in self._pending:
+            return seq
+        return self.next_seq
+
+    @property
+    def has_unsent(self) -> bool:
+        return bool(self._unsent)
+
+    @property
+    def retransmit_at(self) -> float | None:
+        """When the oldest unacknowledged transmission times out."""
+        return self._retx_at
+
+    def pending_payloads(self) -> list[tuple[int, bytes]]:
+        """Every unacknowledged message, in order (for persistence and tests)."""
+        return [(seq, entry.payload) for seq, entry in self._pending.items()]
+
+    def enqueue(self, payload: bytes) -> int:
+        """Queue ``payload``; returns its sequence number."""
+        if len(payload) > self._max_message:
+            raise MessageTooLarge(
+                f"message of {len(payload)} bytes exceeds the limit of {self._max_message}"
+            )
+        if len(self._pending) >= self._limit:
+            raise QueueFull(
+                f"outbound queue holds {len(self._pending)} messages (the limit); "
+                "wait for acknowledgements and retry"
+            )
+        seq = self.next_seq
+        self._pending[seq] = _Pending(bytes(payload), self._initial_rto)
+        self._unsent.append(seq)
+        self.next_seq = seq + 1
+        return seq
+
+    def take(self, now: float, budget: int, max_count: int) -> list[Message]:
+        """Messages to transmit now, oldest first, at most ``max_count`` and
+        about ``budget`` payload bytes (at least one message)."""
+        out: list[Message] = []
+        used = 0
+        unsent = self._unsent
+        pending = self._pending
+        while unsent and len(out) < max_count:
+            seq = unsent[0]
+            entry = pending.get(seq)
+            if entry is None:
+                unsent.popleft()
+                continue
+            if out and used + len(entry.payload) > budget:
+                break
+            unsent.popleft()
+            entry.sent_at = now
+            used += len(entry.payload)
+            out.append(Message(seq, entry.payload))
+            deadline = now + entry.rto
+            if self._retx_at is None or deadline < self._retx_at:
+                self._retx_at = deadline
+        return out
+
+    def check_timeouts(self, now: float) -> int:
+        """Queue for retransmission every message whose timer expired (its
+        timeout doubles, up to the cap); returns how many."""
+        if self._retx_at is None or now < self._retx_at:
+            return 0
+        expired: list[int] = []
+        earliest: float | None = None
+        for seq, entry in self._pending.items():
+            if entry.sent_at is None:
+                continue
+            deadline = entry.sent_at + entry.rto
+            if deadline <= now:
+                entry.sent_at = None
+                entry.rto = min(entry.rto * 2, self._max_rto)
+                expired.append(seq)
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        self._retx_at = earliest
+        if expired:
+            # Retransmissions go ahead of never-sent messages: the receiver
+            # cannot deliver anything past the gap they fill.
+            rest = [seq for seq in self._unsent if seq not in expired]
+            self._unsent = deque(expired + rest)
+        return len(expired)
+
+    def on_ack(self, ack: Ack) -> int:
+        """Forget acknowledged messages; returns how many were released."""
+        pending = self._pending
+        before = len(pending)
+        cumulative = min(ack.next_expected, self.next_seq)
+        while pending:
+            seq = next(iter(pending))
+            if seq >= cumulative:
+                break
+            del pending[seq]
+        for start, end in ack.ranges:
+            start, end = max(start, cumulative), min(end, self.next_seq)
+            if end - start <= len(pending):
+                for seq in range(start, end):
+                    pending.pop(seq, None)
+            else:
+                for seq in [s for s in pending if start <= s < end]:
+                    del pending[seq]
+        if not pending:
+            self._retx_at = None
+            self._unsent.clear()
+        return before - len(pending)
+
+    def resend_all(self) -> None:
+        """After a re-key or a path change: everything unacknowledged goes
+        out again now, in order, with a fresh timeout."""
+        for entry in self._pending.values():
+            entry.sent_at = None
+            entry.rto = self._initial_rto
+        self._unsent = deque(self._pending)
+        self._retx_at = None
+
+    def apply_sync(self, sync: Sync) -> None:
+        """The peer's delivery version: if it is receiving our stream, what
+        it has is acknowledged; everything else is resent."""
+        if sync.in_stream == self.stream:
+            self.on_ack(Ack(sync.next_expected))
+        self.resend_all()
+
+    def sync(self, inbound: Inbound) -> Sync:
+        return Sync(self.stream, self.first_unacked, inbound.stream, inbound.next_expected)
+
+
+class Inbound:
+    """The receiving half: reorder buffer, duplicate suppression, inbox."""
+
+    __slots__ = (
+        "_buffer",
+        "_inbox",
+        "_inbox_limit",
+        "_reorder_limit",
+        "ack_needed",
+        "next_expected",
+        "stream",
+    )
+
+    def __init__(self, *, reorder_limit: int, inbox_limit: int) -> None:
+        #: 0 until the peer's first SYNC names its stream.
+        self.stream = 0
+        self.next_expected = 0
+        self._reorder_limit = reorder_limit
+        self._inbox_limit = inbox_limit
+        self._buffer: dict[int, bytes] | None = None
+        self._inbox: deque[bytes] | None = None
+        self.ack_needed = False
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer) if self._buffer else 0
+
+    @property
+    def available(self) -> int:
+        return len(self._inbox) if self._inbox else 0
+
+    def pop(self) -> bytes | None:
+        """The next delivered message, or None."""
+        if not self._inbox:
+            return None
+        payload = self._inbox.popleft()
+        # Messages that arrived while the inbox was full wait in the reorder
+        # buffer (and may already be selectively acknowledged, so the sender
+        # no longer holds them): move them in now that there is room.
+        if self._drain():
+            self.ack_needed = True
+        return payload
+
+    def _drain(self) -> int:
+        """Move buffered messages that are next in order into the inbox,
+        while it has room; returns how many."""
+        buffer = self._buffer
+        if not buffer:
+            return 0
+        inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = deque()
+        delivered = 0
+        while buffer and len(inbox) < self._inbox_limit:
+            payload = buffer.pop(self.next_expected, None)
+            if payload is None:
+                break
+            inbox.append(payload)
+            self.next_expected += 1
+            delivered += 1
+        return delivered
+
+    def accept(self, message: Message) -> int:
+        """Take one message; returns how many became deliverable."""
+        seq = message.seq
+        self.ack_needed = True
+        if seq < self.next_expected:
+            return 0  # duplicate: acknowledged again, delivered never
+        if seq - self.next_expected > self._reorder_limit:
+            return 0  # beyond the window: the sender will retransmit
+        if seq > self.next_expected:
+            if self._buffer is None:
+                self._buffer = {}
+            self._buffer.setdefault(seq, message.payload)
+            return 0
+        inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = deque()
+        if len(inbox) >= self._inbox_limit:
+            return 0  # application not reading: hold back, do not drop
+        inbox.append(message.payload)
+        self.next_expected = seq + 1
+        return 1 + self._drain()
+
+    def ack(self) -> Ack:
+        """The acknowledgement for what arrived so far."""
+        self.ack_needed = False
+        if not self._buffer:
+            return Ack(self.next_expected)
+        ranges: list[tuple[int, int]] = []
+        for seq in sorted(self._buffer):
+            if seq <= self.next_expected:
+                # Held only because the inbox is full: not acknowledged (the
+                # sender keeps it), and a range must start above the gap.
+                continue
+            if ranges and ranges[-1][1] == seq:
+                ranges[-1] = (ranges[-1][0], seq + 1)
+            elif len(ranges) == MAX_ACK_RANGES:
+                break
+            else:
+                ranges.append((seq, seq + 1))
+        return Ack(self.next_expected, tuple(ranges))
+
+    def apply_sync(self, sync: Sync) -> None:
+        """Adopt the peer's stream: a new stream id (the sender restarted
+        without its state) starts over at its first unacknowledged number;
+        a first-unacked beyond ours means we lost state, so we skip ahead
+        rather than wait forever for messages nobody holds any more.
+
+        A first-unacked beyond ours is also normal when our inbox is full:
+        the sender forgot messages we acknowledged selectively and still hold
+        in the reorder buffer.  Held messages are never discarded: if every
+        number up to the sender's is held, nothing is skipped (they are
+        delivered as the application reads); otherwise the held ones are
+        delivered in order and only the numbers nobody holds are skipped."""
+        if sync.out_stream != self.stream:
+            self.stream = sync.out_stream
+            self.next_expected = sync.first_unacked
+            self._buffer = None
+        elif sync.first_unacked > self.next_expected:
+            target = min(sync.first_unacked, _MAX_SEQ)
+            buffer = self._buffer
+            held = sorted(s for s in buffer if s < target) if buffer else []
+            if len(held) < target - self.next_expected:
+                if buffer and held:
+                    inbox = self._inbox
+                    if inbox is None:
+                        inbox = self._inbox = deque()
+                    # May exceed the inbox limit by at most the reorder window.
+                    for seq in held:
+                        inbox.append(buffer.pop(seq))
+                self.next_expected = target
+            self._drain()
+        self.ack_needed = True

@@ -1,0 +1,474 @@
+"""Getting a session to ``established``: PQXDH, prekey bundles, resumption.
+
+Initiator: with a resumption ticket that is still fresh, RESUME (one round
+trip, no KEM work); otherwise the peer's prekey bundle (from
+``ctx.bundles`` or fetched with BUNDLE_REQUEST), then PQXDH INIT ->
+RESPONSE -> FINISH.  Every step is resent every second while unanswered and
+the whole attempt is bounded by ``handshake_timeout``.
+
+Responder: answers INIT only after :class:`ResponderHandshake` verified it,
+so a session object exists only for a peer that proved its DID; a peer that
+fails authentication is quarantined before any expensive crypto is spent on
+it again.  Repeated INIT/RESPONSE/RESUME bytes (the answer was lost) get the
+cached answer, never a second handshake.
+
+Crossing attempts (both sides start at once, e.g. both recovering from the
+same partition) resolve by DID order: the lower DID's attempt wins, and the
+other side answers it instead of pursuing its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from l2session.core import resumption
+from l2session.core.channel import Channel
+from l2session.core.config import SessionConfig, SessionKind
+from l2session.core.events import PacketRejected, SessionAccepted
+from l2session.core.keyschedule import initial_lineage
+from l2session.core.resumption import StoredSession
+from l2session.core.session import RESEND_INTERVAL, Session
+from l2session.core.states import State, Trigger
+from l2session.crypto.handshake_messages import TYPE_FINISH, TYPE_INIT, TYPE_RESPONSE
+from l2session.crypto.pqxdh import HandshakeResult, InitiatorHandshake, ResponderHandshake
+from l2session.crypto.ratchet import DoubleRatchet
+from l2session.errors import AuthenticationFailed, L2SessionError, MalformedMessage
+from l2session.identity.bundle import PrekeyBundle
+from l2session.identity.resolver import resolve_signing_key
+from l2session.wire.packets import (
+    REJECT_STALE,
+    REJECT_UNKNOWN_TICKET,
+    BundlePacket,
+    BundleRequest,
+    HandshakePacket,
+    ResumeAckPacket,
+    ResumePacket,
+    ResumeRejectPacket,
+    encode_packet,
+)
+
+if TYPE_CHECKING:
+    from l2session.core.manager import SessionManager
+
+_log = logging.getLogger("l2session.session")
+
+
+# ----------------------------------------------------------------------
+# initiator
+
+
+def begin(session: Session, now: float, trigger: Trigger, reason: str) -> None:
+    """Enter ``handshake_initiated`` and send the first message."""
+    session.fire(trigger, now, reason)
+    session.handshake_deadline = now + session.config.handshake_timeout
+    owner = session.owner
+    stored = owner.stored.get(session.peer_did)
+    if stored is not None and resumable(stored, session.config, now):
+        pending = resumption.start_resume(stored, rng=owner.ctx.rng, now=now)
+        session.resume = pending
+        owner.route_ticket(session, pending.packet.ticket_id)
+        _send_handshake(session, encode_packet(pending.packet), now)
+        return
+    start_full(session, now)
+
+
+def resumable(stored: StoredSession, config: SessionConfig, now: float) -> bool:
+    """A ticket is used only while it is younger than ``ttl`` and the last
+    post-quantum keying is not yet due for rotation."""
+    return (
+        config.kind is SessionKind.PERSISTENT
+        and now - stored.issued_at < config.ttl
+        and now - stored.pq_keyed_at < config.rotate_at_age
+    )
+
+
+def start_full(session: Session, now: float) -> None:
+    owner = session.owner
+    ctx = owner.ctx
+    bundle = ctx.bundles(session.peer_did) if ctx.bundles is not None else None
+    if bundle is not None:
+        _send_init(session, bundle, now)
+        return
+    nonce = ctx.rng.random_bytes(16)
+    session.bundle_nonce = nonce
+    owner.route_ticket(session, nonce)
+    _send_handshake(session, encode_packet(BundleRequest(nonce, session.peer_did)), now)
+
+
+def _send_handshake(session: Session, packet: bytes, now: float) -> None:
+    session.handshake_packet = packet
+    session.handshake_resend_at = now + RESEND_INTERVAL
+    session.owner.transmit(session, packet)
+    session.owner.reschedule(session)
+
+
+def _send_init(session: Session, bundle: PrekeyBundle, now: float) -> None:
+    ctx = session.owner.ctx
+    keys = ctx.keys
+    handshake, init = InitiatorHandshake.start(
+        local=keys.identity,
+        peer_did=session.peer_did,
+        peer_signing_key=resolve_signing_key(ctx.resolver, session.peer_did),
+        signed_prekeys=bundle.signed_prekeys,
+        one_time_prekey=bundle.pick_one_time(ctx.rng),
+        rng=ctx.rng,
+        now=now,
+        encapsulator=keys.encapsulator,
+    )
+    session.handshake = handshake
+    if session.bundle_nonce is not None:
+        session.owner.unroute_ticket(session.bundle_nonce)
+    session.bundle_nonce = None
+    session.owner.route(session, handshake.session_id)
+    _send_handshake(session, encode_packet(HandshakePacket(handshake.session_id, init)), now)
+
+
+def on_bundle(session: Session, packet: BundlePacket, now: float) -> None:
+    if session.bundle_nonce is None or packet.nonce != session.bundle_nonce:
+        raise MalformedMessage("prekey bundle answers no request of ours")
+    bundle = PrekeyBundle.decode(packet.bundle)
+    if str(bundle.did) != session.peer_did:
+        raise AuthenticationFailed("prekey bundle is for another DID", reason="wrong_did")
+    bundle.verify(session.owner.ctx.resolver, now=now)
+    _send_init(session, bundle, now)
+
+
+def on_response(session: Session, message: bytes, now: float) -> None:
+    handshake = session.handshake
+    if not isinstance(handshake, InitiatorHandshake):
+        cached = session.answers.get(message) if session.answers else None
+        if cached is not None:
+            session.owner.transmit(session, cached)  # our FINISH was lost
+            return
+        raise MalformedMessage("handshake RESPONSE without a handshake waiting for it")
+    try:
+        result, finish = handshake.receive_response(message)
+    except AuthenticationFailed as error:
+        if error.reason != "invalid_signature":
+            raise
+        session.owner.quarantine(session.peer_did, session.address, now)
+        session.owner.unroute(session, handshake.session_id)
+        session.fail(Trigger.INVALID_SIG, now, "authentication_failed")
+        raise
+    finish_packet = encode_packet(HandshakePacket(result.session_id, finish))
+    session.owner.transmit(session, finish_packet)
+    _adopt(session, result, now)
+    session.answers = {message: finish_packet}
+    session.fire(Trigger.RECEIVE_VALID_RESPONSE, now, "PQXDH complete")
+    session.on_established(now)
+
+
+def on_resume_ack(session: Session, packet: ResumeAckPacket, now: float) -> None:
+    pending = session.resume
+    if pending is None:
+        raise MalformedMessage("RESUME_ACK without a resumption waiting for it")
+    keys, transcript = resumption.finish_resume(pending, packet)
+    owner = session.owner
+    owner.unroute_ticket(pending.packet.ticket_id)
+    ratchet = DoubleRatchet.for_initiator(
+        root_key=keys.epoch.root_key,
+        chain_key=keys.epoch.chain_key,
+        own_ephemeral=pending.ephemeral,
+        peer_ephemeral=packet.ephemeral,
+        associated_data=transcript,
+        rng=owner.ctx.rng,
+    )
+    stored = pending.stored
+    channel = Channel(
+        session_id=keys.session_id,
+        epoch=0,
+        ratchet=ratchet,
+        lineage=keys.epoch.lineage,
+        keyed_at=now,
+    )
+    session.install_channel(
+        channel, peer_signing_key=stored.peer_signing_key, pq_keyed_at=stored.pq_keyed_at, now=now
+    )
+    owner.save_ticket(_next_ticket(stored, keys.next_secret, keys.epoch.lineage, now))
+    session.fire(Trigger.RECEIVE_VALID_RESPONSE, now, "resumed")
+    session.on_established(now)
+
+
+def on_resume_reject(session: Session, packet: ResumeRejectPacket, now: float) -> None:
+    """The peer does not know our ticket (it lost it, or it was used): fall
+    back to a full handshake within the same attempt."""
+    pending = session.resume
+    if pending is None or pending.packet.ticket_id != packet.ticket_id:
+        raise MalformedMessage("RESUME_REJECT for no resumption of ours")
+    owner = session.owner
+    owner.unroute_ticket(packet.ticket_id)
+    owner.drop_ticket(pending.stored)
+    session.resume = None
+    session.handshake_deadline = now + session.config.handshake_timeout
+    start_full(session, now)
+
+
+def _next_ticket(stored: StoredSession, secret: bytes, lineage: bytes, now: float) -> StoredSession:
+    return StoredSession(
+        local_did=stored.local_did,
+        peer_did=stored.peer_did,
+        peer_signing_key=stored.peer_signing_key,
+        resumption_secret=secret,
+        lineage=lineage,
+        pq_keyed_at=stored.pq_keyed_at,
+        issued_at=now,
+    )
+
+
+def _adopt(session: Session, result: HandshakeResult, now: float) -> None:
+    lineage = initial_lineage(result.root_key, result.handshake_hash)
+    channel = Channel(
+        session_id=result.session_id,
+        epoch=0,
+        ratchet=result.ratchet,
+        lineage=lineage,
+        keyed_at=now,
+    )
+    session.install_channel(
+        channel, peer_signing_key=result.peer_signing_key, pq_keyed_at=now, now=now
+    )
+    if session.config.kind is SessionKind.PERSISTENT:
+        session.owner.save_ticket(
+            StoredSession(
+                local_did=result.local_did,
+                peer_did=result.peer_did,
+                peer_signing_key=result.peer_signing_key,
+                resumption_secret=result.resumption_secret,
+                lineage=lineage,
+                pq_keyed_at=now,
+                issued_at=now,
+            )
+        )
+
+
+# ----------------------------------------------------------------------
+# responder
+
+
+def _yield_to(owner: SessionManager, session: Session | None) -> bool:
+    """Whether an incoming attempt should be ignored because our own
+    crossing attempt wins (lower DID)."""
+    return (
+        session is not None
+        and session.state is State.HANDSHAKE_INITIATED
+        and (session.handshake is not None or session.resume is not None)
+        and isinstance(session.handshake, InitiatorHandshake | None)
+        and owner.local_did < session.peer_did
+    )
+
+
+def _enter_as_responder(session: Session, now: float, reason: str) -> bool:
+    """Move an existing or new session to where an inbound attempt is
+    answered; returns False if the session is new (emit SessionAccepted)."""
+    state = session.state
+    if state is State.IDLE:
+        session.fire(Trigger.RECEIVE_HANDSHAKE, now, reason)
+        return False
+    if state is State.SUSPENDED:
+        session.fire(Trigger.RETRY, now, f"{reason} by peer")
+    elif state is State.FAILED:
+        session.fire(Trigger.RETRY_WITH_BACKOFF, now, f"{reason} by peer")
+    if session.state is State.HANDSHAKE_INITIATED:
+        if isinstance(session.handshake, InitiatorHandshake):
+            session.owner.unroute(session, session.handshake.session_id)
+        if session.resume is not None:
+            session.owner.unroute_ticket(session.resume.packet.ticket_id)
+        session.handshake = None
+        session.resume = None
+        session.bundle_nonce = None
+    return True
+
+
+def on_init(
+    owner: SessionManager,
+    packet: HandshakePacket,
+    address: str,
+    path: str,
+    now: float,
+    config: SessionConfig,
+) -> Session | None:
+    from l2session.crypto.handshake_messages import HandshakeInit
+
+    init = HandshakeInit.decode(packet.message)
+    initiator = init.initiator_did
+    if owner.quarantined_until(initiator, address, now) > now:
+        owner.emit(PacketRejected(address, "quarantined", initiator))
+        return None
+    session = owner.sessions.get(initiator)
+    if session is not None and session.answers:
+        cached = session.answers.get(packet.message)
+        if cached is not None:
+            owner.transmit(session, cached)  # our RESPONSE was lost
+            return session
+    if _yield_to(owner, session):
+        return None
+    ctx = owner.ctx
+    keys = ctx.keys
+    try:
+        handshake, response = ResponderHandshake.receive_init(
+            packet.message,
+            local=keys.identity,
+            prekeys=keys.prekeys,
+            peer_signing_key=lambda did: resolve_signing_key(ctx.resolver, did),
+            guard=keys.guard,
+            rng=ctx.rng,
+            now=now,
+            encapsulator=keys.encapsulator,
+        )
+    except AuthenticationFailed:
+        owner.quarantine(initiator, address, now)
+        raise
+    if handshake.session_id != packet.session_id:
+        raise MalformedMessage("handshake packet names another session id than its INIT")
+    created = session is None
+    if session is None:
+        session = owner.create_session(initiator, config, address, path, now)
+    session.address, session.path = address, path
+    is_new = not _enter_as_responder(session, now, "PQXDH INIT")
+    if isinstance(session.handshake, ResponderHandshake):
+        owner.unroute(session, session.handshake.session_id)
+    session.handshake = handshake
+    owner.route(session, handshake.session_id)
+    reply = encode_packet(HandshakePacket(handshake.session_id, response))
+    session.answers = {packet.message: reply}
+    session.handshake_deadline = now + session.config.handshake_timeout
+    _send_handshake(session, reply, now)
+    if created or is_new:
+        owner.emit(SessionAccepted(initiator))
+    return session
+
+
+def on_finish(session: Session, message: bytes, now: float) -> None:
+    handshake = session.handshake
+    if not isinstance(handshake, ResponderHandshake):
+        raise MalformedMessage("handshake FINISH without a handshake waiting for it")
+    result = handshake.receive_finish(message)
+    _adopt(session, result, now)
+    _arrive(session, now, "PQXDH complete")
+
+
+def _arrive(session: Session, now: float, reason: str) -> None:
+    """The responder's side of a completed attempt, from whatever state."""
+    state = session.state
+    if state is State.HANDSHAKE_RECEIVED:
+        session.fire(Trigger.SEND_RESPONSE_ACK, now, reason)
+    elif state is State.HANDSHAKE_INITIATED:
+        session.fire(Trigger.RECEIVE_VALID_RESPONSE, now, f"{reason} (answered the peer's)")
+    elif state is State.DEGRADED:
+        session.fire(Trigger.CONNECTIVITY_RESTORED, now, f"{reason} (peer re-keyed)")
+    elif state is State.ROTATING:
+        session.fire(Trigger.ROTATION_COMPLETE, now, f"{reason} (peer re-keyed)")
+    else:
+        _log.info("session %s: re-keyed by the peer (%s)", session.peer_did, reason)
+    session.on_established(now)
+
+
+def on_resume(
+    owner: SessionManager,
+    packet: ResumePacket,
+    raw: bytes,
+    address: str,
+    path: str,
+    now: float,
+    config: SessionConfig,
+) -> Session | None:
+    answered = owner.answered.get(packet.ticket_id)
+    if answered is not None and answered[0] == raw:
+        owner.send_raw(address, path, answered[1])  # our RESUME_ACK was lost
+        return None
+    stored = owner.tickets.get(packet.ticket_id)
+    if stored is None:
+        owner.send_raw(
+            address,
+            path,
+            encode_packet(ResumeRejectPacket(packet.ticket_id, REJECT_UNKNOWN_TICKET)),
+        )
+        return None
+    if owner.quarantined_until(stored.peer_did, address, now) > now:
+        owner.emit(PacketRejected(address, "quarantined", stored.peer_did))
+        return None
+    session = owner.sessions.get(stored.peer_did)
+    if _yield_to(owner, session):
+        return None
+    try:
+        answer = resumption.answer_resume(packet, stored, rng=owner.ctx.rng, now=now)
+    except L2SessionError as error:
+        if not isinstance(error, AuthenticationFailed):
+            reject = ResumeRejectPacket(packet.ticket_id, REJECT_STALE)
+            owner.send_raw(address, path, encode_packet(reject))
+        raise
+    reply = encode_packet(answer.reply)
+    owner.consume_ticket(stored, raw, reply)
+    created = session is None
+    if session is None:
+        session = owner.create_session(stored.peer_did, config, address, path, now)
+    session.address, session.path = address, path
+    _enter_as_responder(session, now, "RESUME")
+    ratchet = DoubleRatchet.for_responder(
+        root_key=answer.keys.epoch.root_key,
+        chain_key=answer.keys.epoch.chain_key,
+        own_ephemeral=answer.ephemeral,
+        peer_ephemeral=packet.ephemeral,
+        associated_data=answer.transcript,
+        rng=owner.ctx.rng,
+    )
+    channel = Channel(
+        session_id=answer.keys.session_id,
+        epoch=0,
+        ratchet=ratchet,
+        lineage=answer.keys.epoch.lineage,
+        keyed_at=now,
+    )
+    owner.send_raw(address, path, reply)
+    session.install_channel(
+        channel, peer_signing_key=stored.peer_signing_key, pq_keyed_at=stored.pq_keyed_at, now=now
+    )
+    owner.save_ticket(_next_ticket(stored, answer.keys.next_secret, answer.keys.epoch.lineage, now))
+    if created:
+        owner.emit(SessionAccepted(stored.peer_did))
+    _arrive(session, now, "resumed")
+    return session
+
+
+# ----------------------------------------------------------------------
+# timers
+
+
+def on_handshake_timer(session: Session, now: float) -> None:
+    deadline = session.handshake_deadline
+    assert deadline is not None
+    if now >= deadline:
+        owner = session.owner
+        if isinstance(session.handshake, InitiatorHandshake | ResponderHandshake):
+            owner.unroute(session, session.handshake.session_id)
+        if session.resume is not None:
+            owner.unroute_ticket(session.resume.packet.ticket_id)
+        session.handshake_deadline = None
+        session.handshake_resend_at = None
+        if session.state in (State.HANDSHAKE_INITIATED, State.HANDSHAKE_RECEIVED):
+            session.fail(Trigger.TIMEOUT, now, "timeout")
+        else:
+            session.handshake = None  # an abandoned re-key from the peer
+        return
+    resend = session.handshake_resend_at
+    if resend is not None and now >= resend and session.handshake_packet is not None:
+        session.handshake_resend_at = now + RESEND_INTERVAL
+        session.owner.transmit(session, session.handshake_packet)
+
+
+def retry(session: Session, now: float) -> None:
+    """A scheduled retry is due (failed: backoff; suspended: recovery)."""
+    session.retry_at = None
+    if session.state is State.SUSPENDED:
+        begin(session, now, Trigger.RETRY, "recovery attempt")
+    else:
+        begin(
+            session,
+            now,
+            Trigger.RETRY_WITH_BACKOFF,
+            f"retry {session.retry_attempt} after {session.failure_reason}",
+        )
+
+
+HANDSHAKE_TYPES = {TYPE_INIT: "INIT", TYPE_RESPONSE: "RESPONSE", TYPE_FINISH: "FINISH"}

@@ -1,0 +1,61 @@
+"""Events the session core reports to the runtime and the application.
+
+The manager queues them; the runtime drains them with
+:meth:`~l2session.core.manager.SessionManager.events` (sans-I/O: nothing is
+called back from inside the protocol code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from l2session.core.states import TransitionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """A session moved (the same record as its audit trail entry)."""
+
+    peer_did: str
+    record: TransitionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesAvailable:
+    """Messages were delivered and wait in the session's inbox."""
+
+    peer_did: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionAccepted:
+    """A peer opened a session with this node (SPEC-018 ``accept``)."""
+
+    peer_did: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosedEvent:
+    """A session ended: closed by either side, or cleaned up."""
+
+    peer_did: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PacketRejected:
+    """A packet was refused (hostile, stale, damaged, or quarantined).
+
+    ``reason`` is a short machine-readable cause for counters; the packet
+    changed nothing.
+    """
+
+    address: str
+    reason: str
+    peer_did: str | None = None
+
+
+SessionEvent = (
+    StateChanged | MessagesAvailable | SessionAccepted | SessionClosedEvent | PacketRejected
+)

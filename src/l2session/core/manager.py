@@ -1,0 +1,423 @@
+"""The session manager: many sessions, one timer, one inbox of datagrams.
+
+It owns every session of a node and is the only thing the runtime talks to
+(aioquic's shape: ``receive_datagram(data, address, path, now)``,
+``datagrams_to_send()``, ``get_timer()``, ``tick(now)``):
+
+* routes each packet by session id (DATA, handshake replies) or ticket id
+  (resumption), and turns hostile bytes into counted rejections;
+* keeps one heap of deadlines, so :meth:`tick` does work proportional to the
+  timers that are due, not to the number of sessions.  A session's entry is
+  pushed only when its deadline moves *earlier*; an entry that fires early
+  (the deadline moved later) just reschedules, so heartbeats on busy
+  sessions cost no heap churn;
+* keeps the resumption tickets and the quarantine list.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from l2session.core import establish
+from l2session.core.config import SessionConfig
+from l2session.core.context import Capability, Context
+from l2session.core.events import PacketRejected, SessionEvent, StateChanged
+from l2session.core.resumption import StoredSession
+from l2session.core.session import Session
+from l2session.core.states import TransitionRecord, Trigger
+from l2session.crypto.handshake_messages import TYPE_FINISH, TYPE_INIT, TYPE_RESPONSE
+from l2session.errors import (
+    InvalidState,
+    L2SessionError,
+    MalformedMessage,
+    PeerQuarantined,
+    TransportFailed,
+)
+from l2session.identity.bundle import PrekeyBundle
+from l2session.wire.packets import (
+    BundlePacket,
+    BundleRequest,
+    DataPacket,
+    HandshakePacket,
+    ResumeAckPacket,
+    ResumePacket,
+    ResumeRejectPacket,
+    decode_packet,
+    encode_packet,
+)
+
+_log = logging.getLogger("l2session.session")
+
+#: Answered resumption requests remembered for retransmissions.
+ANSWERED_MEMORY: Final = 4096
+#: Quarantine entries kept (oldest evicted first).
+QUARANTINE_MEMORY: Final = 10_000
+DEFAULT_PATHS: Final = ("quic", "tcp")
+_MAX_RUNS_PER_TICK: Final = 4
+_MIN_TIMER_STEP: Final = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A packet for the runtime to put on a transport."""
+
+    address: str
+    path: str
+    data: bytes
+
+
+class SessionManager:
+    """All sessions of one node (SPEC-018 §5.2 ``establish``, ``resume``,
+    ``accept``, ``tick``)."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        config: SessionConfig | None = None,
+        paths: tuple[str, ...] = DEFAULT_PATHS,
+    ) -> None:
+        self.ctx = ctx
+        self.config = config or SessionConfig()
+        self.paths = paths
+        self.sessions: dict[str, Session] = {}
+        self._by_id: dict[bytes, Session] = {}
+        self._by_ticket: dict[bytes, Session] = {}
+        #: Tickets peers may resume with, by ticket id (responder side).
+        self.tickets: dict[bytes, StoredSession] = {}
+        #: Our own ticket per peer (initiator side).
+        self.stored: dict[str, StoredSession] = {}
+        self.answered: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
+        self._quarantine: OrderedDict[tuple[str, str | None], float] = OrderedDict()
+        self._heap: list[tuple[float, int, Session]] = []
+        self._counter = itertools.count()
+        self._outbox: list[Outgoing] = []
+        self._events: list[SessionEvent] = []
+        self.rejections: dict[str, int] = {}
+        if not ctx._manager:
+            ctx._manager.append(self)
+
+    # ------------------------------------------------------------------
+    # plumbing used by sessions
+
+    @property
+    def local_did(self) -> str:
+        return self.ctx.keys.did
+
+    def now(self) -> float:
+        return self.ctx.now()
+
+    def record_transition(self, record: TransitionRecord) -> None:
+        self._events.append(StateChanged(record.subject, record))
+
+    def emit(self, event: SessionEvent) -> None:
+        self._events.append(event)
+
+    def transmit(self, session: Session, data: bytes) -> None:
+        if session.address is None:
+            raise TransportFailed(f"no address is known for {session.peer_did}")
+        self._outbox.append(Outgoing(session.address, session.path, data))
+
+    def send_raw(self, address: str, path: str, data: bytes) -> None:
+        self._outbox.append(Outgoing(address, path, data))
+
+    def route(self, session: Session, session_id: bytes) -> None:
+        self._by_id[session_id] = session
+
+    def unroute(self, session: Session, session_id: bytes) -> None:
+        if self._by_id.get(session_id) is session:
+            del self._by_id[session_id]
+
+    def route_ticket(self, session: Session, ticket_id: bytes) -> None:
+        self._by_ticket[ticket_id] = session
+
+    def unroute_ticket(self, ticket_id: bytes) -> None:
+        self._by_ticket.pop(ticket_id, None)
+
+    def save_ticket(self, stored: StoredSession) -> None:
+        old = self.stored.get(stored.peer_did)
+        if old is not None:
+            self.tickets.pop(old.ticket_id, None)
+        self.stored[stored.peer_did] = stored
+        self.tickets[stored.ticket_id] = stored
+
+    def drop_ticket(self, stored: StoredSession) -> None:
+        self.tickets.pop(stored.ticket_id, None)
+        if self.stored.get(stored.peer_did) is stored:
+            del self.stored[stored.peer_did]
+
+    def consume_ticket(self, stored: StoredSession, request: bytes, reply: bytes) -> None:
+        """Single use: the ticket is gone before the answer leaves."""
+        self.drop_ticket(stored)
+        self.answered[stored.ticket_id] = (request, reply)
+        while len(self.answered) > ANSWERED_MEMORY:
+            self.answered.popitem(last=False)
+
+    def quarantine(self, did: str, address: str | None, now: float) -> None:
+        """Refuse ``did`` at ``address`` for ``quarantine`` seconds.  Keyed by
+        address too, so that an impostor claiming someone's DID from
+        elsewhere quarantines only itself."""
+        key = (did, address)
+        self._quarantine.pop(key, None)
+        self._quarantine[key] = now + self.config.quarantine
+        while len(self._quarantine) > QUARANTINE_MEMORY:
+            self._quarantine.popitem(last=False)
+        _log.warning("peer %s at %s quarantined for %.0f s", did, address, self.config.quarantine)
+
+    def quarantined_until(self, did: str, address: str | None, now: float) -> float:
+        until = self._quarantine.get((did, address), 0.0)
+        if until and until <= now:
+            del self._quarantine[(did, address)]
+            return 0.0
+        return until
+
+    def create_session(
+        self, peer_did: str, config: SessionConfig, address: str | None, path: str, now: float
+    ) -> Session:
+        stream = int.from_bytes(self.ctx.rng.random_bytes(8), "big") or 1
+        session = Session(
+            self, peer_did, config, stream=stream, address=address, path=path, now=now
+        )
+        self.sessions[peer_did] = session
+        return session
+
+    def forget(self, session: Session) -> None:
+        if self.sessions.get(session.peer_did) is session:
+            del self.sessions[session.peer_did]
+        for sid in [k for k, v in self._by_id.items() if v is session]:
+            del self._by_id[sid]
+        for tid in [k for k, v in self._by_ticket.items() if v is session]:
+            del self._by_ticket[tid]
+
+    def reschedule(self, session: Session) -> None:
+        deadline = session.next_deadline()
+        if deadline is None:
+            return
+        if session.timer_at is None or deadline < session.timer_at:
+            session.timer_at = deadline
+            heapq.heappush(self._heap, (deadline, next(self._counter), session))
+
+    # ------------------------------------------------------------------
+    # SPEC-018 §5.2
+
+    def establish(self, peer_did: str, config: SessionConfig | None = None) -> Session:
+        """Open a session with ``peer_did`` (idle -> handshake_initiated)."""
+        self.ctx.require(
+            "establish",
+            Capability.NET_CONNECT,
+            Capability.CRYPTO_PQXDH,
+            Capability.DID_RESOLVE,
+            Capability.TIME,
+        )
+        return self._open(peer_did, config, "establish")
+
+    def resume(
+        self, peer_did: str, stored: StoredSession, config: SessionConfig | None = None
+    ) -> Session:
+        """Resume a stored session (one round trip, no KEM work)."""
+        self.ctx.require("resume", Capability.NET_CONNECT, Capability.CRYPTO_PQXDH, Capability.TIME)
+        if stored.peer_did != peer_did or stored.local_did != self.local_did:
+            raise InvalidState(f"the stored session is not between this node and {peer_did}")
+        self.save_ticket(stored)
+        return self._open(peer_did, config, "resume")
+
+    def _open(self, peer_did: str, config: SessionConfig | None, why: str) -> Session:
+        now = self.now()
+        directory = self.ctx.net_connect
+        assert directory is not None
+        address = directory.address_of(peer_did)
+        if address is None:
+            raise TransportFailed(f"no address is known for {peer_did}; add it to the directory")
+        if self.quarantined_until(peer_did, address, now) > now:
+            until = self.quarantined_until(peer_did, address, now)
+            raise PeerQuarantined(
+                f"{peer_did} failed authentication and is refused until t={until:.0f}",
+                until=until,
+            )
+        existing = self.sessions.get(peer_did)
+        if existing is not None:
+            raise InvalidState(f"a session with {peer_did} exists ({existing.state.value}); use it")
+        session = self.create_session(peer_did, config or self.config, address, self.paths[0], now)
+        establish.begin(session, now, Trigger.INITIATE_HANDSHAKE, why)
+        return session
+
+    def accept(
+        self, request: bytes, address: str, path: str, config: SessionConfig | None = None
+    ) -> Session | None:
+        """Answer an incoming PQXDH INIT packet (SPEC-018 ``accept``);
+        returns the session, or None if the request is not answered (a
+        retransmission, or our own crossing attempt wins)."""
+        self.ctx.require("accept", Capability.CRYPTO_PQXDH, Capability.DID_RESOLVE, Capability.TIME)
+        packet = decode_packet(request)
+        if not isinstance(packet, HandshakePacket) or packet.message[1:2] != bytes([TYPE_INIT]):
+            raise MalformedMessage("accept() takes a handshake INIT packet")
+        return establish.on_init(self, packet, address, path, self.now(), config or self.config)
+
+    def tick(self, sessions: Iterable[Session] | None = None) -> None:
+        """Run every timer that is due (SPEC-018 ``tick``).  With
+        ``sessions``, run just those sessions' timers."""
+        now = self.now()
+        if sessions is not None:
+            for session in sessions:
+                session.timer_at = None
+                session.on_timer(now)
+                self.reschedule(session)
+            return
+        heap = self._heap
+        runs: dict[int, int] = {}
+        while heap and heap[0][0] <= now:
+            deadline, _, session = heapq.heappop(heap)
+            if session.timer_at != deadline or session.closed:
+                continue  # superseded by an earlier entry, or gone
+            session.timer_at = None
+            count = runs[id(session)] = runs.get(id(session), 0) + 1
+            if count > _MAX_RUNS_PER_TICK:
+                # A deadline that on_timer does not clear is a bug; never
+                # let it spin the event loop.
+                _log.error("session %s: timer due at %s did not clear", session.peer_did, deadline)
+                session.timer_at = now + _MIN_TIMER_STEP
+                heapq.heappush(heap, (session.timer_at, next(self._counter), session))
+                continue
+            session.on_timer(now)
+            self.reschedule(session)
+
+    def get_timer(self) -> float | None:
+        """When :meth:`tick` next has work (None: nothing scheduled)."""
+        heap = self._heap
+        while heap and (heap[0][2].timer_at != heap[0][0] or heap[0][2].closed):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    # ------------------------------------------------------------------
+    # runtime I/O
+
+    def datagrams_to_send(self) -> list[Outgoing]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def events(self) -> list[SessionEvent]:
+        out, self._events = self._events, []
+        return out
+
+    def session(self, peer_did: str) -> Session | None:
+        return self.sessions.get(peer_did)
+
+    def receive_datagram(self, data: bytes, address: str, path: str) -> None:
+        """Feed one packet from a transport.  Anything that does not verify
+        is counted and dropped; it never raises and never changes a session."""
+        now = self.now()
+        try:
+            self._dispatch(data, address, path, now)
+        except L2SessionError as error:
+            reason = getattr(error, "reason", type(error).__name__)
+            self.rejections[reason] = self.rejections.get(reason, 0) + 1
+            self._events.append(PacketRejected(address, str(reason)))
+            _log.debug("packet from %s rejected: %s", address, error)
+
+    def connectivity(self, address: str, path: str, up: bool) -> None:
+        """The runtime reports a path to ``address`` lost or restored.  A
+        session on a lost path moves to the next path at once (QUIC -> μTCP
+        fallback, SPEC-018 §2.3) and resends what is unacknowledged; with no
+        path left it waits for the timeouts of SPEC-018 §2.3."""
+        now = self.now()
+        for session in list(self.sessions.values()):
+            if session.address != address:
+                continue
+            if not up and session.path == path:
+                others = [p for p in self.paths if p != path]
+                if others:
+                    session.path = others[0]
+                    _log.info(
+                        "session %s: path %s lost, now on %s", session.peer_did, path, others[0]
+                    )
+                    session.outbound.resend_all()
+                    if session.handshake_packet is not None:
+                        self.transmit(session, session.handshake_packet)
+                    session.flush(now)
+                else:
+                    session.connectivity(False, now)
+            elif up:
+                if path == self.paths[0] and session.path != path:
+                    session.path = path  # the preferred path works again
+                session.connectivity(True, now)
+            self.reschedule(session)
+
+    def _dispatch(self, data: bytes, address: str, path: str, now: float) -> None:
+        packet = decode_packet(data)
+        if isinstance(packet, DataPacket):
+            session = self._by_id.get(packet.session_id)
+            if session is None:
+                raise MalformedMessage("DATA for an unknown session id")
+            session.on_data(packet, now)
+            self.reschedule(session)
+            return
+        if isinstance(packet, HandshakePacket):
+            self._on_handshake(packet, address, path, now)
+            return
+        if isinstance(packet, BundleRequest):
+            self._on_bundle_request(packet, address, path)
+            return
+        if isinstance(packet, ResumePacket):
+            session = establish.on_resume(
+                self, packet, bytes(data), address, path, now, self.config
+            )
+            if session is not None:
+                self.reschedule(session)
+            return
+        if isinstance(packet, BundlePacket):
+            session = self._pending_bundle(packet.nonce)
+            establish.on_bundle(session, packet, now)
+        elif isinstance(packet, ResumeAckPacket):
+            session = self._ticket_session(packet.ticket_id)
+            establish.on_resume_ack(session, packet, now)
+        elif isinstance(packet, ResumeRejectPacket):
+            session = self._ticket_session(packet.ticket_id)
+            establish.on_resume_reject(session, packet, now)
+        self.reschedule(session)
+
+    def _on_handshake(self, packet: HandshakePacket, address: str, path: str, now: float) -> None:
+        kind = packet.message[1] if len(packet.message) > 1 else -1
+        if kind == TYPE_INIT:
+            self.ctx.require("accept", Capability.CRYPTO_PQXDH, Capability.DID_RESOLVE)
+            session = establish.on_init(self, packet, address, path, now, self.config)
+        else:
+            session = self._by_id.get(packet.session_id)
+            if session is None:
+                raise MalformedMessage("handshake message for an unknown session id")
+            if kind == TYPE_RESPONSE:
+                establish.on_response(session, packet.message, now)
+            elif kind == TYPE_FINISH:
+                establish.on_finish(session, packet.message, now)
+            else:
+                raise MalformedMessage(f"unknown handshake message type {kind}")
+        if session is not None:
+            self.reschedule(session)
+
+    def _on_bundle_request(self, packet: BundleRequest, address: str, path: str) -> None:
+        keys = self.ctx.keys
+        if packet.did != keys.did:
+            raise MalformedMessage("bundle request for another DID")
+        full = keys.prekeys.bundle()
+        one = full.pick_one_time(self.ctx.rng)
+        bundle = PrekeyBundle(
+            full.did, full.signing_key, full.signed_prekeys, (one,) if one else ()
+        )
+        self.send_raw(address, path, encode_packet(BundlePacket(packet.nonce, bundle.encode())))
+
+    def _pending_bundle(self, nonce: bytes) -> Session:
+        session = self._by_ticket.get(nonce)
+        if session is None or session.bundle_nonce != nonce:
+            raise MalformedMessage("prekey bundle answers no request of ours")
+        return session
+
+    def _ticket_session(self, ticket_id: bytes) -> Session:
+        session = self._by_ticket.get(ticket_id)
+        if session is None:
+            raise MalformedMessage("resumption answer for no resumption of ours")
+        return session

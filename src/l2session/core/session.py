@@ -1,0 +1,748 @@
+"""One session with one peer: state, delivery, liveness and key epochs.
+
+A :class:`Session` is the long-lived relationship with a peer DID.  Its keys
+come and go (handshake, rotation, resumption, re-handshake after a failure)
+but its delivery streams, its queue and its audit trail stay, which is what
+lets it survive partitions, restarts of the transport and key changes
+without losing or repeating a message.
+
+Sans-I/O: every method takes ``now``; outgoing packets go to the owning
+:class:`~l2session.core.manager.SessionManager`'s outbox and the next
+deadline to its timer heap.  Establishment (PQXDH, bundles, resumption)
+lives in :mod:`l2session.core.establish`; this module handles what flows once
+a channel exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Final
+
+from l2session.core import rotation as rotation_steps
+from l2session.core.channel import Channel
+from l2session.core.config import SessionConfig, SessionKind
+from l2session.core.delivery import Inbound, Outbound
+from l2session.core.events import MessagesAvailable, SessionClosedEvent
+from l2session.core.resumption import PendingResume
+from l2session.core.rotation import Rotation
+from l2session.core.states import State, StateMachine, TransitionRecord, Trigger
+from l2session.crypto.pqxdh import InitiatorHandshake, ResponderHandshake
+from l2session.errors import (
+    InvalidState,
+    L2SessionError,
+    SessionClosed,
+    SessionTimeout,
+)
+from l2session.wire.packets import DataPacket
+from l2session.wire.records import (
+    Ack,
+    Close,
+    Heartbeat,
+    HeartbeatAck,
+    Message,
+    Record,
+    RotateDone,
+    RotateInit,
+    RotateResponse,
+    Sync,
+    record_size,
+)
+
+if TYPE_CHECKING:
+    from l2session.core.manager import SessionManager
+
+_log = logging.getLogger("l2session.session")
+
+#: Payload bytes packed into one DATA packet.
+PACKET_BUDGET: Final = 16_384
+#: States in which a channel carries traffic.
+_CARRYING: Final = frozenset({State.ESTABLISHED, State.ROTATING, State.DEGRADED})
+#: States in which queued application messages are transmitted.
+_SENDING: Final = frozenset({State.ESTABLISHED, State.ROTATING})
+#: How often handshake and rotation messages are resent while unanswered.
+RESEND_INTERVAL: Final = 1.0
+
+
+class Session:
+    """A session with one peer DID (SPEC-018 ``Session``)."""
+
+    __slots__ = (
+        "_ack_at",
+        "_closed",
+        "_degraded_at",
+        "_down_since",
+        "_ephemeral_sends",
+        "_hb_counter",
+        "_hb_misses",
+        "_hb_outstanding",
+        "_hb_peer",
+        "_hb_replies",
+        "_hb_sent_at",
+        "_last_inbound",
+        "_lease_until",
+        "_peer_synced",
+        "_sync_pending",
+        "address",
+        "answers",
+        "bundle_nonce",
+        "channel",
+        "config",
+        "established_once",
+        "failure_reason",
+        "handshake",
+        "handshake_deadline",
+        "handshake_packet",
+        "handshake_resend_at",
+        "inbound",
+        "machine",
+        "outbound",
+        "owner",
+        "path",
+        "peer_did",
+        "peer_signing_key",
+        "pq_keyed_at",
+        "rejected",
+        "resume",
+        "retry_at",
+        "retry_attempt",
+        "rotation",
+        "timer_at",
+    )
+
+    def __init__(
+        self,
+        owner: SessionManager,
+        peer_did: str,
+        config: SessionConfig,
+        *,
+        stream: int,
+        address: str | None,
+        path: str,
+        now: float,
+    ) -> None:
+        self.owner = owner
+        self.peer_did = peer_did
+        self.config = config
+        self.machine = StateMachine(peer_did, sink=owner.record_transition, history_limit=32)
+        self.address = address
+        self.path = path
+        self.channel: Channel | None = None
+        self.outbound = Outbound(
+            stream,
+            limit=config.max_queued,
+            max_message=config.max_message_size,
+            initial_rto=config.initial_rto,
+            max_rto=config.max_rto,
+        )
+        self.inbound = Inbound(reorder_limit=config.max_reorder, inbox_limit=config.max_inbox)
+        self.peer_signing_key: bytes | None = None
+        self.pq_keyed_at = 0.0
+        self.handshake: InitiatorHandshake | ResponderHandshake | None = None
+        self.handshake_packet: bytes | None = None
+        self.handshake_deadline: float | None = None
+        self.handshake_resend_at: float | None = None
+        self.resume: PendingResume | None = None
+        self.bundle_nonce: bytes | None = None
+        #: The last handshake message answered and our answer, so that a
+        #: retransmission gets the same answer instead of a new handshake.
+        self.answers: dict[bytes, bytes] | None = None
+        self.rotation: Rotation | None = None
+        self.failure_reason = ""
+        self.retry_at: float | None = None
+        self.retry_attempt = 0
+        self.established_once = False
+        self.timer_at: float | None = None
+        self.rejected = 0
+        self._closed = False
+        self._sync_pending = False
+        self._peer_synced = False
+        self._ack_at: float | None = None
+        self._last_inbound = 0.0
+        self._lease_until = now + config.ttl
+        self._hb_counter = 0
+        self._hb_outstanding = 0
+        self._hb_sent_at = 0.0
+        self._hb_misses = 0
+        self._hb_peer = 0
+        self._hb_replies: list[int] | None = None
+        self._degraded_at: float | None = None
+        self._down_since: float | None = None
+        self._ephemeral_sends = 0
+
+    def __repr__(self) -> str:
+        return f"Session({self.peer_did!r}, state={self.state.value})"
+
+    # ------------------------------------------------------------------
+    # introspection
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def history(self) -> tuple[TransitionRecord, ...]:
+        """This session's audit trail (most recent transitions)."""
+        return self.machine.history
+
+    @property
+    def session_id(self) -> bytes | None:
+        return self.channel.session_id if self.channel else None
+
+    @property
+    def key_epoch(self) -> int | None:
+        return self.channel.send_epoch if self.channel else None
+
+    @property
+    def queued(self) -> int:
+        """Messages sent but not yet acknowledged by the peer."""
+        return len(self.outbound)
+
+    @property
+    def available(self) -> int:
+        """Messages delivered and waiting for :meth:`receive`."""
+        return self.inbound.available
+
+    @property
+    def lease_until(self) -> float:
+        return self._lease_until
+
+    @property
+    def heartbeat_misses(self) -> int:
+        return self._hb_misses
+
+    # ------------------------------------------------------------------
+    # application API (SPEC-018 §5.2)
+
+    def send(self, message: bytes) -> int:
+        """Queue ``message`` for exactly-once, in-order delivery; returns
+        its sequence number.  It is transmitted now if the session is
+        established, else held until it is (degraded, suspended, failed).
+        Raises QueueFull when the queue is at its limit."""
+        if self._closed:
+            raise SessionClosed(f"the session with {self.peer_did} is closed")
+        if self.config.kind is SessionKind.EPHEMERAL:
+            if self._ephemeral_sends:
+                raise InvalidState("an ephemeral session carries one message each way")
+            self._ephemeral_sends += 1
+        seq = self.outbound.enqueue(bytes(message))
+        if self.state in _SENDING:
+            self.flush(self.owner.now())
+        return seq
+
+    def receive(self, timeout: float | None = None) -> bytes:
+        """The next delivered message.  Sans-I/O, this never waits: with
+        nothing delivered it raises SessionTimeout at once (the asyncio
+        runtime waits up to ``timeout``)."""
+        message = self.inbound.pop()
+        if message is None:
+            if self._closed:
+                raise SessionClosed(f"the session with {self.peer_did} is closed")
+            raise SessionTimeout(f"no message from {self.peer_did} is waiting")
+        self._after_read()
+        return message
+
+    def try_receive(self) -> bytes | None:
+        message = self.inbound.pop()
+        if message is not None:
+            self._after_read()
+        return message
+
+    def _after_read(self) -> None:
+        if self.config.kind is SessionKind.EPHEMERAL and self._ephemeral_done():
+            self.close("ephemeral exchange complete")
+
+    def _ephemeral_done(self) -> bool:
+        return (
+            self._ephemeral_sends > 0
+            and not self.outbound
+            and self.inbound.next_expected > 0
+            and not self.inbound.available
+        )
+
+    def close(self, reason: str = "closed by application") -> None:
+        """Tell the peer (best effort) and remove the session.  Not a state
+        transition: SPEC-018 §3 has no edge out of ``established`` to the
+        end; closing ends the session object itself."""
+        if self._closed:
+            return
+        if self.channel is not None and self.state in _CARRYING:
+            self._transmit([Close(reason[:200])])
+        self._finish(reason)
+
+    def _finish(self, reason: str) -> None:
+        self._closed = True
+        _log.info("session %s closed: %s", self.peer_did, reason)
+        self.owner.forget(self)
+        self.owner.emit(SessionClosedEvent(self.peer_did, reason))
+
+    # ------------------------------------------------------------------
+    # transitions
+
+    def fire(self, trigger: Trigger, now: float, reason: str = "") -> None:
+        self.machine.fire(trigger, now=now, reason=reason)
+        if trigger is Trigger.CLEANUP:
+            self._finish(reason or "cleanup")
+
+    def fail(self, trigger: Trigger, now: float, reason: str) -> None:
+        """Enter ``failed`` and schedule a retry (DESIGN.md §2.4)."""
+        self.fire(trigger, now, reason)
+        self.failure_reason = reason
+        self.handshake = None
+        self.handshake_packet = None
+        self.handshake_deadline = None
+        self.resume = None
+        self.rotation = None
+        self._hb_outstanding = 0
+        self.schedule_retry(now)
+
+    def schedule_retry(self, now: float) -> None:
+        policy = self.config.reconnect
+        self.retry_attempt += 1
+        can_retry = self.handshake_role_initiator() and (
+            self.config.kind is SessionKind.PERSISTENT or not self.established_once
+        )
+        if not can_retry or policy.exhausted(self.retry_attempt):
+            # Nothing will bring this session back: end it now.
+            self.retry_at = None
+            self.fire(Trigger.CLEANUP, now, "no retry possible")
+            return
+        delay = policy.delay(self.retry_attempt, self.owner.ctx.rng)
+        until = self.owner.quarantined_until(self.peer_did, self.address, now)
+        self.retry_at = max(now + delay, until)
+
+    def handshake_role_initiator(self) -> bool:
+        """Whether this node reaches out to the peer (it knows an address
+        and may connect)."""
+        return self.address is not None and self.owner.ctx.net_connect is not None
+
+    # ------------------------------------------------------------------
+    # keys
+
+    def install_channel(
+        self, channel: Channel, *, peer_signing_key: bytes, pq_keyed_at: float, now: float
+    ) -> None:
+        """A handshake or resumption produced a new channel: adopt it and
+        reconcile delivery with the peer (SYNC, then resend what it lacks)."""
+        old = self.channel
+        if old is not None:
+            self.owner.unroute(self, old.session_id)
+        self.channel = channel
+        self.owner.route(self, channel.session_id)
+        self.peer_signing_key = peer_signing_key
+        self.pq_keyed_at = pq_keyed_at
+        self.handshake = None
+        self.handshake_packet = None
+        self.handshake_deadline = None
+        self.handshake_resend_at = None
+        self.resume = None
+        self.rotation = None
+        self.retry_at = None
+        self.failure_reason = ""
+        self._sync_pending = True
+        self._peer_synced = False
+        self._hb_outstanding = 0
+        self._hb_misses = 0
+        self._degraded_at = None
+        self._last_inbound = now
+        self._lease_until = now + self.config.ttl
+        # Acknowledgements owed in the old channel are re-derived after the
+        # peer's SYNC in this one, so that every ACK sent in a channel
+        # follows that channel's SYNC (the peer relies on it).
+        self.inbound.ack_needed = False
+        self._ack_at = None
+        self.outbound.resend_all()
+
+    def on_established(self, now: float) -> None:
+        self.established_once = True
+        self.retry_attempt = 0
+        self.flush(now)
+
+    # ------------------------------------------------------------------
+    # inbound
+
+    def on_data(self, packet: DataPacket, now: float) -> None:
+        """One DATA packet routed here by session id.  Raises the channel's
+        typed errors for packets that do not authenticate (nothing changes)."""
+        channel = self.channel
+        if channel is None or self._closed:
+            raise InvalidState("no channel is established for this session id")
+        records = channel.open(packet)
+        self._on_authenticated(now)
+        for record in records:
+            self._on_record(record, now)
+        self._after_epoch(packet.epoch, now)
+        if not self._closed:
+            self.flush(now)
+
+    def _on_authenticated(self, now: float) -> None:
+        """Any authenticated packet proves the peer is alive and reachable."""
+        self._last_inbound = now
+        self._lease_until = max(self._lease_until, now + self.config.ttl)
+        self._hb_misses = 0
+        self._down_since = None
+        state = self.state
+        if state is State.HANDSHAKE_RECEIVED:
+            # The initiator's first packet in the new channel is the
+            # "ack" of a resumption answer.
+            self.fire(Trigger.SEND_RESPONSE_ACK, now, "peer used the resumed keys")
+            self.on_established(now)
+        elif state is State.DEGRADED:
+            self._degraded_at = None
+            self.fire(Trigger.CONNECTIVITY_RESTORED, now, "authenticated traffic from peer")
+            self.outbound.resend_all()
+
+    def _on_record(self, record: Record, now: float) -> None:
+        if isinstance(record, Message):
+            if self._peer_synced and self.inbound.accept(record):
+                self.owner.emit(MessagesAvailable(self.peer_did, self.inbound.available))
+        elif isinstance(record, Ack):
+            self._sync_pending = False
+            self.outbound.on_ack(record)
+            if self.config.kind is SessionKind.EPHEMERAL and self._ephemeral_done():
+                self.close("ephemeral exchange complete")
+        elif isinstance(record, Sync):
+            self._on_sync(record)
+        elif isinstance(record, Heartbeat):
+            self._on_heartbeat(record.counter)
+        elif isinstance(record, HeartbeatAck):
+            self._on_heartbeat_ack(record.counter, now)
+        elif isinstance(record, RotateInit):
+            self._on_rotate_init(record, now)
+        elif isinstance(record, RotateResponse):
+            self._on_rotate_response(record, now)
+        elif isinstance(record, Close):
+            self._finish(f"closed by peer: {record.reason}")
+        # RotateDone carries no data: the epoch it arrives under is the news.
+
+    def _on_sync(self, sync: Sync) -> None:
+        self.inbound.apply_sync(sync)
+        if not self._peer_synced:
+            self._peer_synced = True
+            if sync.in_stream == self.outbound.stream:
+                self.outbound.on_ack(Ack(sync.next_expected))
+        elif sync.in_stream == self.outbound.stream:
+            self.outbound.on_ack(Ack(sync.next_expected))
+
+    # ------------------------------------------------------------------
+    # heartbeats (SPEC-018 §2.2, DESIGN.md §2.2)
+
+    def _on_heartbeat(self, counter: int) -> None:
+        if counter <= self._hb_peer:
+            self.rejected += 1  # replayed or old counter (SPEC-018 §7.1)
+            return
+        self._hb_peer = counter
+        if self._hb_replies is None:
+            self._hb_replies = []
+        self._hb_replies.append(counter)
+
+    def _on_heartbeat_ack(self, counter: int, now: float) -> None:
+        if counter == 0 or counter > self._hb_counter:
+            self.rejected += 1  # answers a heartbeat never sent
+            return
+        if counter == self._hb_outstanding:
+            self._hb_outstanding = 0
+        self._lease_until = now + self.config.ttl
+
+    def _heartbeat_due(self) -> float:
+        interval = self.config.heartbeat_interval
+        if self.state is State.DEGRADED:
+            interval = interval / self.config.heartbeat_tolerance
+            return max(self._last_inbound, self._hb_sent_at) + interval
+        return max(self._last_inbound, self._hb_sent_at if self._hb_misses else 0.0) + interval
+
+    def _send_heartbeat(self, now: float) -> None:
+        self._hb_counter += 1
+        self._hb_outstanding = self._hb_counter
+        self._hb_sent_at = now
+        self._transmit([Heartbeat(self._hb_counter)])
+
+    def _heartbeat_missed(self, now: float) -> None:
+        self._hb_outstanding = 0
+        self._hb_misses += 1
+        tolerance = self.config.heartbeat_tolerance
+        if self.state is State.DEGRADED:
+            return
+        if self._hb_misses >= tolerance and self.state is State.ESTABLISHED:
+            self._degrade(now, f"{self._hb_misses} heartbeats missed")
+        else:
+            _log.warning(
+                "session %s: heartbeat %d missed (%d of %d tolerated)",
+                self.peer_did,
+                self._hb_counter,
+                self._hb_misses,
+                tolerance,
+                extra={"l2session": {"peer": self.peer_did, "misses": self._hb_misses}},
+            )
+
+    def _degrade(self, now: float, reason: str) -> None:
+        self.fire(Trigger.MISSED_HEARTBEATS, now, reason)
+        self._degraded_at = now
+
+    def connectivity(self, up: bool, now: float) -> None:
+        """The transport reports the path to the peer lost or restored
+        (SPEC-018 §2.3).  Lost for longer than ``connectivity_timeout``
+        degrades without waiting for missed heartbeats."""
+        if up:
+            self._down_since = None
+            if self.state is State.DEGRADED:
+                self._send_heartbeat(now)
+        elif self._down_since is None:
+            self._down_since = now
+        self.owner.reschedule(self)
+
+    # ------------------------------------------------------------------
+    # rotation (DESIGN.md §2.3)
+
+    def rotation_due_at(self) -> float:
+        config = self.config
+        due = self.pq_keyed_at + config.rotate_at_age
+        if self.owner.local_did > self.peer_did:
+            # The peer (lower DID) rotates first; this side steps in only
+            # if it did not, so the two never start at once.
+            due += config.rotation_timeout
+        channel = self.channel
+        if channel is not None and (
+            channel.messages_sent >= config.rekey_after_messages
+            or channel.bytes_sent >= config.rekey_after_bytes
+        ):
+            return 0.0
+        return due
+
+    def start_rotation(self, now: float, reason: str) -> None:
+        assert self.channel is not None
+        self.fire(Trigger.TIME_TO_ROTATE, now, reason)
+        keys = self.owner.ctx.keys
+        self.rotation = rotation_steps.start(
+            channel=self.channel, signing=keys.identity.signing, rng=self.owner.ctx.rng, now=now
+        )
+        self._send_rotation_record(now)
+
+    def _send_rotation_record(self, now: float) -> None:
+        rotation = self.rotation
+        assert rotation is not None
+        rotation.resend_at = now + RESEND_INTERVAL
+        if not rotation.switched:
+            self._transmit([rotation.record])
+        else:
+            self._transmit([RotateDone(rotation.epoch)])
+
+    def _on_rotate_init(self, record: RotateInit, now: float) -> None:
+        channel = self.channel
+        assert channel is not None
+        current = self.rotation
+        if current is not None and current.epoch == record.epoch:
+            if not current.initiator:
+                self._transmit([current.record])  # our response was lost: resend it
+                return
+            if self.owner.local_did < self.peer_did:
+                return  # crossing requests: the lower DID's rotation wins
+            channel.discard(current.epoch)
+            self.rotation = None
+        if record.epoch != channel.newest_epoch + 1:
+            self.rejected += 1
+            return
+        assert self.peer_signing_key is not None
+        ctx = self.owner.ctx
+        try:
+            rotation = rotation_steps.respond(
+                record,
+                channel=channel,
+                signing=ctx.keys.identity.signing,
+                peer_signing_key=self.peer_signing_key,
+                associated_data=channel.session_id,
+                rng=ctx.rng,
+                now=now,
+                encapsulator=ctx.keys.encapsulator,
+            )
+        except L2SessionError as error:
+            self.rejected += 1
+            _log.warning("session %s: rotation request refused: %s", self.peer_did, error)
+            return
+        if self.state is State.ESTABLISHED:
+            self.fire(Trigger.TIME_TO_ROTATE, now, "requested by peer")
+        self.rotation = rotation
+        self._send_rotation_record(now)
+
+    def _on_rotate_response(self, record: RotateResponse, now: float) -> None:
+        rotation = self.rotation
+        channel = self.channel
+        assert channel is not None
+        if rotation is None or not rotation.initiator or rotation.epoch != record.epoch:
+            return
+        if rotation.keys_ready:
+            return  # duplicate response
+        assert self.peer_signing_key is not None
+        try:
+            rotation_steps.complete_initiator(
+                rotation,
+                record,
+                channel=channel,
+                peer_signing_key=self.peer_signing_key,
+                associated_data=channel.session_id,
+                rng=self.owner.ctx.rng,
+            )
+        except L2SessionError as error:
+            self.rejected += 1
+            _log.warning("session %s: rotation response refused: %s", self.peer_did, error)
+            return
+        channel.switch_send(rotation.epoch, now)
+        rotation.switched = True
+        self._send_rotation_record(now)
+
+    def _after_epoch(self, epoch: int, now: float) -> None:
+        rotation = self.rotation
+        if rotation is None or epoch != rotation.epoch or self.channel is None:
+            return
+        if not rotation.switched:
+            self.channel.switch_send(epoch, now)
+            rotation.switched = True
+            self._transmit([RotateDone(epoch)])
+        self.rotation = None
+        self.pq_keyed_at = now
+        if self.state is State.ROTATING:
+            self.fire(Trigger.ROTATION_COMPLETE, now, f"key epoch {epoch}")
+
+    # ------------------------------------------------------------------
+    # outbound
+
+    def _transmit(self, records: list[Record]) -> None:
+        assert self.channel is not None
+        if self._sync_pending:
+            records = [self.outbound.sync(self.inbound), *records]
+        self.owner.transmit(self, self.channel.seal(records))
+
+    def flush(self, now: float) -> None:
+        """Send what is due: SYNC, heartbeat answers, acknowledgements and
+        queued messages, packed into as few packets as the budget allows."""
+        if self.channel is None or self._closed or self.state not in _CARRYING:
+            return
+        control: list[Record] = []
+        replies = self._hb_replies
+        if replies:
+            control.extend(HeartbeatAck(c) for c in replies)
+            self._hb_replies = None
+        messages: list[Message] = []
+        if self.state in _SENDING:
+            messages = self.outbound.take(now, PACKET_BUDGET, self.config.max_batch)
+        inbound = self.inbound
+        if inbound.ack_needed and (messages or control or self._ack_due(now)):
+            control.append(inbound.ack())
+            self._ack_at = None
+        elif inbound.ack_needed and self._ack_at is None:
+            self._ack_at = now + self.config.ack_delay
+        elif not inbound.ack_needed:
+            self._ack_at = None
+        while messages or control:
+            batch: list[Record] = list(control)
+            control = []
+            used = sum(record_size(r) for r in batch)
+            while messages and (not batch or used + record_size(messages[0]) <= PACKET_BUDGET):
+                used += record_size(messages[0])
+                batch.append(messages.pop(0))
+            self._transmit(batch)
+            if not messages and self.state in _SENDING and self.outbound.has_unsent:
+                messages = self.outbound.take(now, PACKET_BUDGET, self.config.max_batch)
+        self.owner.reschedule(self)
+
+    def _ack_due(self, now: float) -> bool:
+        return self._ack_at is not None and self._ack_at <= now
+
+    # ------------------------------------------------------------------
+    # timers
+
+    def next_deadline(self) -> float | None:
+        """The earliest time :meth:`on_timer` has something to do."""
+        if self._closed:
+            return None
+        state = self.state
+        times: list[float] = []
+        if self.handshake_deadline is not None:
+            times.append(self.handshake_deadline)
+            if self.handshake_resend_at is not None:
+                times.append(self.handshake_resend_at)
+        if state in (State.FAILED, State.SUSPENDED):
+            if self.retry_at is not None:
+                times.append(self.retry_at)
+            times.append(self._lease_until)
+        if state in _CARRYING:
+            if not self._hb_outstanding:
+                times.append(self._heartbeat_due())
+            else:
+                times.append(self._hb_sent_at + self.config.heartbeat_timeout)
+            if self._ack_at is not None:
+                times.append(self._ack_at)
+            retx = self.outbound.retransmit_at
+            if retx is not None and state in _SENDING:
+                times.append(retx)
+            if self._down_since is not None and state is State.ESTABLISHED:
+                times.append(self._down_since + self.config.connectivity_timeout)
+        if state is State.ESTABLISHED and self.config.kind is SessionKind.PERSISTENT:
+            times.append(self.rotation_due_at())
+        if self.rotation is not None:
+            times.append(self.rotation.started_at + self.config.rotation_timeout)
+            times.append(self.rotation.resend_at)
+        if state is State.DEGRADED and self._degraded_at is not None:
+            times.append(self._degraded_at + self.config.degraded_timeout)
+        return min(times) if times else None
+
+    def on_timer(self, now: float) -> None:
+        """Do everything that is due at ``now`` (the manager calls this)."""
+        if self._closed:
+            return
+        from l2session.core import establish
+
+        state = self.state
+        if self.handshake_deadline is not None:
+            establish.on_handshake_timer(self, now)
+            state = self.state
+        if state in (State.FAILED, State.SUSPENDED):
+            if now >= self._lease_until:
+                self.fire(Trigger.CLEANUP, now, "lease expired without recovery")
+                return
+            if self.retry_at is not None and now >= self.retry_at:
+                establish.retry(self, now)
+            return
+        if self.rotation is not None:
+            if now >= self.rotation.started_at + self.config.rotation_timeout:
+                if self.channel is not None and not self.rotation.switched:
+                    self.channel.discard(self.rotation.epoch)
+                if self.state is State.ROTATING:
+                    self.fail(Trigger.ROTATION_TIMEOUT, now, "rotation_timeout")
+                else:
+                    self.rotation = None
+                return
+            if now >= self.rotation.resend_at:
+                self._send_rotation_record(now)
+        state = self.state
+        if state not in _CARRYING:
+            return
+        if state is State.DEGRADED and self._degraded_at is not None:
+            if now >= self._degraded_at + self.config.degraded_timeout:
+                self.fire(Trigger.TIMEOUT, now, "degraded without recovery")
+                self.retry_at = now + self.config.recovery_interval
+                self._degraded_at = None
+                return
+        if self._hb_outstanding and now >= self._hb_sent_at + self.config.heartbeat_timeout:
+            self._heartbeat_missed(now)
+        if (
+            self._down_since is not None
+            and self.state is State.ESTABLISHED
+            and now >= self._down_since + self.config.connectivity_timeout
+        ):
+            self._degrade(now, "connectivity lost")
+        if not self._hb_outstanding and now >= self._heartbeat_due():
+            self._send_heartbeat(now)
+        if (
+            self.state is State.ESTABLISHED
+            and self.config.kind is SessionKind.PERSISTENT
+            and self.rotation is None
+            and now >= self.rotation_due_at()
+        ):
+            reason = "volume limit" if self.rotation_due_at() == 0.0 else "key age"
+            self.start_rotation(now, reason)
+        self.outbound.check_timeouts(now)
+        self.flush(now)

@@ -1,0 +1,253 @@
+"""The records carried inside an encrypted DATA packet.
+
+One DATA packet's plaintext is a sequence of records, each a type byte
+followed by fixed or length-prefixed fields.  Packing several records per
+packet lets an acknowledgement ride on data, and a SYNC ride in front of the
+first messages after a re-key, at no extra AEAD cost.
+
+Records are only ever parsed after the ratchet authenticated the packet, but
+the codec still treats every byte as hostile: a buggy or compromised peer
+must not be able to crash us with a well-encrypted malformed record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from l2session.codec import Reader, Writer
+from l2session.crypto.primitives import (
+    ED25519_SIGNATURE_SIZE,
+    MLKEM768_CIPHERTEXT_SIZE,
+    MLKEM768_PUBLIC_KEY_SIZE,
+    X25519_KEY_SIZE,
+)
+from l2session.errors import MalformedMessage
+
+#: Largest application message one record may carry.
+MAX_MESSAGE_BYTES: Final = 60_000
+#: Selective-acknowledgement ranges per ACK record.
+MAX_ACK_RANGES: Final = 16
+#: Records per packet (a bound on parsing work per authenticated packet).
+MAX_RECORDS: Final = 256
+MAX_REASON_BYTES: Final = 200
+
+REC_MESSAGE: Final = 0x01
+REC_ACK: Final = 0x02
+REC_HEARTBEAT: Final = 0x03
+REC_HEARTBEAT_ACK: Final = 0x04
+REC_ROTATE_INIT: Final = 0x05
+REC_ROTATE_RESPONSE: Final = 0x06
+REC_ROTATE_DONE: Final = 0x07
+REC_SYNC: Final = 0x08
+REC_CLOSE: Final = 0x09
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One application message with its per-stream sequence number."""
+
+    seq: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Everything below ``next_expected`` arrived; ``ranges`` are half-open
+    ``[start, end)`` runs received beyond the gap (selective ack)."""
+
+    next_expected: int
+    ranges: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A liveness probe; ``counter`` strictly increases per sender."""
+
+    counter: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatAck:
+    counter: int
+
+
+@dataclass(frozen=True, slots=True)
+class RotateInit:
+    """Rotation initiator's fresh X25519 and ML-KEM-768 keys for key epoch
+    ``epoch``, signed by its DID key."""
+
+    epoch: int
+    ephemeral_dh: bytes
+    ephemeral_kem: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RotateResponse:
+    """The peer's fresh X25519 key and an ML-KEM ciphertext to the
+    initiator's key, signed by its DID key."""
+
+    epoch: int
+    ephemeral_dh: bytes
+    kem_ciphertext: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RotateDone:
+    """Sent in the new epoch: "I now send under ``epoch``"."""
+
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sync:
+    """Delivery versions, exchanged after every (re-)keying: the sender's
+    outbound stream and first unacknowledged sequence number, and how far
+    it received the peer's stream (DESIGN.md §4, the overview's
+    offline-first reconciliation)."""
+
+    out_stream: int
+    first_unacked: int
+    in_stream: int
+    next_expected: int
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    reason: str
+
+
+Record = (
+    Message
+    | Ack
+    | Heartbeat
+    | HeartbeatAck
+    | RotateInit
+    | RotateResponse
+    | RotateDone
+    | Sync
+    | Close
+)
+
+
+def _write(out: Writer, record: Record) -> None:
+    match record:
+        case Message(seq, payload):
+            out.u8(REC_MESSAGE).u64(seq).var32(payload, "message", max_len=MAX_MESSAGE_BYTES)
+        case Ack(next_expected, ranges):
+            if len(ranges) > MAX_ACK_RANGES:
+                raise MalformedMessage(f"an ACK carries at most {MAX_ACK_RANGES} ranges")
+            out.u8(REC_ACK).u64(next_expected).u8(len(ranges))
+            low = next_expected
+            for start, end in ranges:
+                if not low < start < end:
+                    raise MalformedMessage(
+                        "ACK: ranges must be ascending, disjoint and above the gap"
+                    )
+                out.u64(start).u64(end)
+                low = end
+        case Heartbeat(counter):
+            out.u8(REC_HEARTBEAT).u64(counter)
+        case HeartbeatAck(counter):
+            out.u8(REC_HEARTBEAT_ACK).u64(counter)
+        case RotateInit(epoch, dh, kem, signature):
+            out.u8(REC_ROTATE_INIT).u32(epoch)
+            out.fixed(dh, X25519_KEY_SIZE, "ephemeral key")
+            out.fixed(kem, MLKEM768_PUBLIC_KEY_SIZE, "ephemeral kem key")
+            out.fixed(signature, ED25519_SIGNATURE_SIZE, "signature")
+        case RotateResponse(epoch, dh, ciphertext, signature):
+            out.u8(REC_ROTATE_RESPONSE).u32(epoch)
+            out.fixed(dh, X25519_KEY_SIZE, "ephemeral key")
+            out.fixed(ciphertext, MLKEM768_CIPHERTEXT_SIZE, "kem ciphertext")
+            out.fixed(signature, ED25519_SIGNATURE_SIZE, "signature")
+        case RotateDone(epoch):
+            out.u8(REC_ROTATE_DONE).u32(epoch)
+        case Sync(out_stream, first_unacked, in_stream, next_expected):
+            out.u8(REC_SYNC).u64(out_stream).u64(first_unacked).u64(in_stream).u64(next_expected)
+        case Close(reason):
+            if not reason:
+                raise MalformedMessage("a CLOSE record needs a reason")
+            out.u8(REC_CLOSE).text16(reason, "close reason", max_len=MAX_REASON_BYTES)
+
+
+def encode_records(records: list[Record] | tuple[Record, ...]) -> bytes:
+    """Encode a packet's records (at least one, at most MAX_RECORDS)."""
+    if not 0 < len(records) <= MAX_RECORDS:
+        raise MalformedMessage(f"a packet carries 1..{MAX_RECORDS} records, not {len(records)}")
+    out = Writer()
+    for record in records:
+        _write(out, record)
+    return out.getvalue()
+
+
+def _read_ack(r: Reader) -> Ack:
+    next_expected = r.u64("ack next")
+    count = r.u8("ack range count")
+    if count > MAX_ACK_RANGES:
+        raise MalformedMessage(f"ACK: {count} ranges exceed the limit of {MAX_ACK_RANGES}")
+    ranges = []
+    low = next_expected
+    for _ in range(count):
+        start, end = r.u64("ack range start"), r.u64("ack range end")
+        if not low < start < end:
+            raise MalformedMessage("ACK: ranges must be ascending, disjoint and above the gap")
+        ranges.append((start, end))
+        low = end
+    return Ack(next_expected, tuple(ranges))
+
+
+def _read(r: Reader) -> Record:
+    kind = r.u8("record type")
+    if kind == REC_MESSAGE:
+        return Message(r.u64("seq"), r.var32("message", max_len=MAX_MESSAGE_BYTES))
+    if kind == REC_ACK:
+        return _read_ack(r)
+    if kind == REC_HEARTBEAT:
+        return Heartbeat(r.u64("heartbeat counter"))
+    if kind == REC_HEARTBEAT_ACK:
+        return HeartbeatAck(r.u64("heartbeat counter"))
+    if kind == REC_ROTATE_INIT:
+        return RotateInit(
+            r.u32("epoch"),
+            r.fixed(X25519_KEY_SIZE, "ephemeral key"),
+            r.fixed(MLKEM768_PUBLIC_KEY_SIZE, "ephemeral kem key"),
+            r.fixed(ED25519_SIGNATURE_SIZE, "signature"),
+        )
+    if kind == REC_ROTATE_RESPONSE:
+        return RotateResponse(
+            r.u32("epoch"),
+            r.fixed(X25519_KEY_SIZE, "ephemeral key"),
+            r.fixed(MLKEM768_CIPHERTEXT_SIZE, "kem ciphertext"),
+            r.fixed(ED25519_SIGNATURE_SIZE, "signature"),
+        )
+    if kind == REC_ROTATE_DONE:
+        return RotateDone(r.u32("epoch"))
+    if kind == REC_SYNC:
+        return Sync(r.u64("out stream"), r.u64("first unacked"), r.u64("in stream"), r.u64("next"))
+    if kind == REC_CLOSE:
+        return Close(r.text16("close reason", max_len=MAX_REASON_BYTES))
+    raise MalformedMessage(f"unknown record type {kind:#04x}")
+
+
+def decode_records(data: bytes) -> list[Record]:
+    """Decode a packet's plaintext; raises only MalformedMessage."""
+    r = Reader(data, "packet records")
+    records: list[Record] = []
+    while r.remaining:
+        if len(records) == MAX_RECORDS:
+            raise MalformedMessage(f"a packet carries at most {MAX_RECORDS} records")
+        records.append(_read(r))
+    if not records:
+        raise MalformedMessage("a packet carries at least one record")
+    return records
+
+
+def record_size(record: Record) -> int:
+    """Encoded size of one record (used to fill packets up to a budget)."""
+    if isinstance(record, Message):
+        return 13 + len(record.payload)
+    out = Writer()
+    _write(out, record)
+    return len(out.getvalue())
