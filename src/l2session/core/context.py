@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from l2session.core.clock import TimeSource
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from l2session.core.manager import SessionManager
 
 
-class Capability(str, Enum):
+class Capability(StrEnum):
     NET_CONNECT = "net_connect"
     CRYPTO_PQXDH = "crypto_pqxdh"
     DID_RESOLVE = "did_resolve"

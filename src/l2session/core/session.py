@@ -720,12 +720,16 @@ class Session:
         state = self.state
         if state not in _CARRYING:
             return
-        if state is State.DEGRADED and self._degraded_at is not None:
-            if now >= self._degraded_at + self.config.degraded_timeout:
-                self.fire(Trigger.TIMEOUT, now, "degraded without recovery")
-                self.retry_at = now + self.config.recovery_interval
-                self._degraded_at = None
-                return
+        degraded_at = self._degraded_at
+        if (
+            state is State.DEGRADED
+            and degraded_at is not None
+            and now >= degraded_at + self.config.degraded_timeout
+        ):
+            self.fire(Trigger.TIMEOUT, now, "degraded without recovery")
+            self.retry_at = now + self.config.recovery_interval
+            self._degraded_at = None
+            return
         if self._hb_outstanding and now >= self._hb_sent_at + self.config.heartbeat_timeout:
             self._heartbeat_missed(now)
         if (
