@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from l2session.core import establish
+from l2session.core import establishment
 from l2session.core.config import SessionConfig
 from l2session.core.context import Capability, Context
 from l2session.core.events import PacketRejected, SessionEvent, StateChanged
@@ -244,7 +244,7 @@ class SessionManager:
         if existing is not None:
             raise InvalidState(f"a session with {peer_did} exists ({existing.state.value}); use it")
         session = self.create_session(peer_did, config or self.config, address, self.paths[0], now)
-        establish.begin(session, now, Trigger.INITIATE_HANDSHAKE, why)
+        establishment.begin(session, now, Trigger.INITIATE_HANDSHAKE, why)
         return session
 
     def accept(
@@ -257,7 +257,7 @@ class SessionManager:
         packet = decode_packet(request)
         if not isinstance(packet, HandshakePacket) or packet.message[1:2] != bytes([TYPE_INIT]):
             raise MalformedMessage("accept() takes a handshake INIT packet")
-        return establish.on_init(self, packet, address, path, self.now(), config or self.config)
+        return establishment.on_init(self, packet, address, path, self.now(), config or self.config)
 
     def tick(self, sessions: Iterable[Session] | None = None) -> None:
         """Run every timer that is due (SPEC-018 ``tick``).  With
@@ -364,7 +364,7 @@ class SessionManager:
             self._on_bundle_request(packet, address, path)
             return
         if isinstance(packet, ResumePacket):
-            session = establish.on_resume(
+            session = establishment.on_resume(
                 self, packet, bytes(data), address, path, now, self.config
             )
             if session is not None:
@@ -372,28 +372,28 @@ class SessionManager:
             return
         if isinstance(packet, BundlePacket):
             session = self._pending_bundle(packet.nonce)
-            establish.on_bundle(session, packet, now)
+            establishment.on_bundle(session, packet, now)
         elif isinstance(packet, ResumeAckPacket):
             session = self._ticket_session(packet.ticket_id)
-            establish.on_resume_ack(session, packet, now)
+            establishment.on_resume_ack(session, packet, now)
         elif isinstance(packet, ResumeRejectPacket):
             session = self._ticket_session(packet.ticket_id)
-            establish.on_resume_reject(session, packet, now)
+            establishment.on_resume_reject(session, packet, now)
         self.reschedule(session)
 
     def _on_handshake(self, packet: HandshakePacket, address: str, path: str, now: float) -> None:
         kind = packet.message[1] if len(packet.message) > 1 else -1
         if kind == TYPE_INIT:
             self.ctx.require("accept", Capability.CRYPTO_PQXDH, Capability.DID_RESOLVE)
-            session = establish.on_init(self, packet, address, path, now, self.config)
+            session = establishment.on_init(self, packet, address, path, now, self.config)
         else:
             session = self._by_id.get(packet.session_id)
             if session is None:
                 raise MalformedMessage("handshake message for an unknown session id")
             if kind == TYPE_RESPONSE:
-                establish.on_response(session, packet.message, now)
+                establishment.on_response(session, packet.message, now)
             elif kind == TYPE_FINISH:
-                establish.on_finish(session, packet.message, now)
+                establishment.on_finish(session, packet.message, now)
             else:
                 raise MalformedMessage(f"unknown handshake message type {kind}")
         if session is not None:

@@ -9,7 +9,7 @@ without losing or repeating a message.
 Sans-I/O: every method takes ``now``; outgoing packets go to the owning
 :class:`~l2session.core.manager.SessionManager`'s outbox and the next
 deadline to its timer heap.  Establishment (PQXDH, bundles, resumption)
-lives in :mod:`l2session.core.establish`; this module handles what flows once
+lives in :mod:`l2session.core.establishment`; this module handles what flows once
 a channel exists.
 """
 
@@ -693,18 +693,18 @@ class Session:
         """Do everything that is due at ``now`` (the manager calls this)."""
         if self._closed:
             return
-        from l2session.core import establish
+        from l2session.core import establishment
 
         state = self.state
         if self.handshake_deadline is not None:
-            establish.on_handshake_timer(self, now)
+            establishment.on_handshake_timer(self, now)
             state = self.state
         if state in (State.FAILED, State.SUSPENDED):
             if now >= self._lease_until:
                 self.fire(Trigger.CLEANUP, now, "lease expired without recovery")
                 return
             if self.retry_at is not None and now >= self.retry_at:
-                establish.retry(self, now)
+                establishment.retry(self, now)
             return
         if self.rotation is not None:
             if now >= self.rotation.started_at + self.config.rotation_timeout:
