@@ -17,9 +17,9 @@ Why inject time rather than read it:
 * **One clock per decision.**  The core reads ``now`` once per input and uses
   that value throughout, so no timing decision sees two different times.
 
-Production code uses a monotonic clock (``time.monotonic`` in the runtime),
-never the wall clock, so that NTP steps and daylight-saving changes cannot
-expire a session or postpone a rotation.  Tests use
+The time is UNIX seconds (``time.time`` in the runtime): handshake
+timestamps, prekey validity periods and resumption tickets are compared
+across machines, so they need the shared wall clock.  Tests use
 :class:`l2session.testing.ManualClock`.
 """
 
@@ -32,9 +32,9 @@ from typing import Protocol, runtime_checkable
 class TimeSource(Protocol):
     """Anything that tells the current time.
 
-    ``now()`` returns seconds as a float from an arbitrary origin.  For the
-    session's purposes it must be monotonic: it never goes backwards.  Only
-    differences between two readings are meaningful.
+    ``now()`` returns UNIX time in seconds as a float.  Timers tolerate
+    a clock step (a deadline in the past just fires), but prekeys and
+    handshake timestamps are checked against it, so keep it synchronised.
     """
 
     def now(self) -> float:
