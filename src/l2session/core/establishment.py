@@ -345,6 +345,10 @@ def on_finish(session: Session, message: bytes, now: float) -> None:
         raise MalformedMessage("handshake FINISH without a handshake waiting for it")
     result = handshake.receive_finish(message)
     _adopt(session, result, now)
+    # FINISH proves the initiator has our RESPONSE: nothing is left to
+    # answer again (a late copy of INIT is refused by the replay guard), and
+    # the cached INIT and RESPONSE are ~4 KB per session.
+    session.answers = None
     _arrive(session, now, "PQXDH complete")
 
 

@@ -95,6 +95,8 @@ class SessionManager:
         self.stored: dict[str, StoredSession] = {}
         self.answered: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
         self._quarantine: OrderedDict[tuple[str, str | None], float] = OrderedDict()
+        #: Paths the runtime reported lost, per address (until restored).
+        self._paths_down: dict[str, set[str]] = {}
         self._heap: list[tuple[float, int, Session]] = []
         self._counter = itertools.count()
         self._outbox: list[Outgoing] = []
@@ -326,11 +328,21 @@ class SessionManager:
         fallback, SPEC-018 §2.3) and resends what is unacknowledged; with no
         path left it waits for the timeouts of SPEC-018 §2.3."""
         now = self.now()
+        down = self._paths_down.setdefault(address, set())
+        if up:
+            down.discard(path)
+        else:
+            down.add(path)
+        if not down:
+            del self._paths_down[address]
         for session in list(self.sessions.values()):
             if session.address != address:
                 continue
             if not up and session.path == path:
-                others = [p for p in self.paths if p != path]
+                # Only paths not themselves reported lost: with every path
+                # down the session must learn it (degraded after
+                # connectivity_timeout), not bounce between dead paths.
+                others = [p for p in self.paths if p not in down]
                 if others:
                     session.path = others[0]
                     _log.info(
@@ -343,8 +355,8 @@ class SessionManager:
                 else:
                     session.connectivity(False, now)
             elif up:
-                if path == self.paths[0] and session.path != path:
-                    session.path = path  # the preferred path works again
+                if session.path in down or (path == self.paths[0] and session.path != path):
+                    session.path = path  # the preferred path, or any live one, works again
                 session.connectivity(True, now)
             self.reschedule(session)
 

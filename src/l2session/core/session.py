@@ -380,6 +380,9 @@ class Session:
 
     def _on_authenticated(self, now: float) -> None:
         """Any authenticated packet proves the peer is alive and reachable."""
+        # ...and that it completed the handshake, so it will not resend its
+        # RESPONSE: drop the cached FINISH (and the ~1.2 KB RESPONSE key).
+        self.answers = None
         self._last_inbound = now
         self._lease_until = max(self._lease_until, now + self.config.ttl)
         self._hb_misses = 0

@@ -117,12 +117,15 @@ class Simulation:
             if node is not None:
                 node.manager.receive_datagram(datagram.data, datagram.source, datagram.path)
                 moved += 1
+        if self.report_connectivity:
+            # Before the flush below: what a report makes a node send (a
+            # resend on the fallback path, a probe of a restored path) goes
+            # out now, as a runtime would send it, not at the next event.
+            self._report()
         for node in self.nodes.values():
             node.manager.tick()
             node.events.extend(node.manager.events())
         moved += self._flush_outboxes(now)
-        if self.report_connectivity:
-            self._report()
         return moved
 
     def _flush_outboxes(self, now: float) -> int:
