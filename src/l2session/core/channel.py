@@ -52,15 +52,8 @@ class Channel:
         self.bytes_sent = 0
 
     @property
-    def epochs(self) -> tuple[int, ...]:
-        return tuple(sorted(self._ratchets))
-
-    @property
     def newest_epoch(self) -> int:
         return max(self._ratchets)
-
-    def ratchet(self, epoch: int) -> DoubleRatchet | None:
-        return self._ratchets.get(epoch)
 
     def install(self, epoch: int, ratchet: DoubleRatchet, lineage: bytes) -> None:
         """Add the ratchet of a new epoch (receive-only until
@@ -85,11 +78,6 @@ class Channel:
             self.keyed_at = now
             self.messages_sent = 0
             self.bytes_sent = 0
-
-    def retire_older(self) -> None:
-        """Drop every epoch below the sending one (the peer switched)."""
-        for old in [e for e in self._ratchets if e < self.send_epoch]:
-            del self._ratchets[old]
 
     def seal(self, records: list[Record]) -> bytes:
         """Encrypt ``records`` under the sending epoch into a DATA packet."""

@@ -11,7 +11,7 @@ first rotation is due.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -215,8 +215,3 @@ class SessionConfig:
     def rotate_at_age(self) -> float:
         """Key age at which rotation starts."""
         return self.ttl - self.rotation_window
-
-
-def config_fields() -> tuple[str, ...]:
-    """The names of every SessionConfig field (for CLI and file loaders)."""
-    return tuple(f.name for f in fields(SessionConfig))

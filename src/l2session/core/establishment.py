@@ -30,7 +30,6 @@ from l2session.core.keyschedule import initial_lineage
 from l2session.core.resumption import StoredSession
 from l2session.core.session import RESEND_INTERVAL, Session
 from l2session.core.states import State, Trigger
-from l2session.crypto.handshake_messages import TYPE_FINISH, TYPE_INIT, TYPE_RESPONSE
 from l2session.crypto.pqxdh import HandshakeResult, InitiatorHandshake, ResponderHandshake
 from l2session.crypto.ratchet import DoubleRatchet
 from l2session.errors import AuthenticationFailed, L2SessionError, MalformedMessage
@@ -185,7 +184,7 @@ def on_resume_ack(session: Session, packet: ResumeAckPacket, now: float) -> None
     session.install_channel(
         channel, peer_signing_key=stored.peer_signing_key, pq_keyed_at=stored.pq_keyed_at, now=now
     )
-    owner.save_ticket(_next_ticket(stored, keys.next_secret, keys.epoch.lineage, now))
+    owner.save_ticket(stored.successor(keys.next_secret, keys.epoch.lineage, now))
     session.fire(Trigger.RECEIVE_VALID_RESPONSE, now, "resumed")
     session.on_established(now)
 
@@ -202,18 +201,6 @@ def on_resume_reject(session: Session, packet: ResumeRejectPacket, now: float) -
     session.resume = None
     session.handshake_deadline = now + session.config.handshake_timeout
     start_full(session, now)
-
-
-def _next_ticket(stored: StoredSession, secret: bytes, lineage: bytes, now: float) -> StoredSession:
-    return StoredSession(
-        local_did=stored.local_did,
-        peer_did=stored.peer_did,
-        peer_signing_key=stored.peer_signing_key,
-        resumption_secret=secret,
-        lineage=lineage,
-        pq_keyed_at=stored.pq_keyed_at,
-        issued_at=now,
-    )
 
 
 def _adopt(session: Session, result: HandshakeResult, now: float) -> None:
@@ -252,8 +239,7 @@ def _yield_to(owner: SessionManager, session: Session | None) -> bool:
     return (
         session is not None
         and session.state is State.HANDSHAKE_INITIATED
-        and (session.handshake is not None or session.resume is not None)
-        and isinstance(session.handshake, InitiatorHandshake | None)
+        and not isinstance(session.handshake, ResponderHandshake)
         and owner.local_did < session.peer_did
     )
 
@@ -428,7 +414,7 @@ def on_resume(
     session.install_channel(
         channel, peer_signing_key=stored.peer_signing_key, pq_keyed_at=stored.pq_keyed_at, now=now
     )
-    owner.save_ticket(_next_ticket(stored, answer.keys.next_secret, answer.keys.epoch.lineage, now))
+    owner.save_ticket(stored.successor(answer.keys.next_secret, answer.keys.epoch.lineage, now))
     if created:
         owner.emit(SessionAccepted(stored.peer_did))
     _arrive(session, now, "resumed")
@@ -473,6 +459,3 @@ def retry(session: Session, now: float) -> None:
             Trigger.RETRY_WITH_BACKOFF,
             f"retry {session.retry_attempt} after {session.failure_reason}",
         )
-
-
-HANDSHAKE_TYPES = {TYPE_INIT: "INIT", TYPE_RESPONSE: "RESPONSE", TYPE_FINISH: "FINISH"}

@@ -192,10 +192,15 @@ class SessionManager:
     def forget(self, session: Session) -> None:
         if self.sessions.get(session.peer_did) is session:
             del self.sessions[session.peer_did]
-        for sid in [k for k, v in self._by_id.items() if v is session]:
-            del self._by_id[sid]
-        for tid in [k for k, v in self._by_ticket.items() if v is session]:
-            del self._by_ticket[tid]
+        # Every id a session can be routed by, without scanning the tables.
+        if session.channel is not None:
+            self.unroute(session, session.channel.session_id)
+        if session.handshake is not None:
+            self.unroute(session, session.handshake.session_id)
+        resume = session.resume
+        for token in (session.bundle_nonce, resume.packet.ticket_id if resume else None):
+            if token is not None and self._by_ticket.get(token) is session:
+                del self._by_ticket[token]
 
     def reschedule(self, session: Session) -> None:
         deadline = session.next_deadline()
@@ -236,8 +241,8 @@ class SessionManager:
         address = directory.address_of(peer_did)
         if address is None:
             raise TransportFailed(f"no address is known for {peer_did}; add it to the directory")
-        if self.quarantined_until(peer_did, address, now) > now:
-            until = self.quarantined_until(peer_did, address, now)
+        until = self.quarantined_until(peer_did, address, now)
+        if until > now:
             raise PeerQuarantined(
                 f"{peer_did} failed authentication and is refused until t={until:.0f}",
                 until=until,
@@ -366,8 +371,7 @@ class SessionManager:
             session = self._by_id.get(packet.session_id)
             if session is None:
                 raise MalformedMessage("DATA for an unknown session id")
-            session.on_data(packet, now)
-            self.reschedule(session)
+            session.on_data(packet, now)  # it flushes and reschedules itself
             return
         if isinstance(packet, HandshakePacket):
             self._on_handshake(packet, address, path, now)

@@ -21,7 +21,7 @@ key age of the last KEM-based keying and rotates on that schedule.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from l2session.codec import Reader, Writer
@@ -66,6 +66,10 @@ class StoredSession:
     @property
     def ticket_id(self) -> bytes:
         return ticket_id(self.resumption_secret)
+
+    def successor(self, secret: bytes, lineage: bytes, now: float) -> StoredSession:
+        """The next single-use ticket, issued when this one is used."""
+        return replace(self, resumption_secret=secret, lineage=lineage, issued_at=now)
 
     def to_bytes(self) -> bytes:
         out = Writer().u8(_STORED_VERSION)

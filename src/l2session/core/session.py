@@ -45,7 +45,6 @@ from l2session.wire.records import (
     RotateInit,
     RotateResponse,
     Sync,
-    record_size,
 )
 
 if TYPE_CHECKING:
@@ -423,11 +422,8 @@ class Session:
 
     def _on_sync(self, sync: Sync) -> None:
         self.inbound.apply_sync(sync)
-        if not self._peer_synced:
-            self._peer_synced = True
-            if sync.in_stream == self.outbound.stream:
-                self.outbound.on_ack(Ack(sync.next_expected))
-        elif sync.in_stream == self.outbound.stream:
+        self._peer_synced = True
+        if sync.in_stream == self.outbound.stream:
             self.outbound.on_ack(Ack(sync.next_expected))
 
     # ------------------------------------------------------------------
@@ -639,16 +635,14 @@ class Session:
             self._ack_at = now + self.config.ack_delay
         elif not inbound.ack_needed:
             self._ack_at = None
-        while messages or control:
-            batch: list[Record] = list(control)
-            control = []
-            used = sum(record_size(r) for r in batch)
-            while messages and (not batch or used + record_size(messages[0]) <= PACKET_BUDGET):
-                used += record_size(messages[0])
-                batch.append(messages.pop(0))
+        # take() bounds each batch by payload size and count, so one batch
+        # is one packet; control records ride in the first.
+        batch: list[Record] = [*control, *messages]
+        while batch:
             self._transmit(batch)
-            if not messages and self.state in _SENDING and self.outbound.has_unsent:
-                messages = self.outbound.take(now, PACKET_BUDGET, self.config.max_batch)
+            batch = []
+            if self.state in _SENDING and self.outbound.has_unsent:
+                batch.extend(self.outbound.take(now, PACKET_BUDGET, self.config.max_batch))
         self.owner.reschedule(self)
 
     def _ack_due(self, now: float) -> bool:
