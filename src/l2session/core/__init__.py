@@ -4,7 +4,8 @@
 * :mod:`~l2session.core.diagram` -- docs/STATES.md and its mermaid diagram, from that table
 * :mod:`~l2session.core.config` -- SessionConfig and ReconnectionPolicy
 * :mod:`~l2session.core.context` -- the capabilities a call runs with
-* :mod:`~l2session.core.session` -- one session: delivery, heartbeats, rotation
+* :mod:`~l2session.core.session` -- one session: delivery, heartbeats, timers
+* :mod:`~l2session.core.rotation`, :mod:`~l2session.core.rotating` -- in-session key rotation
 * :mod:`~l2session.core.establishment` -- PQXDH, prekey bundles, resumption
 * :mod:`~l2session.core.manager` -- many sessions, routing, one timer heap
 * :mod:`~l2session.core.api` -- SPEC-018 §5.2 ``establish/resume/accept/tick``

@@ -20,6 +20,9 @@ from l2session.errors import ConfigError
 
 HOUR: Final = 3600.0
 
+#: How often an unanswered handshake, resumption or rotation message is resent.
+RESEND_INTERVAL: Final = 1.0
+
 #: The largest application message a session carries (bytes).  Bigger
 #: payloads belong in a stream or a blob store, not in one datagram-sized
 #: session message.

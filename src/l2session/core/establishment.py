@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 
 from l2session.core import resumption
 from l2session.core.channel import Channel
-from l2session.core.config import SessionConfig, SessionKind
+from l2session.core.config import RESEND_INTERVAL, SessionConfig, SessionKind
 from l2session.core.events import PacketRejected, SessionAccepted
 from l2session.core.keyschedule import initial_lineage
 from l2session.core.resumption import StoredSession
-from l2session.core.session import RESEND_INTERVAL, Session
+from l2session.core.session import Session
 from l2session.core.states import State, Trigger
 from l2session.crypto.pqxdh import HandshakeResult, InitiatorHandshake, ResponderHandshake
 from l2session.crypto.ratchet import DoubleRatchet

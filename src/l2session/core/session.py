@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
-from l2session.core import rotation as rotation_steps
+from l2session.core import rotating
 from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.delivery import Inbound, Outbound
@@ -29,7 +29,6 @@ from l2session.core.states import State, StateMachine, TransitionRecord, Trigger
 from l2session.crypto.pqxdh import InitiatorHandshake, ResponderHandshake
 from l2session.errors import (
     InvalidState,
-    L2SessionError,
     SessionClosed,
     SessionTimeout,
 )
@@ -41,7 +40,6 @@ from l2session.wire.records import (
     HeartbeatAck,
     Message,
     Record,
-    RotateDone,
     RotateInit,
     RotateResponse,
     Sync,
@@ -58,8 +56,6 @@ PACKET_BUDGET: Final = 16_384
 _CARRYING: Final = frozenset({State.ESTABLISHED, State.ROTATING, State.DEGRADED})
 #: States in which queued application messages are transmitted.
 _SENDING: Final = frozenset({State.ESTABLISHED, State.ROTATING})
-#: How often handshake and rotation messages are resent while unanswered.
-RESEND_INTERVAL: Final = 1.0
 
 
 class Session:
@@ -269,7 +265,7 @@ class Session:
         if self._closed:
             return
         if self.channel is not None and self.state in _CARRYING:
-            self._transmit([Close(reason[:200])])
+            self.send_records([Close(reason[:200])])
         self._finish(reason)
 
     def _finish(self, reason: str) -> None:
@@ -373,7 +369,7 @@ class Session:
         self._on_authenticated(now)
         for record in records:
             self._on_record(record, now)
-        self._after_epoch(packet.epoch, now)
+        rotating.after_epoch(self, packet.epoch, now)
         if not self._closed:
             self.flush(now)
 
@@ -413,9 +409,9 @@ class Session:
         elif isinstance(record, HeartbeatAck):
             self._on_heartbeat_ack(record.counter, now)
         elif isinstance(record, RotateInit):
-            self._on_rotate_init(record, now)
+            rotating.on_init(self, record, now)
         elif isinstance(record, RotateResponse):
-            self._on_rotate_response(record, now)
+            rotating.on_response(self, record, now)
         elif isinstance(record, Close):
             self._finish(f"closed by peer: {record.reason}")
         # RotateDone carries no data: the epoch it arrives under is the news.
@@ -457,7 +453,7 @@ class Session:
         self._hb_counter += 1
         self._hb_outstanding = self._hb_counter
         self._hb_sent_at = now
-        self._transmit([Heartbeat(self._hb_counter)])
+        self.send_records([Heartbeat(self._hb_counter)])
 
     def _heartbeat_missed(self, now: float) -> None:
         self._hb_outstanding = 0
@@ -494,121 +490,16 @@ class Session:
         self.owner.reschedule(self)
 
     # ------------------------------------------------------------------
-    # rotation (DESIGN.md §2.3)
+    # rotation (DESIGN.md §2.3): the protocol lives in core/rotating.py
 
     def rotation_due_at(self) -> float:
-        config = self.config
-        due = self.pq_keyed_at + config.rotate_at_age
-        if self.owner.local_did > self.peer_did:
-            # The peer (lower DID) rotates first; this side steps in only
-            # if it did not, so the two never start at once.
-            due += config.rotation_timeout
-        channel = self.channel
-        if channel is not None and (
-            channel.messages_sent >= config.rekey_after_messages
-            or channel.bytes_sent >= config.rekey_after_bytes
-        ):
-            return 0.0
-        return due
-
-    def start_rotation(self, now: float, reason: str) -> None:
-        assert self.channel is not None
-        self.fire(Trigger.TIME_TO_ROTATE, now, reason)
-        keys = self.owner.ctx.keys
-        self.rotation = rotation_steps.start(
-            channel=self.channel, signing=keys.identity.signing, rng=self.owner.ctx.rng, now=now
-        )
-        self._send_rotation_record(now)
-
-    def _send_rotation_record(self, now: float) -> None:
-        rotation = self.rotation
-        assert rotation is not None
-        rotation.resend_at = now + RESEND_INTERVAL
-        if not rotation.switched:
-            self._transmit([rotation.record])
-        else:
-            self._transmit([RotateDone(rotation.epoch)])
-
-    def _on_rotate_init(self, record: RotateInit, now: float) -> None:
-        channel = self.channel
-        assert channel is not None
-        current = self.rotation
-        if current is not None and current.epoch == record.epoch:
-            if not current.initiator:
-                self._transmit([current.record])  # our response was lost: resend it
-                return
-            if self.owner.local_did < self.peer_did:
-                return  # crossing requests: the lower DID's rotation wins
-            channel.discard(current.epoch)
-            self.rotation = None
-        if record.epoch != channel.newest_epoch + 1:
-            self.rejected += 1
-            return
-        assert self.peer_signing_key is not None
-        ctx = self.owner.ctx
-        try:
-            rotation = rotation_steps.respond(
-                record,
-                channel=channel,
-                signing=ctx.keys.identity.signing,
-                peer_signing_key=self.peer_signing_key,
-                associated_data=channel.session_id,
-                rng=ctx.rng,
-                now=now,
-                encapsulator=ctx.keys.encapsulator,
-            )
-        except L2SessionError as error:
-            self.rejected += 1
-            _log.warning("session %s: rotation request refused: %s", self.peer_did, error)
-            return
-        if self.state is State.ESTABLISHED:
-            self.fire(Trigger.TIME_TO_ROTATE, now, "requested by peer")
-        self.rotation = rotation
-        self._send_rotation_record(now)
-
-    def _on_rotate_response(self, record: RotateResponse, now: float) -> None:
-        rotation = self.rotation
-        channel = self.channel
-        assert channel is not None
-        if rotation is None or not rotation.initiator or rotation.epoch != record.epoch:
-            return
-        if rotation.keys_ready:
-            return  # duplicate response
-        assert self.peer_signing_key is not None
-        try:
-            rotation_steps.complete_initiator(
-                rotation,
-                record,
-                channel=channel,
-                peer_signing_key=self.peer_signing_key,
-                associated_data=channel.session_id,
-                rng=self.owner.ctx.rng,
-            )
-        except L2SessionError as error:
-            self.rejected += 1
-            _log.warning("session %s: rotation response refused: %s", self.peer_did, error)
-            return
-        channel.switch_send(rotation.epoch, now)
-        rotation.switched = True
-        self._send_rotation_record(now)
-
-    def _after_epoch(self, epoch: int, now: float) -> None:
-        rotation = self.rotation
-        if rotation is None or epoch != rotation.epoch or self.channel is None:
-            return
-        if not rotation.switched:
-            self.channel.switch_send(epoch, now)
-            rotation.switched = True
-            self._transmit([RotateDone(epoch)])
-        self.rotation = None
-        self.pq_keyed_at = now
-        if self.state is State.ROTATING:
-            self.fire(Trigger.ROTATION_COMPLETE, now, f"key epoch {epoch}")
+        """When this side starts the next rotation (0.0: due now, volume)."""
+        return rotating.due_at(self)
 
     # ------------------------------------------------------------------
     # outbound
 
-    def _transmit(self, records: list[Record]) -> None:
+    def send_records(self, records: list[Record]) -> None:
         assert self.channel is not None
         if self._sync_pending:
             records = [self.outbound.sync(self.inbound), *records]
@@ -639,7 +530,7 @@ class Session:
         # is one packet; control records ride in the first.
         batch: list[Record] = [*control, *messages]
         while batch:
-            self._transmit(batch)
+            self.send_records(batch)
             batch = []
             if self.state in _SENDING and self.outbound.has_unsent:
                 batch.extend(self.outbound.take(now, PACKET_BUDGET, self.config.max_batch))
@@ -713,7 +604,7 @@ class Session:
                     self.rotation = None
                 return
             if now >= self.rotation.resend_at:
-                self._send_rotation_record(now)
+                rotating.send_record(self, now)
         state = self.state
         if state not in _CARRYING:
             return
@@ -744,6 +635,6 @@ class Session:
             and now >= self.rotation_due_at()
         ):
             reason = "volume limit" if self.rotation_due_at() == 0.0 else "key age"
-            self.start_rotation(now, reason)
+            rotating.start(self, now, reason)
         self.outbound.check_timeouts(now)
         self.flush(now)

@@ -1,0 +1,141 @@
+"""The ``rotating`` state of a session: when to rotate, and the rotation
+records in flight (DESIGN.md §2.3).
+
+:mod:`l2session.core.rotation` holds the key agreement itself (pure
+functions over a channel); this module drives it from a session: who starts
+(the lower DID first, so both never start at once), crossing requests,
+resending unanswered records, switching the sending epoch, and the state
+transitions.  A rotation record that does not verify is counted and
+ignored: it could be forged, so it must not end the session.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from l2session.core import rotation as steps
+from l2session.core.config import RESEND_INTERVAL
+from l2session.core.states import State, Trigger
+from l2session.errors import L2SessionError
+from l2session.wire.records import RotateDone, RotateInit, RotateResponse
+
+if TYPE_CHECKING:
+    from l2session.core.session import Session
+
+_log = logging.getLogger("l2session.session")
+
+
+def due_at(session: Session) -> float:
+    config = session.config
+    due = session.pq_keyed_at + config.rotate_at_age
+    if session.owner.local_did > session.peer_did:
+        # The peer (lower DID) rotates first; this side steps in only
+        # if it did not, so the two never start at once.
+        due += config.rotation_timeout
+    channel = session.channel
+    if channel is not None and (
+        channel.messages_sent >= config.rekey_after_messages
+        or channel.bytes_sent >= config.rekey_after_bytes
+    ):
+        return 0.0
+    return due
+
+
+def start(session: Session, now: float, reason: str) -> None:
+    assert session.channel is not None
+    session.fire(Trigger.TIME_TO_ROTATE, now, reason)
+    keys = session.owner.ctx.keys
+    session.rotation = steps.start(
+        channel=session.channel, signing=keys.identity.signing, rng=session.owner.ctx.rng, now=now
+    )
+    send_record(session, now)
+
+
+def send_record(session: Session, now: float) -> None:
+    rotation = session.rotation
+    assert rotation is not None
+    rotation.resend_at = now + RESEND_INTERVAL
+    if not rotation.switched:
+        session.send_records([rotation.record])
+    else:
+        session.send_records([RotateDone(rotation.epoch)])
+
+
+def on_init(session: Session, record: RotateInit, now: float) -> None:
+    channel = session.channel
+    assert channel is not None
+    current = session.rotation
+    if current is not None and current.epoch == record.epoch:
+        if not current.initiator:
+            session.send_records([current.record])  # our response was lost: resend it
+            return
+        if session.owner.local_did < session.peer_did:
+            return  # crossing requests: the lower DID's rotation wins
+        channel.discard(current.epoch)
+        session.rotation = None
+    if record.epoch != channel.newest_epoch + 1:
+        session.rejected += 1
+        return
+    assert session.peer_signing_key is not None
+    ctx = session.owner.ctx
+    try:
+        rotation = steps.respond(
+            record,
+            channel=channel,
+            signing=ctx.keys.identity.signing,
+            peer_signing_key=session.peer_signing_key,
+            associated_data=channel.session_id,
+            rng=ctx.rng,
+            now=now,
+            encapsulator=ctx.keys.encapsulator,
+        )
+    except L2SessionError as error:
+        session.rejected += 1
+        _log.warning("session %s: rotation request refused: %s", session.peer_did, error)
+        return
+    if session.state is State.ESTABLISHED:
+        session.fire(Trigger.TIME_TO_ROTATE, now, "requested by peer")
+    session.rotation = rotation
+    send_record(session, now)
+
+
+def on_response(session: Session, record: RotateResponse, now: float) -> None:
+    rotation = session.rotation
+    channel = session.channel
+    assert channel is not None
+    if rotation is None or not rotation.initiator or rotation.epoch != record.epoch:
+        return
+    if rotation.keys_ready:
+        return  # duplicate response
+    assert session.peer_signing_key is not None
+    try:
+        steps.complete_initiator(
+            rotation,
+            record,
+            channel=channel,
+            peer_signing_key=session.peer_signing_key,
+            associated_data=channel.session_id,
+            rng=session.owner.ctx.rng,
+        )
+    except L2SessionError as error:
+        session.rejected += 1
+        _log.warning("session %s: rotation response refused: %s", session.peer_did, error)
+        return
+    channel.switch_send(rotation.epoch, now)
+    rotation.switched = True
+    send_record(session, now)
+
+
+def after_epoch(session: Session, epoch: int, now: float) -> None:
+    rotation = session.rotation
+    if rotation is None or epoch != rotation.epoch or session.channel is None:
+        return
+    if not rotation.switched:
+        session.channel.switch_send(epoch, now)
+        rotation.switched = True
+        session.send_records([RotateDone(epoch)])
+    session.rotation = None
+    session.pq_keyed_at = now
+    if session.state is State.ROTATING:
+        session.fire(Trigger.ROTATION_COMPLETE, now, f"key epoch {epoch}")
