@@ -20,18 +20,23 @@ from l2session.errors import MalformedMessage, MessageTooLarge
 from l2session.testing.fuzz import mutate
 from l2session.wire.records import (
     MAX_ACK_RANGES,
+    MAX_ENDPOINT_BYTES,
     MAX_MESSAGE_BYTES,
     MAX_REASON_BYTES,
     MAX_RECORDS,
     REC_ACK,
     REC_CLOSE,
     REC_MESSAGE,
+    REC_MIGRATE,
     REC_ROTATE_INIT,
     Ack,
     Close,
     Heartbeat,
     HeartbeatAck,
     Message,
+    Migrate,
+    PathChallenge,
+    PathResponse,
     Record,
     RotateDone,
     RotateInit,
@@ -44,7 +49,7 @@ from l2session.wire.records import (
 
 U64_MAX = (1 << 64) - 1
 U32_MAX = (1 << 32) - 1
-KNOWN_TYPES = frozenset(range(0x01, 0x0A))
+KNOWN_TYPES = frozenset(range(0x01, 0x0D))
 
 u64 = st.integers(0, U64_MAX)
 u32 = st.integers(0, U32_MAX)
@@ -88,6 +93,9 @@ records: st.SearchStrategy[Record] = st.one_of(
     st.builds(RotateDone, u32),
     st.builds(Sync, u64, u64, u64, u64),
     st.builds(Close, reasons),
+    st.builds(Migrate, u32, st.text(min_size=1, max_size=MAX_ENDPOINT_BYTES // 4)),
+    st.builds(PathChallenge, fixed(8)),
+    st.builds(PathResponse, fixed(8)),
 )
 
 #: One valid example of every record type (for exhaustive byte-level checks).
@@ -113,6 +121,9 @@ EXAMPLES: list[Record] = [
     RotateDone(0),
     Sync(1, 2, 3, 4),
     Close("bye ✓"),
+    Migrate(1, "192.0.2.7:4433"),
+    PathChallenge(b"\x07" * 8),
+    PathResponse(b"\x08" * 8),
 ]
 
 
@@ -379,3 +390,28 @@ def mutated(draw: st.DrawFn, strategy: st.SearchStrategy[list[Record]]) -> bytes
 @given(mutated(st.lists(records, min_size=1, max_size=4)))
 def test_mutated_encodings_only_raise_malformed(data: bytes) -> None:
     assert_canonical(data)
+
+
+def test_migrate_and_close_need_their_text() -> None:
+    """An empty endpoint or close reason is refused both ways, and an
+    endpoint longer than its declared maximum never decodes."""
+    for bad in (Migrate(1, ""), Close("")):
+        with pytest.raises(MalformedMessage, match="needs"):
+            encode_records([bad])
+    empty_migrate = bytes([REC_MIGRATE]) + (1).to_bytes(4, "big") + b"\x00\x00"
+    with pytest.raises(MalformedMessage, match=r"endpoint length 0 outside \[1, 255\]"):
+        decode_records(empty_migrate)
+    empty_close = bytes([REC_CLOSE]) + b"\x00\x00"
+    with pytest.raises(MalformedMessage, match=r"close reason length 0 outside"):
+        decode_records(empty_close)
+    too_long = "a" * (MAX_ENDPOINT_BYTES + 1)
+    with pytest.raises(MessageTooLarge, match="endpoint: 256 bytes exceeds the maximum 255"):
+        encode_records([Migrate(1, too_long)])
+    raw = (
+        bytes([REC_MIGRATE])
+        + (1).to_bytes(4, "big")
+        + len(too_long).to_bytes(2, "big")
+        + too_long.encode()
+    )
+    with pytest.raises(MalformedMessage, match=r"endpoint length 256 outside"):
+        decode_records(raw)

@@ -31,6 +31,10 @@ MAX_ACK_RANGES: Final = 16
 #: Records per packet (a bound on parsing work per authenticated packet).
 MAX_RECORDS: Final = 256
 MAX_REASON_BYTES: Final = 200
+#: Longest endpoint ("host:port", a multiaddr) a MIGRATE record may name.
+MAX_ENDPOINT_BYTES: Final = 255
+#: Size of a path-validation token (RFC 9000's PATH_CHALLENGE is 8 bytes too).
+PATH_TOKEN_SIZE: Final = 8
 
 REC_MESSAGE: Final = 0x01
 REC_ACK: Final = 0x02
@@ -41,6 +45,9 @@ REC_ROTATE_RESPONSE: Final = 0x06
 REC_ROTATE_DONE: Final = 0x07
 REC_SYNC: Final = 0x08
 REC_CLOSE: Final = 0x09
+REC_MIGRATE: Final = 0x0A
+REC_PATH_CHALLENGE: Final = 0x0B
+REC_PATH_RESPONSE: Final = 0x0C
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +126,30 @@ class Close:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Migrate:
+    """ "My address changed": the sender's ``sequence``-th migration, to
+    ``endpoint``.  The receiver validates the new path (PATH_CHALLENGE)
+    before it carries data; keys stay (overview, "Session Migration")."""
+
+    sequence: int
+    endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class PathChallenge:
+    """Sent on a path to be validated; answered on the same path."""
+
+    token: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PathResponse:
+    """Echoes a :class:`PathChallenge` token: the path works both ways."""
+
+    token: bytes
+
+
 Record = (
     Message
     | Ack
@@ -129,6 +160,9 @@ Record = (
     | RotateDone
     | Sync
     | Close
+    | Migrate
+    | PathChallenge
+    | PathResponse
 )
 
 
@@ -170,6 +204,15 @@ def _write(out: Writer, record: Record) -> None:
             if not reason:
                 raise MalformedMessage("a CLOSE record needs a reason")
             out.u8(REC_CLOSE).text16(reason, "close reason", max_len=MAX_REASON_BYTES)
+        case Migrate(sequence, endpoint):
+            if not endpoint:
+                raise MalformedMessage("a MIGRATE record needs an endpoint")
+            out.u8(REC_MIGRATE).u32(sequence)
+            out.text16(endpoint, "endpoint", max_len=MAX_ENDPOINT_BYTES)
+        case PathChallenge(token):
+            out.u8(REC_PATH_CHALLENGE).fixed(token, PATH_TOKEN_SIZE, "path token")
+        case PathResponse(token):
+            out.u8(REC_PATH_RESPONSE).fixed(token, PATH_TOKEN_SIZE, "path token")
 
 
 def encode_records(records: list[Record] | tuple[Record, ...]) -> bytes:
@@ -228,6 +271,15 @@ def _read(r: Reader) -> Record:
         return Sync(r.u64("out stream"), r.u64("first unacked"), r.u64("in stream"), r.u64("next"))
     if kind == REC_CLOSE:
         return Close(r.text16("close reason", max_len=MAX_REASON_BYTES))
+    if kind == REC_MIGRATE:
+        # text16 refuses an empty endpoint (its minimum length is 1).
+        return Migrate(
+            r.u32("migration sequence"), r.text16("endpoint", max_len=MAX_ENDPOINT_BYTES)
+        )
+    if kind == REC_PATH_CHALLENGE:
+        return PathChallenge(r.fixed(PATH_TOKEN_SIZE, "path token"))
+    if kind == REC_PATH_RESPONSE:
+        return PathResponse(r.fixed(PATH_TOKEN_SIZE, "path token"))
     raise MalformedMessage(f"unknown record type {kind:#04x}")
 
 
