@@ -12,6 +12,10 @@ crypto_pqxdh   :class:`LocalKeys`: this node's identity, prekeys, replay guard
 net_connect    a :class:`PeerDirectory`: where a DID can be reached
 =============  ==============================================================
 
+Beyond the spec's four, ``store`` (a :class:`~l2session.core.persistence.Journal`)
+makes persistent sessions durable: without it a node keeps everything in
+memory and a restart loses queues and tickets.
+
 Calling without a needed capability raises
 :class:`~l2session.errors.MissingCapability` naming it, before anything
 happens.  Randomness is not optional: every context carries a
@@ -38,6 +42,7 @@ from l2session.identity.resolver import DidResolver
 
 if TYPE_CHECKING:
     from l2session.core.manager import SessionManager
+    from l2session.core.persistence import Journal
 
 
 class Capability(StrEnum):
@@ -94,6 +99,8 @@ class Context:
     crypto_pqxdh: LocalKeys | None = None
     net_connect: PeerDirectory | None = None
     bundles: BundleLookup | None = None
+    #: Durable storage for persistent sessions (SQLite or in-memory).
+    store: Journal | None = None
     _manager: list[SessionManager] = field(default_factory=list, repr=False, compare=False)
 
     def has(self, *capabilities: Capability) -> bool:

@@ -23,12 +23,18 @@ sender holds and retransmits instead of the receiver dropping.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from l2session.errors import MessageTooLarge, QueueFull
 from l2session.wire.records import MAX_ACK_RANGES, Ack, Message, Sync
 
 _MAX_SEQ: Final = (1 << 64) - 1
+
+#: Told of each inbound message when it is kept: (stream, seq, payload).
+KeepHook = Callable[[int, int, bytes], None]
+#: Told when kept messages of a stream from a seq on are abandoned.
+DropHook = Callable[[int, int], None]
 
 
 class _Pending:
@@ -96,6 +102,15 @@ class Outbound:
     def retransmit_at(self) -> float | None:
         """When the oldest unacknowledged transmission times out."""
         return self._retx_at
+
+    def restore(self, messages: Iterable[tuple[int, bytes]]) -> None:
+        """Reload unacknowledged messages after a restart (they are all
+        resent once the session has a channel again)."""
+        for seq, payload in messages:
+            if seq >= self.next_seq:
+                raise ValueError(f"stored message {seq} is beyond the stream's next number")
+            self._pending[seq] = _Pending(bytes(payload), self._initial_rto)
+        self._unsent = deque(self._pending) if self._pending else None
 
     def pending_payloads(self) -> list[tuple[int, bytes]]:
         """Every unacknowledged message, in order (for persistence and tests)."""
@@ -223,6 +238,8 @@ class Inbound:
         "_inbox_limit",
         "_reorder_limit",
         "ack_needed",
+        "drop",
+        "keep",
         "next_expected",
         "stream",
     )
@@ -234,8 +251,31 @@ class Inbound:
         self._reorder_limit = reorder_limit
         self._inbox_limit = inbox_limit
         self._buffer: dict[int, bytes] | None = None
-        self._inbox: deque[bytes] | None = None
+        #: Delivered, not yet read: (stream, seq, payload).
+        self._inbox: deque[tuple[int, int, bytes]] | None = None
         self.ack_needed = False
+        #: Persistence hooks (set by a durable session): every message kept
+        #: (in the inbox or the reorder buffer) is reported before it can be
+        #: acknowledged, and kept messages abandoned for a new stream too.
+        self.keep: KeepHook | None = None
+        self.drop: DropHook | None = None
+
+    def restore(
+        self, stream: int, next_expected: int, kept: Iterable[tuple[int, int, bytes]]
+    ) -> None:
+        """Reload after a restart: the stream's high-water mark and what was
+        kept, as (stream, seq, payload) with older streams first."""
+        self.stream = stream
+        self.next_expected = next_expected
+        for msg_stream, seq, payload in kept:
+            if msg_stream == stream and seq >= next_expected:
+                if self._buffer is None:
+                    self._buffer = {}
+                self._buffer[seq] = payload
+            else:
+                if self._inbox is None:
+                    self._inbox = deque()
+                self._inbox.append((msg_stream, seq, payload))
 
     @property
     def buffered(self) -> int:
@@ -247,15 +287,20 @@ class Inbound:
 
     def pop(self) -> bytes | None:
         """The next delivered message, or None."""
+        entry = self.pop_entry()
+        return None if entry is None else entry[2]
+
+    def pop_entry(self) -> tuple[int, int, bytes] | None:
+        """The next delivered message as (stream, seq, payload), or None."""
         if not self._inbox:
             return None
-        payload = self._inbox.popleft()
+        entry = self._inbox.popleft()
         # Messages that arrived while the inbox was full wait in the reorder
         # buffer (and may already be selectively acknowledged, so the sender
         # no longer holds them): move them in now that there is room.
         if self._drain():
             self.ack_needed = True
-        return payload
+        return entry
 
     def _drain(self) -> int:
         """Move buffered messages that are next in order into the inbox,
@@ -267,12 +312,14 @@ class Inbound:
         if inbox is None:
             inbox = self._inbox = deque()
         delivered = 0
+        stream = self.stream
         while buffer and len(inbox) < self._inbox_limit:
-            payload = buffer.pop(self.next_expected, None)
+            seq = self.next_expected
+            payload = buffer.pop(seq, None)
             if payload is None:
                 break
-            inbox.append(payload)
-            self.next_expected += 1
+            inbox.append((stream, seq, payload))
+            self.next_expected = seq + 1
             delivered += 1
         return delivered
 
@@ -285,16 +332,22 @@ class Inbound:
         if seq - self.next_expected > self._reorder_limit:
             return 0  # beyond the window: the sender will retransmit
         if seq > self.next_expected:
-            if self._buffer is None:
-                self._buffer = {}
-            self._buffer.setdefault(seq, message.payload)
+            buffer = self._buffer
+            if buffer is None:
+                buffer = self._buffer = {}
+            if seq not in buffer:
+                buffer[seq] = message.payload
+                if self.keep is not None:
+                    self.keep(self.stream, seq, message.payload)
             return 0
         inbox = self._inbox
         if inbox is None:
             inbox = self._inbox = deque()
         if len(inbox) >= self._inbox_limit:
             return 0  # application not reading: hold back, do not drop
-        inbox.append(message.payload)
+        inbox.append((self.stream, seq, message.payload))
+        if self.keep is not None:
+            self.keep(self.stream, seq, message.payload)
         self.next_expected = seq + 1
         return 1 + self._drain()
 
@@ -330,6 +383,8 @@ class Inbound:
         delivered as the application reads); otherwise the held ones are
         delivered in order and only the numbers nobody holds are skipped."""
         if sync.out_stream != self.stream:
+            if self._buffer and self.drop is not None:
+                self.drop(self.stream, self.next_expected)
             self.stream = sync.out_stream
             self.next_expected = sync.first_unacked
             self._buffer = None
@@ -343,8 +398,9 @@ class Inbound:
                     if inbox is None:
                         inbox = self._inbox = deque()
                     # May exceed the inbox limit by at most the reorder window.
+                    stream = self.stream
                     for seq in held:
-                        inbox.append(buffer.pop(seq))
+                        inbox.append((stream, seq, buffer.pop(seq)))
                 self.next_expected = target
             self._drain()
         self.ack_needed = True

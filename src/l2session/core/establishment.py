@@ -291,6 +291,7 @@ def on_init(
         return None
     ctx = owner.ctx
     keys = ctx.keys
+    one_time_before = keys.prekeys.one_time_count
     try:
         handshake, response = ResponderHandshake.receive_init(
             packet.message,
@@ -305,6 +306,8 @@ def on_init(
     except AuthenticationFailed:
         owner.quarantine(initiator, address, now)
         raise
+    if keys.prekeys.one_time_count != one_time_before:
+        owner.prekeys_changed()
     if handshake.session_id != packet.session_id:
         raise MalformedMessage("handshake packet names another session id than its INIT")
     created = session is None

@@ -11,7 +11,10 @@ It owns every session of a node and is the only thing the runtime talks to
   pushed only when its deadline moves *earlier*; an entry that fires early
   (the deadline moved later) just reschedules, so heartbeats on busy
   sessions cost no heap churn;
-* keeps the resumption tickets and the quarantine list.
+* keeps the resumption tickets and the quarantine list;
+* with a store (``Context.store``), writes persistent sessions through it and
+  commits before any packet leaves (:meth:`commit`, :meth:`restore`; the
+  rules are in :mod:`l2session.core.persistence`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from l2session.core import establishment
-from l2session.core.config import SessionConfig
+from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.context import Capability, Context
 from l2session.core.events import PacketRejected, SessionEvent, StateChanged
 from l2session.core.resumption import StoredSession
@@ -36,6 +39,7 @@ from l2session.errors import (
     InvalidState,
     L2SessionError,
     MalformedMessage,
+    MissingCapability,
     PeerQuarantined,
     TransportFailed,
 )
@@ -102,6 +106,9 @@ class SessionManager:
         self._outbox: list[Outgoing] = []
         self._events: list[SessionEvent] = []
         self.rejections: dict[str, int] = {}
+        self.journal = ctx.store
+        #: Persistent sessions whose durable row changed since the last commit.
+        self._dirty: set[Session] = set()
         if not ctx._manager:
             ctx._manager.append(self)
 
@@ -117,6 +124,26 @@ class SessionManager:
 
     def record_transition(self, record: TransitionRecord) -> None:
         self._events.append(StateChanged(record.subject, record))
+        if self.journal is not None:
+            self.journal.append_audit(record)
+
+    def dirty(self, session: Session) -> None:
+        """``session``'s durable row changed: write it at the next commit."""
+        self._dirty.add(session)
+
+    def commit(self) -> None:
+        """Make every change so far durable (one transaction).  Called
+        before any packet leaves and by ``receive``; call it yourself to
+        make ``send`` durable without sending (see core/persistence.py)."""
+        journal = self.journal
+        if journal is None:
+            return
+        if self._dirty:
+            for session in self._dirty:
+                if session.journal is not None and not session.closed:
+                    journal.put_session(session.record())
+            self._dirty.clear()
+        journal.commit()
 
     def emit(self, event: SessionEvent) -> None:
         self._events.append(event)
@@ -148,11 +175,21 @@ class SessionManager:
             self.tickets.pop(old.ticket_id, None)
         self.stored[stored.peer_did] = stored
         self.tickets[stored.ticket_id] = stored
+        if self.journal is not None:
+            self.journal.put_ticket(stored)
 
     def drop_ticket(self, stored: StoredSession) -> None:
         self.tickets.pop(stored.ticket_id, None)
         if self.stored.get(stored.peer_did) is stored:
             del self.stored[stored.peer_did]
+            if self.journal is not None:
+                self.journal.delete_ticket(stored.peer_did)
+
+    def prekeys_changed(self) -> None:
+        """A one-time prekey was spent: persist the private prekeys before
+        the answer that used it leaves (it must never be used twice)."""
+        if self.journal is not None:
+            self.journal.put_prekeys(self.ctx.keys.prekeys.to_bytes())
 
     def consume_ticket(self, stored: StoredSession, request: bytes, reply: bytes) -> None:
         """Single use: the ticket is gone before the answer leaves."""
@@ -187,11 +224,20 @@ class SessionManager:
             self, peer_did, config, stream=stream, address=address, path=path, now=now
         )
         self.sessions[peer_did] = session
+        self._make_durable(session)
         return session
+
+    def _make_durable(self, session: Session) -> None:
+        if self.journal is not None and session.config.kind is SessionKind.PERSISTENT:
+            session.attach_journal(self.journal)
+            self.dirty(session)
 
     def forget(self, session: Session) -> None:
         if self.sessions.get(session.peer_did) is session:
             del self.sessions[session.peer_did]
+            if session.journal is not None:
+                session.journal.delete_session(session.peer_did)
+        self._dirty.discard(session)
         # Every id a session can be routed by, without scanning the tables.
         if session.channel is not None:
             self.unroute(session, session.channel.session_id)
@@ -305,8 +351,62 @@ class SessionManager:
     # runtime I/O
 
     def datagrams_to_send(self) -> list[Outgoing]:
+        """Packets to put on transports.  With a store, everything that
+        produced them is committed first (write-ahead)."""
+        if self.journal is not None:
+            self.commit()
         out, self._outbox = self._outbox, []
         return out
+
+    def restore(self, config: SessionConfig | None = None) -> list[Session]:
+        """Rebuild persistent sessions from the store after a restart: their
+        queues, inboxes, stream positions and tickets.  Each session whose
+        peer address is known resumes at once (RESUME with the stored
+        ticket, a full handshake if there is none or the peer refuses it);
+        the others wait for the peer.  Then SYNC resends exactly what each
+        side lacks."""
+        journal = self.journal
+        if journal is None:
+            raise MissingCapability("restore needs a store: pass Context(store=...)")
+        snapshot = journal.load()
+        now = self.now()
+        for stored in snapshot.tickets:
+            self.stored[stored.peer_did] = stored
+            self.tickets[stored.ticket_id] = stored
+        restored: list[Session] = []
+        for record in snapshot.sessions:
+            if record.peer_did in self.sessions:
+                raise InvalidState(f"a session with {record.peer_did} exists; restore first")
+            session = Session(
+                self,
+                record.peer_did,
+                config or self.config,
+                stream=record.out_stream,
+                address=record.address,
+                path=record.path if record.path in self.paths else self.paths[0],
+                now=now,
+            )
+            session.outbound.next_seq = record.next_seq
+            session.outbound.restore(snapshot.outbound.get(record.peer_did, ()))
+            kept = snapshot.inbound.get(record.peer_did, ())
+            session.inbound.restore(
+                record.in_stream,
+                record.next_expected,
+                ((m.stream, m.seq, m.payload) for m in kept),
+            )
+            self.sessions[record.peer_did] = session
+            self._make_durable(session)
+            restored.append(session)
+            _log.info(
+                "session %s restored: %d queued, %d unread",
+                record.peer_did,
+                len(session.outbound),
+                session.available,
+            )
+            if session.handshake_role_initiator() and self.ctx.crypto_pqxdh is not None:
+                establishment.begin(session, now, Trigger.INITIATE_HANDSHAKE, "restored from store")
+            self.reschedule(session)
+        return restored
 
     def events(self) -> list[SessionEvent]:
         out, self._events = self._events, []

@@ -23,6 +23,7 @@ from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.delivery import Inbound, Outbound
 from l2session.core.events import MessagesAvailable, SessionClosedEvent
+from l2session.core.persistence import Journal, SessionRecord
 from l2session.core.resumption import PendingResume
 from l2session.core.rotation import Rotation
 from l2session.core.states import State, StateMachine, TransitionRecord, Trigger
@@ -89,6 +90,7 @@ class Session:
         "handshake_packet",
         "handshake_resend_at",
         "inbound",
+        "journal",
         "machine",
         "outbound",
         "owner",
@@ -130,6 +132,8 @@ class Session:
             max_rto=config.max_rto,
         )
         self.inbound = Inbound(reorder_limit=config.max_reorder, inbox_limit=config.max_inbox)
+        #: Set (by the manager) for a persistent session on a node with a store.
+        self.journal: Journal | None = None
         self.peer_signing_key: bytes | None = None
         self.pq_keyed_at = 0.0
         self.handshake: InitiatorHandshake | ResponderHandshake | None = None
@@ -202,6 +206,43 @@ class Session:
         return self.inbound.available
 
     @property
+    def sent(self) -> int:
+        """How many messages this session's stream has numbered so far (the
+        next :meth:`send` gets this sequence number).  After a restart it
+        counts exactly the sends that were committed, so an application
+        that numbers its messages resumes sending from here."""
+        return self.outbound.next_seq
+
+    def record(self) -> SessionRecord:
+        """The durable part of this session (what the store keeps)."""
+        return SessionRecord(
+            peer_did=self.peer_did,
+            address=self.address,
+            path=self.path,
+            out_stream=self.outbound.stream,
+            next_seq=self.outbound.next_seq,
+            in_stream=self.inbound.stream,
+            next_expected=self.inbound.next_expected,
+        )
+
+    def attach_journal(self, journal: Journal) -> None:
+        """Make this session durable: every kept inbound message, and every
+        inbound message abandoned for a new stream, is written through."""
+        self.journal = journal
+        peer, owner = self.peer_did, self.owner
+
+        def keep(stream: int, seq: int, payload: bytes) -> None:
+            journal.put_inbound(peer, stream, seq, payload)
+            owner.dirty(self)
+
+        def drop(stream: int, from_seq: int) -> None:
+            journal.drop_inbound(peer, stream, from_seq)
+            owner.dirty(self)
+
+        self.inbound.keep = keep
+        self.inbound.drop = drop
+
+    @property
     def lease_until(self) -> float:
         return self._lease_until
 
@@ -223,7 +264,11 @@ class Session:
             if self._ephemeral_sends:
                 raise InvalidState("an ephemeral session carries one message each way")
             self._ephemeral_sends += 1
-        seq = self.outbound.enqueue(bytes(message))
+        payload = bytes(message)
+        seq = self.outbound.enqueue(payload)
+        if self.journal is not None:
+            self.journal.put_outbound(self.peer_did, seq, payload)
+            self.owner.dirty(self)
         if self.state in _SENDING:
             self.flush(self.owner.now())
         return seq
@@ -231,20 +276,44 @@ class Session:
     def receive(self, timeout: float | None = None) -> bytes:
         """The next delivered message.  Sans-I/O, this never waits: with
         nothing delivered it raises SessionTimeout at once (the asyncio
-        runtime waits up to ``timeout``)."""
-        message = self.inbound.pop()
-        if message is None:
+        runtime waits up to ``timeout``).  With a store, the hand-off is
+        committed before the message is returned: it is never delivered
+        again, even after a crash."""
+        messages = self.receive_many(1)
+        if not messages:
             if self._closed:
                 raise SessionClosed(f"the session with {self.peer_did} is closed")
             raise SessionTimeout(f"no message from {self.peer_did} is waiting")
-        self._after_read()
-        return message
+        return messages[0]
 
     def try_receive(self) -> bytes | None:
-        message = self.inbound.pop()
-        if message is not None:
+        """The next delivered message, or None (committed like :meth:`receive`)."""
+        messages = self.receive_many(1)
+        return messages[0] if messages else None
+
+    def receive_many(self, max_count: int = 1024) -> list[bytes]:
+        """Up to ``max_count`` delivered messages, in order, with one commit
+        for all of them (group commit; :meth:`receive` is this with 1)."""
+        inbound, journal = self.inbound, self.journal
+        out: list[bytes] = []
+        last: tuple[int, int] | None = None
+        while len(out) < max_count:
+            entry = inbound.pop_entry()
+            if entry is None:
+                break
+            stream, seq, payload = entry
+            if journal is not None:
+                journal.take_inbound(self.peer_did, stream, seq)
+            last = (stream, seq)
+            out.append(payload)
+        if last is not None:
+            if journal is not None:
+                self.owner.commit()
             self._after_read()
-        return message
+            if inbound.ack_needed and not self._closed:
+                # Reading made room: held messages moved into the inbox.
+                self.flush(self.owner.now())
+        return out
 
     def _after_read(self) -> None:
         if self.config.kind is SessionKind.EPHEMERAL and self._ephemeral_done():
@@ -350,6 +419,8 @@ class Session:
         self.inbound.ack_needed = False
         self._ack_at = None
         self.outbound.resend_all()
+        if self.journal is not None:
+            self.owner.dirty(self)  # the address or path may have changed
 
     def on_established(self, now: float) -> None:
         self.established_once = True
@@ -399,7 +470,7 @@ class Session:
                 self.owner.emit(MessagesAvailable(self.peer_did, self.inbound.available))
         elif isinstance(record, Ack):
             self._sync_pending = False
-            self.outbound.on_ack(record)
+            self._acked(record)
             if self.config.kind is SessionKind.EPHEMERAL and self._ephemeral_done():
                 self.close("ephemeral exchange complete")
         elif isinstance(record, Sync):
@@ -420,7 +491,13 @@ class Session:
         self.inbound.apply_sync(sync)
         self._peer_synced = True
         if sync.in_stream == self.outbound.stream:
-            self.outbound.on_ack(Ack(sync.next_expected))
+            self._acked(Ack(sync.next_expected))
+
+    def _acked(self, ack: Ack) -> None:
+        outbound = self.outbound
+        if outbound.on_ack(ack) and self.journal is not None:
+            below = min(ack.next_expected, outbound.next_seq)
+            self.journal.ack_outbound(self.peer_did, below, ack.ranges)
 
     # ------------------------------------------------------------------
     # heartbeats (SPEC-018 §2.2, DESIGN.md §2.2)

@@ -22,10 +22,12 @@ from l2session.core.config import SessionConfig
 from l2session.core.context import Context, LocalKeys, StaticDirectory
 from l2session.core.events import SessionEvent
 from l2session.core.manager import SessionManager
+from l2session.core.persistence import Journal
 from l2session.core.session import Session
 from l2session.crypto.primitives import Encapsulator
 from l2session.crypto.rng import SeededRandom
 from l2session.errors import ConfigError
+from l2session.identity.prekeys import PrekeyStore
 from l2session.identity.resolver import DidResolver, default_resolver
 from l2session.testing.clock import ManualClock
 from l2session.testing.network import LinkProfile, MockNetwork
@@ -42,6 +44,8 @@ class SimNode:
     ctx: Context
     manager: SessionManager
     events: list[SessionEvent] = field(default_factory=list)
+    config: SessionConfig | None = None
+    restarts: int = 0
 
     @property
     def did(self) -> str:
@@ -86,11 +90,18 @@ class Simulation:
         party: Party | None = None,
         encapsulator: Encapsulator | None = None,
         connect: bool = True,
+        store: Journal | None = None,
     ) -> SimNode:
+        """A node; with ``store`` its persistent sessions are durable (its
+        prekeys are committed to the store at once) and it can be
+        :meth:`restart`-ed."""
         if name in self.nodes:
             raise ConfigError(f"node {name!r} exists")
         rng = SeededRandom(f"{self.seed}/{name}")
         party = party or Party.create(rng.fork("party"), now=self.now)
+        if store is not None:
+            store.put_prekeys(party.prekeys.to_bytes())
+            store.commit()
         keys = LocalKeys(party.identity, party.prekeys, party.guard, encapsulator)
         ctx = Context(
             rng=rng.fork("session"),
@@ -98,11 +109,47 @@ class Simulation:
             did_resolve=self.resolver,
             crypto_pqxdh=keys,
             net_connect=self.directory if connect else None,
+            store=store,
         )
         manager = SessionManager(ctx, config=config)
-        node = SimNode(name, party, ctx, manager)
+        node = SimNode(name, party, ctx, manager, config=config)
         self.nodes[name] = node
         self._addresses[party.did] = name
+        return node
+
+    def restart(self, name: str, store: Journal) -> SimNode:
+        """Kill node ``name`` and start it again from ``store``.
+
+        The old node's objects are dropped without any goodbye: its outbox,
+        its timers and every uncommitted write are gone (pass the store
+        after its ``crash()``, or a fresh handle on the same file).  The new
+        node has the same identity and address, its private prekeys as
+        stored, a fresh replay guard and fresh randomness, and resumes its
+        sessions with :meth:`SessionManager.restore`."""
+        old = self.nodes[name]  # dropped: its outbox and timers die with it
+        snapshot = store.load()
+        identity = old.party.identity
+        prekeys = (
+            PrekeyStore.from_bytes(snapshot.prekeys, identity)
+            if snapshot.prekeys is not None
+            else old.party.prekeys
+        )
+        party = Party(identity, prekeys, type(old.party.guard)())
+        restarts = old.restarts + 1
+        rng = SeededRandom(f"{self.seed}/{name}/restart-{restarts}")
+        keys = LocalKeys(identity, prekeys, party.guard, old.ctx.keys.encapsulator)
+        ctx = Context(
+            rng=rng,
+            time=self.clock,
+            did_resolve=self.resolver,
+            crypto_pqxdh=keys,
+            net_connect=old.ctx.net_connect,
+            store=store,
+        )
+        manager = SessionManager(ctx, config=old.config)
+        node = SimNode(name, party, ctx, manager, config=old.config, restarts=restarts)
+        self.nodes[name] = node
+        manager.restore()
         return node
 
     # ------------------------------------------------------------------

@@ -1,0 +1,147 @@
+"""The core's view of durable storage: what it writes, what it reads back.
+
+The core is sans-I/O, so it never touches a file.  It is handed a
+:class:`Journal` (``Context.store``) and tells it, synchronously, each
+change that must survive a restart; the journal buffers them, and
+:meth:`Journal.commit` makes everything buffered durable at once (group
+commit).  :mod:`l2session.store` has two implementations with the same
+behaviour: SQLite for nodes and an in-memory one for tests.
+
+What is durable, and when (DESIGN.md §4):
+
+* an outbound message, from :meth:`~l2session.core.session.Session.send`
+  until the peer acknowledges it, with its stream's next sequence number;
+* an inbound message, from its arrival until the application takes it, with
+  the stream's high-water mark (``next_expected``) for duplicate suppression;
+* the resumption tickets (so a restarted node resumes instead of running a
+  full handshake), the private prekeys once a one-time prekey is spent, and
+  the audit trail of state transitions.
+
+The commit points are what make delivery exactly-once across restarts:
+
+1. :meth:`SessionManager.datagrams_to_send` commits before it hands out a
+   single packet (write-ahead).  So a message is durable before it is first
+   transmitted, an ACK never leaves before the messages it acknowledges are
+   stored, and a consumed ticket or one-time prekey is gone on disk before
+   the answer that used it leaves.
+2. ``receive``/``receive_many`` commit the hand-off before returning, so a
+   message the application was given is never given again after a crash.
+3. ``send`` is durable at the next commit.  After a restart,
+   ``Session.sent`` tells the application how many messages of the stream
+   survived; a crash between ``send`` and the commit loses the message and
+   its sequence number together, so counting from ``sent`` repeats nothing
+   and skips nothing.
+
+Nothing here is written before the packet that caused it authenticated:
+the session calls the journal only from code that runs after decryption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from l2session.core.resumption import StoredSession
+from l2session.core.states import TransitionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """The durable part of one persistent session (one row per peer DID)."""
+
+    peer_did: str
+    #: Where the peer was last reached (a restarted node resumes there).
+    address: str | None
+    path: str
+    #: Our outbound stream and the next sequence number it will assign.
+    out_stream: int
+    next_seq: int
+    #: The peer's stream and how far it was received (duplicate suppression).
+    in_stream: int
+    next_expected: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInbound:
+    """A received message the application has not taken yet."""
+
+    stream: int
+    seq: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a restarted node needs, as read back from a journal."""
+
+    sessions: tuple[SessionRecord, ...] = ()
+    #: Unacknowledged outbound messages per peer, ascending by sequence number.
+    outbound: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
+    #: Received, not yet taken, per peer, in insertion order of their streams
+    #: and ascending by sequence number within a stream.
+    inbound: dict[str, list[StoredInbound]] = field(default_factory=dict)
+    tickets: tuple[StoredSession, ...] = ()
+    #: The private prekey state (``PrekeyStore.to_bytes``), if ever saved.
+    prekeys: bytes | None = field(default=None, repr=False)
+
+
+class Journal(Protocol):
+    """Durable state, written through a buffer and made durable by commit.
+
+    Every write method only buffers; nothing is durable before
+    :meth:`commit` returns.  Implementations must apply a commit atomically
+    (all of it or none of it survives a crash) and must never raise for a
+    write that repeats an earlier one (idempotent upserts and deletes)."""
+
+    def put_session(self, record: SessionRecord) -> None:
+        """Insert or replace the session row for ``record.peer_did``."""
+        ...
+
+    def delete_session(self, peer_did: str) -> None:
+        """Forget the session with ``peer_did`` and all its messages."""
+        ...
+
+    def put_outbound(self, peer_did: str, seq: int, payload: bytes) -> None:
+        """An outbound message was queued (the stream is the session's)."""
+        ...
+
+    def ack_outbound(self, peer_did: str, below: int, ranges: tuple[tuple[int, int], ...]) -> None:
+        """The peer has every outbound message with ``seq < below`` and the
+        half-open ``ranges``: drop them."""
+        ...
+
+    def put_inbound(self, peer_did: str, stream: int, seq: int, payload: bytes) -> None:
+        """A message of the peer's ``stream`` arrived (in order or early)."""
+        ...
+
+    def take_inbound(self, peer_did: str, stream: int, seq: int) -> None:
+        """The application took every message of ``stream`` up to ``seq``."""
+        ...
+
+    def drop_inbound(self, peer_did: str, stream: int, from_seq: int) -> None:
+        """Messages of ``stream`` from ``from_seq`` on will never be
+        delivered (the peer started a new stream): drop them."""
+        ...
+
+    def put_ticket(self, stored: StoredSession) -> None:
+        """Insert or replace the resumption ticket for ``stored.peer_did``."""
+        ...
+
+    def delete_ticket(self, peer_did: str) -> None: ...
+
+    def put_prekeys(self, state: bytes) -> None:
+        """The private prekey state changed (a one-time prekey was spent,
+        or new ones were made)."""
+        ...
+
+    def append_audit(self, record: TransitionRecord) -> None:
+        """One state transition for the audit trail."""
+        ...
+
+    def commit(self) -> None:
+        """Make every buffered write durable, atomically."""
+        ...
+
+    def load(self) -> Snapshot:
+        """Read back what was committed (uncommitted writes are not seen)."""
+        ...
