@@ -1,7 +1,8 @@
 """A key rotation and a network partition in the middle of a stream lose
 and duplicate nothing (with and without a store).
 
-The volume limit forces rotations every few thousand messages.  A partition
+The volume limit (counted in packets, which carry up to 32 messages) forces
+rotations every few thousand messages.  A partition
 of 200 s either hits an established session (degraded, then suspended, then
 recovered) or interrupts a rotation (rotation timeout, failed, retries with
 backoff).  Either way, when it heals, recovery re-keys by resumption and
@@ -27,8 +28,8 @@ PARTITION = 200.0
 #: (volume limit, partition once this many arrived and the sender is in
 #: this state, states the partition must have driven the sender through).
 CASES = {
-    "while-established": (4_000, 6_000, State.ESTABLISHED, {State.DEGRADED, State.SUSPENDED}),
-    "during-rotation": (3_000, 2_000, State.ROTATING, {State.FAILED}),
+    "while-established": (150, 6_000, State.ESTABLISHED, {State.DEGRADED, State.SUSPENDED}),
+    "during-rotation": (100, 2_000, State.ROTATING, {State.FAILED}),
 }
 
 
@@ -67,12 +68,14 @@ def test_rotation_and_partition_mid_stream(case: str, durable: bool) -> None:
     stream.run()
     stream.check_exactly_once()
 
-    session = alice.session(bob)
-    assert session is not None
-    history = session.history
+    sessions = [alice.session(bob), bob.session(alice)]
+    history = [r for s in sessions if s is not None for r in s.history]
+    # Which side notices first depends on timing (the sender may start a
+    # rotation on volume while cut off); between them, both sides went
+    # through what the case names.
     assert expected <= {record.target for record in history}
     if case == "during-rotation":
         assert any(r.reason == "rotation_timeout" for r in history)
-    assert session.state is State.ESTABLISHED
-    # Rotations completed in the stream (before and after the partition).
+    assert all(s is not None and s.state is State.ESTABLISHED for s in sessions)
+    # Rotations completed in the stream.
     assert any(r.source is State.ROTATING and r.target is State.ESTABLISHED for r in history)

@@ -109,6 +109,9 @@ class SessionManager:
         self.journal = ctx.store
         #: Persistent sessions whose durable row changed since the last commit.
         self._dirty: set[Session] = set()
+        #: Sessions with messages queued by the application since the last
+        #: datagrams_to_send(): packed into packets there, many per packet.
+        self._to_flush: dict[Session, None] = {}
         if not ctx._manager:
             ctx._manager.append(self)
 
@@ -126,6 +129,11 @@ class SessionManager:
         self._events.append(StateChanged(record.subject, record))
         if self.journal is not None:
             self.journal.append_audit(record)
+
+    def want_flush(self, session: Session) -> None:
+        """``session`` has new messages: pack them at the next
+        :meth:`datagrams_to_send` (so a burst of sends shares packets)."""
+        self._to_flush[session] = None
 
     def dirty(self, session: Session) -> None:
         """``session``'s durable row changed: write it at the next commit."""
@@ -238,6 +246,7 @@ class SessionManager:
             if session.journal is not None:
                 session.journal.delete_session(session.peer_did)
         self._dirty.discard(session)
+        self._to_flush.pop(session, None)
         # Every id a session can be routed by, without scanning the tables.
         if session.channel is not None:
             self.unroute(session, session.channel.session_id)
@@ -353,6 +362,11 @@ class SessionManager:
     def datagrams_to_send(self) -> list[Outgoing]:
         """Packets to put on transports.  With a store, everything that
         produced them is committed first (write-ahead)."""
+        if self._to_flush:
+            now = self.now()
+            pending, self._to_flush = self._to_flush, {}
+            for session in pending:
+                session.flush(now)
         if self.journal is not None:
             self.commit()
         out, self._outbox = self._outbox, []

@@ -255,9 +255,11 @@ class Session:
 
     def send(self, message: bytes) -> int:
         """Queue ``message`` for exactly-once, in-order delivery; returns
-        its sequence number.  It is transmitted now if the session is
-        established, else held until it is (degraded, suspended, failed).
-        Raises QueueFull when the queue is at its limit."""
+        its sequence number.  It goes out with the manager's next
+        ``datagrams_to_send()`` if the session is established (messages
+        queued together share packets), else it is held until it is
+        (degraded, suspended, failed).  Raises QueueFull when the queue is
+        at its limit."""
         if self._closed:
             raise SessionClosed(f"the session with {self.peer_did} is closed")
         if self.config.kind is SessionKind.EPHEMERAL:
@@ -270,7 +272,9 @@ class Session:
             self.journal.put_outbound(self.peer_did, seq, payload)
             self.owner.dirty(self)
         if self.state in _SENDING:
-            self.flush(self.owner.now())
+            # Packed at the manager's next datagrams_to_send(): a burst of
+            # sends shares packets (one AEAD and one ratchet step each).
+            self.owner.want_flush(self)
         return seq
 
     def receive(self, timeout: float | None = None) -> bytes:
@@ -312,7 +316,7 @@ class Session:
             self._after_read()
             if inbound.ack_needed and not self._closed:
                 # Reading made room: held messages moved into the inbox.
-                self.flush(self.owner.now())
+                self.owner.want_flush(self)
         return out
 
     def _after_read(self) -> None:

@@ -1,0 +1,209 @@
+"""Delivery benchmark: messages per second through the whole path.
+
+What one run measures (``python benchmarks/delivery.py [--json]``):
+
+Two real nodes (real PQXDH, real Double Ratchet, real wire codec) with an
+established persistent session.  Each round the sender application queues
+messages up to a window, the sender's manager hands out its packets
+(``datagrams_to_send``), the receiver's manager takes them
+(``receive_datagram``: decode, decrypt, parse, reorder, deliver), the
+receiving application takes everything delivered (``receive_many``), virtual
+time moves on by the delayed-ACK interval, both managers run their timers and
+the receiver's ACK packets go back to the sender, which releases what they
+acknowledge.  So every message goes send -> wire -> ratchet -> wire ->
+receive -> ack, and nothing is left queued when the clock stops.  Packets
+pass directly between the two managers (no network model), so what is
+measured is the session layer.
+
+``mem_msgs_per_s_64`` / ``mem_msgs_per_s_1k``
+    Messages per second of wall time with 64-byte and 1 KiB messages, no
+    store (everything in memory).
+``durable_msgs_per_s_1k``
+    The same with 1 KiB messages when both nodes keep their sessions in a
+    SQLite store (WAL, ``synchronous=NORMAL``) in a temporary directory:
+    every message is written to the sender's durable queue before it is
+    first transmitted, and the receiver commits its high-water mark before
+    its ACK leaves and before ``receive_many`` returns.  Writes are group
+    committed: one transaction per ``datagrams_to_send`` or ``receive_many``
+    call, not one per message (``durable_msgs_per_commit``).
+``durable_ratio`` (target >= 0.5)
+    ``durable_msgs_per_s_1k / mem_msgs_per_s_1k``, both measured in this run.
+
+Each figure is the median of ``--repeat`` runs, interleaved (memory,
+durable, memory, ...) so that machine noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from l2session.core.config import SessionConfig
+from l2session.core.persistence import Journal
+from l2session.core.states import State
+from l2session.store.sqlite import SqliteStore
+from l2session.testing.network import LinkProfile
+from l2session.testing.simulation import SimNode, Simulation
+
+#: Messages the sender keeps in flight (unacknowledged) at most.
+WINDOW = 2_048
+DEFAULT_MESSAGES = 40_000
+#: Generous so that no benchmark run is cut short by a config limit.
+CONFIG = SessionConfig(max_queued=WINDOW, max_inbox=WINDOW * 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    messages: int
+    seconds: float
+    cpu_seconds: float
+    packets: int
+    commits: int
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+
+def _pair(seed: str, stores: tuple[Journal, Journal] | None) -> tuple[Simulation, SimNode, SimNode]:
+    sim = Simulation(seed, profile=LinkProfile(latency=0.0))
+    alice = sim.add_node("alice", config=CONFIG, store=stores[0] if stores else None)
+    bob = sim.add_node("bob", config=CONFIG, store=stores[1] if stores else None)
+    alice.manager.establish(bob.did)
+
+    def up() -> bool:
+        a, b = alice.session(bob), bob.session(alice)
+        return (
+            a is not None
+            and b is not None
+            and a.state is State.ESTABLISHED
+            and b.state is State.ESTABLISHED
+        )
+
+    sim.run_until(up, timeout=60)
+    sim.run_for(1.0)  # SYNC exchanged, handshake timers settled
+    return sim, alice, bob
+
+
+def stream(
+    size: int,
+    messages: int,
+    *,
+    stores: tuple[Journal, Journal] | None = None,
+    commits: Callable[[], int] = lambda: 0,
+) -> Run:
+    """Push ``messages`` messages of ``size`` bytes from alice to bob."""
+    sim, alice, bob = _pair(f"delivery {size}", stores)
+    sender, receiver = alice.session(bob), bob.session(alice)
+    assert sender is not None and receiver is not None
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    ack_delay = CONFIG.ack_delay
+    a, b = alice.manager, bob.manager
+    received = packets = 0
+    last = b""
+    commits_before = commits()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    for _ in range(messages * 4):  # bounded: each round moves at least one message
+        while sender.sent < messages and sender.queued < WINDOW:
+            sender.send(payload)
+        for out in a.datagrams_to_send():
+            b.receive_datagram(out.data, "alice", out.path)
+            packets += 1
+        batch = receiver.receive_many(WINDOW * 2)
+        if batch:
+            received += len(batch)
+            last = batch[-1]
+        if received >= messages and not sender.queued:
+            break
+        sim.clock.advance(ack_delay)
+        b.tick()
+        a.tick()
+        for out in b.datagrams_to_send():
+            a.receive_datagram(out.data, "bob", out.path)
+            packets += 1
+    else:
+        raise RuntimeError("the stream did not complete")
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    if received != messages or last != payload:
+        raise RuntimeError(f"received {received} of {messages} messages")
+    return Run(messages, seconds, cpu, packets, commits() - commits_before)
+
+
+def durable_stream(size: int, messages: int, directory: Path, index: int) -> Run:
+    paths = (directory / f"alice-{index}.db", directory / f"bob-{index}.db")
+    with SqliteStore.open(paths[0]) as alice_store, SqliteStore.open(paths[1]) as bob_store:
+        return stream(
+            size,
+            messages,
+            stores=(alice_store, bob_store),
+            commits=lambda: alice_store.commits + bob_store.commits,
+        )
+
+
+def measure(messages: int, repeat: int) -> dict[str, Any]:
+    mem_64: list[Run] = []
+    mem_1k: list[Run] = []
+    durable_1k: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="l2session-bench-") as tmp:
+        for index in range(repeat):
+            mem_64.append(stream(64, messages))
+            mem_1k.append(stream(1024, messages))
+            durable_1k.append(durable_stream(1024, messages, Path(tmp), index))
+
+    def median(runs: list[Run]) -> float:
+        return statistics.median(run.rate for run in runs)
+
+    mem_rate, durable_rate = median(mem_1k), median(durable_1k)
+    commits = sum(run.commits for run in durable_1k)
+    return {
+        "mem_msgs_per_s_64": round(median(mem_64)),
+        "mem_msgs_per_s_1k": round(mem_rate),
+        "durable_msgs_per_s_1k": round(durable_rate),
+        "durable_ratio": round(durable_rate / mem_rate, 3),
+        "durable_msgs_per_commit": round(messages * repeat / max(1, commits), 1),
+        "mem_us_per_msg_1k": round(1e6 / mem_rate, 2),
+        "durable_us_per_msg_1k": round(1e6 / durable_rate, 2),
+        "mem_cpu_share_1k": round(
+            sum(r.cpu_seconds for r in mem_1k) / sum(r.seconds for r in mem_1k), 3
+        ),
+        "packets_per_1k_msgs_1k": round(
+            1000 * statistics.median(r.packets for r in mem_1k) / messages, 1
+        ),
+        "messages": messages,
+        "repeat": repeat,
+        "window": WINDOW,
+    }
+
+
+def _table(figures: dict[str, Any]) -> str:
+    width = max(len(key) for key in figures)
+    lines = [f"{key:<{width}}  {value}" for key, value in figures.items()]
+    lines.append("target: durable_ratio >= 0.5")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument(
+        "--messages", type=int, default=DEFAULT_MESSAGES, help="messages per run (40,000)"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure, median (3)")
+    args = parser.parse_args(argv)
+    if args.messages < 1 or args.repeat < 1:
+        parser.error("--messages and --repeat must be positive")
+    figures = measure(args.messages, args.repeat)
+    print(json.dumps(figures) if args.json else _table(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
