@@ -103,7 +103,8 @@ def stream(
     """Push ``messages`` messages of ``size`` bytes from alice to bob."""
     sim, alice, bob = _pair(f"delivery {size}", stores)
     sender, receiver = alice.session(bob), bob.session(alice)
-    assert sender is not None and receiver is not None
+    assert sender is not None
+    assert receiver is not None
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
     ack_delay = CONFIG.ack_delay
     a, b = alice.manager, bob.manager
