@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
-from l2session.core import rotating
+from l2session.core import liveness, rotating
 from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.delivery import Inbound, Outbound
@@ -26,7 +26,14 @@ from l2session.core.events import MessagesAvailable, SessionClosedEvent
 from l2session.core.persistence import Journal, SessionRecord
 from l2session.core.resumption import PendingResume
 from l2session.core.rotation import Rotation
-from l2session.core.states import State, StateMachine, TransitionRecord, Trigger
+from l2session.core.states import (
+    CARRYING,
+    SENDING,
+    State,
+    StateMachine,
+    TransitionRecord,
+    Trigger,
+)
 from l2session.crypto.pqxdh import InitiatorHandshake, ResponderHandshake
 from l2session.errors import (
     InvalidState,
@@ -53,44 +60,40 @@ _log = logging.getLogger("l2session.session")
 
 #: Payload bytes packed into one DATA packet.
 PACKET_BUDGET: Final = 16_384
-#: States in which a channel carries traffic.
-_CARRYING: Final = frozenset({State.ESTABLISHED, State.ROTATING, State.DEGRADED})
-#: States in which queued application messages are transmitted.
-_SENDING: Final = frozenset({State.ESTABLISHED, State.ROTATING})
 
 
 class Session:
     """A session with one peer DID (SPEC-018 ``Session``)."""
 
     __slots__ = (
-        "_ack_at",
         "_closed",
-        "_degraded_at",
-        "_down_since",
         "_ephemeral_sends",
-        "_hb_counter",
-        "_hb_misses",
-        "_hb_outstanding",
-        "_hb_peer",
-        "_hb_replies",
-        "_hb_sent_at",
-        "_last_inbound",
-        "_lease_until",
         "_peer_synced",
         "_sync_pending",
+        "ack_at",
         "address",
         "answers",
         "bundle_nonce",
         "channel",
         "config",
+        "degraded_at",
+        "down_since",
         "established_once",
         "failure_reason",
         "handshake",
         "handshake_deadline",
         "handshake_packet",
         "handshake_resend_at",
+        "hb_counter",
+        "hb_misses",
+        "hb_outstanding",
+        "hb_peer",
+        "hb_replies",
+        "hb_sent_at",
         "inbound",
         "journal",
+        "last_inbound",
+        "lease_until",
         "machine",
         "outbound",
         "owner",
@@ -155,17 +158,17 @@ class Session:
         self._closed = False
         self._sync_pending = False
         self._peer_synced = False
-        self._ack_at: float | None = None
-        self._last_inbound = 0.0
-        self._lease_until = now + config.ttl
-        self._hb_counter = 0
-        self._hb_outstanding = 0
-        self._hb_sent_at = 0.0
-        self._hb_misses = 0
-        self._hb_peer = 0
-        self._hb_replies: list[int] | None = None
-        self._degraded_at: float | None = None
-        self._down_since: float | None = None
+        self.ack_at: float | None = None
+        self.last_inbound = 0.0
+        self.lease_until = now + config.ttl
+        self.hb_counter = 0
+        self.hb_outstanding = 0
+        self.hb_sent_at = 0.0
+        self.hb_misses = 0
+        self.hb_peer = 0
+        self.hb_replies: list[int] | None = None
+        self.degraded_at: float | None = None
+        self.down_since: float | None = None
         self._ephemeral_sends = 0
 
     def __repr__(self) -> str:
@@ -243,12 +246,8 @@ class Session:
         self.inbound.drop = drop
 
     @property
-    def lease_until(self) -> float:
-        return self._lease_until
-
-    @property
     def heartbeat_misses(self) -> int:
-        return self._hb_misses
+        return self.hb_misses
 
     # ------------------------------------------------------------------
     # application API (SPEC-018 §5.2)
@@ -271,7 +270,7 @@ class Session:
         if self.journal is not None:
             self.journal.put_outbound(self.peer_did, seq, payload)
             self.owner.dirty(self)
-        if self.state in _SENDING:
+        if self.state in SENDING:
             # Packed at the manager's next datagrams_to_send(): a burst of
             # sends shares packets (one AEAD and one ratchet step each).
             self.owner.want_flush(self)
@@ -337,7 +336,7 @@ class Session:
         end; closing ends the session object itself."""
         if self._closed:
             return
-        if self.channel is not None and self.state in _CARRYING:
+        if self.channel is not None and self.state in CARRYING:
             self.send_records([Close(reason[:200])])
         self._finish(reason)
 
@@ -364,7 +363,7 @@ class Session:
         self.handshake_deadline = None
         self.resume = None
         self.rotation = None
-        self._hb_outstanding = 0
+        self.hb_outstanding = 0
         self.schedule_retry(now)
 
     def schedule_retry(self, now: float) -> None:
@@ -412,16 +411,16 @@ class Session:
         self.failure_reason = ""
         self._sync_pending = True
         self._peer_synced = False
-        self._hb_outstanding = 0
-        self._hb_misses = 0
-        self._degraded_at = None
-        self._last_inbound = now
-        self._lease_until = now + self.config.ttl
+        self.hb_outstanding = 0
+        self.hb_misses = 0
+        self.degraded_at = None
+        self.last_inbound = now
+        self.lease_until = now + self.config.ttl
         # Acknowledgements owed in the old channel are re-derived after the
         # peer's SYNC in this one, so that every ACK sent in a channel
         # follows that channel's SYNC (the peer relies on it).
         self.inbound.ack_needed = False
-        self._ack_at = None
+        self.ack_at = None
         self.outbound.resend_all()
         if self.journal is not None:
             self.owner.dirty(self)  # the address or path may have changed
@@ -453,10 +452,10 @@ class Session:
         # ...and that it completed the handshake, so it will not resend its
         # RESPONSE: drop the cached FINISH (and the ~1.2 KB RESPONSE key).
         self.answers = None
-        self._last_inbound = now
-        self._lease_until = max(self._lease_until, now + self.config.ttl)
-        self._hb_misses = 0
-        self._down_since = None
+        self.last_inbound = now
+        self.lease_until = max(self.lease_until, now + self.config.ttl)
+        self.hb_misses = 0
+        self.down_since = None
         state = self.state
         if state is State.HANDSHAKE_RECEIVED:
             # The initiator's first packet in the new channel is the
@@ -464,7 +463,7 @@ class Session:
             self.fire(Trigger.SEND_RESPONSE_ACK, now, "peer used the resumed keys")
             self.on_established(now)
         elif state is State.DEGRADED:
-            self._degraded_at = None
+            self.degraded_at = None
             self.fire(Trigger.CONNECTIVITY_RESTORED, now, "authenticated traffic from peer")
             self.outbound.resend_all()
 
@@ -480,9 +479,9 @@ class Session:
         elif isinstance(record, Sync):
             self._on_sync(record)
         elif isinstance(record, Heartbeat):
-            self._on_heartbeat(record.counter)
+            liveness.on_heartbeat(self, record.counter)
         elif isinstance(record, HeartbeatAck):
-            self._on_heartbeat_ack(record.counter, now)
+            liveness.on_heartbeat_ack(self, record.counter, now)
         elif isinstance(record, RotateInit):
             rotating.on_init(self, record, now)
         elif isinstance(record, RotateResponse):
@@ -504,71 +503,20 @@ class Session:
             self.journal.ack_outbound(self.peer_did, below, ack.ranges)
 
     # ------------------------------------------------------------------
-    # heartbeats (SPEC-018 §2.2, DESIGN.md §2.2)
-
-    def _on_heartbeat(self, counter: int) -> None:
-        if counter <= self._hb_peer:
-            self.rejected += 1  # replayed or old counter (SPEC-018 §7.1)
-            return
-        self._hb_peer = counter
-        if self._hb_replies is None:
-            self._hb_replies = []
-        self._hb_replies.append(counter)
-
-    def _on_heartbeat_ack(self, counter: int, now: float) -> None:
-        if counter == 0 or counter > self._hb_counter:
-            self.rejected += 1  # answers a heartbeat never sent
-            return
-        if counter == self._hb_outstanding:
-            self._hb_outstanding = 0
-        self._lease_until = now + self.config.ttl
-
-    def _heartbeat_due(self) -> float:
-        interval = self.config.heartbeat_interval
-        if self.state is State.DEGRADED:
-            interval = interval / self.config.heartbeat_tolerance
-            return max(self._last_inbound, self._hb_sent_at) + interval
-        return max(self._last_inbound, self._hb_sent_at if self._hb_misses else 0.0) + interval
-
-    def _send_heartbeat(self, now: float) -> None:
-        self._hb_counter += 1
-        self._hb_outstanding = self._hb_counter
-        self._hb_sent_at = now
-        self.send_records([Heartbeat(self._hb_counter)])
-
-    def _heartbeat_missed(self, now: float) -> None:
-        self._hb_outstanding = 0
-        self._hb_misses += 1
-        tolerance = self.config.heartbeat_tolerance
-        if self.state is State.DEGRADED:
-            return
-        if self._hb_misses >= tolerance and self.state is State.ESTABLISHED:
-            self._degrade(now, f"{self._hb_misses} heartbeats missed")
-        else:
-            _log.warning(
-                "session %s: heartbeat %d missed (%d of %d tolerated)",
-                self.peer_did,
-                self._hb_counter,
-                self._hb_misses,
-                tolerance,
-                extra={"l2session": {"peer": self.peer_did, "misses": self._hb_misses}},
-            )
-
-    def _degrade(self, now: float, reason: str) -> None:
-        self.fire(Trigger.MISSED_HEARTBEATS, now, reason)
-        self._degraded_at = now
+    # liveness and timers: the logic lives in core/liveness.py
 
     def connectivity(self, up: bool, now: float) -> None:
         """The transport reports the path to the peer lost or restored
-        (SPEC-018 §2.3).  Lost for longer than ``connectivity_timeout``
-        degrades without waiting for missed heartbeats."""
-        if up:
-            self._down_since = None
-            if self.state is State.DEGRADED:
-                self._send_heartbeat(now)
-        elif self._down_since is None:
-            self._down_since = now
-        self.owner.reschedule(self)
+        (SPEC-018 §2.3); see :func:`liveness.connectivity`."""
+        liveness.connectivity(self, up, now)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time :meth:`on_timer` has something to do."""
+        return liveness.next_deadline(self)
+
+    def on_timer(self, now: float) -> None:
+        """Do everything that is due at ``now`` (the manager calls this)."""
+        liveness.on_timer(self, now)
 
     # ------------------------------------------------------------------
     # rotation (DESIGN.md §2.3): the protocol lives in core/rotating.py
@@ -589,133 +537,33 @@ class Session:
     def flush(self, now: float) -> None:
         """Send what is due: SYNC, heartbeat answers, acknowledgements and
         queued messages, packed into as few packets as the budget allows."""
-        if self.channel is None or self._closed or self.state not in _CARRYING:
+        if self.channel is None or self._closed or self.state not in CARRYING:
             return
         control: list[Record] = []
-        replies = self._hb_replies
+        replies = self.hb_replies
         if replies:
             control.extend(HeartbeatAck(c) for c in replies)
-            self._hb_replies = None
+            self.hb_replies = None
         messages: list[Message] = []
-        if self.state in _SENDING:
+        if self.state in SENDING:
             messages = self.outbound.take(now, PACKET_BUDGET, self.config.max_batch)
         inbound = self.inbound
         if inbound.ack_needed and (messages or control or self._ack_due(now)):
             control.append(inbound.ack())
-            self._ack_at = None
-        elif inbound.ack_needed and self._ack_at is None:
-            self._ack_at = now + self.config.ack_delay
+            self.ack_at = None
+        elif inbound.ack_needed and self.ack_at is None:
+            self.ack_at = now + self.config.ack_delay
         elif not inbound.ack_needed:
-            self._ack_at = None
+            self.ack_at = None
         # take() bounds each batch by payload size and count, so one batch
         # is one packet; control records ride in the first.
         batch: list[Record] = [*control, *messages]
         while batch:
             self.send_records(batch)
             batch = []
-            if self.state in _SENDING and self.outbound.has_unsent:
+            if self.state in SENDING and self.outbound.has_unsent:
                 batch.extend(self.outbound.take(now, PACKET_BUDGET, self.config.max_batch))
         self.owner.reschedule(self)
 
     def _ack_due(self, now: float) -> bool:
-        return self._ack_at is not None and self._ack_at <= now
-
-    # ------------------------------------------------------------------
-    # timers
-
-    def next_deadline(self) -> float | None:
-        """The earliest time :meth:`on_timer` has something to do."""
-        if self._closed:
-            return None
-        state = self.state
-        times: list[float] = []
-        if self.handshake_deadline is not None:
-            times.append(self.handshake_deadline)
-            if self.handshake_resend_at is not None:
-                times.append(self.handshake_resend_at)
-        if state in (State.FAILED, State.SUSPENDED):
-            if self.retry_at is not None:
-                times.append(self.retry_at)
-            times.append(self._lease_until)
-        if state in _CARRYING:
-            if not self._hb_outstanding:
-                times.append(self._heartbeat_due())
-            else:
-                times.append(self._hb_sent_at + self.config.heartbeat_timeout)
-            if self._ack_at is not None:
-                times.append(self._ack_at)
-            retx = self.outbound.retransmit_at
-            if retx is not None and state in _SENDING:
-                times.append(retx)
-            if self._down_since is not None and state is State.ESTABLISHED:
-                times.append(self._down_since + self.config.connectivity_timeout)
-        if state is State.ESTABLISHED and self.config.kind is SessionKind.PERSISTENT:
-            times.append(self.rotation_due_at())
-        if self.rotation is not None:
-            times.append(self.rotation.started_at + self.config.rotation_timeout)
-            times.append(self.rotation.resend_at)
-        if state is State.DEGRADED and self._degraded_at is not None:
-            times.append(self._degraded_at + self.config.degraded_timeout)
-        return min(times) if times else None
-
-    def on_timer(self, now: float) -> None:
-        """Do everything that is due at ``now`` (the manager calls this)."""
-        if self._closed:
-            return
-        from l2session.core import establishment
-
-        state = self.state
-        if self.handshake_deadline is not None:
-            establishment.on_handshake_timer(self, now)
-            state = self.state
-        if state in (State.FAILED, State.SUSPENDED):
-            if now >= self._lease_until:
-                self.fire(Trigger.CLEANUP, now, "lease expired without recovery")
-                return
-            if self.retry_at is not None and now >= self.retry_at:
-                establishment.retry(self, now)
-            return
-        if self.rotation is not None:
-            if now >= self.rotation.started_at + self.config.rotation_timeout:
-                if self.channel is not None and not self.rotation.switched:
-                    self.channel.discard(self.rotation.epoch)
-                if self.state is State.ROTATING:
-                    self.fail(Trigger.ROTATION_TIMEOUT, now, "rotation_timeout")
-                else:
-                    self.rotation = None
-                return
-            if now >= self.rotation.resend_at:
-                rotating.send_record(self, now)
-        state = self.state
-        if state not in _CARRYING:
-            return
-        degraded_at = self._degraded_at
-        if (
-            state is State.DEGRADED
-            and degraded_at is not None
-            and now >= degraded_at + self.config.degraded_timeout
-        ):
-            self.fire(Trigger.TIMEOUT, now, "degraded without recovery")
-            self.retry_at = now + self.config.recovery_interval
-            self._degraded_at = None
-            return
-        if self._hb_outstanding and now >= self._hb_sent_at + self.config.heartbeat_timeout:
-            self._heartbeat_missed(now)
-        if (
-            self._down_since is not None
-            and self.state is State.ESTABLISHED
-            and now >= self._down_since + self.config.connectivity_timeout
-        ):
-            self._degrade(now, "connectivity lost")
-        if not self._hb_outstanding and now >= self._heartbeat_due():
-            self._send_heartbeat(now)
-        if (
-            self.state is State.ESTABLISHED
-            and self.config.kind is SessionKind.PERSISTENT
-            and self.rotation is None
-            and now >= self.rotation_due_at()
-        ):
-            reason = "volume limit" if self.rotation_due_at() == 0.0 else "key age"
-            rotating.start(self, now, reason)
-        self.outbound.check_timeouts(now)
-        self.flush(now)
+        return self.ack_at is not None and self.ack_at <= now

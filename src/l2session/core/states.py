@@ -39,6 +39,12 @@ class State(StrEnum):
     FAILED = "failed"
 
 
+#: States in which a channel carries traffic.
+CARRYING: Final = frozenset({State.ESTABLISHED, State.ROTATING, State.DEGRADED})
+#: States in which queued application messages are transmitted.
+SENDING: Final = frozenset({State.ESTABLISHED, State.ROTATING})
+
+
 class Trigger(StrEnum):
     """What makes a session move: the edge labels of SPEC-018 §3.2, as names."""
 

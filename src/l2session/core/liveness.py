@@ -1,0 +1,197 @@
+"""Liveness and timers of a session: heartbeats, degradation, and
+everything :meth:`Session.on_timer` does when a deadline passes.
+
+Heartbeats (SPEC-018 §2.2, DESIGN.md §2.2) carry strictly increasing
+counters; an answer within ``heartbeat_timeout`` extends the lease.  One
+miss is logged; ``heartbeat_tolerance`` misses in a row degrade the
+session; ``degraded_timeout`` without recovery suspends it.  Connectivity
+reported lost by the transport for ``connectivity_timeout`` degrades at
+once (SPEC-018 §2.3).  These are functions over a
+:class:`~l2session.core.session.Session` (like :mod:`rotating`), so that the
+session module stays about what flows once a channel exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from l2session.core import rotating
+from l2session.core.config import SessionKind
+from l2session.core.states import CARRYING, SENDING, State, Trigger
+from l2session.wire.records import Heartbeat
+
+if TYPE_CHECKING:
+    from l2session.core.session import Session
+
+_log = logging.getLogger("l2session.session")
+
+
+def on_heartbeat(session: Session, counter: int) -> None:
+    if counter <= session.hb_peer:
+        session.rejected += 1  # replayed or old counter (SPEC-018 §7.1)
+        return
+    session.hb_peer = counter
+    if session.hb_replies is None:
+        session.hb_replies = []
+    session.hb_replies.append(counter)
+
+
+def on_heartbeat_ack(session: Session, counter: int, now: float) -> None:
+    if counter == 0 or counter > session.hb_counter:
+        session.rejected += 1  # answers a heartbeat never sent
+        return
+    if counter == session.hb_outstanding:
+        session.hb_outstanding = 0
+    session.lease_until = now + session.config.ttl
+
+
+def heartbeat_due(session: Session) -> float:
+    interval = session.config.heartbeat_interval
+    if session.state is State.DEGRADED:
+        interval = interval / session.config.heartbeat_tolerance
+        return max(session.last_inbound, session.hb_sent_at) + interval
+    return max(session.last_inbound, session.hb_sent_at if session.hb_misses else 0.0) + interval
+
+
+def send_heartbeat(session: Session, now: float) -> None:
+    session.hb_counter += 1
+    session.hb_outstanding = session.hb_counter
+    session.hb_sent_at = now
+    session.send_records([Heartbeat(session.hb_counter)])
+
+
+def heartbeat_missed(session: Session, now: float) -> None:
+    session.hb_outstanding = 0
+    session.hb_misses += 1
+    tolerance = session.config.heartbeat_tolerance
+    if session.state is State.DEGRADED:
+        return
+    if session.hb_misses >= tolerance and session.state is State.ESTABLISHED:
+        degrade(session, now, f"{session.hb_misses} heartbeats missed")
+    else:
+        _log.warning(
+            "session %s: heartbeat %d missed (%d of %d tolerated)",
+            session.peer_did,
+            session.hb_counter,
+            session.hb_misses,
+            tolerance,
+            extra={"l2session": {"peer": session.peer_did, "misses": session.hb_misses}},
+        )
+
+
+def degrade(session: Session, now: float, reason: str) -> None:
+    session.fire(Trigger.MISSED_HEARTBEATS, now, reason)
+    session.degraded_at = now
+
+
+def connectivity(session: Session, up: bool, now: float) -> None:
+    """The transport reports the path to the peer lost or restored
+    (SPEC-018 §2.3).  Lost for longer than ``connectivity_timeout``
+    degrades without waiting for missed heartbeats."""
+    if up:
+        session.down_since = None
+        if session.state is State.DEGRADED:
+            send_heartbeat(session, now)
+    elif session.down_since is None:
+        session.down_since = now
+    session.owner.reschedule(session)
+
+
+def next_deadline(session: Session) -> float | None:
+    """The earliest time :meth:`on_timer` has something to do."""
+    if session._closed:
+        return None
+    state = session.state
+    times: list[float] = []
+    if session.handshake_deadline is not None:
+        times.append(session.handshake_deadline)
+        if session.handshake_resend_at is not None:
+            times.append(session.handshake_resend_at)
+    if state in (State.FAILED, State.SUSPENDED):
+        if session.retry_at is not None:
+            times.append(session.retry_at)
+        times.append(session.lease_until)
+    if state in CARRYING:
+        if not session.hb_outstanding:
+            times.append(heartbeat_due(session))
+        else:
+            times.append(session.hb_sent_at + session.config.heartbeat_timeout)
+        if session.ack_at is not None:
+            times.append(session.ack_at)
+        retx = session.outbound.retransmit_at
+        if retx is not None and state in SENDING:
+            times.append(retx)
+        if session.down_since is not None and state is State.ESTABLISHED:
+            times.append(session.down_since + session.config.connectivity_timeout)
+    if state is State.ESTABLISHED and session.config.kind is SessionKind.PERSISTENT:
+        times.append(session.rotation_due_at())
+    if session.rotation is not None:
+        times.append(session.rotation.started_at + session.config.rotation_timeout)
+        times.append(session.rotation.resend_at)
+    if state is State.DEGRADED and session.degraded_at is not None:
+        times.append(session.degraded_at + session.config.degraded_timeout)
+    return min(times) if times else None
+
+
+def on_timer(session: Session, now: float) -> None:
+    """Do everything that is due at ``now`` (the manager calls this)."""
+    if session._closed:
+        return
+    from l2session.core import establishment  # imports session: import late
+
+    state = session.state
+    if session.handshake_deadline is not None:
+        establishment.on_handshake_timer(session, now)
+        state = session.state
+    if state in (State.FAILED, State.SUSPENDED):
+        if now >= session.lease_until:
+            session.fire(Trigger.CLEANUP, now, "lease expired without recovery")
+            return
+        if session.retry_at is not None and now >= session.retry_at:
+            establishment.retry(session, now)
+        return
+    if session.rotation is not None:
+        if now >= session.rotation.started_at + session.config.rotation_timeout:
+            if session.channel is not None and not session.rotation.switched:
+                session.channel.discard(session.rotation.epoch)
+            if session.state is State.ROTATING:
+                session.fail(Trigger.ROTATION_TIMEOUT, now, "rotation_timeout")
+            else:
+                session.rotation = None
+            return
+        if now >= session.rotation.resend_at:
+            rotating.send_record(session, now)
+    state = session.state
+    if state not in CARRYING:
+        return
+    degraded_at = session.degraded_at
+    if (
+        state is State.DEGRADED
+        and degraded_at is not None
+        and now >= degraded_at + session.config.degraded_timeout
+    ):
+        session.fire(Trigger.TIMEOUT, now, "degraded without recovery")
+        session.retry_at = now + session.config.recovery_interval
+        session.degraded_at = None
+        return
+    if session.hb_outstanding and now >= session.hb_sent_at + session.config.heartbeat_timeout:
+        heartbeat_missed(session, now)
+    if (
+        session.down_since is not None
+        and session.state is State.ESTABLISHED
+        and now >= session.down_since + session.config.connectivity_timeout
+    ):
+        degrade(session, now, "connectivity lost")
+    if not session.hb_outstanding and now >= heartbeat_due(session):
+        send_heartbeat(session, now)
+    if (
+        session.state is State.ESTABLISHED
+        and session.config.kind is SessionKind.PERSISTENT
+        and session.rotation is None
+        and now >= session.rotation_due_at()
+    ):
+        reason = "volume limit" if session.rotation_due_at() == 0.0 else "key age"
+        rotating.start(session, now, reason)
+    session.outbound.check_timeouts(now)
+    session.flush(now)
