@@ -302,14 +302,13 @@ def on_init(
             rng=ctx.rng,
             now=now,
             encapsulator=keys.encapsulator,
+            expected_session_id=packet.session_id,
         )
     except AuthenticationFailed:
         owner.quarantine(initiator, address, now)
         raise
     if keys.prekeys.one_time_count != one_time_before:
         owner.prekeys_changed()
-    if handshake.session_id != packet.session_id:
-        raise MalformedMessage("handshake packet names another session id than its INIT")
     created = session is None
     if session is None:
         session = owner.create_session(initiator, config, address, path, now)

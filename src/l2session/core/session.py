@@ -42,6 +42,7 @@ from l2session.errors import (
 )
 from l2session.wire.packets import DataPacket
 from l2session.wire.records import (
+    MAX_REASON_BYTES,
     Ack,
     Close,
     Heartbeat,
@@ -60,6 +61,11 @@ _log = logging.getLogger("l2session.session")
 
 #: Payload bytes packed into one DATA packet.
 PACKET_BUDGET: Final = 16_384
+
+
+def _clip_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore") or "closed"
 
 
 class Session:
@@ -337,7 +343,7 @@ class Session:
         if self._closed:
             return
         if self.channel is not None and self.state in CARRYING:
-            self.send_records([Close(reason[:200])])
+            self.send_records([Close(_clip_utf8(reason, MAX_REASON_BYTES))])
         self._finish(reason)
 
     def _finish(self, reason: str) -> None:
@@ -413,6 +419,9 @@ class Session:
         self._peer_synced = False
         self.hb_outstanding = 0
         self.hb_misses = 0
+        # A peer that restarted counts its heartbeats from 1 again; replays
+        # within a channel are the ratchet's replay window's business.
+        self.hb_peer = 0
         self.degraded_at = None
         self.last_inbound = now
         self.lease_until = now + self.config.ttl
@@ -548,12 +557,16 @@ class Session:
         if self.state in SENDING:
             messages = self.outbound.take(now, PACKET_BUDGET, self.config.max_batch)
         inbound = self.inbound
-        if inbound.ack_needed and (messages or control or self._ack_due(now)):
+        # No ACK in a channel before the peer's SYNC in it: the peer stops
+        # sending SYNC once it is acknowledged, and what we acknowledge
+        # means nothing until we know which of its streams it speaks of.
+        ack_needed = inbound.ack_needed and self._peer_synced
+        if ack_needed and (messages or control or self._ack_due(now)):
             control.append(inbound.ack())
             self.ack_at = None
-        elif inbound.ack_needed and self.ack_at is None:
+        elif ack_needed and self.ack_at is None:
             self.ack_at = now + self.config.ack_delay
-        elif not inbound.ack_needed:
+        elif not ack_needed:
             self.ack_at = None
         # take() bounds each batch by payload size and count, so one batch
         # is one packet; control records ride in the first.

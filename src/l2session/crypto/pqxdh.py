@@ -433,8 +433,13 @@ class ResponderHandshake:
         rng: RandomSource,
         now: float,
         encapsulator: Encapsulator | None = None,
+        expected_session_id: bytes | None = None,
     ) -> tuple[ResponderHandshake, bytes]:
         """Verify INIT and build RESPONSE.
+
+        ``expected_session_id`` is the id the INIT arrived under (a packet
+        header the signature does not cover): it is checked before anything
+        is committed, so a rewritten header cannot burn a one-time prekey.
 
         Checks run cheapest first and before any DH or KEM work: addressing,
         freshness and replay, prekey lookup, then the initiator's signature.
@@ -474,6 +479,11 @@ class ResponderHandshake:
         )
         transcript.absorb(init.signature)
         th1 = transcript.digest()
+        session_id = session_id_of(th1)
+        if expected_session_id is not None and not primitives.ct_equal(
+            session_id, expected_session_id
+        ):
+            raise HandshakeError("the INIT arrived under another session id than its own")
 
         dh1 = primitives.x25519(secrets.signed_prekey, init.initiator_identity_dh)
         dh2 = primitives.x25519(local.agreement, init.ephemeral_dh)
@@ -509,7 +519,7 @@ class ResponderHandshake:
             master=master,
             expected_finish=expected_finish,
             handshake_hash=transcript.digest(),
-            session_id=session_id_of(th1),
+            session_id=session_id,
             rng=rng,
         )
         return handshake, response_body + signature + confirm
