@@ -13,6 +13,7 @@ Each test fails on the code before its fix:
 
 from __future__ import annotations
 
+from l2session.core.events import SessionClosedEvent
 from l2session.core.states import State
 from l2session.store.memory import MemoryStore
 from l2session.testing.simulation import SimNode, Simulation, connected_pair
@@ -56,7 +57,7 @@ def test_close_reason_is_clipped_to_bytes_not_characters() -> None:
     session.close("é" * 300)  # 600 UTF-8 bytes
     assert session.closed
     sim.run_until(lambda: peer.closed, timeout=5)
-    closed = [e for e in bob.events if type(e).__name__ == "SessionClosedEvent"]
+    closed = [e for e in bob.events if isinstance(e, SessionClosedEvent)]
     assert closed
     reason = closed[-1].reason.removeprefix("closed by peer: ")
     assert reason == "é" * 100
