@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from l2session.testing.vectors import kdf_vector, pqxdh_vector
+from l2session.testing.vectors import kdf_vector, pqxdh_vector, session_vector, wire_vector
 
 HERE = Path(__file__).resolve().parent
 FILES = {
     "pqxdh_kat.json": pqxdh_vector,
     "kdf_kat.json": kdf_vector,
+    "wire_kat.json": wire_vector,
+    "session_kat.json": session_vector,
 }
 
 

@@ -9,12 +9,13 @@ the root key") while the fresh secrets give post-compromise security.
     lineage_0            = KDF("session lineage", root_key, handshake_hash)
     rotation:  L' || root || chain = KDF("session rotation", L, DH(eA,eB), SS, TH; 96)
     resumption: L' || root || chain || next || kc_B || kc_A
-                         = KDF("session resumption", R, DH(eA,eB), TH; 192)
+                         = KDF("session resumption", R, L, DH(eA,eB), TH; 192)
 
 ``TH`` is the BLAKE3 hash of the signed rotation records (or of the RESUME
 exchange), so both sides derive only if they saw the same bytes.  Every
 derivation uses the one KDF of docs/CRYPTO.md (BLAKE3 derive-key over
-length-prefixed parts) with its own label.
+length-prefixed parts) with its own label; docs/PROTOCOL.md §5-§8 specifies
+them and tests/vectors/session_kat.json pins them.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ session content travels inside DATA, encrypted by the Double Ratchet.
 =================  ===========================================================
 HANDSHAKE   0x10   session id (16) | PQXDH INIT, RESPONSE or FINISH bytes
 BUNDLE_REQ  0x11   nonce (16) | DID | zero padding to 1,200 bytes
-BUNDLE      0x12   nonce (16) | signed prekey bundle
+BUNDLE      0x12   nonce (16) | bundle length (u16) | signed prekey bundle
 DATA        0x20   session id (16) | key epoch (u32) | ratchet message
 RESUME      0x30   ticket id (16) | ephemeral X25519 (32) | timestamp ms (u64) | MAC (32)
 RESUME_ACK  0x31   ticket id (16) | ephemeral X25519 (32) | MAC (32)
@@ -17,6 +17,7 @@ RESUME_REJ  0x32   ticket id (16) | reason (u8)
 
 The bundle request is padded so that answering it (a bundle is about two
 kilobytes) never amplifies a spoofed request more than twofold.
+docs/PROTOCOL.md §3 specifies every packet byte by byte.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ first messages after a re-key, at no extra AEAD cost.
 Records are only ever parsed after the ratchet authenticated the packet, but
 the codec still treats every byte as hostile: a buggy or compromised peer
 must not be able to crash us with a well-encrypted malformed record.
+docs/PROTOCOL.md §4 specifies every record byte by byte.
 """
 
 from __future__ import annotations
