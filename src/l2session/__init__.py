@@ -83,7 +83,14 @@ from l2session.identity import (
     resolve_signing_key,
 )
 from l2session.runtime import SystemRandom
-from l2session.store import default_identity_path, load_identity, save_identity
+from l2session.store import (
+    MemoryStore,
+    SqliteStore,
+    default_identity_path,
+    default_store_path,
+    load_identity,
+    save_identity,
+)
 
 __version__ = "0.1.0"
 
@@ -115,6 +122,7 @@ __all__ = [
     "L2SessionError",
     "LocalKeys",
     "MalformedMessage",
+    "MemoryStore",
     "MessageTooLarge",
     "MissingCapability",
     "OneTimePrekey",
@@ -142,6 +150,7 @@ __all__ = [
     "SessionManager",
     "SessionTimeout",
     "SignedPrekeySet",
+    "SqliteStore",
     "State",
     "StaticDirectory",
     "StoredSession",
@@ -155,6 +164,7 @@ __all__ = [
     "accept",
     "default_identity_path",
     "default_resolver",
+    "default_store_path",
     "establish",
     "load_identity",
     "resolve_signing_key",

@@ -192,6 +192,49 @@ class SessionClosed(SessionError):
     """The session was closed; it sends and receives nothing more."""
 
 
+# --------------------------------------------------------------------------
+# Durable store (store/sqlite.py; docs/STORE.md lists every message)
+
+
+class StoreError(L2SessionError):
+    """Base class of durable-store errors.  The message names the database
+    file and, where the user can fix it, how.  A failed commit leaves its
+    writes buffered (commit again to retry)."""
+
+
+class StoreNotFound(StoreError):
+    """The store does not hold what was asked for (no identity saved yet)."""
+
+
+class StoreCorrupt(StoreError):
+    """The file is not a readable l2session database: not SQLite at all,
+    truncated, or damaged inside.  It is left exactly as it was."""
+
+
+class StoreForeign(StoreError):
+    """The file is an SQLite database of another application; it is left
+    untouched rather than mixed with our tables."""
+
+
+class StoreTooNew(StoreError):
+    """The database was written by a newer l2session (a higher schema
+    version); this version cannot read it and does not modify it."""
+
+
+class StorePermissionError(StoreError):
+    """The database file (or its directory, ``-wal`` or ``-shm`` file) can be
+    read or written by others, belongs to another user, or is a symlink."""
+
+
+class StoreIOError(StoreError):
+    """The operating system failed a read or write: disk full, I/O error,
+    read-only file system.  Nothing of the failed commit was written."""
+
+
+class StoreLocked(StoreError):
+    """Another process holds the database's write lock for too long."""
+
+
 __all__ = [
     "AuthenticationFailed",
     "ChainExhausted",
@@ -222,6 +265,14 @@ __all__ = [
     "SessionClosed",
     "SessionError",
     "SessionTimeout",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreForeign",
+    "StoreIOError",
+    "StoreLocked",
+    "StoreNotFound",
+    "StorePermissionError",
+    "StoreTooNew",
     "TooManySkippedKeys",
     "TransportFailed",
     "UnsupportedDidMethod",

@@ -182,7 +182,7 @@ def test_both_killed_at_once_from_sqlite(tmp_path: Path) -> None:
     sim, _alice, _bob, reopen = pair("both-kill", "sqlite", tmp_path)
 
     def both(stream: Stream) -> None:
-        if not getattr(both, "done", False) and len(stream.received) >= TOTAL // 2:
+        if not getattr(both, "done", False) and len(stream.received) >= stream.total // 2:
             both.done = True  # type: ignore[attr-defined]
             sim.restart("alice", reopen["alice"]())
             sim.restart("bob", reopen["bob"]())

@@ -34,6 +34,10 @@ class Batch:
     acked_below: dict[str, int] = field(default_factory=dict)
     acked_ranges: list[tuple[str, int, int]] = field(default_factory=list)
     inbound: dict[tuple[str, int, int], bytes] = field(default_factory=dict)
+    #: Per (peer, stream), in the order of their first message in this
+    #: batch, even one taken before the commit: a stream's place in the
+    #: snapshot is when it first got a message.
+    streams: dict[tuple[str, int], None] = field(default_factory=dict)
     #: Per (peer, stream): everything up to this seq was taken.
     taken: dict[tuple[str, int], int] = field(default_factory=dict)
     #: Per (peer, stream): messages from this seq on are dropped.
@@ -50,6 +54,7 @@ class Batch:
             or self.acked_below
             or self.acked_ranges
             or self.inbound
+            or self.streams
             or self.taken
             or self.dropped
             or self.tickets
@@ -73,6 +78,14 @@ class WriteBuffer:
         batch, self._batch = self._batch, Batch()
         return batch
 
+    def restore(self, batch: Batch) -> None:
+        """Put back ``batch`` after its commit failed, so that the next
+        commit retries it.  Only right after :meth:`take`: a commit is
+        synchronous, so nothing can have been buffered in between."""
+        if self._batch:
+            raise RuntimeError("restore() after new writes were buffered would reorder them")
+        self._batch = batch
+
     def discard(self) -> None:
         """Forget uncommitted writes (what a crash does)."""
         self._batch = Batch()
@@ -94,6 +107,8 @@ class WriteBuffer:
             del b.outbound[key]
         for key3 in [k for k in b.inbound if k[0] == peer_did]:
             del b.inbound[key3]
+        for key in [k for k in b.streams if k[0] == peer_did]:
+            del b.streams[key]
         for key in [k for k in b.taken if k[0] == peer_did]:
             del b.taken[key]
         for key in [k for k in b.dropped if k[0] == peer_did]:
@@ -111,6 +126,7 @@ class WriteBuffer:
 
     def put_inbound(self, peer_did: str, stream: int, seq: int, payload: bytes) -> None:
         self._batch.inbound[peer_did, stream, seq] = payload
+        self._batch.streams.setdefault((peer_did, stream))
 
     def take_inbound(self, peer_did: str, stream: int, seq: int) -> None:
         b = self._batch

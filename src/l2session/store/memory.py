@@ -14,6 +14,7 @@ from collections.abc import Callable
 from l2session.core.persistence import SessionRecord, Snapshot, StoredInbound
 from l2session.core.resumption import StoredSession
 from l2session.core.states import TransitionRecord
+from l2session.errors import ConfigError
 from l2session.store.buffer import Batch, WriteBuffer, acked
 
 
@@ -52,6 +53,8 @@ class MemoryStore(WriteBuffer):
         self._sessions.update(b.sessions)
         for (peer, seq), payload in b.outbound.items():
             self._outbound.setdefault(peer, {})[seq] = payload
+        for peer, stream in b.streams:
+            self._inbound.setdefault(peer, {}).setdefault(stream, {})
         for (peer, stream, seq), payload in b.inbound.items():
             self._inbound.setdefault(peer, {}).setdefault(stream, {})[seq] = payload
         ranges: dict[str, list[tuple[int, int]]] = {}
@@ -105,6 +108,11 @@ class MemoryStore(WriteBuffer):
             prekeys=self._prekeys,
         )
 
-    def audit_trail(self) -> list[TransitionRecord]:
-        """Committed transitions, oldest first."""
-        return list(self._audit)
+    def audit_trail(self, limit: int | None = None) -> list[TransitionRecord]:
+        """Committed transitions, oldest first; with ``limit``, the last
+        ``limit`` of them."""
+        if limit is None:
+            return list(self._audit)
+        if not isinstance(limit, int) or limit < 0:
+            raise ConfigError(f"limit must be None or an int >= 0, got {limit!r}")
+        return self._audit[len(self._audit) - limit :] if limit else []

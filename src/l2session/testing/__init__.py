@@ -9,6 +9,8 @@
   §6.3 "MockTransport with latency/packet loss controls": a seeded datagram
   network on virtual time
 * :class:`ManualClock` -- SPEC-018 §6.3 "Injectable TimeSource"
+* :class:`Simulation` -- several real nodes over the mock network on virtual
+  time, with kill-and-restart from a store
 
 Product code never imports this package (a test enforces it).
 """
@@ -26,6 +28,7 @@ from l2session.testing.network import (
 )
 from l2session.testing.parties import Party, run_handshake
 from l2session.testing.resolver import MockResolver
+from l2session.testing.simulation import Simulation
 from l2session.testing.vectors import kdf_vector, pqxdh_vector
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "NetworkStats",
     "Party",
     "SeededRandom",
+    "Simulation",
     "deterministic_encapsulate",
     "kdf_vector",
     "pqxdh_vector",

@@ -1,0 +1,607 @@
+"""The node's durable store: one SQLite file in WAL mode.
+
+:class:`SqliteStore` is a :class:`~l2session.core.persistence.Journal` with
+the semantics of :class:`~l2session.store.memory.MemoryStore` (the tests run
+one conformance suite, and a model-based test, over both).  Writes are
+buffered and coalesced by :class:`~l2session.store.buffer.WriteBuffer`;
+:meth:`SqliteStore.commit` applies the batch in one transaction, so either
+all of it survives a crash or none of it does.  A commit with nothing
+buffered does not touch the file.
+
+Durability (docs/STORE.md): WAL mode with ``synchronous=NORMAL`` by
+default.  A committed transaction survives the process being killed (the
+WAL is in the operating system's page cache); on power loss the last
+commits since the previous checkpoint may be lost, but the file is never
+corrupted.  ``synchronous="full"`` also fsyncs the WAL at every commit, so
+commits survive power loss too, at the price of one fsync per commit.
+Saving the identity always runs with ``FULL``: losing a node's identity is
+not an acceptable outcome of a power cut.
+
+Before SQLite writes a byte, :mod:`l2session.store.files` checks the file
+(permissions, header, application id, schema version, ``quick_check``), so
+a foreign, newer or damaged file is refused and left exactly as it was.
+Later SQLite failures (disk full, I/O error, corruption) become
+:class:`~l2session.errors.StoreError` subclasses naming the file; a failed
+commit leaves its writes buffered, so the next commit retries them.
+
+One store is used by one thread at a time (the runtime serialises calls);
+it may be handed between threads, for example to an executor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+from urllib.parse import quote
+
+from l2session.core.persistence import SessionRecord, Snapshot, StoredInbound
+from l2session.core.resumption import StoredSession
+from l2session.core.states import State, TransitionRecord, Trigger
+from l2session.errors import (
+    ConfigError,
+    L2SessionError,
+    StoreCorrupt,
+    StoreError,
+    StoreIOError,
+    StoreNotFound,
+)
+from l2session.identity.identity import Identity
+from l2session.identity.keyfile import DEFAULT_SCRYPT_N, decode_identity, encode_identity
+from l2session.identity.prekeys import PrekeyPolicy, PrekeyStore
+from l2session.store import files, schema
+from l2session.store.buffer import Batch, WriteBuffer, acked
+from l2session.store.files import default_store_path
+
+#: ``synchronous=`` values accepted by :meth:`SqliteStore.open`.
+SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}
+#: How long a commit waits for another process's write lock (seconds).
+BUSY_TIMEOUT: Final = 5.0
+#: After a large transaction, the WAL file is truncated back to this size.
+WAL_SIZE_LIMIT: Final = 8 * 1024 * 1024
+
+_OFF: Final = schema.U64_OFFSET
+
+# The statements, written once so that the sqlite3 statement cache reuses them.
+_UPSERT_SESSION: Final = (
+    "INSERT INTO sessions (peer, address, path, out_stream, next_seq, in_stream, next_expected)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (peer) DO UPDATE SET address = excluded.address,"
+    " path = excluded.path, out_stream = excluded.out_stream, next_seq = excluded.next_seq,"
+    " in_stream = excluded.in_stream, next_expected = excluded.next_expected"
+)
+_UPSERT_OUTBOUND: Final = (
+    "INSERT INTO outbound (peer, seq, payload) VALUES (?, ?, ?)"
+    " ON CONFLICT (peer, seq) DO UPDATE SET payload = excluded.payload"
+)
+_ADD_STREAM: Final = (
+    "INSERT INTO inbound_streams (peer, stream) VALUES (?, ?) ON CONFLICT (peer, stream) DO NOTHING"
+)
+_UPSERT_INBOUND: Final = (
+    "INSERT INTO inbound (peer, stream, seq, payload) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (peer, stream, seq) DO UPDATE SET payload = excluded.payload"
+)
+_ACK_BELOW: Final = "DELETE FROM outbound WHERE peer = ? AND seq < ?"
+_ACK_RANGE: Final = "DELETE FROM outbound WHERE peer = ? AND seq >= ? AND seq < ?"
+_TAKE: Final = "DELETE FROM inbound WHERE peer = ? AND stream = ? AND seq <= ?"
+_DROP: Final = "DELETE FROM inbound WHERE peer = ? AND stream = ? AND seq >= ?"
+_FORGET_EMPTY_STREAM: Final = (
+    "DELETE FROM inbound_streams WHERE peer = ?1 AND stream = ?2"
+    " AND NOT EXISTS (SELECT 1 FROM inbound WHERE peer = ?1 AND stream = ?2)"
+)
+_DELETE_SESSION: Final = (
+    "DELETE FROM sessions WHERE peer = ?",
+    "DELETE FROM outbound WHERE peer = ?",
+    "DELETE FROM inbound WHERE peer = ?",
+    "DELETE FROM inbound_streams WHERE peer = ?",
+)
+_UPSERT_TICKET: Final = (
+    "INSERT INTO tickets (peer, ticket) VALUES (?, ?)"
+    " ON CONFLICT (peer) DO UPDATE SET ticket = excluded.ticket"
+)
+_DELETE_TICKET: Final = "DELETE FROM tickets WHERE peer = ?"
+_PUT_PREKEYS: Final = (
+    "INSERT INTO prekeys (id, state) VALUES (1, ?)"
+    " ON CONFLICT (id) DO UPDATE SET state = excluded.state"
+)
+_APPEND_AUDIT: Final = (
+    "INSERT INTO audit (subject, source, target, trigger, reason, at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_LOAD_SESSIONS: Final = (
+    "SELECT p.did, s.address, s.path, s.out_stream, s.next_seq, s.in_stream, s.next_expected"
+    " FROM sessions s JOIN peers p ON p.id = s.peer ORDER BY s.id"
+)
+_LOAD_OUTBOUND: Final = (
+    "SELECT p.did, o.seq, o.payload FROM outbound o JOIN peers p ON p.id = o.peer"
+    " ORDER BY o.peer, o.seq"
+)
+_LOAD_INBOUND: Final = (
+    "SELECT p.did, i.stream, i.seq, i.payload FROM inbound i"
+    " JOIN inbound_streams s ON s.peer = i.peer AND s.stream = i.stream"
+    " JOIN peers p ON p.id = i.peer ORDER BY s.id, i.seq"
+)
+_LOAD_TICKETS: Final = "SELECT ticket FROM tickets ORDER BY id"
+_AUDIT_ALL: Final = "SELECT subject, source, target, trigger, reason, at FROM audit ORDER BY id"
+_AUDIT_LAST: Final = (
+    "SELECT subject, source, target, trigger, reason, at FROM (SELECT * FROM audit"
+    " ORDER BY id DESC LIMIT ?) ORDER BY id"
+)
+
+
+class _KernelRandom:
+    """Salt and nonce for an encrypted identity: the kernel CSPRNG.  (The
+    runtime's ``SystemRandom`` is the same, but sits above this layer.)"""
+
+    __slots__ = ()
+
+    def random_bytes(self, n: int) -> bytes:
+        return os.urandom(n)
+
+
+class SqliteStore(WriteBuffer):
+    """The durable :class:`~l2session.core.persistence.Journal` of a node,
+    plus its identity and prekeys.  Make one with :meth:`open`."""
+
+    __slots__ = ("_conn", "_path", "_peer_ids", "commits")
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        super().__init__()
+        self._conn: sqlite3.Connection | None = conn
+        self._path = path
+        #: peers.did -> peers.id for every peer this process touched.  Rows
+        #: of ``peers`` are never deleted, so an entry never goes stale.
+        self._peer_ids: dict[str, int] = {}
+        #: Commits that wrote something (tests check group commit with it).
+        self.commits = 0
+
+    # ------------------------------------------------------------------
+    # opening and closing
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str] | None = None, *, synchronous: str = "normal"
+    ) -> SqliteStore:
+        """Open (or create) the database at ``path``, by default
+        :func:`~l2session.store.files.default_store_path`.
+
+        A new file and its directories are created private (0600, 0700); an
+        existing one must be a regular file of ours with mode 0600.  A file
+        of an older schema version is upgraded in one transaction.  Raises a
+        :class:`~l2session.errors.StoreError` subclass naming the file.
+        """
+        level = SYNCHRONOUS.get(synchronous) if isinstance(synchronous, str) else None
+        if level is None:
+            raise ConfigError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
+        target = Path(os.path.abspath(path if path is not None else default_store_path()))
+        st, created = files.prepare(target)
+        if not created:
+            files.inspect(target, st)
+        try:
+            conn = sqlite3.connect(
+                f"file:{quote(str(target))}?mode=rw",
+                uri=True,
+                timeout=BUSY_TIMEOUT,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise files.error_from(target, exc, "opening the database") from None
+        try:
+            after = os.lstat(target)
+            if (after.st_dev, after.st_ino) != (st.st_dev, st.st_ino):
+                raise StoreError(f"{target} was replaced while being opened; try again")
+            _initialise(conn, target)
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise StoreIOError(
+                    f"{target}: SQLite cannot use WAL mode there (journal mode {mode!r}). "
+                    "Fix: keep the database on a local file system"
+                )
+            conn.execute(f"PRAGMA synchronous = {level}")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT:d}")
+            # Deleted rows are zeroed where that costs no extra write
+            # (commit() turns it fully on when secrets are replaced).
+            conn.execute("PRAGMA secure_delete = FAST")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise files.error_from(target, exc, "opening the database") from None
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, target)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    def close(self) -> None:
+        """Commit what is buffered, then close (a second close does nothing)."""
+        if self._conn is None:
+            return
+        try:
+            self.commit()
+        finally:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+    def crash(self) -> None:
+        """Close *without* committing: what a killed process loses (the
+        buffered writes) is lost, what it committed is on disk."""
+        self.discard()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"{self._path}: the store is closed")
+        return self._conn
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self._path)!r}{', closed' if self.closed else ''})"
+
+    # ------------------------------------------------------------------
+    # the journal
+
+    def commit(self) -> None:
+        """Apply every buffered write in one transaction.  On failure nothing
+        of it is written and it stays buffered: commit again to retry."""
+        if not self.pending:
+            return
+        conn = self._connection()
+        batch = self.take()
+        added: list[str] = []
+        # Replacing a ticket or the prekeys frees secrets (a spent one-time
+        # prekey, a used resumption secret): zero them in the file.
+        secrets = bool(batch.tickets) or batch.prekeys is not None
+        try:
+            if secrets:
+                conn.execute("PRAGMA secure_delete = ON")
+            conn.execute("BEGIN IMMEDIATE")
+            self._apply(conn, batch, added)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            for did in added:
+                del self._peer_ids[did]
+            self.restore(batch)
+            if isinstance(exc, sqlite3.Error):
+                raise files.error_from(self._path, exc, "committing") from exc
+            if isinstance(exc, OverflowError):
+                raise StoreError(
+                    f"{self._path}: cannot commit: a stream, sequence number or position "
+                    "is not an unsigned 64-bit integer"
+                ) from exc
+            raise
+        finally:
+            if secrets:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA secure_delete = FAST")
+        self.commits += 1
+
+    def _apply(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
+        """``b`` in the order buffer.py documents: deleted sessions, puts,
+        acknowledgements and hand-offs, drops, tickets, prekeys, audit."""
+        for did in b.deleted_sessions:
+            peer = self._known(conn, did)
+            if peer is not None:
+                for statement in _DELETE_SESSION:
+                    conn.execute(statement, (peer,))
+        if b.sessions:
+            ids = self._ids(conn, b.sessions, added)
+            conn.executemany(
+                _UPSERT_SESSION,
+                [
+                    (
+                        ids[r.peer_did],
+                        r.address,
+                        r.path,
+                        r.out_stream - _OFF,
+                        r.next_seq - _OFF,
+                        r.in_stream - _OFF,
+                        r.next_expected - _OFF,
+                    )
+                    for r in b.sessions.values()
+                ],
+            )
+        if b.outbound:
+            self._put_outbound(conn, b, added)
+        if b.streams:
+            self._put_inbound(conn, b, added)
+        self._acknowledge(conn, b)
+        for (did, stream), upto in b.taken.items():
+            peer = self._known(conn, did)
+            if peer is not None:
+                conn.execute(_TAKE, (peer, stream - _OFF, upto - _OFF))
+        for (did, stream), start in b.dropped.items():
+            peer = self._known(conn, did)
+            if peer is not None:
+                conn.execute(_DROP, (peer, stream - _OFF, start - _OFF))
+        for did, stream in {**b.taken, **b.dropped}:
+            peer = self._known(conn, did)
+            if peer is not None:
+                conn.execute(_FORGET_EMPTY_STREAM, (peer, stream - _OFF))
+        if b.tickets:
+            self._put_tickets(conn, b, added)
+        if b.prekeys is not None:
+            conn.execute(_PUT_PREKEYS, (b.prekeys,))
+        if b.audit:
+            conn.executemany(
+                _APPEND_AUDIT,
+                [
+                    (
+                        r.subject,
+                        r.source.value,
+                        None if r.target is None else r.target.value,
+                        r.trigger.value,
+                        r.reason,
+                        r.at,
+                    )
+                    for r in b.audit
+                ],
+            )
+
+    def _put_outbound(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
+        ids = self._ids(conn, (did for did, _ in b.outbound), added)
+        items: Iterable[tuple[tuple[str, int], bytes]] = b.outbound.items()
+        if b.acked_below or b.acked_ranges:
+            # Queued and acknowledged within one commit: never written.
+            ranges: dict[str, list[tuple[int, int]]] = {}
+            for did, start, end in b.acked_ranges:
+                ranges.setdefault(did, []).append((start, end))
+            below = b.acked_below
+            items = [
+                item
+                for item in items
+                if not acked(item[0][1], below.get(item[0][0], 0), ranges.get(item[0][0], []))
+            ]
+        conn.executemany(
+            _UPSERT_OUTBOUND, [(ids[did], seq - _OFF, payload) for (did, seq), payload in items]
+        )
+
+    def _put_inbound(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
+        ids = self._ids(conn, (did for did, _ in b.streams), added)
+        # Streams get their place in the order they first got a message (the
+        # Snapshot's order), even those whose messages are all taken or
+        # dropped below: their row goes again with the emptied streams.
+        conn.executemany(_ADD_STREAM, [(ids[did], stream - _OFF) for did, stream in b.streams])
+        taken, dropped = b.taken, b.dropped
+        conn.executemany(
+            _UPSERT_INBOUND,
+            [
+                (ids[did], stream - _OFF, seq - _OFF, payload)
+                for (did, stream, seq), payload in b.inbound.items()
+                if seq > taken.get((did, stream), -1) and seq < dropped.get((did, stream), seq + 1)
+            ],
+        )
+
+    def _acknowledge(self, conn: sqlite3.Connection, b: Batch) -> None:
+        for did, below in b.acked_below.items():
+            peer = self._known(conn, did)
+            if peer is not None:
+                conn.execute(_ACK_BELOW, (peer, below - _OFF))
+        for did, start, end in b.acked_ranges:
+            peer = self._known(conn, did)
+            if peer is not None and start < end:
+                conn.execute(_ACK_RANGE, (peer, start - _OFF, end - _OFF))
+
+    def _put_tickets(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
+        for did, ticket in b.tickets.items():
+            if ticket is None:
+                peer = self._known(conn, did)
+                if peer is not None:
+                    conn.execute(_DELETE_TICKET, (peer,))
+            else:
+                peer = self._ids(conn, (did,), added)[did]
+                conn.execute(_UPSERT_TICKET, (peer, ticket.to_bytes()))
+
+    def _known(self, conn: sqlite3.Connection, did: str) -> int | None:
+        """The ``peers`` id of ``did``, or None if it was never stored."""
+        peer = self._peer_ids.get(did)
+        if peer is None:
+            row = conn.execute("SELECT id FROM peers WHERE did = ?", (did,)).fetchone()
+            if row is None:
+                return None
+            peer = self._peer_ids[did] = row[0]
+        return peer
+
+    def _ids(
+        self, conn: sqlite3.Connection, dids: Iterable[str], added: list[str]
+    ) -> dict[str, int]:
+        """The ``peers`` ids of ``dids``, adding rows for new ones (listed in
+        ``added``, so that a rolled-back commit can forget them)."""
+        out: dict[str, int] = {}
+        for did in dids:
+            if did in out:
+                continue
+            peer = self._known(conn, did)
+            if peer is None:
+                peer = conn.execute("INSERT INTO peers (did) VALUES (?)", (did,)).lastrowid
+                assert peer is not None
+                self._peer_ids[did] = peer
+                added.append(did)
+            out[did] = peer
+        return out
+
+    def load(self) -> Snapshot:
+        """What was committed, read in one transaction (one consistent view)."""
+        with self._reading("loading") as conn:
+            sessions = tuple(
+                SessionRecord(did, address, path, out + _OFF, nxt + _OFF, inn + _OFF, exp + _OFF)
+                for did, address, path, out, nxt, inn, exp in conn.execute(_LOAD_SESSIONS)
+            )
+            outbound: dict[str, list[tuple[int, bytes]]] = {}
+            for did, seq, payload in conn.execute(_LOAD_OUTBOUND):
+                outbound.setdefault(did, []).append((seq + _OFF, payload))
+            inbound: dict[str, list[StoredInbound]] = {}
+            for did, stream, seq, payload in conn.execute(_LOAD_INBOUND):
+                inbound.setdefault(did, []).append(
+                    StoredInbound(stream + _OFF, seq + _OFF, payload)
+                )
+            tickets = tuple(
+                StoredSession.from_bytes(ticket) for (ticket,) in conn.execute(_LOAD_TICKETS)
+            )
+            row = conn.execute("SELECT state FROM prekeys").fetchone()
+        return Snapshot(sessions, outbound, inbound, tickets, None if row is None else row[0])
+
+    def audit_trail(self, limit: int | None = None) -> list[TransitionRecord]:
+        """Committed transitions, oldest first; with ``limit``, the last
+        ``limit`` of them."""
+        params: tuple[int, ...] = ()
+        if limit is None:
+            query = _AUDIT_ALL
+        elif isinstance(limit, int) and limit >= 0:
+            query, params = _AUDIT_LAST, (limit,)
+        else:
+            raise ConfigError(f"limit must be None or an int >= 0, got {limit!r}")
+        with self._reading("reading the audit trail") as conn:
+            return [
+                TransitionRecord(
+                    subject,
+                    State(source),
+                    None if target is None else State(target),
+                    Trigger(trigger),
+                    reason,
+                    at,
+                )
+                for subject, source, target, trigger, reason, at in conn.execute(query, params)
+            ]
+
+    @contextlib.contextmanager
+    def _reading(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """A read transaction; SQLite failures and undecodable rows become
+        typed errors naming the file."""
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise files.error_from(self._path, exc, doing) from None
+        except (L2SessionError, ValueError, TypeError) as exc:
+            raise StoreCorrupt(
+                f"{self._path}: a stored record cannot be read ({exc}) while {doing}. "
+                "Fix: restore the database from a backup"
+            ) from None
+
+    # ------------------------------------------------------------------
+    # identity and prekeys
+
+    def save_identity(
+        self,
+        identity: Identity,
+        passphrase: str | None = None,
+        *,
+        overwrite: bool = False,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
+    ) -> None:
+        """Store ``identity`` in the key-file format (scrypt +
+        ChaCha20-Poly1305 under ``passphrase``, or plaintext protected by
+        the file's mode 0600), durably at once (an fsync, whatever
+        ``synchronous`` is).  An identity already stored is replaced only
+        with ``overwrite=True``: replacing it loses that identity for good."""
+        data = encode_identity(
+            identity, passphrase=passphrase, rng=_KernelRandom(), scrypt_n=scrypt_n
+        )
+        conn = self._connection()
+        level = conn.execute("PRAGMA synchronous").fetchone()[0]
+        try:
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT did FROM identity").fetchone()
+                if row is not None and not overwrite:
+                    raise StoreError(
+                        f"{self._path} already holds the identity {row[0]}; refusing to replace "
+                        "it (that would lose it). Fix: pass overwrite=True if that is meant"
+                    )
+                conn.execute(
+                    "INSERT INTO identity (id, did, keyfile) VALUES (1, ?, ?) ON CONFLICT (id)"
+                    " DO UPDATE SET did = excluded.did, keyfile = excluded.keyfile",
+                    (identity.did_text, data),
+                )
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise files.error_from(self._path, exc, "saving the identity") from None
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute(f"PRAGMA synchronous = {int(level):d}")
+                conn.execute("PRAGMA secure_delete = FAST")
+
+    def load_identity(self, passphrase: str | None = None) -> Identity:
+        """The stored identity.  Raises :class:`~l2session.errors.StoreNotFound`
+        if none was saved, ``PassphraseRequired``/``WrongPassphrase`` for an
+        encrypted one without or with the wrong passphrase."""
+        with self._reading("loading the identity") as conn:
+            row = conn.execute("SELECT keyfile FROM identity").fetchone()
+        if row is None:
+            raise StoreNotFound(
+                f"{self._path} holds no identity. Fix: create one (l2session init) "
+                "or save one with save_identity()"
+            )
+        return decode_identity(bytes(row[0]), passphrase=passphrase, source=f"{self._path}")
+
+    def load_prekeys(
+        self, identity: Identity, policy: PrekeyPolicy | None = None
+    ) -> PrekeyStore | None:
+        """The committed private prekeys of ``identity``, or None if never saved."""
+        with self._reading("loading the prekeys") as conn:
+            row = conn.execute("SELECT state FROM prekeys").fetchone()
+            return None if row is None else PrekeyStore.from_bytes(row[0], identity, policy)
+
+
+def _initialise(conn: sqlite3.Connection, path: Path) -> None:
+    """Create the schema in an empty file, or upgrade an older one, in one
+    transaction (a failure rolls back: the file stays as it was)."""
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Checked again under the write lock: the file may have changed
+        # since files.inspect looked at it.
+        version = files.check_contents(path, conn)
+        if version == 0:
+            schema.create(conn)
+        elif version < schema.SCHEMA_VERSION:
+            try:
+                schema.migrate(conn, version)
+            except sqlite3.Error as exc:
+                raise files.error_from(
+                    path,
+                    exc,
+                    f"upgrading it from schema version {version} to {schema.SCHEMA_VERSION} "
+                    "(rolled back: the file is unchanged)",
+                ) from None
+        conn.execute("COMMIT")
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+
+__all__ = ["SYNCHRONOUS", "SqliteStore", "default_store_path"]

@@ -1,0 +1,180 @@
+"""Upgrading a version 1 database (tests/store/schema_v1.sql, frozen).
+
+The fixture is a database as version 1 wrote it, rows included.  Opening it
+must upgrade it to the current version in one transaction, keep every row,
+and end with exactly the schema a new database gets; a migration that fails
+half-way must leave the version 1 file byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from l2session.core.persistence import SessionRecord, StoredInbound
+from l2session.core.resumption import StoredSession
+from l2session.crypto.rng import SeededRandom
+from l2session.errors import StoreError
+from l2session.identity.identity import Identity
+from l2session.store import SqliteStore, schema
+from l2session.store.sqlite import _initialise
+
+from .helpers import PEER_A, PEER_C, companions, sha256, transition
+
+FIXTURE = Path(__file__).with_name("schema_v1.sql")
+#: The fixture's own identity (an unencrypted key file).
+ME = "did:key:z6MkgKvsSbUpvRPauPc586j9pdXwztcPya4x464uWLXh64yA"
+
+
+def fixture_peer() -> Identity:
+    """PEER_A, as the fixture's ticket was made: the second identity drawn."""
+    rng = SeededRandom("schema v1 fixture")
+    Identity.generate(rng)
+    peer = Identity.generate(rng)
+    assert peer.did_text == PEER_A
+    return peer
+
+
+def version_1(path: Path) -> Path:
+    conn = sqlite3.connect(path)
+    conn.executescript(FIXTURE.read_text())
+    conn.close()
+    path.chmod(0o600)
+    return path
+
+
+def shape(path: Path) -> dict[str, Any]:
+    """Tables, columns, indexes and foreign keys: the schema minus whitespace."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    out: dict[str, Any] = {}
+    for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'"):
+        indexes = {
+            row[1]: (row[2], [c[2] for c in conn.execute(f"PRAGMA index_info('{row[1]}')")])
+            for row in conn.execute(f"PRAGMA index_list('{name}')")
+        }
+        out[name] = (
+            list(conn.execute(f"PRAGMA table_info('{name}')")),
+            sorted(indexes.items()),
+            list(conn.execute(f"PRAGMA foreign_key_list('{name}')")),
+        )
+    conn.close()
+    return out
+
+
+def test_the_fixture_is_version_1(tmp_path: Path) -> None:
+    path = version_1(tmp_path / "v1.db")
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == schema.APPLICATION_ID
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    conn.close()
+    assert tables == schema.TABLES[1]
+    assert "audit" not in tables
+
+
+def test_a_version_1_database_is_upgraded_with_every_row(tmp_path: Path) -> None:
+    path = version_1(tmp_path / "v1.db")
+    with SqliteStore.open(path) as store:
+        snap = store.load()
+        assert snap.sessions == (
+            SessionRecord(
+                PEER_A, "192.0.2.7:4433", "quic", 0x1122334455667788, 45, 0xF0E0D0C0B0A09080, 8
+            ),
+        )
+        assert snap.outbound == {PEER_A: [(seq, b"message %d" % seq) for seq in (42, 43, 44)]}
+        assert snap.inbound == {
+            PEER_A: [
+                StoredInbound(0x0102030405060708, 7, b"old 7"),
+                StoredInbound(0xF0E0D0C0B0A09080, 9, b"early 9"),
+                StoredInbound(0xF0E0D0C0B0A09080, 10, b"early 10"),
+            ]
+        }
+        assert snap.tickets == (
+            StoredSession(
+                local_did=ME,
+                peer_did=PEER_A,
+                peer_signing_key=fixture_peer().signing_public,
+                resumption_secret=bytes(range(32)),
+                lineage=bytes(range(32, 64)),
+                pq_keyed_at=1_800_000_000.0,
+                issued_at=1_800_000_100.5,
+                out_stream=0x1122334455667788,
+                in_stream=0xF0E0D0C0B0A09080,
+            ),
+        )
+        assert snap.prekeys == b"prekeys v1 fixture"
+        assert store.load_identity().did_text == ME
+        # The new table works, and the old rows keep working.
+        assert store.audit_trail() == []
+        store.append_audit(transition(1))
+        store.ack_outbound(PEER_A, 44, ())
+        store.put_inbound(PEER_C, 1, 0, b"new peer")
+    with SqliteStore.open(path) as store:
+        assert store.audit_trail() == [transition(1)]
+        assert store.load().outbound == {PEER_A: [(44, b"message 44")]}
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+    conn.close()
+
+
+def test_an_upgraded_database_has_the_schema_of_a_new_one(tmp_path: Path) -> None:
+    upgraded = version_1(tmp_path / "v1.db")
+    SqliteStore.open(upgraded).close()
+    fresh = tmp_path / "new.db"
+    SqliteStore.open(fresh).close()
+    assert shape(upgraded) == shape(fresh)
+    assert set(shape(fresh)) == schema.TABLES[schema.SCHEMA_VERSION]
+
+
+def test_the_upgrade_runs_inside_one_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = version_1(tmp_path / "v1.db")
+    seen: list[bool] = []
+    real = schema.migrate
+
+    def watched(conn: sqlite3.Connection, version: int) -> None:
+        seen.append(conn.in_transaction)
+        conn.set_trace_callback(lambda sql: seen.append(conn.in_transaction))
+        try:
+            real(conn, version)
+        finally:
+            conn.set_trace_callback(None)
+
+    monkeypatch.setattr(schema, "migrate", watched)
+    SqliteStore.open(path).close()
+    assert len(seen) >= 3  # entered, and every statement it ran
+    assert all(seen)
+
+
+def test_a_failed_upgrade_leaves_the_version_1_file_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = version_1(tmp_path / "v1.db")
+    digest = sha256(path)
+    broken = (*schema.MIGRATIONS[1], "CREATE TABLE peers (id INTEGER)")  # fails: exists
+    monkeypatch.setitem(schema.MIGRATIONS, 1, broken)
+    with pytest.raises(StoreError, match="from schema version 1 to 2") as caught:
+        SqliteStore.open(path)
+    assert "unchanged" in str(caught.value)
+    assert sha256(path) == digest
+    assert companions(path) == []
+    monkeypatch.undo()
+    with SqliteStore.open(path) as store:  # the real upgrade still works
+        assert store.load().prekeys == b"prekeys v1 fixture"
+
+
+def test_initialise_creates_nothing_when_the_check_fails(tmp_path: Path) -> None:
+    """Checked again under the write lock: a file that turned foreign
+    between the first look and the lock is still refused."""
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE contacts (name TEXT)")
+    with pytest.raises(StoreError, match="another application"):
+        _initialise(conn, path)
+    assert not conn.in_transaction
+    assert [r[0] for r in conn.execute("SELECT name FROM sqlite_schema")] == ["contacts"]
+    conn.close()
