@@ -20,7 +20,7 @@ from l2session.crypto.rng import SeededRandom
 from l2session.errors import StoreError
 from l2session.identity.identity import Identity
 from l2session.store import SqliteStore, schema
-from l2session.store.sqlite import _initialise
+from l2session.store.files import initialise
 
 from .helpers import PEER_A, PEER_C, companions, sha256, transition
 
@@ -174,7 +174,7 @@ def test_initialise_creates_nothing_when_the_check_fails(tmp_path: Path) -> None
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("CREATE TABLE contacts (name TEXT)")
     with pytest.raises(StoreError, match="another application"):
-        _initialise(conn, path)
+        initialise(conn, path)
     assert not conn.in_transaction
     assert [r[0] for r in conn.execute("SELECT name FROM sqlite_schema")] == ["contacts"]
     conn.close()

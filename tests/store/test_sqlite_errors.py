@@ -22,7 +22,7 @@ from l2session.errors import (
 from l2session.store import SqliteStore
 from l2session.store.files import error_from
 
-from .helpers import PEER_A, companions, session
+from .helpers import PEER_A, companions, session, ticket, transition
 
 
 def connection(store: SqliteStore) -> sqlite3.Connection:
@@ -86,6 +86,40 @@ def test_sqlite_errors_become_typed_errors(
     assert type(mapped) is error
     assert words in str(mapped)
     assert str(tmp_path / "node.db") in str(mapped)
+
+
+def test_another_writer_holding_the_lock_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    with SqliteStore.open(path) as store:
+        connection(store).execute("PRAGMA busy_timeout = 50")  # not 5 s in a test
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            store.put_outbound(PEER_A, 0, b"x")
+            with pytest.raises(StoreLocked, match="another process"):
+                store.commit()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        store.commit()  # the lock is free: the buffered write goes through
+        assert store.load().outbound == {PEER_A: [(0, b"x")]}
+
+
+def test_a_stored_record_that_does_not_decode_is_corruption(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    with SqliteStore.open(path) as store:
+        store.put_ticket(ticket())
+        store.append_audit(transition(0))
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE tickets SET ticket = x'00'")
+    conn.execute("UPDATE audit SET source = 'no such state'")
+    conn.commit()
+    conn.close()
+    with SqliteStore.open(path) as store:
+        with pytest.raises(StoreCorrupt, match="stored session"):
+            store.load()
+        with pytest.raises(StoreCorrupt, match="no such state"):
+            store.audit_trail()
 
 
 def test_a_closed_store_refuses_work(tmp_path: Path) -> None:

@@ -153,6 +153,22 @@ def test_a_wal_file_others_can_read_is_refused(tmp_path: Path) -> None:
         SqliteStore.open(path)
 
 
+def test_a_leftover_wal_without_its_database_is_refused(tmp_path: Path) -> None:
+    path = filled(tmp_path / "node.db")
+    store = SqliteStore.open(path)
+    store.put_outbound(PEER_A, 999, b"in the WAL only")
+    store.commit()
+    wal = Path(f"{path}-wal").read_bytes()
+    store.close()
+    path.unlink()
+    Path(f"{path}-wal").write_bytes(wal)
+    Path(f"{path}-wal").chmod(0o600)
+    with pytest.raises(StoreError, match="left over"):
+        SqliteStore.open(path)
+    assert not path.exists()
+    assert companions(path) == ["-wal"]
+
+
 def test_a_directory_others_can_write_is_refused(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()

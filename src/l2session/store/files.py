@@ -15,6 +15,7 @@ point to a file someone else chose) is not ours.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
@@ -123,8 +124,17 @@ def prepare(path: Path) -> tuple[os.stat_result, bool]:
     st = check_file(path, "database")
     for suffix in COMPANIONS:
         companion = path.with_name(path.name + suffix)
-        if os.path.lexists(companion):
-            check_file(companion, f"database's {suffix[1:]} file")
+        if not os.path.lexists(companion):
+            continue
+        if created:
+            # SQLite would replay a leftover WAL into the new database.
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise StoreError(
+                f"{companion} is left over from a database that is gone; refusing to create "
+                f"{path} next to it. Fix: move {companion} away"
+            )
+        check_file(companion, f"database's {suffix[1:]} file")
     return st, created
 
 
@@ -243,6 +253,33 @@ def check_contents(path: Path, conn: sqlite3.Connection) -> int:
         raise StoreCorrupt(f"{path}: {problem}; it was not modified. Fix: {_MOVE_AWAY}")
     assert isinstance(version, int)
     return version
+
+
+def initialise(conn: sqlite3.Connection, path: Path) -> None:
+    """Create the schema in an empty file, or upgrade an older one, in one
+    transaction (a failure rolls back: the file stays as it was)."""
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Checked again under the write lock: the file may have changed
+        # since inspect() looked at it.
+        version = check_contents(path, conn)
+        if version == 0:
+            schema.create(conn)
+        elif version < schema.SCHEMA_VERSION:
+            try:
+                schema.migrate(conn, version)
+            except sqlite3.Error as exc:
+                raise error_from(
+                    path,
+                    exc,
+                    f"upgrading it from schema version {version} to {schema.SCHEMA_VERSION} "
+                    "(rolled back: the file is unchanged)",
+                ) from None
+        conn.execute("COMMIT")
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
 
 
 def table_names(conn: sqlite3.Connection) -> set[str]:

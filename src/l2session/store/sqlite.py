@@ -55,6 +55,7 @@ from l2session.identity.keyfile import DEFAULT_SCRYPT_N, decode_identity, encode
 from l2session.identity.prekeys import PrekeyPolicy, PrekeyStore
 from l2session.store import files, schema
 from l2session.store.buffer import Batch, WriteBuffer, acked
+from l2session.store.checkpoint import Checkpointer
 from l2session.store.files import default_store_path
 
 #: ``synchronous=`` values accepted by :meth:`SqliteStore.open`.
@@ -145,7 +146,7 @@ class SqliteStore(WriteBuffer):
     """The durable :class:`~l2session.core.persistence.Journal` of a node,
     plus its identity and prekeys.  Make one with :meth:`open`."""
 
-    __slots__ = ("_conn", "_path", "_peer_ids", "commits")
+    __slots__ = ("_changes", "_checkpointer", "_conn", "_path", "_peer_ids", "commits")
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         super().__init__()
@@ -156,6 +157,9 @@ class SqliteStore(WriteBuffer):
         self._peer_ids: dict[str, int] = {}
         #: Commits that wrote something (tests check group commit with it).
         self.commits = 0
+        #: WAL checkpoints run off the commit path (see store/checkpoint.py).
+        self._checkpointer = Checkpointer(f"file:{quote(str(path))}?mode=rw")
+        self._changes = conn.total_changes
 
     # ------------------------------------------------------------------
     # opening and closing
@@ -193,7 +197,7 @@ class SqliteStore(WriteBuffer):
             after = os.lstat(target)
             if (after.st_dev, after.st_ino) != (st.st_dev, st.st_ino):
                 raise StoreError(f"{target} was replaced while being opened; try again")
-            _initialise(conn, target)
+            files.initialise(conn, target)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
                 raise StoreIOError(
@@ -201,6 +205,8 @@ class SqliteStore(WriteBuffer):
                     "Fix: keep the database on a local file system"
                 )
             conn.execute(f"PRAGMA synchronous = {level}")
+            # Checkpoints run in a background thread, not inside a commit.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT:d}")
             # Deleted rows are zeroed where that costs no extra write
             # (commit() turns it fully on when secrets are replaced).
@@ -228,6 +234,7 @@ class SqliteStore(WriteBuffer):
         try:
             self.commit()
         finally:
+            self._checkpointer.stop()
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
@@ -236,6 +243,7 @@ class SqliteStore(WriteBuffer):
         """Close *without* committing: what a killed process loses (the
         buffered writes) is lost, what it committed is on disk."""
         self.discard()
+        self._checkpointer.stop()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -299,6 +307,13 @@ class SqliteStore(WriteBuffer):
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA secure_delete = FAST")
         self.commits += 1
+        # About what the commit appended to the WAL: payloads plus a row's
+        # worth of page space per changed row.
+        changes = conn.total_changes
+        nbytes = 128 * max(0, changes - self._changes)
+        self._changes = changes
+        nbytes += sum(map(len, batch.outbound.values())) + sum(map(len, batch.inbound.values()))
+        self._checkpointer.wrote(nbytes, conn, Path(f"{self._path}-wal"))
 
     def _apply(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
         """``b`` in the order buffer.py documents: deleted sessions, puts,
@@ -575,33 +590,6 @@ class SqliteStore(WriteBuffer):
         with self._reading("loading the prekeys") as conn:
             row = conn.execute("SELECT state FROM prekeys").fetchone()
             return None if row is None else PrekeyStore.from_bytes(row[0], identity, policy)
-
-
-def _initialise(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the schema in an empty file, or upgrade an older one, in one
-    transaction (a failure rolls back: the file stays as it was)."""
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        # Checked again under the write lock: the file may have changed
-        # since files.inspect looked at it.
-        version = files.check_contents(path, conn)
-        if version == 0:
-            schema.create(conn)
-        elif version < schema.SCHEMA_VERSION:
-            try:
-                schema.migrate(conn, version)
-            except sqlite3.Error as exc:
-                raise files.error_from(
-                    path,
-                    exc,
-                    f"upgrading it from schema version {version} to {schema.SCHEMA_VERSION} "
-                    "(rolled back: the file is unchanged)",
-                ) from None
-        conn.execute("COMMIT")
-    finally:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
 
 
 __all__ = ["SYNCHRONOUS", "SqliteStore", "default_store_path"]
