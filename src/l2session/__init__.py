@@ -9,6 +9,9 @@ layers and docs/CRYPTO.md for the protocol bytes.
 from l2session.core import (
     Context,
     LocalKeys,
+    MultipathStrategy,
+    PathMigrated,
+    PathValidated,
     ReconnectionPolicy,
     Session,
     SessionConfig,
@@ -90,7 +93,7 @@ from l2session.identity import (
     default_resolver,
     resolve_signing_key,
 )
-from l2session.runtime import SystemRandom
+from l2session.runtime import Node, PathChanged, SessionHandle, SystemRandom
 from l2session.store import (
     MemoryStore,
     SqliteStore,
@@ -133,8 +136,11 @@ __all__ = [
     "MemoryStore",
     "MessageTooLarge",
     "MissingCapability",
+    "MultipathStrategy",
     "OneTimePrekey",
     "PassphraseRequired",
+    "PathMigrated",
+    "PathValidated",
     "PeerQuarantined",
     "PrekeyBundle",
     "PrekeyError",
@@ -171,6 +177,9 @@ __all__ = [
     "StoreTooNew",
     "StoredSession",
     "SystemRandom",
+    "Node",
+    "PathChanged",
+    "SessionHandle",
     "TooManySkippedKeys",
     "TransportFailed",
     "UnsupportedDidMethod",

@@ -1,17 +1,20 @@
-"""The ``l2session`` command line.
+"""The ``l2session`` command line (also ``python -m l2session``).
 
-Today: ``demo`` and ``--version``.  The node commands (``init``, ``node``,
-``sessions``, ``send``, ``listen``, ``bench``) arrive with the network issue.
+``init``, ``node``, ``sessions``, ``send``, ``listen`` (cli/commands.py),
+``demo`` (three nodes on loopback, cli/netdemo.py; ``demo --steps`` walks
+through one handshake and ratchet exchange, cli/demo.py) and ``bench``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
 from l2session import __version__
-from l2session.cli import demo
+from l2session.cli import commands, demo
+from l2session.errors import L2SessionError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,20 +23,52 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sovereign, post-quantum, resilient peer-to-peer sessions.",
     )
     parser.add_argument("--version", action="version", version=f"l2session {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser(
-        "demo", help="a PQXDH handshake and a Double Ratchet exchange, step by step"
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.register(sub)
+    p = sub.add_parser("demo", help="three nodes on loopback: handshake, rotation, faults")
+    p.add_argument(
+        "--steps", action="store_true", help="instead, one PQXDH handshake and ratchet, step by step"
     )
+    p.add_argument("--fast", action="store_true", help="shorter pauses between acts")
+    p.set_defaults(handler=_demo)
+    p = sub.add_parser("bench", help="session establishment, throughput and RTT on loopback")
+    p.add_argument("--messages", type=int, default=5000)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_bench)
     return parser
+
+
+def _demo(args: argparse.Namespace, out: object) -> int:
+    if args.steps:
+        return demo.run()
+    from l2session.cli import netdemo
+
+    return netdemo.main(fast=args.fast)
+
+
+def _bench(args: argparse.Namespace, out: object) -> int:
+    from l2session.cli import bench
+
+    return bench.main(messages=args.messages, as_json=args.json)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        return demo.run()
-    parser.print_help(sys.stderr)
-    return 2
+    if args.verbose:
+        level = logging.DEBUG if args.verbose > 1 else logging.INFO
+        logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(handler(args, sys.stdout))
+    except L2SessionError as error:
+        return commands.fail(str(error))
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

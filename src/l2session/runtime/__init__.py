@@ -1,9 +1,24 @@
-"""The thin layer that touches the operating system.
+"""The thin layer that touches the operating system: the asyncio node.
 
-Today: OS randomness.  The asyncio node (one timer per node, fed by the
-core's ``get_timer()``) arrives with the network issue.
+:class:`Node` owns identity, store, transports and the session manager and
+feeds the sans-I/O core; :class:`SessionHandle` is one session as the
+application sees it.  Also the production clock and randomness.
 """
 
+from l2session.runtime.clock import SystemClock
+from l2session.runtime.directory import AddressBook
 from l2session.runtime.entropy import SystemRandom
+from l2session.runtime.faults import Faults
+from l2session.runtime.handle import SessionHandle
+from l2session.runtime.node import Node, NodeEvent, PathChanged
 
-__all__ = ["SystemRandom"]
+__all__ = [
+    "AddressBook",
+    "Faults",
+    "Node",
+    "NodeEvent",
+    "PathChanged",
+    "SessionHandle",
+    "SystemClock",
+    "SystemRandom",
+]

@@ -1,0 +1,290 @@
+"""The node commands: ``init``, ``node``, ``sessions``, ``send``, ``listen``.
+
+``init`` and ``node`` work on the data directory (``--home``, default
+``$XDG_DATA_HOME/l2session``): the SQLite store ``node.db`` holds the
+identity, prekeys and sessions.  The other commands talk to the running
+node through its control socket ``control.sock`` in the same directory
+(mode 0600, see :mod:`l2session.runtime.control`).  Every failure a user can
+cause prints one line saying what is wrong and what to do, and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+from collections.abc import Coroutine
+from typing import Any, TextIO, TypeVar
+
+from l2session.core.config import SessionConfig
+from l2session.core.events import StateChanged
+from l2session.errors import ConfigError
+from l2session.identity.identity import Identity
+from l2session.identity.prekeys import PrekeyStore
+from l2session.runtime import control
+from l2session.runtime.clock import SystemClock
+from l2session.runtime.directory import parse_peer
+from l2session.runtime.entropy import SystemRandom
+from l2session.runtime.node import Node, NodeEvent, PathChanged
+from l2session.store.files import data_home, make_private_dirs
+from l2session.store.sqlite import SqliteStore
+from l2session.transports.address import parse_address
+
+STORE_NAME = "node.db"
+T = TypeVar("T")
+
+
+def home_of(args: argparse.Namespace) -> Path:
+    return Path(args.home) if args.home else data_home()
+
+
+def socket_of(args: argparse.Namespace) -> Path:
+    return home_of(args) / control.SOCKET_NAME
+
+
+def passphrase_of(args: argparse.Namespace) -> str | None:
+    name = getattr(args, "passphrase_env", None)
+    if not name:
+        return None
+    value = os.environ.get(name)
+    if value is None:
+        raise ConfigError(f"--passphrase-env {name}: that environment variable is not set")
+    return value
+
+
+# ----------------------------------------------------------------------
+# init
+
+
+def init(args: argparse.Namespace, out: TextIO) -> int:
+    home = home_of(args)
+    make_private_dirs(home)
+    path = home / STORE_NAME
+    rng = SystemRandom()
+    with SqliteStore.open(path) as store:
+        identity = Identity.generate(rng)
+        store.save_identity(identity, passphrase_of(args), overwrite=args.force)
+        prekeys = PrekeyStore.create(identity, rng=rng, now=SystemClock().now())
+        store.put_prekeys(prekeys.to_bytes())
+        store.commit()
+    out.write(f"created identity {identity.did_text}\n  store: {path}\n")
+    return 0
+
+
+# ----------------------------------------------------------------------
+# node
+
+
+def _describe(event: NodeEvent) -> str | None:
+    if isinstance(event, StateChanged):
+        record = event.record
+        target = record.target.value if record.target else "removed"
+        return f"{event.peer_did}: {record.source.value} -> {target} ({record.reason})"
+    if isinstance(event, PathChanged):
+        verb = "up" if event.up else f"down: {event.reason}"
+        return f"path {event.path} to {event.address} {verb}"
+    return None
+
+
+def session_config(args: argparse.Namespace) -> SessionConfig:
+    interval = getattr(args, "heartbeat_interval", None)
+    if interval is None:
+        return SessionConfig()
+    return SessionConfig(heartbeat_interval=interval, heartbeat_timeout=min(2.0, interval / 2))
+
+
+async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
+    home = home_of(args)
+    path = home / STORE_NAME
+    if not path.exists():
+        raise ConfigError(f"no identity in {home}: create one first with: l2session init")
+    peers = dict(parse_peer(p) for p in args.peer)
+    parse_address(args.listen, allow_zero_port=True)
+    node = Node(
+        store=path,
+        passphrase=passphrase_of(args),
+        listen=args.listen,
+        peers=peers,
+        config=session_config(args),
+    )
+
+    def show(event: NodeEvent) -> None:
+        line = _describe(event)
+        if line and not args.quiet:
+            out.write(line + "\n")
+            out.flush()
+
+    node.add_listener(show)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with node:
+        server = control.ControlServer(node, home / control.SOCKET_NAME)
+        await server.start()
+        out.write(f"node {node.did} listening on {node.address} (quic, tcp)\n")
+        out.flush()
+        try:
+            await stop.wait()
+        finally:
+            await server.close()
+    out.write("node stopped\n")
+    return 0
+
+
+def run_node(args: argparse.Namespace, out: TextIO) -> int:
+    return run(_run_node(args, out))
+
+
+# ----------------------------------------------------------------------
+# control-socket commands
+
+
+def sessions(args: argparse.Namespace, out: TextIO) -> int:
+    response = run(control.request(socket_of(args), {"op": "sessions"}))
+    rows = response["sessions"]
+    if args.json:
+        import json
+
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    if not rows:
+        out.write("no sessions\n")
+        return 0
+    header = ("PEER", "STATE", "TRANSPORT", "AGE", "EPOCH", "QUEUED")
+    table = [header] + [
+        (
+            r["peer"],
+            r["state"],
+            r["transport"],
+            f"{r['age_s']:.0f}s",
+            "-" if r["key_epoch"] is None else str(r["key_epoch"]),
+            str(r["queued"]),
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")
+    return 0
+
+
+def send(args: argparse.Namespace, out: TextIO) -> int:
+    if args.to is not None:
+        parse_address(args.to)
+    body = {
+        "op": "send",
+        "did": args.did,
+        "address": args.to,
+        "data_b64": base64.b64encode(args.message.encode()).decode(),
+        "timeout": args.timeout,
+    }
+    response = run(control.request(socket_of(args), body, timeout=args.timeout + 5))
+    if response["delivered"]:
+        out.write(f"delivered #{response['seq']} over {response['transport']}\n")
+    else:
+        out.write(
+            f"queued #{response['seq']}: not acknowledged within {args.timeout} s; "
+            "the node keeps it and delivers it when the peer is reachable\n"
+        )
+    return 0
+
+
+async def _listen(args: argparse.Namespace, out: TextIO) -> int:
+    seen = 0
+    loop = asyncio.get_running_loop()
+    deadline = None if args.timeout is None else loop.time() + args.timeout
+    stream = control.listen(socket_of(args), events=args.events)
+    try:
+        while args.count is None or seen < args.count:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return 1 if args.count is not None else 0
+            try:
+                item = await asyncio.wait_for(anext(stream), remaining)
+            except (StopAsyncIteration, TimeoutError):
+                return 1 if args.count is not None else 0
+            if item.get("type") == "message":
+                text = base64.b64decode(item["data_b64"]).decode("utf-8", "replace")
+                out.write(f"{item['from']}: {text}\n")
+                seen += 1
+            elif item.get("type") == "state":
+                out.write(f"{item['peer']}: {item['from']} -> {item['to']} ({item['reason']})\n")
+            elif item.get("type") == "path":
+                verb = "up" if item["up"] else f"down: {item['reason']}"
+                out.write(f"path {item['path']} to {item['address']} {verb}\n")
+            out.flush()
+    finally:
+        await stream.aclose()
+    return 0
+
+
+def listen(args: argparse.Namespace, out: TextIO) -> int:
+    return run(_listen(args, out))
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on uvloop when installed, else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def add_home(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--home",
+        metavar="DIR",
+        default=os.environ.get("L2SESSION_HOME"),
+        help="the node's data directory (default $L2SESSION_HOME, else $XDG_DATA_HOME/l2session)",
+    )
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("init", help="create an identity and prekeys in the data directory")
+    add_home(p)
+    p.add_argument("--force", action="store_true", help="replace an existing identity (lost!)")
+    p.add_argument("--passphrase-env", metavar="VAR", help="encrypt the key with $VAR")
+    p.set_defaults(handler=init)
+
+    p = commands.add_parser("node", help="run a node in the foreground (QUIC and μTCP)")
+    add_home(p)
+    p.add_argument("--listen", default="127.0.0.1:7700", help="host:port (default %(default)s)")
+    p.add_argument("--peer", action="append", default=[], metavar="DID@HOST:PORT")
+    p.add_argument("--passphrase-env", metavar="VAR", help="the key's passphrase is in $VAR")
+    p.add_argument("--heartbeat-interval", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--quiet", action="store_true", help="do not print state changes")
+    p.set_defaults(handler=run_node)
+
+    p = commands.add_parser("sessions", help="the running node's sessions")
+    add_home(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=sessions)
+
+    p = commands.add_parser("send", help="send a message to a peer (establishes a session)")
+    add_home(p)
+    p.add_argument("did")
+    p.add_argument("message")
+    p.add_argument("--to", metavar="HOST:PORT", help="where the peer listens, if not known")
+    p.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS")
+    p.set_defaults(handler=send)
+
+    p = commands.add_parser("listen", help="print messages as the running node receives them")
+    add_home(p)
+    p.add_argument("--count", type=int, default=None, help="exit after this many messages")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--events", action="store_true", help="also print state and path changes")
+    p.set_defaults(handler=listen)
+
+
+def fail(message: str) -> int:
+    sys.stderr.write(f"l2session: error: {message}\n")
+    return 1

@@ -1,0 +1,285 @@
+"""The local control socket of a running node (what the CLI talks to).
+
+A Unix stream socket, created mode 0600 in the node's 0700 data directory,
+so only the node's owner can drive it.  The protocol is JSON lines: one
+request object per line, answered by one response object (``{"ok": true,
+...}`` or ``{"ok": false, "error": "<ErrorType>", "message": "..."}``), or
+for ``listen`` by a stream of objects until the client goes away.
+
+Requests: ``status``, ``sessions``, ``send`` (did, data_b64, address?,
+timeout?), ``listen`` (events?: bool).  A request line is at most
+:data:`MAX_LINE` bytes; anything else gets a clear error, never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Final
+
+from l2session.core.events import MessagesAvailable, StateChanged
+from l2session.errors import ConfigError, L2SessionError, SessionTimeout, TransportFailed
+from l2session.runtime.node import Node, NodeEvent, PathChanged
+
+_log = logging.getLogger("l2session.control")
+
+MAX_LINE: Final = 256 * 1024
+SOCKET_NAME: Final = "control.sock"
+
+Json = dict[str, Any]
+
+
+class NodeNotRunning(TransportFailed):
+    """No node answers on the control socket."""
+
+
+def _error(error: BaseException) -> Json:
+    return {"ok": False, "error": type(error).__name__, "message": str(error)}
+
+
+def session_row(node: Node, peer_did: str) -> Json:
+    handle = node.session(peer_did)
+    if handle is None:
+        return {}
+    session = handle.session
+    history = session.history
+    started = history[0].at if history else node.clock.now()
+    return {
+        "peer": peer_did,
+        "state": handle.state.value,
+        "transport": handle.path,
+        "address": handle.address,
+        "age_s": round(node.clock.now() - started, 1),
+        "key_epoch": handle.key_epoch,
+        "queued": handle.queued,
+        "unread": handle.available,
+    }
+
+
+class ControlServer:
+    """Serves the control protocol for ``node`` on ``path``."""
+
+    def __init__(self, node: Node, path: Path) -> None:
+        self.node = node
+        self.path = path
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        path = self.path
+        if path.exists():
+            if await _answers(path):
+                raise ConfigError(f"a node is already running with control socket {path}")
+            path.unlink()  # left behind by a node that died
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(path))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            while True:
+                line = await reader.readuntil(b"\n")
+                try:
+                    request = json.loads(line)
+                    if not isinstance(request, dict):
+                        raise ConfigError("a request is a JSON object")
+                    if request.get("op") == "listen":
+                        await self._listen(writer, bool(request.get("events", False)))
+                        return
+                    response = await self._answer(request)
+                except (ValueError, L2SessionError) as error:
+                    response = _error(error)
+                writer.write(json.dumps(response).encode() + b"\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _answer(self, request: Json) -> Json:
+        node = self.node
+        op = request.get("op")
+        if op == "status":
+            return {
+                "ok": True,
+                "did": node.did,
+                "address": node.address,
+                "paths": list(node.paths),
+                "sessions": len(node.manager.sessions),
+            }
+        if op == "sessions":
+            rows = [session_row(node, did) for did in list(node.manager.sessions)]
+            return {"ok": True, "sessions": rows}
+        if op == "send":
+            return await self._send(request)
+        raise ConfigError(f"unknown control request {op!r}")
+
+    async def _send(self, request: Json) -> Json:
+        did, address = request.get("did"), request.get("address")
+        if not isinstance(did, str) or not (address is None or isinstance(address, str)):
+            raise ConfigError("send takes 'did' (text) and optionally 'address' (host:port)")
+        try:
+            data = base64.b64decode(str(request.get("data_b64", "")), validate=True)
+        except binascii.Error:
+            raise ConfigError("send: 'data_b64' is not base64") from None
+        timeout = float(request.get("timeout", 15.0))
+        node = self.node
+        started = time.perf_counter()
+        handle = await node.establish(did, address, timeout=timeout)
+        seq = handle.send_nowait(data)
+        remaining = max(0.1, timeout - (time.perf_counter() - started))
+        try:
+            await handle.flush(remaining)
+            delivered = True
+        except SessionTimeout:
+            delivered = False  # queued durably; it goes out when the peer is back
+        return {"ok": True, "seq": seq, "delivered": delivered, "transport": handle.path}
+
+    async def _listen(self, writer: asyncio.StreamWriter, events: bool) -> None:
+        node = self.node
+        wake = asyncio.Event()
+        lines: list[Json] = []
+
+        def on_event(event: NodeEvent) -> None:
+            if isinstance(event, MessagesAvailable):
+                wake.set()
+            elif events and isinstance(event, StateChanged):
+                record = event.record
+                target = record.target.value if record.target else "removed"
+                lines.append(
+                    {
+                        "type": "state",
+                        "peer": event.peer_did,
+                        "from": record.source.value,
+                        "to": target,
+                        "reason": record.reason,
+                    }
+                )
+                wake.set()
+            elif events and isinstance(event, PathChanged):
+                lines.append(
+                    {"type": "path", "address": event.address, "path": event.path,
+                     "up": event.up, "reason": event.reason}
+                )
+                wake.set()
+
+        node.add_listener(on_event)
+        try:
+            writer.write(json.dumps({"ok": True, "did": node.did}).encode() + b"\n")
+            while True:
+                for handle in node.sessions():
+                    if handle.available:
+                        for message in handle.session.receive_many():
+                            lines.append(
+                                {
+                                    "type": "message",
+                                    "from": handle.peer_did,
+                                    "data_b64": base64.b64encode(message).decode(),
+                                }
+                            )
+                        node.kick()
+                pending, lines[:] = list(lines), []
+                for item in pending:
+                    writer.write(json.dumps(item).encode() + b"\n")
+                await writer.drain()
+                if writer.is_closing():
+                    return
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 1.0)
+        finally:
+            node.remove_listener(on_event)
+
+
+async def _answers(path: Path) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def _connect(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        return await asyncio.wait_for(
+            asyncio.open_unix_connection(str(path), limit=MAX_LINE), 5.0
+        )
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise NodeNotRunning(
+            f"no node is running for {path.parent} (start one with: l2session node)"
+        ) from None
+    except (OSError, TimeoutError) as error:
+        raise NodeNotRunning(f"cannot reach the node's control socket {path}: {error}") from None
+
+
+def _check(response: Json) -> Json:
+    if not response.get("ok"):
+        raise ControlError(str(response.get("error")), str(response.get("message")))
+    return response
+
+
+class ControlError(L2SessionError):
+    """The node refused a control request; ``kind`` is its error type."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+
+
+async def request(path: Path, body: Json, timeout: float = 60.0) -> Json:
+    """One request, one response."""
+    reader, writer = await _connect(path)
+    try:
+        writer.write(json.dumps(body).encode() + b"\n")
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
+        return _check(json.loads(line))
+    except asyncio.IncompleteReadError:
+        raise NodeNotRunning(f"the node at {path} closed the connection") from None
+    finally:
+        writer.close()
+
+
+async def listen(path: Path, events: bool = False) -> AsyncIterator[Json]:
+    """The stream of a ``listen`` request (messages, and events if asked)."""
+    reader, writer = await _connect(path)
+    try:
+        writer.write(json.dumps({"op": "listen", "events": events}).encode() + b"\n")
+        await writer.drain()
+        _check(json.loads(await reader.readuntil(b"\n")))
+        while True:
+            try:
+                line = await reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError:
+                return
+            yield json.loads(line)
+    finally:
+        writer.close()

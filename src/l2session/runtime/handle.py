@@ -1,0 +1,200 @@
+"""The application's view of one session: async send, receive and waits.
+
+A :class:`SessionHandle` wraps a core :class:`~l2session.core.session.Session`
+owned by a :class:`~l2session.runtime.node.Node`.  Everything it does is a
+core call followed by a nudge of the node's pump (which seals, commits and
+puts packets on the transports at the end of the current loop iteration);
+waiting is done on a signal the node raises whenever the session's state
+changes or messages arrive.  No protocol logic lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from l2session.core.session import Session
+from l2session.core.states import State, TransitionRecord
+from l2session.errors import (
+    AuthenticationFailed,
+    SessionClosed,
+    SessionTimeout,
+    TransportFailed,
+)
+
+if TYPE_CHECKING:
+    from l2session.runtime.node import Node
+
+#: States in which messages flow (sends go out at once).
+_UP = frozenset({State.ESTABLISHED, State.ROTATING})
+
+
+class SessionHandle:
+    """One session with one peer, as seen from asyncio (see module doc)."""
+
+    __slots__ = ("_closed_reason", "_node", "_signal", "session")
+
+    def __init__(self, node: Node, session: Session) -> None:
+        self._node = node
+        self.session = session
+        self._signal = asyncio.Event()
+        self._closed_reason: str | None = None
+
+    def __repr__(self) -> str:
+        return f"SessionHandle({self.peer_did!r}, state={self.state.value}, path={self.path})"
+
+    # ------------------------------------------------------------------
+    # introspection
+
+    @property
+    def peer_did(self) -> str:
+        return self.session.peer_did
+
+    @property
+    def state(self) -> State:
+        return self.session.state
+
+    @property
+    def path(self) -> str:
+        return self.session.path
+
+    @property
+    def address(self) -> str | None:
+        return self.session.address
+
+    @property
+    def key_epoch(self) -> int | None:
+        return self.session.key_epoch
+
+    @property
+    def queued(self) -> int:
+        """Messages sent but not yet acknowledged by the peer."""
+        return self.session.queued
+
+    @property
+    def available(self) -> int:
+        """Messages delivered and waiting for :meth:`receive`."""
+        return self.session.available
+
+    @property
+    def closed(self) -> bool:
+        return self.session.closed
+
+    @property
+    def history(self) -> tuple[TransitionRecord, ...]:
+        return self.session.history
+
+    # ------------------------------------------------------------------
+    # sending and receiving
+
+    def send_nowait(self, data: bytes) -> int:
+        """Queue ``data`` (exactly-once, in order) and return its sequence
+        number.  Raises QueueFull at the queue limit (backpressure)."""
+        seq = self.session.send(data)
+        self._node.kick()
+        return seq
+
+    async def send(self, data: bytes) -> int:
+        """:meth:`send_nowait`; awaitable for symmetry with :meth:`receive`."""
+        return self.send_nowait(data)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until the peer has acknowledged everything sent so far."""
+        outbound = self.session.outbound
+        await self._wait(lambda: len(outbound) == 0, timeout, "acknowledgement of queued messages")
+
+    async def receive(self, timeout: float | None = None) -> bytes:
+        """The next message; waits up to ``timeout`` seconds (None: forever).
+        Raises SessionTimeout, or SessionClosed once the session is closed
+        and nothing is left to read."""
+        messages = await self.receive_many(1, timeout)
+        return messages[0]
+
+    async def receive_many(self, max_count: int = 1024, timeout: float | None = None) -> list[bytes]:
+        """Between 1 and ``max_count`` messages, one commit for all of them."""
+        session = self.session
+        await self._wait(lambda: session.available > 0 or session.closed, timeout, "a message")
+        messages = session.receive_many(max_count)
+        if not messages:
+            raise SessionClosed(
+                f"the session with {self.peer_did} is closed ({self._closed_reason or 'closed'})"
+            )
+        self._node.kick()
+        return messages
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                batch = await self.receive_many()
+            except SessionClosed:
+                return
+            for message in batch:
+                yield message
+
+    # ------------------------------------------------------------------
+    # states
+
+    async def wait_state(self, *states: State, timeout: float | None = None) -> State:
+        """Wait until the session is in one of ``states``."""
+        wanted = frozenset(states)
+        await self._wait(lambda: self.state in wanted, timeout, f"state {'/'.join(wanted)}")
+        return self.state
+
+    async def established(self, timeout: float | None = None) -> None:
+        """Wait until messages flow.  Raises AuthenticationFailed if the peer
+        failed to prove its DID, TransportFailed if the session failed for
+        another reason, SessionTimeout after ``timeout``."""
+        session = self.session
+
+        def settled() -> bool:
+            return session.state in _UP or session.state is State.FAILED or session.closed
+
+        await self._wait(settled, timeout, "establishment")
+        if session.state in _UP:
+            return
+        if session.closed:
+            raise SessionClosed(f"the session with {self.peer_did} closed: {self._closed_reason}")
+        last = session.history[-1] if session.history else None
+        reason = last.reason if last else "failed"
+        if "authentication" in reason:
+            raise AuthenticationFailed(f"{self.peer_did} could not prove its DID: {reason}")
+        raise TransportFailed(f"session with {self.peer_did} failed: {reason}")
+
+    async def close(self, reason: str = "closed by application") -> None:
+        """Tell the peer and forget the session (its queue is discarded)."""
+        if not self.session.closed:
+            self.session.close(reason)
+            self._node.kick()
+            await asyncio.sleep(0)
+
+    # ------------------------------------------------------------------
+    # called by the node
+
+    def notify(self, closed_reason: str | None = None) -> None:
+        if closed_reason is not None:
+            self._closed_reason = closed_reason
+        signal, self._signal = self._signal, asyncio.Event()
+        signal.set()
+
+    async def _wait(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not ready():
+            signal = self._signal
+            if deadline is None:
+                await signal.wait()
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise SessionTimeout(
+                    f"waited {timeout} s for {what} from {self.peer_did} "
+                    f"(state {self.state.value}, path {self.path}, address {self.address})"
+                )
+            try:
+                await asyncio.wait_for(signal.wait(), remaining)
+            except TimeoutError:
+                continue
