@@ -39,7 +39,8 @@ def parse_address(text: str, *, allow_zero_port: bool = False) -> tuple[str, int
         raise InvalidAddress(
             f"{text!r}: {host!r} is not an IP address (names are not resolved)"
         ) from None
-    if not port_text.isdigit() or len(port_text) > 5:
+    # isascii: str.isdigit() also accepts "²" (int() refuses it) and "٣" (int() reads 3).
+    if not (port_text.isascii() and port_text.isdigit()) or len(port_text) > 5:
         raise InvalidAddress(f"{text!r}: the port must be a number 0-65535")
     port = int(port_text)
     if port > 65535 or (port == 0 and not allow_zero_port):

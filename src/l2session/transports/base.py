@@ -70,6 +70,12 @@ class Transport(Protocol):
 
     def is_connected(self, address: str) -> bool: ...
 
+    def probe(self, address: str) -> None:
+        """Try to connect to ``address`` without sending a packet (QUIC is
+        probed again this way after a fallback); the result is reported as
+        ``path_up`` or ``path_down``."""
+        ...
+
     def disconnect(self, address: str) -> None:
         """Drop every connection to ``address`` (no ``path_down`` report)."""
         ...
