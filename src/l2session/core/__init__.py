@@ -7,6 +7,8 @@
 * :mod:`~l2session.core.session` -- one session: delivery, heartbeats, timers
 * :mod:`~l2session.core.rotation`, :mod:`~l2session.core.rotating` -- in-session key rotation
 * :mod:`~l2session.core.establishment` -- PQXDH, prekey bundles, resumption
+* :mod:`~l2session.core.migration` -- MIGRATE and path validation (PATH_CHALLENGE/RESPONSE)
+* :mod:`~l2session.core.multipath` -- a session's validated routes and how packets use them
 * :mod:`~l2session.core.manager` -- many sessions, routing, one timer heap
 * :mod:`~l2session.core.api` -- SPEC-018 §5.2 ``establish/resume/accept/tick``
 """
@@ -25,12 +27,15 @@ from l2session.core.diagram import mermaid_state_diagram, states_markdown
 from l2session.core.events import (
     MessagesAvailable,
     PacketRejected,
+    PathMigrated,
+    PathValidated,
     SessionAccepted,
     SessionClosedEvent,
     SessionEvent,
     StateChanged,
 )
 from l2session.core.manager import Outgoing, SessionManager
+from l2session.core.multipath import MultipathStrategy
 from l2session.core.resumption import StoredSession
 from l2session.core.session import Session
 from l2session.core.states import (
@@ -51,8 +56,11 @@ __all__ = [
     "Context",
     "LocalKeys",
     "MessagesAvailable",
+    "MultipathStrategy",
     "Outgoing",
     "PacketRejected",
+    "PathMigrated",
+    "PathValidated",
     "PeerDirectory",
     "ReconnectionPolicy",
     "Rule",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from l2session.core.multipath import MultipathStrategy
 from l2session.crypto.rng import RandomSource
 from l2session.errors import ConfigError
 
@@ -145,6 +146,9 @@ class SessionConfig:
     #: Retry policy for failed sessions.
     reconnect: ReconnectionPolicy = field(default_factory=ReconnectionPolicy)
     kind: SessionKind = SessionKind.PERSISTENT
+    #: How several validated routes to the peer are used
+    #: (core/multipath.py): primary with failover, round-robin, or all.
+    multipath: MultipathStrategy = MultipathStrategy.FAILOVER
 
     #: Outbound messages held (unsent or unacknowledged) before ``send``
     #: raises QueueFull.
@@ -213,6 +217,10 @@ class SessionConfig:
             raise ConfigError("SessionConfig.reconnect must be a ReconnectionPolicy")
         if not isinstance(self.kind, SessionKind):
             raise ConfigError(f"SessionConfig.kind must be a SessionKind, got {self.kind!r}")
+        if not isinstance(self.multipath, MultipathStrategy):
+            raise ConfigError(
+                f"SessionConfig.multipath must be a MultipathStrategy, got {self.multipath!r}"
+            )
 
     @property
     def rotate_at_age(self) -> float:

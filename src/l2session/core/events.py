@@ -56,6 +56,35 @@ class PacketRejected:
     peer_did: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PathMigrated:
+    """The peer's route was validated and is now the session's primary
+    (``session.address``/``session.path``): it moved there (MIGRATE, or a
+    passive migration such as a NAT rebinding).  Keys did not change."""
+
+    peer_did: str
+    address: str
+    path: str
+    previous_address: str
+    previous_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class PathValidated:
+    """Another route to the peer was validated and joined the session's
+    routes (``SessionManager.add_route``, or multipath traffic from it)."""
+
+    peer_did: str
+    address: str
+    path: str
+
+
 SessionEvent = (
-    StateChanged | MessagesAvailable | SessionAccepted | SessionClosedEvent | PacketRejected
+    StateChanged
+    | MessagesAvailable
+    | SessionAccepted
+    | SessionClosedEvent
+    | PacketRejected
+    | PathMigrated
+    | PathValidated
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from l2session.core import rotating
+from l2session.core import migration, rotating
 from l2session.core.config import SessionKind
 from l2session.core.states import CARRYING, SENDING, State, Trigger
 from l2session.wire.records import Heartbeat
@@ -131,6 +131,9 @@ def next_deadline(session: Session) -> float | None:
         times.append(session.rotation.resend_at)
     if state is State.DEGRADED and session.degraded_at is not None:
         times.append(session.degraded_at + session.config.degraded_timeout)
+    paths = migration.next_deadline(session)
+    if paths is not None:
+        times.append(paths)
     return min(times) if times else None
 
 
@@ -140,6 +143,7 @@ def on_timer(session: Session, now: float) -> None:
         return
     from l2session.core import establishment  # imports session: import late
 
+    migration.on_timer(session, now)  # path validation: challenges, MIGRATE resends
     state = session.state
     if session.handshake_deadline is not None:
         establishment.on_handshake_timer(session, now)

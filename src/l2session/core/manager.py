@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from l2session.core import establishment
+from l2session.core import establishment, migration, multipath
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.context import Capability, Context
 from l2session.core.events import PacketRejected, SessionEvent, StateChanged
@@ -36,6 +36,7 @@ from l2session.core.session import Session
 from l2session.core.states import TransitionRecord, Trigger
 from l2session.crypto.handshake_messages import TYPE_FINISH, TYPE_INIT, TYPE_RESPONSE
 from l2session.errors import (
+    ConfigError,
     InvalidState,
     L2SessionError,
     MalformedMessage,
@@ -157,9 +158,22 @@ class SessionManager:
         self._events.append(event)
 
     def transmit(self, session: Session, data: bytes) -> None:
+        """Send ``data`` on the session's primary route, or on the routes
+        its multipath strategy picks (core/multipath.py)."""
         if session.address is None:
             raise TransportFailed(f"no address is known for {session.peer_did}")
+        routes = session.routes
+        if routes is not None and routes.extra:
+            for address, path in multipath.targets(session):
+                self._outbox.append(Outgoing(address, path, data))
+            return
         self._outbox.append(Outgoing(session.address, session.path, data))
+
+    def route_down(self, address: str, path: str) -> bool:
+        """Whether the runtime reported ``path`` to ``address`` lost (and
+        not yet restored)."""
+        down = self._paths_down.get(address)
+        return down is not None and path in down
 
     def send_raw(self, address: str, path: str, data: bytes) -> None:
         self._outbox.append(Outgoing(address, path, data))
@@ -443,9 +457,12 @@ class SessionManager:
 
     def connectivity(self, address: str, path: str, up: bool) -> None:
         """The runtime reports a path to ``address`` lost or restored.  A
-        session on a lost path moves to the next path at once (QUIC -> μTCP
-        fallback, SPEC-018 §2.3) and resends what is unacknowledged; with no
-        path left it waits for the timeouts of SPEC-018 §2.3."""
+        session whose primary route is lost moves to its next live route
+        (another validated route, else the next transport to the same
+        address: QUIC -> μTCP fallback, SPEC-018 §2.3) and resends what is
+        unacknowledged; with no route left it waits for the timeouts of
+        SPEC-018 §2.3.  A restored route that was validated before is used
+        again (see core/multipath.py)."""
         now = self.now()
         down = self._paths_down.setdefault(address, set())
         if up:
@@ -455,29 +472,34 @@ class SessionManager:
         if not down:
             del self._paths_down[address]
         for session in list(self.sessions.values()):
-            if session.address != address:
-                continue
-            if not up and session.path == path:
-                # Only paths not themselves reported lost: with every path
-                # down the session must learn it (degraded after
-                # connectivity_timeout), not bounce between dead paths.
-                others = [p for p in self.paths if p not in down]
-                if others:
-                    session.path = others[0]
-                    _log.info(
-                        "session %s: path %s lost, now on %s", session.peer_did, path, others[0]
-                    )
-                    session.outbound.resend_all()
-                    if session.handshake_packet is not None:
-                        self.transmit(session, session.handshake_packet)
-                    session.flush(now)
-                else:
-                    session.connectivity(False, now)
-            elif up:
-                if session.path in down or (path == self.paths[0] and session.path != path):
-                    session.path = path  # the preferred path, or any live one, works again
-                session.connectivity(True, now)
-            self.reschedule(session)
+            if multipath.on_connectivity(session, address, path, up, now):
+                self.reschedule(session)
+
+    def local_address_changed(self, new_address: str) -> None:
+        """This node's own address changed (the runtime saw its interface
+        or NAT mapping move): every session carrying traffic announces
+        MIGRATE(sequence, ``new_address``) to its peer, which validates the
+        new route before it uses it (core/migration.py).  Keys stay."""
+        if not isinstance(new_address, str) or not 1 <= len(new_address.encode()) <= 255:
+            raise ConfigError(f"an address is 1 to 255 UTF-8 bytes, got {new_address!r}")
+        now = self.now()
+        for session in list(self.sessions.values()):
+            if migration.announce(session, new_address, now):
+                self.reschedule(session)
+
+    def add_route(self, peer_did: str, address: str, path: str) -> None:
+        """Offer another route to ``peer_did`` (another address of the
+        peer, or another transport).  It is validated by PATH_CHALLENGE
+        first (at once, or when the session next carries traffic) and then
+        joins the session's routes, which ``SessionConfig.multipath``
+        decides how to use; a :class:`PathValidated` event reports it."""
+        session = self.sessions.get(peer_did)
+        if session is None:
+            raise InvalidState(f"no session with {peer_did}")
+        if not (isinstance(address, str) and address and isinstance(path, str) and path):
+            raise ConfigError(f"a route is a non-empty address and path, got {address!r}, {path!r}")
+        migration.add_route(session, (address, path), self.now())
+        self.reschedule(session)
 
     def _dispatch(self, data: bytes, address: str, path: str, now: float) -> None:
         packet = decode_packet(data)
@@ -485,7 +507,7 @@ class SessionManager:
             session = self._by_id.get(packet.session_id)
             if session is None:
                 raise MalformedMessage("DATA for an unknown session id")
-            session.on_data(packet, now)  # it flushes and reschedules itself
+            session.on_data(packet, now, (address, path))  # it flushes and reschedules itself
             return
         if isinstance(packet, HandshakePacket):
             self._on_handshake(packet, address, path, now)

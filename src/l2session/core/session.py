@@ -18,11 +18,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
-from l2session.core import liveness, rotating
+from l2session.core import liveness, migration, rotating
 from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.delivery import Inbound, Outbound
 from l2session.core.events import MessagesAvailable, SessionClosedEvent
+from l2session.core.multipath import Route, Routes
 from l2session.core.persistence import Journal, SessionRecord
 from l2session.core.resumption import PendingResume
 from l2session.core.rotation import Rotation
@@ -112,7 +113,9 @@ class Session:
         "retry_at",
         "retry_attempt",
         "rotation",
+        "routes",
         "timer_at",
+        "validation",
     )
 
     def __init__(
@@ -132,6 +135,10 @@ class Session:
         self.machine = StateMachine(peer_did, sink=owner.record_transition, history_limit=32)
         self.address = address
         self.path = path
+        #: Other validated routes and path validation, allocated when first
+        #: needed (core/multipath.py, core/migration.py).
+        self.routes: Routes | None = None
+        self.validation: migration.PathValidation | None = None
         self.channel: Channel | None = None
         self.outbound = Outbound(
             stream,
@@ -442,16 +449,19 @@ class Session:
     # ------------------------------------------------------------------
     # inbound
 
-    def on_data(self, packet: DataPacket, now: float) -> None:
-        """One DATA packet routed here by session id.  Raises the channel's
-        typed errors for packets that do not authenticate (nothing changes)."""
+    def on_data(self, packet: DataPacket, now: float, source: Route | None = None) -> None:
+        """One DATA packet routed here by session id, from ``source``
+        (address, path).  Raises the channel's typed errors for packets
+        that do not authenticate (nothing changes)."""
         channel = self.channel
         if channel is None or self._closed:
             raise InvalidState("no channel is established for this session id")
         records = channel.open(packet)
         self._on_authenticated(now)
+        if source is not None:
+            migration.check_source(self, records, source, now)
         for record in records:
-            self._on_record(record, now)
+            self._on_record(record, now, source)
         rotating.after_epoch(self, packet.epoch, now)
         if not self._closed:
             self.flush(now)
@@ -476,7 +486,7 @@ class Session:
             self.fire(Trigger.CONNECTIVITY_RESTORED, now, "authenticated traffic from peer")
             self.outbound.resend_all()
 
-    def _on_record(self, record: Record, now: float) -> None:
+    def _on_record(self, record: Record, now: float, source: Route | None = None) -> None:
         if isinstance(record, Message):
             if self._peer_synced and self.inbound.accept(record):
                 self.owner.emit(MessagesAvailable(self.peer_did, self.inbound.available))
@@ -497,6 +507,8 @@ class Session:
             rotating.on_response(self, record, now)
         elif isinstance(record, Close):
             self._finish(f"closed by peer: {record.reason}")
+        elif isinstance(record, migration.PATH_RECORDS) and source is not None:
+            migration.on_record(self, record, source, now)
         # RotateDone carries no data: the epoch it arrives under is the news.
 
     def _on_sync(self, sync: Sync) -> None:

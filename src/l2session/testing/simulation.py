@@ -9,6 +9,12 @@ between managers and the :class:`MockNetwork`, and advances one
 timer), so minutes of protocol time pass in milliseconds and every run with
 the same seed is identical.
 
+A node is reachable at its name unless told otherwise: :meth:`Simulation.bind`
+gives it more addresses (another interface), :meth:`Simulation.rebind` moves
+where it sends from (a new network, a NAT rebinding) and
+:meth:`Simulation.unbind` takes an address away -- what migration and
+multipath tests need.
+
 Every loop here is bounded by a step count, so a protocol bug shows up as a
 clear error, not a hung test.
 """
@@ -46,6 +52,8 @@ class SimNode:
     events: list[SessionEvent] = field(default_factory=list)
     config: SessionConfig | None = None
     restarts: int = 0
+    #: Where this node sends from (its name unless rebound).
+    address: str = ""
 
     @property
     def did(self) -> str:
@@ -77,6 +85,10 @@ class Simulation:
         self.directory = StaticDirectory(self._addresses)
         self.report_connectivity = report_connectivity
         self._reported: dict[tuple[str, str, str], bool] = {}
+        #: Which node receives at each address.
+        self._bound: dict[str, str] = {}
+        #: Datagrams that arrived at an address no node is bound to.
+        self.undeliverable = 0
 
     @property
     def now(self) -> float:
@@ -95,7 +107,7 @@ class Simulation:
         """A node; with ``store`` its persistent sessions are durable (its
         prekeys are committed to the store at once) and it can be
         :meth:`restart`-ed."""
-        if name in self.nodes:
+        if name in self.nodes or name in self._bound:
             raise ConfigError(f"node {name!r} exists")
         rng = SeededRandom(f"{self.seed}/{name}")
         party = party or Party.create(rng.fork("party"), now=self.now)
@@ -112,10 +124,48 @@ class Simulation:
             store=store,
         )
         manager = SessionManager(ctx, config=config)
-        node = SimNode(name, party, ctx, manager, config=config)
+        node = SimNode(name, party, ctx, manager, config=config, address=name)
         self.nodes[name] = node
         self._addresses[party.did] = name
+        self._bound[name] = name
         return node
+
+    # ------------------------------------------------------------------
+    # addresses
+
+    def bind(self, name: str, address: str) -> None:
+        """Node ``name`` also receives at ``address`` (another interface)."""
+        if name not in self.nodes:
+            raise ConfigError(f"no node {name!r}")
+        owner = self._bound.get(address)
+        if owner is not None and owner != name:
+            raise ConfigError(f"address {address!r} belongs to node {owner!r}")
+        self._bound[address] = name
+
+    def unbind(self, address: str) -> None:
+        """Nobody receives at ``address`` any more (what is sent there is
+        lost).  A node that still sends from it keeps doing so until it is
+        :meth:`rebind`-ed."""
+        self._bound.pop(address, None)
+
+    def rebind(
+        self, name: str, address: str, *, keep_old: bool = False, announce: bool = True
+    ) -> None:
+        """Node ``name`` sends from ``address`` from now on, and receives
+        there.  Its old address is unbound unless ``keep_old``.  The
+        directory learns the new address.  With ``announce`` the node is
+        told (``SessionManager.local_address_changed``, as a runtime would
+        on an interface change); without, it does not know (a NAT
+        rebinding), and only its peers see packets come from elsewhere."""
+        node = self.nodes[name]
+        old = node.address
+        self.bind(name, address)
+        if not keep_old and old != address:
+            self.unbind(old)
+        node.address = address
+        self._addresses[node.did] = address
+        if announce:
+            node.manager.local_address_changed(address)
 
     def restart(self, name: str, store: Journal) -> SimNode:
         """Kill node ``name`` and start it again from ``store``.
@@ -147,7 +197,9 @@ class Simulation:
             store=store,
         )
         manager = SessionManager(ctx, config=old.config)
-        node = SimNode(name, party, ctx, manager, config=old.config, restarts=restarts)
+        node = SimNode(
+            name, party, ctx, manager, config=old.config, restarts=restarts, address=old.address
+        )
         self.nodes[name] = node
         manager.restore()
         return node
@@ -160,10 +212,13 @@ class Simulation:
         now = self.now
         moved = self._flush_outboxes(now)
         for datagram in self.network.deliver_due(now):
-            node = self.nodes.get(datagram.destination)
-            if node is not None:
-                node.manager.receive_datagram(datagram.data, datagram.source, datagram.path)
-                moved += 1
+            name = self._bound.get(datagram.destination)
+            node = self.nodes.get(name) if name is not None else None
+            if node is None:
+                self.undeliverable += 1
+                continue
+            node.manager.receive_datagram(datagram.data, datagram.source, datagram.path)
+            moved += 1
         if self.report_connectivity:
             # Before the flush below: what a report makes a node send (a
             # resend on the fallback path, a probe of a restored path) goes
@@ -179,23 +234,28 @@ class Simulation:
         moved = 0
         for node in self.nodes.values():
             for out in node.manager.datagrams_to_send():
-                self.network.send(node.name, out.address, out.path, out.data, now)
+                self.network.send(node.address, out.address, out.path, out.data, now)
                 moved += 1
         return moved
 
     def _report(self) -> None:
-        """Tell each node when a path to a session peer breaks or heals,
+        """Tell each node when a route to a session peer breaks or heals,
         as a real transport would (connection errors, timeouts)."""
         for node in self.nodes.values():
             for session in list(node.manager.sessions.values()):
                 if session.address is None:
                     continue
-                for path in node.manager.paths:
-                    up = self.network.reachable(node.name, session.address, path)
-                    key = (node.name, session.address, path)
-                    if self._reported.get(key, True) != up:
-                        self._reported[key] = up
-                        node.manager.connectivity(session.address, path, up)
+                extra = session.routes.extra if session.routes is not None else []
+                addresses = dict.fromkeys([session.address, *(r[0] for r in extra)])
+                for address in addresses:
+                    for path in node.manager.paths:
+                        up = address in self._bound and self.network.reachable(
+                            node.address, address, path
+                        )
+                        key = (node.name, address, path)
+                        if self._reported.get(key, True) != up:
+                            self._reported[key] = up
+                            node.manager.connectivity(address, path, up)
 
     def next_event(self) -> float | None:
         times = [t for t in (self.network.next_arrival(),) if t is not None]

@@ -1,0 +1,397 @@
+"""Path migration and validation inside an established session.
+
+The overview's "Session Migration" (change address without rekeying) and
+QUIC's path validation (RFC 9000 §8.2, §9), as path-level processes inside
+the carrying states: nothing here is a state transition, and keys never
+change.
+
+* **Announcing.**  When the node's own address changes
+  (``SessionManager.local_address_changed``), every carrying session sends
+  MIGRATE(sequence, endpoint) in an authenticated DATA packet on its live
+  routes, with ``sequence`` one above the last; it is resent every
+  ``RESEND_INTERVAL`` (at most :data:`MIGRATE_TRIES` times) until the peer's
+  PATH_CHALLENGE shows it arrived.
+* **Candidates.**  A MIGRATE not older than the last one seen in this
+  channel names a candidate route (the endpoint, on the path it arrived
+  by); so does any authenticated DATA packet from a route the session does
+  not know (passive migration, e.g. a NAT rebinding); so does
+  ``SessionManager.add_route``.  The packet itself is processed normally
+  (the ratchet authenticated it), but nothing is sent to the candidate
+  except PATH_CHALLENGE until it is validated: an attacker who replays or
+  re-sources a packet cannot redirect traffic.
+* **Validation.**  PATH_CHALLENGE carries 8 random bytes from ``ctx.rng``
+  and goes to the candidate; the peer echoes them in PATH_RESPONSE to where
+  the challenge came from.  Only an authenticated PATH_RESPONSE with an
+  outstanding token (compared with :func:`hmac.compare_digest`) validates;
+  an unknown token is counted and ignored.  A challenge is sent at most
+  :data:`CHALLENGE_TRIES` times, ``RESEND_INTERVAL`` apart, then abandoned
+  (a passive candidate is then not challenged again for :data:`HOLD_OFF`);
+  at most :data:`MAX_CHALLENGES` are outstanding per session.
+* **Switching.**  A validated candidate of a migration (MIGRATE, or a
+  passive one at another address, or any passive one under FAILOVER)
+  becomes the primary route: the durable row is marked dirty,
+  :class:`~l2session.core.events.PathMigrated` is emitted and everything
+  unacknowledged is resent there.  Routes at the old address are forgotten;
+  until then the old route carries everything and, if it is dead, the
+  ordinary liveness rules apply.  Other validated candidates (``add_route``,
+  passive ones under LOAD_BALANCE/AGGREGATE) join the session's routes
+  (:mod:`l2session.core.multipath`) and emit
+  :class:`~l2session.core.events.PathValidated`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from l2session.core import multipath
+from l2session.core.config import RESEND_INTERVAL
+from l2session.core.events import PathMigrated, PathValidated
+from l2session.core.multipath import MultipathStrategy, Route
+from l2session.core.states import CARRYING
+from l2session.wire.records import (
+    PATH_TOKEN_SIZE,
+    Migrate,
+    PathChallenge,
+    PathResponse,
+    Record,
+)
+
+if TYPE_CHECKING:
+    from l2session.core.session import Session
+
+_log = logging.getLogger("l2session.session")
+
+#: Sends of one PATH_CHALLENGE before it is abandoned.
+CHALLENGE_TRIES: Final = 3
+#: Outstanding challenges per session.
+MAX_CHALLENGES: Final = 4
+#: Sends of one MIGRATE while no PATH_CHALLENGE answers it.
+MIGRATE_TRIES: Final = 3
+#: An abandoned passive candidate is not challenged again for this long.
+HOLD_OFF: Final = 10 * RESEND_INTERVAL
+#: Abandoned routes remembered for the hold-off.
+MAX_HELD: Final = 16
+#: Candidates remembered by ``add_route`` before the session carries traffic.
+MAX_PENDING: Final = 8
+_MAX_SEQUENCE: Final = 0xFFFF_FFFF
+#: The records this module handles (``Session`` passes them on).
+PATH_RECORDS: Final = (Migrate, PathChallenge, PathResponse)
+
+
+@dataclass(slots=True)
+class Challenge:
+    """One outstanding PATH_CHALLENGE."""
+
+    token: bytes
+    route: Route
+    #: True: the peer moved (switch when validated); False: add a route.
+    move: bool
+    #: The MIGRATE sequence that named the route (None: passive or added).
+    sequence: int | None
+    sends: int = 0
+    due: float = 0.0
+
+
+class PathValidation:
+    """Per-session migration state and its counters."""
+
+    __slots__ = (
+        "abandoned",
+        "announce",
+        "announce_due",
+        "announce_sends",
+        "challenges",
+        "held",
+        "local_seq",
+        "peer_channel",
+        "peer_seq",
+        "pending",
+        "refused",
+        "stale_migrates",
+        "unknown_responses",
+        "validated",
+    )
+
+    def __init__(self) -> None:
+        self.challenges: list[Challenge] = []
+        #: Our last MIGRATE sequence, and the MIGRATE being announced.
+        self.local_seq = 0
+        self.announce: Migrate | None = None
+        self.announce_sends = 0
+        self.announce_due = 0.0
+        #: The highest MIGRATE sequence seen from the peer, per channel.
+        self.peer_seq = 0
+        self.peer_channel: bytes | None = None
+        #: Abandoned passive candidates -> until when they are not retried.
+        self.held: dict[Route, float] = {}
+        #: Routes offered by add_route before the session carried traffic.
+        self.pending: list[Route] = []
+        self.validated = 0
+        self.abandoned = 0
+        #: Candidates refused because MAX_CHALLENGES were outstanding.
+        self.refused = 0
+        self.stale_migrates = 0
+        self.unknown_responses = 0
+
+    @property
+    def outstanding(self) -> int:
+        return len(self.challenges)
+
+
+def state_of(session: Session) -> PathValidation:
+    """``session.validation``, allocated on first use."""
+    state = session.validation
+    if state is None:
+        state = session.validation = PathValidation()
+    return state
+
+
+def _carrying(session: Session) -> bool:
+    return session.channel is not None and not session.closed and session.state in CARRYING
+
+
+def _send(session: Session, routes: Sequence[Route], records: list[Record]) -> None:
+    """Seal ``records`` once and send the packet on each of ``routes``."""
+    assert session.channel is not None
+    data = session.channel.seal(records)
+    for address, path in routes:
+        session.owner.send_raw(address, path, data)
+
+
+# ----------------------------------------------------------------------
+# announcing our own move
+
+
+def announce(session: Session, endpoint: str, now: float) -> bool:
+    """Tell the peer our address is now ``endpoint`` (MIGRATE); returns
+    whether the session could (it carries traffic)."""
+    if not _carrying(session):
+        return False
+    state = state_of(session)
+    state.local_seq = min(state.local_seq + 1, _MAX_SEQUENCE)
+    state.announce = Migrate(state.local_seq, endpoint)
+    state.announce_sends = 0
+    _send_announce(session, now)
+    return True
+
+
+def _send_announce(session: Session, now: float) -> None:
+    state = state_of(session)
+    assert state.announce is not None
+    state.announce_sends += 1
+    state.announce_due = now + RESEND_INTERVAL
+    _send(session, multipath.live(session), [state.announce])
+
+
+# ----------------------------------------------------------------------
+# validating candidates
+
+
+def add_route(session: Session, route: Route, now: float) -> None:
+    """Validate ``route`` and add it to the session's routes (at once if
+    the session carries traffic, else when it does)."""
+    if _carrying(session):
+        begin(session, route, now, move=False)
+        return
+    state = state_of(session)
+    if route not in state.pending:
+        state.pending = [*state.pending, route][-MAX_PENDING:]
+
+
+def begin(
+    session: Session,
+    route: Route,
+    now: float,
+    *,
+    move: bool,
+    sequence: int | None = None,
+    passive: bool = False,
+) -> None:
+    """Start validating ``route`` (nothing if it is known or in progress)."""
+    if multipath.is_known(session, route):
+        return
+    state = state_of(session)
+    for challenge in state.challenges:
+        if challenge.route == route:
+            if move and not challenge.move:
+                challenge.move = True
+            if sequence is not None:
+                challenge.sequence = sequence
+            return
+    if passive:
+        until = state.held.get(route)
+        if until is not None:
+            if until > now:
+                return
+            del state.held[route]
+    if len(state.challenges) >= MAX_CHALLENGES:
+        state.refused += 1
+        return
+    token = session.owner.ctx.rng.random_bytes(PATH_TOKEN_SIZE)
+    challenge = Challenge(token, route, move, sequence)
+    state.challenges.append(challenge)
+    _log.debug("session %s: validating route %s", session.peer_did, route)
+    _send_challenge(session, challenge, now)
+
+
+def _send_challenge(session: Session, challenge: Challenge, now: float) -> None:
+    challenge.sends += 1
+    challenge.due = now + RESEND_INTERVAL
+    _send(session, [challenge.route], [PathChallenge(challenge.token)])
+
+
+def check_source(session: Session, records: list[Record], source: Route, now: float) -> None:
+    """An authenticated DATA packet came from ``source``: from an unknown
+    route it is a passive migration (validate the route), unless the packet
+    only probes (PATH_CHALLENGE/PATH_RESPONSE, as QUIC's probing packets:
+    a peer validating a route has not moved to it)."""
+    if multipath.is_known(session, source) or session.address is None:
+        return
+    if not _carrying(session):
+        return
+    if all(isinstance(r, PathChallenge | PathResponse) for r in records):
+        return
+    begin(session, source, now, move=True, passive=True)
+
+
+def on_record(session: Session, record: Record, source: Route, now: float) -> None:
+    """MIGRATE, PATH_CHALLENGE or PATH_RESPONSE from ``source``."""
+    if not _carrying(session):
+        return
+    if isinstance(record, PathChallenge):
+        # Answered where it came from; it also shows that our MIGRATE (if
+        # any) arrived.
+        if session.validation is not None:
+            session.validation.announce = None
+        _send(session, [source], [PathResponse(record.token)])
+    elif isinstance(record, PathResponse):
+        _on_response(session, record.token, now)
+    elif isinstance(record, Migrate):
+        _on_migrate(session, record, source, now)
+
+
+def _on_migrate(session: Session, record: Migrate, source: Route, now: float) -> None:
+    state = state_of(session)
+    assert session.channel is not None
+    channel = session.channel.session_id
+    if state.peer_channel != channel:
+        # Sequences count per channel: a new channel (the peer may have
+        # restarted) starts again; an old channel's packets cannot open.
+        state.peer_channel = channel
+        state.peer_seq = 0
+    if record.sequence < state.peer_seq:
+        state.stale_migrates += 1
+        _log.debug(
+            "session %s: MIGRATE %d is older than %d",
+            session.peer_did,
+            record.sequence,
+            state.peer_seq,
+        )
+        return
+    state.peer_seq = record.sequence
+    # A newer MIGRATE supersedes the candidates of older ones.
+    state.challenges = [
+        c for c in state.challenges if c.sequence is None or c.sequence >= record.sequence
+    ]
+    route = (record.endpoint, source[1])
+    if route in multipath.others(session):
+        _switch(session, route)  # validated before: no new challenge
+    else:
+        begin(session, route, now, move=True, sequence=record.sequence)
+
+
+def _on_response(session: Session, token: bytes, now: float) -> None:
+    state = state_of(session)
+    found: Challenge | None = None
+    for challenge in state.challenges:  # every one compared, in constant time
+        if hmac.compare_digest(challenge.token, token):
+            found = challenge
+    if found is None:
+        state.unknown_responses += 1
+        return
+    state.challenges.remove(found)
+    state.validated += 1
+    route = found.route
+    if multipath.is_known(session, route):
+        return
+    current = multipath.primary(session)
+    assert current is not None
+    if found.move and (
+        route[0] != current[0] or session.config.multipath is MultipathStrategy.FAILOVER
+    ):
+        _switch(session, route)
+        return
+    multipath.routes_of(session).add(route)
+    _log.info("session %s: route %s validated", session.peer_did, route)
+    session.owner.emit(PathValidated(session.peer_did, route[0], route[1]))
+
+
+def _switch(session: Session, route: Route) -> None:
+    """The peer is at ``route`` now: make it the primary and resend there."""
+    old = multipath.switch_primary(session, route, moved=True, resend=True)
+    if old is None or old == route:
+        return
+    _log.info("session %s: migrated from %s to %s", session.peer_did, old, route)
+    session.owner.emit(PathMigrated(session.peer_did, route[0], route[1], old[0], old[1]))
+    session.owner.want_flush(session)
+
+
+# ----------------------------------------------------------------------
+# timers
+
+
+def next_deadline(session: Session) -> float | None:
+    state = session.validation
+    if state is None:
+        return None
+    if not state.challenges and state.announce is None and not state.pending:
+        return None
+    if not _carrying(session):
+        return None
+    if state.pending:
+        return 0.0  # routes offered before the session carried traffic: now
+    times = [c.due for c in state.challenges]
+    if state.announce is not None:
+        times.append(state.announce_due)
+    return min(times)
+
+
+def on_timer(session: Session, now: float) -> None:
+    """Resend or abandon challenges, resend an unanswered MIGRATE."""
+    state = session.validation
+    if state is None:
+        return
+    if not state.challenges and state.announce is None and not state.pending:
+        return
+    if not _carrying(session):
+        state.challenges = []
+        state.announce = None
+        return
+    if state.pending:
+        pending, state.pending = state.pending, []
+        for route in pending:
+            begin(session, route, now, move=False)
+    for challenge in list(state.challenges):
+        if challenge.due > now:
+            continue
+        if challenge.sends < CHALLENGE_TRIES:
+            _send_challenge(session, challenge, now)
+            continue
+        state.challenges.remove(challenge)
+        state.abandoned += 1
+        _log.info(
+            "session %s: route %s not validated, abandoned", session.peer_did, challenge.route
+        )
+        if challenge.sequence is None and challenge.move:
+            state.held[challenge.route] = now + HOLD_OFF
+            while len(state.held) > MAX_HELD:
+                del state.held[next(iter(state.held))]
+    if state.announce is not None and state.announce_due <= now:
+        if state.announce_sends < MIGRATE_TRIES:
+            _send_announce(session, now)
+        else:
+            state.announce = None
