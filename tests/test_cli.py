@@ -63,9 +63,9 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "demo" in capsys.readouterr().err
 
 
-def test_python_dash_m_runs_the_demo() -> None:
+def test_python_dash_m_runs_the_step_by_step_demo() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "l2session", "demo"],
+        [sys.executable, "-m", "l2session", "demo", "--steps"],
         capture_output=True,
         text=True,
         timeout=60,

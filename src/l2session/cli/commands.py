@@ -17,8 +17,8 @@ import contextlib
 import os
 import signal
 import sys
-from pathlib import Path
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from l2session.core.config import SessionConfig
@@ -201,7 +201,7 @@ async def _listen(args: argparse.Namespace, out: TextIO) -> int:
     seen = 0
     loop = asyncio.get_running_loop()
     deadline = None if args.timeout is None else loop.time() + args.timeout
-    stream = control.listen(socket_of(args), events=args.events)
+    stream = control.listen(socket_of(args), events=args.events, count=args.count)
     try:
         while args.count is None or seen < args.count:
             remaining = None if deadline is None else deadline - loop.time()

@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.register(sub)
     p = sub.add_parser("demo", help="three nodes on loopback: handshake, rotation, faults")
     p.add_argument(
-        "--steps", action="store_true", help="instead, one PQXDH handshake and ratchet, step by step"
+        "--steps",
+        action="store_true",
+        help="instead, one PQXDH handshake and ratchet, step by step",
     )
     p.add_argument("--fast", action="store_true", help="shorter pauses between acts")
     p.set_defaults(handler=_demo)

@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, Final
 
@@ -108,7 +108,10 @@ class ControlServer:
                     if not isinstance(request, dict):
                         raise ConfigError("a request is a JSON object")
                     if request.get("op") == "listen":
-                        await self._listen(writer, bool(request.get("events", False)))
+                        count = request.get("count")
+                        if count is not None and (not isinstance(count, int) or count < 1):
+                            raise ConfigError("listen: 'count' must be a positive integer")
+                        await self._listen(reader, writer, bool(request.get("events")), count)
                         return
                     response = await self._answer(request)
                 except (ValueError, L2SessionError) as error:
@@ -162,10 +165,24 @@ class ControlServer:
             delivered = False  # queued durably; it goes out when the peer is back
         return {"ok": True, "seq": seq, "delivered": delivered, "transport": handle.path}
 
-    async def _listen(self, writer: asyncio.StreamWriter, events: bool) -> None:
+    async def _listen(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        events: bool,
+        count: int | None,
+    ) -> None:
+        """Hand messages to the client.  A message is taken from its session
+        (committed as delivered) only while the client is connected and
+        wants more: with ``count`` it gets exactly that many, and a client
+        that hangs up is noticed at once (EOF) so no later message is taken
+        for it."""
         node = self.node
         wake = asyncio.Event()
         lines: list[Json] = []
+        left = count
+        gone = asyncio.ensure_future(reader.read())  # EOF: the client hung up
+        gone.add_done_callback(lambda _: wake.set())
 
         def on_event(event: NodeEvent) -> None:
             if isinstance(event, MessagesAvailable):
@@ -185,18 +202,26 @@ class ControlServer:
                 wake.set()
             elif events and isinstance(event, PathChanged):
                 lines.append(
-                    {"type": "path", "address": event.address, "path": event.path,
-                     "up": event.up, "reason": event.reason}
+                    {
+                        "type": "path",
+                        "address": event.address,
+                        "path": event.path,
+                        "up": event.up,
+                        "reason": event.reason,
+                    }
                 )
                 wake.set()
 
         node.add_listener(on_event)
         try:
             writer.write(json.dumps({"ok": True, "did": node.did}).encode() + b"\n")
-            while True:
+            while not gone.done() and (left is None or left > 0):
                 for handle in node.sessions():
-                    if handle.available:
-                        for message in handle.session.receive_many():
+                    if handle.available and (left is None or left > 0):
+                        batch = handle.session.receive_many(1024 if left is None else left)
+                        if left is not None:
+                            left -= len(batch)
+                        for message in batch:
                             lines.append(
                                 {
                                     "type": "message",
@@ -209,18 +234,19 @@ class ControlServer:
                 for item in pending:
                     writer.write(json.dumps(item).encode() + b"\n")
                 await writer.drain()
-                if writer.is_closing():
+                if left == 0 or writer.is_closing():
                     return
                 wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), 1.0)
         finally:
             node.remove_listener(on_event)
+            gone.cancel()
 
 
 async def _answers(path: Path) -> bool:
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 1.0)
+        _reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 1.0)
     except (OSError, TimeoutError):
         return False
     writer.close()
@@ -229,9 +255,7 @@ async def _answers(path: Path) -> bool:
 
 async def _connect(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     try:
-        return await asyncio.wait_for(
-            asyncio.open_unix_connection(str(path), limit=MAX_LINE), 5.0
-        )
+        return await asyncio.wait_for(asyncio.open_unix_connection(str(path), limit=MAX_LINE), 5.0)
     except (FileNotFoundError, ConnectionRefusedError):
         raise NodeNotRunning(
             f"no node is running for {path.parent} (start one with: l2session node)"
@@ -268,11 +292,13 @@ async def request(path: Path, body: Json, timeout: float = 60.0) -> Json:
         writer.close()
 
 
-async def listen(path: Path, events: bool = False) -> AsyncIterator[Json]:
-    """The stream of a ``listen`` request (messages, and events if asked)."""
+async def listen(path: Path, events: bool = False, count: int | None = None) -> AsyncGenerator[Json, None]:
+    """The stream of a ``listen`` request (messages, and events if asked;
+    ``count``: the node hands over that many messages, then ends)."""
     reader, writer = await _connect(path)
     try:
-        writer.write(json.dumps({"op": "listen", "events": events}).encode() + b"\n")
+        body = {"op": "listen", "events": events, "count": count}
+        writer.write(json.dumps(body).encode() + b"\n")
         await writer.drain()
         _check(json.loads(await reader.readuntil(b"\n")))
         while True:

@@ -111,7 +111,9 @@ class SessionHandle:
         messages = await self.receive_many(1, timeout)
         return messages[0]
 
-    async def receive_many(self, max_count: int = 1024, timeout: float | None = None) -> list[bytes]:
+    async def receive_many(
+        self, max_count: int = 1024, timeout: float | None = None
+    ) -> list[bytes]:
         """Between 1 and ``max_count`` messages, one commit for all of them."""
         session = self.session
         await self._wait(lambda: session.available > 0 or session.closed, timeout, "a message")
@@ -134,6 +136,18 @@ class SessionHandle:
                 return
             for message in batch:
                 yield message
+
+    def add_path(self, path: str, address: str | None = None) -> None:
+        """Offer another route to the peer: another transport (``"tcp"``
+        beside ``"quic"``) and/or another of its addresses.  It is validated
+        by challenge/response, then used as ``SessionConfig.multipath``
+        says (Failover: standby; LoadBalance: round robin; Aggregate: every
+        packet on every route)."""
+        target = address or self.address
+        if target is None:
+            raise TransportFailed(f"no address is known for {self.peer_did}")
+        self._node.manager.add_route(self.peer_did, target, path)
+        self._node.kick()
 
     # ------------------------------------------------------------------
     # states

@@ -36,6 +36,7 @@ from l2session.core.config import SessionConfig
 from l2session.core.context import Context, LocalKeys
 from l2session.core.events import (
     MessagesAvailable,
+    PathMigrated,
     SessionAccepted,
     SessionClosedEvent,
     SessionEvent,
@@ -104,7 +105,7 @@ class Node:
         peers: Mapping[str, str] | None = None,
         resolver: DidResolver | None = None,
         connect_timeout: float = 5.0,
-        quic_idle_timeout: float = 30.0,
+        quic_idle_timeout: float | None = None,
         quic_probe_interval: float = 30.0,
         rng: RandomSource | None = None,
     ) -> None:
@@ -122,7 +123,13 @@ class Node:
         self.directory = AddressBook(peers or {})
         self.resolver = resolver or default_resolver()
         self.connect_timeout = connect_timeout
-        self.quic_idle_timeout = quic_idle_timeout
+        # Heartbeats are the only traffic of an idle session: QUIC's idle
+        # timeout must outlast several of them or the connection churns.
+        self.quic_idle_timeout = (
+            quic_idle_timeout
+            if quic_idle_timeout is not None
+            else max(30.0, 3 * self.config.heartbeat_interval)
+        )
         self.quic_probe_interval = quic_probe_interval
         self.rng: RandomSource = rng or SystemRandom()
         self.clock = SystemClock()
@@ -287,6 +294,28 @@ class Node:
             )
         return TcpTransport(connect_timeout=self.connect_timeout)
 
+    async def rebind(self, listen: str) -> str:
+        """Move this node to another address (an interface or port change,
+        as after a network switch): listen there, close the old sockets,
+        and announce MIGRATE on every session.  Peers validate the new
+        address by PATH_CHALLENGE before they send data there; keys stay.
+        Returns the new address."""
+        host, port = parse_address(listen, allow_zero_port=True)
+        old_host, old_port, old = self._host, self._requested_port, self.transports
+        self._host, self._requested_port = host, port
+        try:
+            await self._listen()
+        except BaseException:
+            self._host, self._requested_port = old_host, old_port
+            self.transports = old
+            raise
+        for transport in old.values():
+            await transport.close()
+        self.manager.local_address_changed(self.address)
+        _log.info("node %s moved to %s", self.did, self.address)
+        self.kick()
+        return self.address
+
     async def _close_transports(self) -> None:
         transports, self.transports = self.transports, {}
         for transport in transports.values():
@@ -376,7 +405,9 @@ class Node:
 
     def _unreachable(self, address: str) -> str:
         reasons = [f"{p}: {r}" for (a, p), r in self.path_errors.items() if a == address]
-        return f" ({address} unreachable: {'; '.join(reasons)})" if reasons else ""
+        if reasons:
+            return f" ({address} unreachable: {'; '.join(reasons)})"
+        return f" (no answer from {address}: is a node running there?)"
 
     def _forget(self, session: Session) -> None:
         if not session.closed:
@@ -434,6 +465,11 @@ class Node:
                 session = self.manager.session(event.peer_did)
                 if session is not None:
                     self._incoming.put_nowait(self._handle(session))
+            elif isinstance(event, PathMigrated):
+                self.directory.learn(event.peer_did, event.address)
+                handle = self._handles.get(event.peer_did)
+                if handle is not None:
+                    handle.notify()
             elif isinstance(event, SessionClosedEvent):
                 handle = self._handles.pop(event.peer_did, None)
                 if handle is not None:

@@ -1,0 +1,157 @@
+"""Two separate OS processes, each a node started with ``l2session node``,
+talking through the command line: init, node, send, listen, sessions; and
+the errors a user meets (no node running, bad address, unknown DID,
+unreachable peer).  Loopback only; every wait is bounded."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+DID = re.compile(r"did:key:z[1-9A-HJ-NP-Za-km-z]+")
+
+
+def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "l2session", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+        check=False,
+    )
+
+
+class RunningNode:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        made = cli("init", "--home", str(home))
+        assert made.returncode == 0, made.stderr
+        match = DID.search(made.stdout)
+        assert match is not None
+        self.did = match.group(0)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "l2session",
+                "node",
+                "--home",
+                str(home),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()  # blocks until the node is up
+        found = re.search(r"listening on (\S+)", line)
+        assert found is not None, (line, self.process.stderr.read() if self.process.stderr else "")
+        self.address = found.group(1)
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=20)
+        return out
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[RunningNode, RunningNode]]:
+    a = RunningNode(tmp_path / "a")
+    try:
+        b = RunningNode(tmp_path / "b")
+    except BaseException:
+        a.stop()
+        raise
+    try:
+        yield a, b
+    finally:
+        for node in (a, b):
+            node.stop()
+            assert node.process.returncode == 0
+
+
+def test_two_processes_talk_through_the_cli(pair: tuple[RunningNode, RunningNode]) -> None:
+    a, b = pair
+    sent = cli("send", "--home", str(a.home), b.did, "hello from a", "--to", b.address)
+    assert sent.returncode == 0, sent.stderr
+    assert "delivered #0 over quic" in sent.stdout
+    heard = cli("listen", "--home", str(b.home), "--count", "1", "--timeout", "20")
+    assert heard.returncode == 0, heard.stderr
+    assert heard.stdout.strip() == f"{a.did}: hello from a"
+
+    # The address is remembered: the second send needs no --to.
+    again = cli("send", "--home", str(a.home), b.did, "second")
+    assert again.returncode == 0, again.stderr
+    table = cli("sessions", "--home", str(a.home))
+    assert table.returncode == 0, table.stderr
+    header, row = table.stdout.splitlines()
+    assert header.split() == ["PEER", "STATE", "TRANSPORT", "AGE", "EPOCH", "QUEUED"]
+    assert row.split()[:3] == [b.did, "established", "quic"]
+    heard = cli("listen", "--home", str(b.home), "--count", "1", "--timeout", "20")
+    assert heard.stdout.strip() == f"{a.did}: second"
+
+
+def test_cli_errors_are_clear(pair: tuple[RunningNode, RunningNode], tmp_path: Path) -> None:
+    a, b = pair
+    nobody = cli("sessions", "--home", str(tmp_path / "nobody"))
+    assert nobody.returncode == 1
+    assert "no node is running" in nobody.stderr
+    assert "l2session node" in nobody.stderr
+
+    bad = cli("send", "--home", str(a.home), b.did, "x", "--to", "localhost:1")
+    assert bad.returncode == 1
+    assert "not an IP address" in bad.stderr
+
+    unknown = cli(
+        "send",
+        "--home",
+        str(a.home),
+        "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK",
+        "x",
+    )
+    assert unknown.returncode == 1
+    assert "no address is known" in unknown.stderr
+
+    baddid = cli("send", "--home", str(a.home), "did:example", "x", "--to", b.address)
+    assert baddid.returncode == 1
+    assert "did" in baddid.stderr.lower()
+
+    down = cli(
+        "send",
+        "--home",
+        str(a.home),
+        "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK",
+        "x",
+        "--to",
+        "127.0.0.1:9",
+        "--timeout",
+        "6",
+    )
+    assert down.returncode == 1
+    assert "127.0.0.1:9" in down.stderr
+    assert "unreachable" in down.stderr or "no answer" in down.stderr
+
+    noinit = cli("node", "--home", str(tmp_path / "empty"), "--listen", "127.0.0.1:0")
+    assert noinit.returncode == 1
+    assert "l2session init" in noinit.stderr
+
+
+def test_control_socket_is_private(pair: tuple[RunningNode, RunningNode]) -> None:
+    a, _ = pair
+    sock = a.home / "control.sock"
+    assert sock.exists()
+    assert sock.stat().st_mode & 0o777 == 0o600
+    assert a.home.stat().st_mode & 0o777 == 0o700

@@ -1,0 +1,503 @@
+"""The QUIC transport over real loopback sockets (127.0.0.1 only).
+
+No timing assertions: every wait is a bounded poll (count and time), and
+each test runs under an overall ``asyncio.wait_for``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import ssl
+import struct
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import pytest
+from qh3.asyncio.protocol import QuicConnectionProtocol
+from qh3.quic.configuration import QuicConfiguration
+from qh3.quic.connection import QuicConnection
+
+from l2session.transports.base import Transport
+from l2session.transports.framing import MAX_FRAME, FrameTooLarge
+from l2session.transports.quic import ALPN, QuicTransport
+
+T = TypeVar("T")
+HOST = "127.0.0.1"
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+    """Run one test coroutine, failing on any exception the loop swallowed."""
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> T:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+        return await asyncio.wait_for(coro, timeout)
+
+    result = asyncio.run(main())
+    assert errors == []
+    return result
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Poll ``predicate`` every 10 ms, at most ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what or predicate}")
+
+
+class Recorder:
+    """A TransportListener that remembers everything."""
+
+    def __init__(self) -> None:
+        self.packets: list[tuple[bytes, str]] = []
+        self.ups: list[str] = []
+        self.downs: list[tuple[str, str]] = []
+
+    def packet_received(self, data: bytes, address: str, path: str) -> None:
+        assert path == "quic"
+        self.packets.append((data, address))
+
+    def path_up(self, address: str, path: str) -> None:
+        assert path == "quic"
+        self.ups.append(address)
+
+    def path_down(self, address: str, path: str, reason: str) -> None:
+        assert path == "quic"
+        self.downs.append((address, reason))
+
+
+async def node(**options: Any) -> tuple[QuicTransport, Recorder, str]:
+    transport = QuicTransport(**options)
+    recorder = Recorder()
+    port = await transport.start(recorder, HOST, 0)
+    assert port == transport.port > 0
+    return transport, recorder, f"{HOST}:{port}"
+
+
+async def connected_pair(
+    **options: Any,
+) -> tuple[QuicTransport, Recorder, str, QuicTransport, Recorder, str]:
+    a, ra, a_addr = await node(**options)
+    b, rb, b_addr = await node(**options)
+    a.send(b_addr, b"hello")
+    await until(lambda: len(rb.packets) == 1 and ra.ups == [b_addr], what="connection")
+    assert rb.packets == [(b"hello", a_addr)]
+    return a, ra, a_addr, b, rb, b_addr
+
+
+def packet(i: int) -> bytes:
+    """Packet ``i``: its number, then a body of varying length (a few large)."""
+    size = 60_000 if i % 1000 == 999 else i % 700
+    return struct.pack(">I", i) + bytes([i % 251]) * size
+
+
+async def silent_port() -> int:
+    """A UDP port on which nothing answers (bound, never read)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((HOST, 0))
+    port: int = sock.getsockname()[1]
+    _silent_sockets.append(sock)
+    return port
+
+
+_silent_sockets: list[socket.socket] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_silent_sockets() -> Any:
+    yield
+    while _silent_sockets:
+        _silent_sockets.pop().close()
+
+
+async def raw_client(port: int, alpn: str) -> tuple[QuicConnectionProtocol, asyncio.BaseTransport]:
+    """A plain qh3 client on its own socket (not an l2session node)."""
+    loop = asyncio.get_running_loop()
+    configuration = QuicConfiguration(
+        is_client=True, alpn_protocols=[alpn], verify_mode=ssl.CERT_NONE
+    )
+    connection = QuicConnection(configuration=configuration)
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: QuicConnectionProtocol(connection), local_addr=(HOST, 0)
+    )
+    protocol.connect((HOST, port))
+    return protocol, transport
+
+
+# -- the contract ---------------------------------------------------------------
+
+
+def test_quic_transport_satisfies_the_transport_protocol() -> None:
+    transport: Transport = QuicTransport()
+    assert transport.name == "quic"
+
+
+def test_10k_packets_each_way_arrive_in_order_and_intact() -> None:
+    count = 10_000
+
+    async def main() -> float:
+        a, ra, a_addr, b, rb, b_addr = await connected_pair()
+        ra.packets.clear()
+        rb.packets.clear()
+        started = time.perf_counter()
+        for i in range(count):
+            a.send(b_addr, packet(i))
+            b.send(a_addr, packet(i))
+        await until(
+            lambda: len(ra.packets) == count and len(rb.packets) == count,
+            timeout=45.0,
+            what="10k packets",
+        )
+        elapsed = time.perf_counter() - started
+        expected = [packet(i) for i in range(count)]
+        assert [data for data, _ in rb.packets] == expected
+        assert [data for data, _ in ra.packets] == expected
+        assert {address for _, address in rb.packets} == {a_addr}
+        assert {address for _, address in ra.packets} == {b_addr}
+        # One socket per node: b answered on a's connection, no second one.
+        assert a.connection_count == b.connection_count == 1
+        assert ra.ups == [b_addr]
+        assert rb.ups == [a_addr]
+        assert ra.downs == rb.downs == []
+        assert a.stats.dropped == b.stats.dropped == a.stats.malformed == 0
+        assert a.stats.packets_sent == b.stats.packets_received == count + 1
+        assert b.stats.packets_sent == a.stats.packets_received == count
+        assert a.stats.connects == 1
+        assert b.stats.accepted == 1
+        assert a.is_connected(b_addr)
+        assert b.is_connected(a_addr)
+        await a.close()
+        await b.close()
+        return elapsed
+
+    elapsed = run(main())
+    print(f"\n2 x {count} packets over QUIC in {elapsed:.2f} s ({2 * count / elapsed:,.0f}/s)")
+
+
+def test_peers_dialling_each_other_at_once_both_deliver() -> None:
+    async def main() -> None:
+        a, ra, a_addr = await node()
+        b, rb, b_addr = await node()
+        for i in range(200):
+            a.send(b_addr, packet(i))
+            b.send(a_addr, packet(i))
+        await until(lambda: len(ra.packets) == len(rb.packets) == 200, what="packets")
+        assert [data for data, _ in ra.packets] == [packet(i) for i in range(200)]
+        assert [data for data, _ in rb.packets] == [packet(i) for i in range(200)]
+        assert ra.ups == [b_addr]
+        assert rb.ups == [a_addr]
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_probe_connects_without_a_packet_and_the_server_may_speak_first() -> None:
+    async def main() -> None:
+        a, ra, a_addr = await node()
+        b, rb, b_addr = await node()
+        a.probe(b_addr)
+        await until(lambda: ra.ups == [b_addr] and rb.ups == [a_addr], what="probe")
+        assert ra.packets == rb.packets == []
+        a.probe(b_addr)  # connected: nothing to do
+        # The accepting side speaks first (on its own stream), then the prober.
+        b.send(a_addr, b"server first")
+        await until(lambda: ra.packets == [(b"server first", b_addr)], what="b -> a")
+        a.send(b_addr, b"then the client")
+        await until(lambda: rb.packets == [(b"then the client", a_addr)], what="a -> b")
+        assert a.connection_count == b.connection_count == 1
+        assert ra.ups == [b_addr]
+        assert a.stats.malformed == b.stats.malformed == 0
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_probe_of_a_silent_port_reports_down() -> None:
+    async def main() -> None:
+        a, ra, _ = await node(connect_timeout=0.5)
+        target = f"{HOST}:{await silent_port()}"
+        a.probe(target)
+        await until(lambda: ra.downs != [], what="path_down")
+        assert ra.downs[0][0] == target
+        assert a.stats.dropped == 0
+        await a.close()
+
+    run(main())
+
+
+# -- failing to connect -----------------------------------------------------------
+
+
+def test_connecting_to_a_silent_port_reports_down_and_does_not_retry_at_once() -> None:
+    async def main() -> None:
+        a, ra, _ = await node(connect_timeout=0.5, retry_interval=60.0)
+        target = f"{HOST}:{await silent_port()}"
+        a.send(target, b"one")
+        a.send(target, b"two")
+        await until(lambda: ra.downs != [], what="path_down")
+        [(address, reason)] = ra.downs
+        assert address == target
+        assert "timed out" in reason
+        assert ra.ups == []
+        assert a.stats.connect_failures == 1
+        assert a.stats.dropped == 2
+        assert not a.is_connected(target)
+        # Inside retry_interval: dropped and counted, no new attempt, no repeat.
+        a.send(target, b"three")
+        assert a.stats.dropped == 3
+        await asyncio.sleep(0.05)
+        assert len(ra.downs) == 1
+        assert a.stats.connect_failures == 1
+        await a.close()
+
+    run(main())
+
+
+def test_queue_is_bounded_and_overflow_is_dropped() -> None:
+    async def main() -> None:
+        a, _, _ = await node(connect_timeout=0.5, max_queue=1000)
+        target = f"{HOST}:{await silent_port()}"
+        for _ in range(10):
+            a.send(target, b"x" * 300)
+        assert a.stats.dropped == 7
+        assert a.stats.extra["queue_full"] == 7
+        await until(lambda: a.stats.connect_failures == 1, what="connect failure")
+        assert a.stats.dropped == 10
+        await a.close()
+
+    run(main())
+
+
+def test_oversize_packet_is_refused_by_send() -> None:
+    transport = QuicTransport()
+    with pytest.raises(FrameTooLarge):
+        transport.send("127.0.0.1:9", b"x" * (MAX_FRAME + 1))
+
+
+def test_drop_filter_blocks_udp_then_lifting_it_reconnects() -> None:
+    async def main() -> None:
+        a, ra, a_addr = await node(connect_timeout=0.5, retry_interval=0.2)
+        b, rb, b_addr = await node()
+        a.drop_filter = lambda address: address == b_addr
+        a.send(b_addr, b"blocked")
+        await until(lambda: ra.downs != [], what="path_down")
+        assert ra.downs[0][0] == b_addr
+        assert rb.packets == []
+        assert rb.ups == []
+        assert a.stats.extra["filtered"] > 0
+        a.send(b_addr, b"too soon")  # within retry_interval: dropped
+        assert a.stats.dropped == 2
+
+        a.drop_filter = None
+        for _ in range(100):  # bounded: 100 sends, 5 s at most
+            a.send(b_addr, b"again")
+            if ra.ups:
+                break
+            await asyncio.sleep(0.05)
+        await until(lambda: rb.packets != [], what="packet after unblocking")
+        assert ra.ups == [b_addr]
+        assert rb.packets[0] == (b"again", a_addr)
+        assert len(ra.downs) == 1
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_connection_limit_ignores_further_initials() -> None:
+    async def main() -> None:
+        a, ra, _, b, _, b_addr = await connected_pair(max_connections=1, connect_timeout=0.5)
+        c, rc, _ = await node(connect_timeout=0.5)
+        c.send(b_addr, b"no room")
+        await until(lambda: rc.downs != [], what="refused connect")
+        assert b.stats.extra["refused"] >= 1
+        assert b.connection_count == 1
+        a.send(b_addr, b"still fine")
+        assert ra.downs == []
+        for transport in (a, b, c):
+            await transport.close()
+
+    run(main())
+
+
+# -- losing connections ------------------------------------------------------------
+
+
+def test_peer_close_reports_down() -> None:
+    async def main() -> None:
+        a, ra, _, b, rb, b_addr = await connected_pair()
+        await b.close()
+        await until(lambda: ra.downs != [], what="path_down after peer close")
+        [(address, _reason)] = ra.downs
+        assert address == b_addr
+        assert not a.is_connected(b_addr)
+        assert rb.downs == []  # closing ourselves is not reported
+        await until(lambda: a.connection_count == 0, what="connection forgotten")
+        await a.close()
+
+    run(main())
+
+
+def test_disconnect_is_silent_here_and_seen_by_the_peer() -> None:
+    async def main() -> None:
+        a, ra, a_addr, b, rb, b_addr = await connected_pair()
+        a.disconnect(b_addr)
+        assert not a.is_connected(b_addr)
+        await until(lambda: rb.downs != [], what="peer sees the close")
+        assert rb.downs[0][0] == a_addr
+        assert ra.downs == []
+        # A later send dials again and reports up again.
+        a.send(b_addr, b"back")
+        await until(lambda: len(ra.ups) == 2, what="path_up again")
+        await until(lambda: rb.packets[-1] == (b"back", a_addr), what="packet")
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_idle_timeout_reports_down() -> None:
+    async def main() -> None:
+        a, ra, _, b, _, b_addr = await connected_pair(idle_timeout=0.3)
+        await until(lambda: ra.downs != [], what="idle path_down")
+        assert ra.downs[0][0] == b_addr
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_close_is_idempotent_and_send_after_close_drops() -> None:
+    async def main() -> None:
+        a, ra, _, b, _, b_addr = await connected_pair()
+        await a.close()
+        await a.close()
+        assert a.port == 0
+        assert a.connection_count == 0
+        a.send(b_addr, b"late")
+        assert a.stats.dropped == 1
+        assert ra.downs == []
+        await b.close()
+        await b.close()
+
+    run(main())
+
+
+# -- hostile input -------------------------------------------------------------------
+
+
+def test_garbage_datagrams_are_counted_and_ignored() -> None:
+    async def main() -> None:
+        a, ra, a_addr, b, rb, b_addr = await connected_pair()
+        loop = asyncio.get_running_loop()
+        sender, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=(HOST, 0)
+        )
+        rng = random.Random(7)
+        garbage: list[bytes] = [b"", b"\x00", b"\xff" * 3]
+        garbage += [rng.randbytes(rng.randrange(1, 1500)) for _ in range(200)]
+        for _ in range(50):  # long headers claiming to be QUIC v1 Initials
+            dcid = rng.randbytes(8)
+            header = b"\xc3" + struct.pack(">I", 1) + b"\x08" + dcid + b"\x08" + rng.randbytes(8)
+            garbage.append(header + b"\x00\x44\xd0" + rng.randbytes(1250))
+        # The drop filter sees every datagram that reaches a's socket: count
+        # the garbage that arrived (UDP may lose some), one at a time.
+        arrived: list[str] = []
+        garbage_from = f"{HOST}:{sender.get_extra_info('sockname')[1]}"
+
+        def observe(address: str) -> bool:
+            if address == garbage_from:
+                arrived.append(address)
+            return False  # drop nothing
+
+        a.drop_filter = observe
+        for data in garbage:
+            before = len(arrived)
+            sender.sendto(data, (HOST, a.port))
+            for _ in range(500):  # at most ~1 s per datagram
+                if len(arrived) > before:
+                    break
+                await asyncio.sleep(0.002)
+        a.drop_filter = None
+        assert len(arrived) > len(garbage) // 2
+        assert a.stats.malformed == len(arrived)
+        sender.close()
+        # The good connection still works, both ways; no connection was kept.
+        a.send(b_addr, b"after garbage")
+        b.send(a_addr, b"reply")
+        await until(lambda: rb.packets[-1][0] == b"after garbage", what="a -> b")
+        await until(lambda: ra.packets[-1:] == [(b"reply", b_addr)], what="b -> a")
+        assert a.connection_count == 1
+        assert ra.downs == []
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_oversize_frame_header_closes_that_connection() -> None:
+    async def main() -> None:
+        a, ra, a_addr, b, rb, b_addr = await connected_pair()
+        protocol, udp = await raw_client(a.port, ALPN)
+        await asyncio.wait_for(protocol.wait_connected(), 10)
+        _, writer = await protocol.create_stream()
+        writer.write(struct.pack(">I", MAX_FRAME + 1) + b"x" * 10)
+        await asyncio.wait_for(protocol.wait_closed(), 10)
+        writer.close()
+        udp.close()
+        assert a.stats.malformed == 1
+        await until(lambda: len(ra.downs) == 1, what="path_down of the bad client")
+        assert ra.downs[0][0] != b_addr
+        assert "exceeds" in ra.downs[0][1] or "announces" in ra.downs[0][1]
+        # The good connection is unaffected.
+        a.send(b_addr, b"still here")
+        await until(lambda: rb.packets[-1] == (b"still here", a_addr), what="good connection")
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_data_on_a_second_stream_closes_that_connection() -> None:
+    async def main() -> None:
+        a, ra, _ = await node()
+        protocol, udp = await raw_client(a.port, ALPN)
+        await asyncio.wait_for(protocol.wait_connected(), 10)
+        _, first = await protocol.create_stream()
+        first.write(struct.pack(">I", 2) + b"ok")
+        await until(lambda: [data for data, _ in ra.packets] == [b"ok"], what="first frame")
+        _, second = await protocol.create_stream()
+        second.write(struct.pack(">I", 2) + b"no")
+        await asyncio.wait_for(protocol.wait_closed(), 10)
+        first.close()
+        second.close()
+        udp.close()
+        assert a.stats.malformed == 1
+        assert len(ra.packets) == 1
+        await until(lambda: len(ra.downs) == 1, what="path_down of the bad client")
+        assert "unexpected QUIC stream" in ra.downs[0][1]
+        await a.close()
+
+    run(main())
+
+
+def test_other_alpn_is_refused() -> None:
+    async def main() -> None:
+        a, ra, _ = await node()
+        protocol, udp = await raw_client(a.port, "h3")
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(protocol.wait_connected(), 10)
+        udp.close()
+        assert ra.ups == []
+        assert a.stats.accepted == 0
+        await until(lambda: a.connection_count == 0, what="refused connection forgotten")
+        await a.close()
+
+    run(main())
