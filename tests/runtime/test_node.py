@@ -23,7 +23,8 @@ from l2session.errors import (
     TransportFailed,
 )
 from l2session.runtime.entropy import SystemRandom
-from l2session.runtime.node import Node, NodeEvent, PathChanged
+from l2session.runtime.events import NodeEvent, PathChanged
+from l2session.runtime.node import Node
 from l2session.transports.address import InvalidAddress
 from l2session.transports.quic import QuicTransport
 
@@ -233,5 +234,22 @@ def test_port_in_use_is_reported(tmp_path: Path) -> None:
             with pytest.raises(TransportFailed, match="cannot listen"):
                 async with Node(listen=a.address):
                     pass
+
+    run(scenario())
+
+
+def test_establish_finds_an_unknown_did_by_discovery() -> None:
+    async def scenario() -> None:
+        async with Node(discovery="127.0.0.1:0") as b, Node(discovery="127.0.0.1:0") as c:
+            assert b.discovery is not None
+            assert c.discovery is not None
+            targets = [b.discovery.address, c.discovery.address]
+            async with Node(discovery="127.0.0.1:0", discovery_targets=targets) as a:
+                session = await a.establish(c.did, timeout=10)  # no address given
+                assert session.address == c.address
+                assert a.directory.address_of(c.did) == c.address
+                stranger = Identity.generate(SystemRandom()).did_text
+                with pytest.raises(TransportFailed, match="no node answered"):
+                    await a.establish(stranger, timeout=10)
 
     run(scenario())

@@ -14,8 +14,9 @@ import pytest
 from l2session.cli.netdemo import DEMO_CONFIG
 from l2session.core.events import PathMigrated
 from l2session.core.multipath import MultipathStrategy
+from l2session.runtime.events import NodeEvent
 from l2session.runtime.handle import SessionHandle
-from l2session.runtime.node import Node, NodeEvent
+from l2session.runtime.node import Node
 from l2session.transports.quic import QuicTransport
 
 T = TypeVar("T")
@@ -67,9 +68,12 @@ def test_node_moves_to_a_new_port_mid_stream() -> None:
             await drain(ba, 1000, got)
             assert got == [b"%d" % i for i in range(1000)]
             await until(lambda: ba.address == new, "bob to follow alice to her new port")
-            assert moves and moves[-1].address == new and moves[-1].previous_address == old
+            assert moves
+            assert moves[-1].address == new
+            assert moves[-1].previous_address == old
             assert b.directory.address_of(a.did) == new
-            assert ab.session.session_id == session_id and ab.key_epoch == epoch
+            assert ab.session.session_id == session_id
+            assert ab.key_epoch == epoch
             ba.send_nowait(b"to the new address")
             assert await ab.receive(timeout=10) == b"to the new address"
 

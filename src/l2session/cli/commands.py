@@ -30,7 +30,8 @@ from l2session.runtime import control
 from l2session.runtime.clock import SystemClock
 from l2session.runtime.directory import parse_peer
 from l2session.runtime.entropy import SystemRandom
-from l2session.runtime.node import Node, NodeEvent, PathChanged
+from l2session.runtime.events import NodeEvent, PathChanged
+from l2session.runtime.node import Node
 from l2session.store.files import data_home, make_private_dirs
 from l2session.store.sqlite import SqliteStore
 from l2session.transports.address import parse_address
@@ -111,6 +112,8 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         listen=args.listen,
         peers=peers,
         config=session_config(args),
+        discovery=args.discovery or ("127.0.0.1:0" if args.discover_via else None),
+        discovery_targets=args.discover_via,
     )
 
     def show(event: NodeEvent) -> None:
@@ -129,6 +132,8 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         server = control.ControlServer(node, home / control.SOCKET_NAME)
         await server.start()
         out.write(f"node {node.did} listening on {node.address} (quic, tcp)\n")
+        if node.discovery is not None:
+            out.write(f"discovery on {node.discovery.address}\n")
         out.flush()
         try:
             await stop.wait()
@@ -261,6 +266,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--peer", action="append", default=[], metavar="DID@HOST:PORT")
     p.add_argument("--passphrase-env", metavar="VAR", help="the key's passphrase is in $VAR")
     p.add_argument("--heartbeat-interval", type=float, default=None, metavar="SECONDS")
+    p.add_argument(
+        "--discovery",
+        metavar="HOST:PORT",
+        help="answer UDP discovery (who has my DID?) on this address",
+    )
+    p.add_argument(
+        "--discover-via",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="ask here (unicast or broadcast) where an unknown DID is; repeatable",
+    )
     p.add_argument("--quiet", action="store_true", help="do not print state changes")
     p.set_defaults(handler=run_node)
 

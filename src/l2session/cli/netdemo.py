@@ -36,7 +36,8 @@ from l2session.crypto.handshake_messages import TYPE_RESPONSE, HandshakeResponse
 from l2session.errors import AuthenticationFailed, L2SessionError, PeerQuarantined
 from l2session.identity.identity import Identity
 from l2session.runtime.entropy import SystemRandom
-from l2session.runtime.node import Node, NodeEvent, PathChanged
+from l2session.runtime.events import NodeEvent, PathChanged
+from l2session.runtime.node import Node
 from l2session.store.sqlite import SqliteStore
 from l2session.transports.base import Transport, TransportStats
 from l2session.transports.quic import QuicTransport

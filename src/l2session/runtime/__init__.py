@@ -8,9 +8,10 @@ application sees it.  Also the production clock and randomness.
 from l2session.runtime.clock import SystemClock
 from l2session.runtime.directory import AddressBook
 from l2session.runtime.entropy import SystemRandom
+from l2session.runtime.events import NodeEvent, PathChanged
 from l2session.runtime.faults import Faults
 from l2session.runtime.handle import SessionHandle
-from l2session.runtime.node import Node, NodeEvent, PathChanged
+from l2session.runtime.node import Node
 
 __all__ = [
     "AddressBook",

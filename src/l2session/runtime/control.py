@@ -27,7 +27,8 @@ from typing import Any, Final
 
 from l2session.core.events import MessagesAvailable, StateChanged
 from l2session.errors import ConfigError, L2SessionError, SessionTimeout, TransportFailed
-from l2session.runtime.node import Node, NodeEvent, PathChanged
+from l2session.runtime.events import NodeEvent, PathChanged
+from l2session.runtime.node import Node
 
 _log = logging.getLogger("l2session.control")
 
@@ -292,7 +293,9 @@ async def request(path: Path, body: Json, timeout: float = 60.0) -> Json:
         writer.close()
 
 
-async def listen(path: Path, events: bool = False, count: int | None = None) -> AsyncGenerator[Json, None]:
+async def listen(
+    path: Path, events: bool = False, count: int | None = None
+) -> AsyncGenerator[Json, None]:
     """The stream of a ``listen`` request (messages, and events if asked;
     ``count``: the node hands over that many messages, then ends)."""
     reader, writer = await _connect(path)

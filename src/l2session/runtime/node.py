@@ -26,8 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -47,18 +46,21 @@ from l2session.core.persistence import Journal
 from l2session.core.session import Session
 from l2session.crypto.rng import RandomSource
 from l2session.errors import ConfigError, InvalidState, StoreError, StoreNotFound, TransportFailed
+from l2session.identity.did import Did
 from l2session.identity.identity import Identity
 from l2session.identity.prekeys import PrekeyStore
 from l2session.identity.resolver import DidResolver, default_resolver
 from l2session.runtime.clock import SystemClock
 from l2session.runtime.directory import AddressBook
 from l2session.runtime.entropy import SystemRandom
+from l2session.runtime.events import Bridge, NodeEvent, NodeListener, PathChanged
 from l2session.runtime.faults import Faults
 from l2session.runtime.handle import SessionHandle
 from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore
 from l2session.transports.address import format_address, parse_address
 from l2session.transports.base import Transport
+from l2session.transports.discovery import DiscoveryEndpoint
 from l2session.transports.quic import QuicTransport
 from l2session.transports.tcp import TcpTransport
 
@@ -68,20 +70,6 @@ _log = logging.getLogger("l2session.node")
 DEFAULT_PATHS: Final = ("quic", "tcp")
 #: Attempts to find a port free on both UDP and TCP when listening on port 0.
 _PORT_ATTEMPTS: Final = 20
-
-
-@dataclass(frozen=True, slots=True)
-class PathChanged:
-    """A transport reports a path to ``address`` up or down (``reason``)."""
-
-    address: str
-    path: str
-    up: bool
-    reason: str = ""
-
-
-NodeEvent = SessionEvent | PathChanged
-NodeListener = Callable[[NodeEvent], None]
 
 
 class Node:
@@ -107,9 +95,18 @@ class Node:
         connect_timeout: float = 5.0,
         quic_idle_timeout: float | None = None,
         quic_probe_interval: float = 30.0,
+        discovery: str | None = None,
+        discovery_targets: Sequence[str] = (),
         rng: RandomSource | None = None,
     ) -> None:
         self._host, self._requested_port = parse_address(listen, allow_zero_port=True)
+        self._discovery_at = (
+            None if discovery is None else parse_address(discovery, allow_zero_port=True)
+        )
+        for target in discovery_targets:
+            parse_address(target)
+        self.discovery_targets = list(discovery_targets)
+        self.discovery: DiscoveryEndpoint | None = None
         unknown = [p for p in paths if p not in DEFAULT_PATHS]
         if not paths or unknown or len(set(paths)) != len(paths):
             raise ConfigError(f"paths must be distinct names from {DEFAULT_PATHS}, got {paths!r}")
@@ -191,6 +188,20 @@ class Node:
             await self._close_transports()
             self._close_store()
             raise
+        if self._discovery_at is not None:
+            try:
+                self.discovery = await DiscoveryEndpoint.open(
+                    *self._discovery_at,
+                    identity=identity,
+                    listen_address=self.address,
+                    resolver=self.resolver,
+                    broadcast=True,
+                    rng=self.rng,
+                )
+            except BaseException:
+                await self._close_transports()
+                self._close_store()
+                raise
         self._running = True
         if journal is not None:
             for session in self._manager.restore():
@@ -216,6 +227,9 @@ class Node:
         for probe in self._probes.values():
             probe.cancel()
         self._probes.clear()
+        if self.discovery is not None:
+            self.discovery.close()
+            self.discovery = None
         await self._close_transports()
         self._close_store()
         for handle in self._handles.values():
@@ -273,7 +287,7 @@ class Node:
             try:
                 for path in self.paths:
                     transport = self._make_transport(path)
-                    port = await transport.start(self._bridge(path), self._host, port)
+                    port = await transport.start(Bridge(self, path), self._host, port)
                     started[path] = transport
             except TransportFailed as error:
                 last = error
@@ -311,6 +325,8 @@ class Node:
             raise
         for transport in old.values():
             await transport.close()
+        if self.discovery is not None:
+            self.discovery.responder.listen_address = self.address
         self.manager.local_address_changed(self.address)
         _log.info("node %s moved to %s", self.did, self.address)
         self.kick()
@@ -386,6 +402,18 @@ class Node:
             self.add_peer(peer_did, address)
         manager = self.manager
         existing = manager.session(peer_did)
+        if existing is None and self.directory.address_of(peer_did) is None:
+            if not (self.discovery is not None and self.discovery_targets):
+                Did.parse(peer_did)
+                raise TransportFailed(
+                    f"no address is known for {peer_did}: pass one (host:port, CLI --to) "
+                    "or configure discovery targets"
+                )
+            if await self.discover(peer_did) is None:
+                raise TransportFailed(
+                    f"no address is known for {peer_did}, and no node answered for it at "
+                    f"{', '.join(self.discovery_targets)}"
+                )
         session = existing or manager.establish(peer_did)
         self.kick()
         handle = self._handle(session)
@@ -402,6 +430,21 @@ class Node:
                 self._forget(session)
             raise
         return handle
+
+    async def discover(
+        self, peer_did: str, targets: Sequence[str] | None = None, timeout: float = 2.0
+    ) -> str | None:
+        """Ask ``targets`` (default: ``discovery_targets``; unicast or
+        broadcast ``host:port`` of discovery endpoints) who has
+        ``peer_did``; a signed answer's address is learned and returned."""
+        if self.discovery is None:
+            raise InvalidState("this node has no discovery endpoint: pass Node(discovery=...)")
+        found = await self.discovery.who_has(
+            peer_did, list(targets or self.discovery_targets), timeout
+        )
+        if found is not None:
+            self.directory.add(peer_did, found)
+        return found
 
     def _unreachable(self, address: str) -> str:
         reasons = [f"{p}: {r}" for (a, p), r in self.path_errors.items() if a == address]
@@ -505,9 +548,6 @@ class Node:
     # ------------------------------------------------------------------
     # transport callbacks
 
-    def _bridge(self, path: str) -> _Bridge:
-        return _Bridge(self, path)
-
     def packet_received(self, data: bytes, address: str, path: str) -> None:
         if not self._running or self.faults.drops(address, path):
             return
@@ -551,20 +591,3 @@ class Node:
                 self._probes[address] = self._loop.call_later(
                     self.quic_probe_interval, self._probe_quic, address
                 )
-
-
-@dataclass(frozen=True, slots=True)
-class _Bridge:
-    """A :class:`TransportListener` that forwards to the node."""
-
-    node: Node
-    path: str
-
-    def packet_received(self, data: bytes, address: str, path: str) -> None:
-        self.node.packet_received(data, address, path)
-
-    def path_up(self, address: str, path: str) -> None:
-        self.node.path_up(address, path)
-
-    def path_down(self, address: str, path: str, reason: str) -> None:
-        self.node.path_down(address, path, reason)
