@@ -10,8 +10,6 @@ tokens and unanswered challenges change nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from l2session.core import multipath
@@ -27,32 +25,9 @@ from l2session.core.session import Session
 from l2session.core.states import State
 from l2session.errors import ConfigError, InvalidState
 from l2session.store.memory import MemoryStore
+from l2session.testing.recorder import record_wire
 from l2session.testing.simulation import SimNode, Simulation
 from l2session.wire.records import Migrate, PathResponse
-
-
-@dataclass(frozen=True)
-class Sent:
-    at: float
-    source: str
-    destination: str
-    path: str
-    data: bytes
-
-
-def _wire(sim: Simulation) -> list[Sent]:
-    """Record every datagram put on the network."""
-    log: list[Sent] = []
-    original = sim.network.send
-
-    def recording(
-        source: str, destination: str, path: str, data: bytes | bytearray | memoryview, now: float
-    ) -> None:
-        log.append(Sent(now, source, destination, path, bytes(data)))
-        original(source, destination, path, data, now)
-
-    sim.network.send = recording  # type: ignore[method-assign]
-    return log
 
 
 def _pair(
@@ -118,7 +93,7 @@ def test_migration_is_validated_then_switched_with_the_same_keys() -> None:
     keys = (a.session_id, a.key_epoch, b.session_id, b.key_epoch)
     bob.events.clear()
     alice.events.clear()
-    wire = _wire(sim)
+    wire = record_wire(sim)
 
     sim.rebind("alice", "alice-2", keep_old=True)  # alice announces MIGRATE
     moved_at = sim.now
@@ -176,7 +151,7 @@ def test_messages_lost_on_the_old_address_are_resent_after_the_switch() -> None:
 def test_passive_migration_after_a_nat_rebinding() -> None:
     sim, alice, bob = _pair("nat-rebinding")
     b = _session(bob, alice)
-    wire = _wire(sim)
+    wire = record_wire(sim)
     sim.rebind("alice", "alice-nat", announce=False)  # alice does not know
     _exchange(sim, alice, bob, 50, "nat")
     assert b.address == "alice-nat"
@@ -190,7 +165,7 @@ def test_passive_migration_after_a_nat_rebinding() -> None:
 def test_an_older_migrate_cannot_move_the_session_back() -> None:
     sim, alice, bob = _pair("stale-migrate")
     a, b = _session(alice, bob), _session(bob, alice)
-    wire = _wire(sim)
+    wire = record_wire(sim)
     sim.rebind("alice", "alice-2", keep_old=True)
     sim.pump()  # the MIGRATE goes on the wire
     first_migrate = next(s for s in wire if s.source == "alice-2" and s.destination == "bob")
@@ -222,7 +197,7 @@ def test_an_older_migrate_cannot_move_the_session_back() -> None:
 def test_a_spoofed_source_gets_no_data_before_validation() -> None:
     sim, alice, bob = _pair("spoof")
     a, b = _session(alice, bob), _session(bob, alice)
-    wire = _wire(sim)
+    wire = record_wire(sim)
     send = sim.network.send
     diverted: list[float] = []
     stop_at = sim.now + 1.0
@@ -293,7 +268,7 @@ def test_a_path_response_needs_the_outstanding_token() -> None:
 def test_challenges_are_abandoned_after_the_bound() -> None:
     sim, alice, bob = _pair("abandon")
     b = _session(bob, alice)
-    wire = _wire(sim)
+    wire = record_wire(sim)
     start = sim.now
     bob.manager.add_route(alice.did, "nowhere", "quic")
     sim.run_for(20)
@@ -319,7 +294,7 @@ def test_challenges_are_abandoned_after_the_bound() -> None:
 def test_a_migration_that_cannot_be_validated_keeps_the_old_path() -> None:
     sim, alice, bob = _pair("unreachable-endpoint")
     a, b = _session(alice, bob), _session(bob, alice)
-    wire = _wire(sim)
+    wire = record_wire(sim)
     alice.manager.local_address_changed("alice-void")  # but alice still sends from "alice"
     _exchange(sim, alice, bob, 100, "meanwhile")
     sim.run_for(10)

@@ -10,7 +10,6 @@ harming the session.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 import pytest
 
@@ -23,33 +22,11 @@ from l2session.core.session import Session
 from l2session.core.states import State
 from l2session.errors import ConfigError
 from l2session.testing.network import LinkProfile
+from l2session.testing.recorder import Sent, record_wire
 from l2session.testing.simulation import SimNode, Simulation
 from l2session.wire.packets import PKT_DATA
 
 MESSAGES = 2_000
-
-
-@dataclass(frozen=True)
-class Sent:
-    at: float
-    source: str
-    destination: str
-    path: str
-    data: bytes
-
-
-def _wire(sim: Simulation) -> list[Sent]:
-    log: list[Sent] = []
-    original = sim.network.send
-
-    def recording(
-        source: str, destination: str, path: str, data: bytes | bytearray | memoryview, now: float
-    ) -> None:
-        log.append(Sent(now, source, destination, path, bytes(data)))
-        original(source, destination, path, data, now)
-
-    sim.network.send = recording  # type: ignore[method-assign]
-    return log
 
 
 def _v(session: Session) -> PathValidation:
@@ -141,7 +118,7 @@ def test_a_route_dies_mid_stream_and_nothing_is_lost_or_doubled(
     keys = (a.session_id, b.session_id, a.key_epoch, b.key_epoch)
     for node in (alice, bob):
         node.events.clear()
-    wire = _wire(sim)
+    wire = record_wire(sim)
     start = sim.now
     killed: list[float] = []
 
@@ -194,7 +171,7 @@ def test_load_balance_over_two_addresses_survives_losing_one() -> None:
     a, b = _session(alice, bob), _session(bob, alice)
     alice.manager.add_route(bob.did, "bob-2", "quic")
     sim.run_until(lambda: bool(_extra(a)), timeout=5)
-    wire = _wire(sim)
+    wire = record_wire(sim)
     killed: list[float] = []
 
     def kill() -> None:
@@ -219,7 +196,7 @@ def test_a_restored_route_is_used_again_without_a_new_challenge() -> None:
     sim.network.block_path("tcp")
     sim.run_for(0.1)
     assert alice.manager.route_down("bob", "tcp")
-    wire = _wire(sim)
+    wire = record_wire(sim)
     for i in range(100):
         a.send(b"%d" % i)
     sim.run_for(0.5)

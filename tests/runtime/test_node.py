@@ -4,10 +4,8 @@ errors a user meets.  Every wait is bounded (asyncio.wait_for)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -28,22 +26,7 @@ from l2session.runtime.node import Node
 from l2session.transports.address import InvalidAddress
 from l2session.transports.quic import QuicTransport
 
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T], limit: float = 60.0) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, limit)
-
-    return asyncio.run(bounded())
-
-
-async def until(ready: Callable[[], bool], what: str, limit: float = 20.0) -> None:
-    for _ in range(int(limit / 0.01)):
-        if ready():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+from .support import run, until
 
 
 def fast_node(**kwargs: Any) -> Node:

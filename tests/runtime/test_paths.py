@@ -4,10 +4,7 @@ in both, every message arrives once, in order, and the keys stay."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import Any, TypeVar
 
 import pytest
 
@@ -15,31 +12,10 @@ from l2session.cli.netdemo import DEMO_CONFIG
 from l2session.core.events import PathMigrated
 from l2session.core.multipath import MultipathStrategy
 from l2session.runtime.events import NodeEvent
-from l2session.runtime.handle import SessionHandle
 from l2session.runtime.node import Node
 from l2session.transports.quic import QuicTransport
 
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T], limit: float = 60.0) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, limit)
-
-    return asyncio.run(bounded())
-
-
-async def until(ready: Callable[[], bool], what: str, limit: float = 20.0) -> None:
-    for _ in range(int(limit / 0.01)):
-        if ready():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def drain(handle: SessionHandle, count: int, into: list[bytes]) -> None:
-    while len(into) < count:
-        into += await handle.receive_many(timeout=15)
+from .support import drain, run, until
 
 
 def test_node_moves_to_a_new_port_mid_stream() -> None:
