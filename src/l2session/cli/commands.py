@@ -17,9 +17,8 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TextIO
 
 from l2session.core.config import SessionConfig
 from l2session.core.events import StateChanged
@@ -31,13 +30,13 @@ from l2session.runtime.clock import SystemClock
 from l2session.runtime.directory import parse_peer
 from l2session.runtime.entropy import SystemRandom
 from l2session.runtime.events import NodeEvent, PathChanged
+from l2session.runtime.loop import run
 from l2session.runtime.node import Node
 from l2session.store.files import data_home, make_private_dirs
 from l2session.store.sqlite import SqliteStore
 from l2session.transports.address import parse_address
 
 STORE_NAME = "node.db"
-T = TypeVar("T")
 
 
 def home_of(args: argparse.Namespace) -> Path:
@@ -233,15 +232,6 @@ async def _listen(args: argparse.Namespace, out: TextIO) -> int:
 
 def listen(args: argparse.Namespace, out: TextIO) -> int:
     return run(_listen(args, out))
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on uvloop when installed, else asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 def add_home(parser: argparse.ArgumentParser) -> None:

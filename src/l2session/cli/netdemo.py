@@ -37,6 +37,7 @@ from l2session.errors import AuthenticationFailed, L2SessionError, PeerQuarantin
 from l2session.identity.identity import Identity
 from l2session.runtime.entropy import SystemRandom
 from l2session.runtime.events import NodeEvent, PathChanged
+from l2session.runtime.loop import run
 from l2session.runtime.node import Node
 from l2session.store.sqlite import SqliteStore
 from l2session.transports.base import Transport, TransportStats
@@ -303,8 +304,6 @@ def main(*, fast: bool = False, write: Write | None = None) -> int:
         logging.getLogger(name).setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="l2session-demo-") as home:
         demo = Demo(Path(home), out, 0.0 if fast else 0.5)
-        from l2session.cli.commands import run
-
         try:
             run(demo.run())
         except L2SessionError as error:
