@@ -48,16 +48,13 @@ import ssl
 from collections.abc import Callable
 from typing import Final
 
-from qh3.quic import events
-from qh3.quic.configuration import QuicConfiguration
-from qh3.quic.packet import QuicErrorCode
-
 from l2session.errors import TransportFailed
 from l2session.transports.address import format_address, parse_address
 from l2session.transports.base import TransportListener, TransportStats
 from l2session.transports.certs import generate_self_signed
 from l2session.transports.framing import MAX_FRAME, FrameTooLarge, encode_frames
 from l2session.transports.quic_endpoint import CID_LENGTH, QuicEndpoint, QuicLink, count
+from l2session.transports.quic_library import QuicConfiguration, QuicErrorCode, events
 
 log = logging.getLogger(__name__)
 

@@ -22,15 +22,16 @@ import socket
 from collections.abc import Callable
 from typing import Any, Final, Protocol, cast
 
-from qh3._hazmat import pull_quic_header
-from qh3.quic import events
-from qh3.quic.configuration import QuicConfiguration
-from qh3.quic.connection import QuicConnection
-from qh3.quic.packet import QuicPacketType
-
 from l2session.transports.address import format_address
 from l2session.transports.base import TransportStats
 from l2session.transports.framing import FrameDecoder
+from l2session.transports.quic_library import (
+    QuicConfiguration,
+    QuicConnection,
+    QuicPacketType,
+    events,
+    pull_quic_header,
+)
 
 log = logging.getLogger(__name__)
 
