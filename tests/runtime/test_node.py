@@ -4,6 +4,8 @@ errors a user meets.  Every wait is bounded (asyncio.wait_for)."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from l2session.errors import (
     ConfigError,
     InvalidDid,
     PeerQuarantined,
+    QueueFull,
     SessionTimeout,
     TransportFailed,
 )
@@ -26,7 +29,7 @@ from l2session.runtime.node import Node
 from l2session.transports.address import InvalidAddress
 from l2session.transports.quic import QuicTransport
 
-from .support import run, until
+from .support import drain, run, until
 
 
 def fast_node(**kwargs: Any) -> Node:
@@ -234,5 +237,31 @@ def test_establish_finds_an_unknown_did_by_discovery() -> None:
                 stranger = Identity.generate(SystemRandom()).did_text
                 with pytest.raises(TransportFailed, match="no node answered"):
                     await a.establish(stranger, timeout=10)
+
+    run(scenario())
+
+
+def test_flush_returns_on_the_ack_and_send_waits_for_queue_space() -> None:
+    async def scenario() -> None:
+        config = replace(DEMO_CONFIG, ttl=3600.0, rotation_window=60.0, max_queued=50)
+        async with Node(paths=("tcp",), config=config) as a, Node(paths=("tcp",)) as b:
+            ab = await a.establish(b.did, b.address, timeout=10)
+            ba = await b.accept(timeout=10)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            ab.send_nowait(b"one")
+            await ab.flush(timeout=30)  # woken by the ACK, not by the timeout
+            assert ab.queued == 0
+            assert loop.time() - started < 30
+            await ab.flush(timeout=30)  # nothing queued: returns at once
+            for i in range(50):
+                ab.send_nowait(b"%d" % i)
+            with pytest.raises(QueueFull):
+                ab.send_nowait(b"over the limit")
+            sent = await ab.send(b"waits for room", timeout=20)
+            assert sent == 51
+            got: list[bytes] = []
+            await drain(ba, 52, got)
+            assert got[-1] == b"waits for room"
 
     run(scenario())

@@ -33,12 +33,15 @@ resumption (:func:`resume_samples`)
     outside (inside ``start()``).  ``core_seconds`` is the same interval as
     the session's own transition records see it (``restored from store``
     to ``resumed``, wall clock), which also includes building the RESUME.
+    ``durable=False``: the same with a MemoryStore on each side, i.e.
+    without the SQLite commits on the critical path (``resume_tcp_mem_ms``).
 throughput (:func:`session_throughput`)
     One established session; the sender queues ``messages`` messages of
     ``size`` bytes (at most ``window`` unacknowledged: the core has no
     flight window of its own and the transports' queues are bounded), the
     receiver takes them with ``receive_many``; timed from the first send
-    until the receiver holds the last message.
+    until the receiver holds the last message.  (Acknowledgements are
+    awaited by polling ``queued``: see :func:`drained`.)
 round trip (:func:`session_rtt`)
     One established session; ``a`` sends ``size`` bytes, ``b`` echoes every
     message it receives, ``a`` waits for the echo.  One sample per round
@@ -54,7 +57,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -66,6 +69,7 @@ from l2session.runtime.clock import SystemClock
 from l2session.runtime.entropy import SystemRandom
 from l2session.runtime.handle import SessionHandle
 from l2session.runtime.node import Node
+from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore
 
 T = TypeVar("T")
@@ -145,9 +149,21 @@ async def session_pair(path: str) -> AsyncIterator[tuple[SessionHandle, SessionH
         await bh.receive(timeout=TIMEOUT)
         bh.send_nowait(b"warm-up")
         await h.receive(timeout=TIMEOUT)
-        await h.flush(TIMEOUT)
-        await bh.flush(TIMEOUT)
+        await drained(h, bh)
         yield h, bh
+
+
+async def drained(*handles: SessionHandle) -> None:
+    """Wait until every message the handles sent is acknowledged.
+
+    Polled, not ``SessionHandle.flush``: the node wakes a handle's waiters
+    on state changes and arriving messages only, so ``flush`` does not
+    notice a bare ACK and returns only at its timeout."""
+    deadline = time.monotonic() + TIMEOUT
+    while any(handle.queued for handle in handles):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"messages not acknowledged within {TIMEOUT} s")
+        await asyncio.sleep(0.001)
 
 
 async def establish_once(path: str) -> float:
@@ -173,20 +189,35 @@ def _make_store(path: Path) -> None:
         store.commit()
 
 
-async def resume_samples(count: int) -> list[Resumption]:
+async def resume_samples(count: int, *, durable: bool = True) -> list[Resumption]:
     """``count`` resumptions over μTCP (see module doc): one session, its
-    initiator restarted ``count`` times."""
+    initiator restarted ``count`` times.  ``durable``: both nodes keep their
+    sessions in SQLite files (reopened by each restart); else in a
+    :class:`MemoryStore` each (kept across the restarts, the identity
+    passed in again)."""
+    if not durable:
+        identity = Identity.generate(SystemRandom())
+        a_store = MemoryStore()
+        return await _resume_samples(
+            count,
+            lambda listen: Node(identity, store=a_store, listen=listen, paths=("tcp",)),
+            MemoryStore(),
+        )
     with tempfile.TemporaryDirectory(prefix="l2session-bench-") as tmp:
-        return await _resume_samples(count, Path(tmp))
+        a_path, b_path = Path(tmp) / "a.db", Path(tmp) / "b.db"
+        _make_store(a_path)
+        _make_store(b_path)
+        return await _resume_samples(
+            count, lambda listen: Node(store=a_path, listen=listen, paths=("tcp",)), b_path
+        )
 
 
-async def _resume_samples(count: int, directory: Path) -> list[Resumption]:
-    a_path, b_path = directory / "a.db", directory / "b.db"
-    _make_store(a_path)
-    _make_store(b_path)
+async def _resume_samples(
+    count: int, make_a: Callable[[str], Node], b_store: Path | MemoryStore
+) -> list[Resumption]:
     samples: list[Resumption] = []
-    async with Node(store=b_path, listen=f"{HOST}:0", paths=("tcp",)) as b:
-        a = Node(store=a_path, listen=f"{HOST}:0", paths=("tcp",))
+    async with Node(store=b_store, listen=f"{HOST}:0", paths=("tcp",)) as b:
+        a = make_a(f"{HOST}:0")
         await a.start()
         try:
             await a.establish(b.did, b.address, timeout=TIMEOUT)
@@ -194,7 +225,7 @@ async def _resume_samples(count: int, directory: Path) -> list[Resumption]:
             listen = a.address
             for index in range(count):
                 await a.stop()
-                a = Node(store=a_path, listen=listen, paths=("tcp",))
+                a = make_a(listen)
                 await a.start()
                 t0 = time.perf_counter()
                 restored = a.session(b.did)
@@ -210,7 +241,7 @@ async def _resume_samples(count: int, directory: Path) -> list[Resumption]:
                 if peer is None:
                     raise RuntimeError("the responder lost the session")
                 await peer.receive(timeout=TIMEOUT)
-                await restored.flush(TIMEOUT)
+                await drained(restored, peer)
         finally:
             await a.stop()
     return samples
@@ -322,6 +353,8 @@ async def measure(
         resumptions = await resume_samples(connects)
         add("resume_tcp_ms", 1e3 * p50([r.seconds for r in resumptions]))
         add("resume_tcp_core_ms", 1e3 * p50([r.core_seconds for r in resumptions]))
+        resumptions = await resume_samples(connects, durable=False)
+        add("resume_tcp_mem_ms", 1e3 * p50([r.seconds for r in resumptions]))
         for path in ("tcp", "quic"):
             add(f"{path}_1k_msgs_per_s", (await session_throughput(path, messages)).rate)
         add("rtt_64_us", 1e6 * p50(await session_rtt("tcp", rtt_rounds)))

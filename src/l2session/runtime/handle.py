@@ -33,13 +33,14 @@ _UP = frozenset({State.ESTABLISHED, State.ROTATING})
 class SessionHandle:
     """One session with one peer, as seen from asyncio (see module doc)."""
 
-    __slots__ = ("_closed_reason", "_node", "_signal", "session")
+    __slots__ = ("_closed_reason", "_node", "_signal", "_waiting", "session")
 
     def __init__(self, node: Node, session: Session) -> None:
         self._node = node
         self.session = session
         self._signal = asyncio.Event()
         self._closed_reason: str | None = None
+        self._waiting = 0  # coroutines in _wait: notify() is free without them
 
     def __repr__(self) -> str:
         return f"SessionHandle({self.peer_did!r}, state={self.state.value}, path={self.path})"
@@ -95,14 +96,38 @@ class SessionHandle:
         self._node.kick()
         return seq
 
-    async def send(self, data: bytes) -> int:
-        """:meth:`send_nowait`; awaitable for symmetry with :meth:`receive`."""
+    async def send(self, data: bytes, timeout: float | None = None) -> int:
+        """:meth:`send_nowait`, but at the queue limit wait (up to
+        ``timeout``) for the peer's acknowledgements to make room: the
+        backpressure an asyncio producer wants."""
+        session = self.session
+        limit = session.config.max_queued
+        if len(session.outbound) >= limit:
+            await self._wait_queue(
+                lambda: len(session.outbound) < limit or session.closed, timeout, "queue space"
+            )
         return self.send_nowait(data)
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until the peer has acknowledged everything sent so far."""
-        outbound = self.session.outbound
-        await self._wait(lambda: len(outbound) == 0, timeout, "acknowledgement of queued messages")
+        session = self.session
+        await self._wait_queue(
+            lambda: len(session.outbound) == 0 or session.closed,
+            timeout,
+            "acknowledgement of queued messages",
+        )
+        if session.closed and len(session.outbound):
+            raise SessionClosed(f"the session with {self.peer_did} closed with messages unsent")
+
+    async def _wait_queue(
+        self, ready: Callable[[], bool], timeout: float | None, what: str
+    ) -> None:
+        waiters = self._node.queue_waiters
+        waiters.add(self)
+        try:
+            await self._wait(ready, timeout, what)
+        finally:
+            waiters.discard(self)
 
     async def receive(self, timeout: float | None = None) -> bytes:
         """The next message; waits up to ``timeout`` seconds (None: forever).
@@ -191,10 +216,22 @@ class SessionHandle:
     def notify(self, closed_reason: str | None = None) -> None:
         if closed_reason is not None:
             self._closed_reason = closed_reason
-        signal, self._signal = self._signal, asyncio.Event()
-        signal.set()
+        if self._waiting:
+            signal, self._signal = self._signal, asyncio.Event()
+            signal.set()
 
     async def _wait(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:
+        if ready():
+            return
+        self._waiting += 1
+        try:
+            await self._wait_until(ready, timeout, what)
+        finally:
+            self._waiting -= 1
+
+    async def _wait_until(
+        self, ready: Callable[[], bool], timeout: float | None, what: str
+    ) -> None:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while not ready():

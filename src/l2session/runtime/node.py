@@ -137,6 +137,9 @@ class Node:
         self._owns_store = False
         self._manager: SessionManager | None = None
         self._handles: dict[str, SessionHandle] = {}
+        #: Handles waiting for their queue to shrink (flush, send at the
+        #: limit): acknowledgements raise no event, so each pump wakes them.
+        self.queue_waiters: set[SessionHandle] = set()
         self._incoming: asyncio.Queue[SessionHandle] = asyncio.Queue()
         self._listeners: list[NodeListener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -496,6 +499,9 @@ class Node:
                 continue
             transport.send(packet.address, packet.data)
         self._dispatch(manager.events())
+        if self.queue_waiters:
+            for handle in list(self.queue_waiters):
+                handle.notify()
         self._arm_timer()
 
     def _dispatch(self, events: list[SessionEvent]) -> None:
