@@ -8,6 +8,7 @@ the root key") while the fresh secrets give post-compromise security.
 
     lineage_0            = KDF("session lineage", root_key, handshake_hash)
     rotation:  L' || root || chain = KDF("session rotation", L, DH(eA,eB), SS, TH; 96)
+               R (its ticket)      = KDF("session rotation resumption", L, DH(eA,eB), SS, TH)
     resumption: L' || root || chain || next || kc_B || kc_A
                          = KDF("session resumption", R, L, DH(eA,eB), TH; 192)
 
@@ -27,6 +28,7 @@ from l2session.crypto.kdf import fingerprint, kdf
 
 LABEL_LINEAGE: Final = "session lineage"
 LABEL_ROTATION: Final = "session rotation"
+LABEL_ROTATION_RESUMPTION: Final = "session rotation resumption"
 LABEL_RESUMPTION: Final = "session resumption"
 LABEL_TICKET_ID: Final = "resumption ticket id"
 LABEL_TICKET_KEY: Final = "resumption ticket key"
@@ -54,6 +56,16 @@ def rotation_keys(
 ) -> EpochKeys:
     out = kdf(LABEL_ROTATION, lineage, dh, kem_secret, transcript_hash, length=96)
     return EpochKeys(out[:32], out[32:64], out[64:])
+
+
+def rotation_resumption_secret(
+    lineage: bytes, dh: bytes, kem_secret: bytes, transcript_hash: bytes
+) -> bytes:
+    """The resumption secret a completed rotation issues its ticket from:
+    the same inputs as :func:`rotation_keys` under its own label, so the
+    ticket carries the rotation's post-quantum freshness and stays
+    independent of the epoch's keys."""
+    return kdf(LABEL_ROTATION_RESUMPTION, lineage, dh, kem_secret, transcript_hash)
 
 
 def rotation_transcript(session_id: bytes, epoch: int, *parts: bytes) -> bytes:

@@ -2,10 +2,13 @@
 
 After a full PQXDH handshake both sides keep a :class:`StoredSession`: the
 peer's identity, a *resumption secret* from the handshake and the session
-lineage.  To resume (after a restart, a suspension, a failed path) the
-initiator sends RESUME with a fresh X25519 key, a timestamp and a MAC under
-the ticket key; the responder checks the MAC in constant time, *consumes*
-the ticket, and answers RESUME_ACK with its own fresh X25519 key and a key
+lineage.  A completed key rotation replaces it on both sides with a ticket
+from the rotation's keys (``core/rotating.py``), so the ticket always
+follows the last KEM-based keying and a long-lived session still resumes.
+To resume (after a restart, a suspension, a failed path) the initiator
+sends RESUME with a fresh X25519 key, a timestamp and a MAC under the
+ticket key; the responder checks the MAC in constant time, *consumes* the
+ticket, and answers RESUME_ACK with its own fresh X25519 key and a key
 confirmation.  Both derive a new key epoch from the secret, the lineage and
 the ephemeral DH (forward secrecy for the resumed session) plus the next
 resumption secret, i.e. the next single-use ticket.
@@ -55,7 +58,8 @@ class StoredSession:
     peer_signing_key: bytes
     resumption_secret: bytes = field(repr=False)
     lineage: bytes = field(repr=False)
-    #: When the last KEM-based keying happened (drives rotation).
+    #: When the last KEM-based keying happened (the handshake or the
+    #: rotation that issued this ticket; drives rotation).
     pq_keyed_at: float
     #: When this ticket was issued; it is refused after ``ttl``.
     issued_at: float

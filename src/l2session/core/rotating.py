@@ -7,6 +7,11 @@ functions over a channel); this module drives it from a session: who starts
 resending unanswered records, switching the sending epoch, and the state
 transitions.  A rotation record that does not verify is counted and
 ignored: it could be forged, so it must not end the session.
+
+A completed rotation also re-issues the resumption ticket (PROTOCOL.md
+§6.3, §8.3): both sides replace their ticket for the peer with one from the
+rotation's keys, keyed now, so a restart after a rotation resumes instead of
+running PQXDH, and the ticket from before the rotation is gone on both sides.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from l2session.core import rotation as steps
-from l2session.core.config import RESEND_INTERVAL
+from l2session.core.config import RESEND_INTERVAL, SessionKind
+from l2session.core.resumption import StoredSession
 from l2session.core.states import State, Trigger
 from l2session.errors import L2SessionError
 from l2session.wire.records import RotateDone, RotateInit, RotateResponse
@@ -137,5 +143,32 @@ def after_epoch(session: Session, epoch: int, now: float) -> None:
         session.send_records([RotateDone(epoch)])
     session.rotation = None
     session.pq_keyed_at = now
+    _issue_ticket(session, rotation, now)
     if session.state is State.ROTATING:
         session.fire(Trigger.ROTATION_COMPLETE, now, f"key epoch {epoch}")
+
+
+def _issue_ticket(session: Session, rotation: steps.Rotation, now: float) -> None:
+    """Replace the ticket for this peer with the completed rotation's: its
+    resumption secret, the new lineage, keyed and issued now.  Both sides
+    derive the same secret, so they agree on the ticket id; ``save_ticket``
+    drops the old ticket (and journals the new one, durable at the next
+    commit, before any packet leaves)."""
+    if session.config.kind is not SessionKind.PERSISTENT:
+        return
+    secret, lineage = rotation.resumption_secret, rotation.lineage
+    peer_signing_key = session.peer_signing_key
+    if secret is None or lineage is None or peer_signing_key is None:
+        return
+    owner = session.owner
+    owner.save_ticket(
+        StoredSession(
+            local_did=owner.local_did,
+            peer_did=session.peer_did,
+            peer_signing_key=peer_signing_key,
+            resumption_secret=secret,
+            lineage=lineage,
+            pq_keyed_at=now,
+            issued_at=now,
+        )
+    )

@@ -8,7 +8,11 @@ Ed25519 signature by the sender's DID key over the rotation transcript, so
 an attacker who stole the current session keys still cannot substitute
 their own rotation keys: rotation heals a key compromise (SPEC-018 §7.1).
 
-The new epoch's keys are ``rotation_keys(lineage, DH(eA, eB), SS, TH)``.
+The new epoch's keys are ``rotation_keys(lineage, DH(eA, eB), SS, TH)``;
+the same inputs under their own label give the resumption secret of the
+ticket both sides store once the rotation is complete
+(``rotation_resumption_secret``), so a session resumes with the rotation's
+keying, not the handshake's.
 The initiator switches sending to the new epoch as soon as it has the
 response (the peer already holds the new keys); the peer switches when the
 first new-epoch packet arrives.  Each side's rotation is complete once it
@@ -26,6 +30,7 @@ from l2session.core.keyschedule import (
     ROTATE_INIT_CONTEXT,
     ROTATE_RESPONSE_CONTEXT,
     rotation_keys,
+    rotation_resumption_secret,
     rotation_transcript,
 )
 from l2session.crypto import primitives
@@ -53,6 +58,10 @@ class Rotation:
     #: This side now sends under the new epoch.
     switched: bool = False
     resend_at: float = 0.0
+    #: Set with the new epoch's keys: the lineage ``L'`` and the resumption
+    #: secret of the ticket this rotation issues when it completes.
+    lineage: bytes | None = field(default=None, repr=False)
+    resumption_secret: bytes | None = field(default=None, repr=False)
 
 
 def _transcript_init(session_id: bytes, record: RotateInit) -> bytes:
@@ -115,9 +124,9 @@ def respond(
         channel.session_id, record.epoch, th_init, record.signature, ephemeral.public, ciphertext
     )
     signature = primitives.ed25519_sign(signing, ROTATE_RESPONSE_CONTEXT + th)
-    keys = rotation_keys(
-        channel.lineage, primitives.x25519(ephemeral, record.ephemeral_dh), secret, th
-    )
+    dh = primitives.x25519(ephemeral, record.ephemeral_dh)
+    keys = rotation_keys(channel.lineage, dh, secret, th)
+    ticket_secret = rotation_resumption_secret(channel.lineage, dh, secret, th)
     ratchet = DoubleRatchet.for_responder(
         root_key=keys.root_key,
         chain_key=keys.chain_key,
@@ -129,7 +138,13 @@ def respond(
     channel.install(record.epoch, ratchet, keys.lineage)
     response = RotateResponse(record.epoch, ephemeral.public, ciphertext, signature)
     return Rotation(
-        epoch=record.epoch, initiator=False, started_at=now, record=response, keys_ready=True
+        epoch=record.epoch,
+        initiator=False,
+        started_at=now,
+        record=response,
+        keys_ready=True,
+        lineage=keys.lineage,
+        resumption_secret=ticket_secret,
     )
 
 
@@ -166,9 +181,9 @@ def complete_initiator(
         what="rotation response",
     )
     secret = primitives.mlkem_decapsulate(rotation.ephemeral_kem, response.kem_ciphertext)
-    keys = rotation_keys(
-        channel.lineage, primitives.x25519(rotation.ephemeral, response.ephemeral_dh), secret, th
-    )
+    dh = primitives.x25519(rotation.ephemeral, response.ephemeral_dh)
+    keys = rotation_keys(channel.lineage, dh, secret, th)
+    ticket_secret = rotation_resumption_secret(channel.lineage, dh, secret, th)
     ratchet = DoubleRatchet.for_initiator(
         root_key=keys.root_key,
         chain_key=keys.chain_key,
@@ -179,5 +194,7 @@ def complete_initiator(
     )
     channel.install(rotation.epoch, ratchet, keys.lineage)
     rotation.keys_ready = True
+    rotation.lineage = keys.lineage
+    rotation.resumption_secret = ticket_secret
     rotation.ephemeral = None
     rotation.ephemeral_kem = None

@@ -30,6 +30,7 @@ from l2session.core.keyschedule import (
     initial_lineage,
     resumption_keys,
     rotation_keys,
+    rotation_resumption_secret,
     rotation_transcript,
     ticket_id,
     ticket_key,
@@ -538,6 +539,7 @@ def _key_schedule_part() -> dict[str, Any]:
     session_id, secret = _pattern(0xA0, 16), _pattern(0xB0, 32)
     lineage = initial_lineage(root, handshake_hash)
     rotated = rotation_keys(lineage, dh, kem_secret, th)
+    rotated_secret = rotation_resumption_secret(lineage, dh, kem_secret, th)
     resumed = resumption_keys(secret, lineage, dh, th)
     resume = ResumePacket(ticket_id(secret), _pattern(0xD0, 32), 1_800_000_000_000, b"")
     tag = mac(ticket_key(secret), resumption._resume_mac_input(resume))
@@ -564,6 +566,7 @@ def _key_schedule_part() -> dict[str, Any]:
             "root_key": _hex(rotated.root_key),
             "chain_key": _hex(rotated.chain_key),
         },
+        "rotation_resumption_secret": _hex(rotated_secret),
         "ticket_id": _hex(ticket_id(secret)),
         "ticket_key": _hex(ticket_key(secret)),
         "resume_mac_input": _hex(resumption._resume_mac_input(resume)),
@@ -716,6 +719,12 @@ def _rotation_part(rng: SeededRandom) -> dict[str, Any]:
     keys = rotation_keys(lineage, dh, kem_secret, th)
     if not channels["initiator"].lineage == channels["responder"].lineage == keys.lineage:
         raise AssertionError("session vector: the two sides of the rotation disagree")
+    # The ticket the completed rotation issues on both sides (PROTOCOL.md §8.3).
+    ticket_secret = rotation_resumption_secret(lineage, dh, kem_secret, th)
+    if not started.resumption_secret == answered.resumption_secret == ticket_secret:
+        raise AssertionError("session vector: the two sides' rotation tickets disagree")
+    if not started.lineage == answered.lineage == keys.lineage:
+        raise AssertionError("session vector: the two sides' rotation tickets disagree")
     # The responder's rotation ephemeral is its new ratchet's own key.
     responder_private = channels["responder"]._ratchets[init.epoch].snapshot().own_private
     channels["initiator"].switch_send(init.epoch, VECTOR_NOW)
@@ -740,6 +749,12 @@ def _rotation_part(rng: SeededRandom) -> dict[str, Any]:
             "lineage": _hex(keys.lineage),
             "root_key": _hex(keys.root_key),
             "chain_key": _hex(keys.chain_key),
+        },
+        "ticket": {
+            "resumption_secret": _hex(ticket_secret),
+            "lineage": _hex(keys.lineage),
+            "ticket_id": _hex(ticket_id(ticket_secret)),
+            "ticket_key": _hex(ticket_key(ticket_secret)),
         },
         "rotate_done_packet": _hex(packet),
     }
