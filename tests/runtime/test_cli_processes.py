@@ -31,24 +31,17 @@ def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
 
 
 class RunningNode:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, listen: str = "127.0.0.1:0", *, init: bool = True) -> None:
         self.home = home
-        made = cli("init", "--home", str(home))
-        assert made.returncode == 0, made.stderr
-        match = DID.search(made.stdout)
-        assert match is not None
-        self.did = match.group(0)
+        self.did = ""
+        if init:
+            made = cli("init", "--home", str(home))
+            assert made.returncode == 0, made.stderr
+            match = DID.search(made.stdout)
+            assert match is not None
+            self.did = match.group(0)
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "l2session",
-                "node",
-                "--home",
-                str(home),
-                "--listen",
-                "127.0.0.1:0",
-            ],
+            [sys.executable, "-m", "l2session", "node", "--home", str(home), "--listen", listen],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -155,3 +148,64 @@ def test_control_socket_is_private(pair: tuple[RunningNode, RunningNode]) -> Non
     assert sock.exists()
     assert sock.stat().st_mode & 0o777 == 0o600
     assert a.home.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_message_to_a_stopped_node_waits_in_the_store(
+    pair: tuple[RunningNode, RunningNode],
+) -> None:
+    a, b = pair
+    first = cli("send", "--home", str(a.home), b.did, "while up", "--to", b.address)
+    assert first.returncode == 0, first.stderr
+    b.stop()
+    queued = cli("send", "--home", str(a.home), b.did, "while down", "--timeout", "2")
+    assert queued.returncode == 0, queued.stderr
+    assert "queued #1" in queued.stdout
+    table = cli("sessions", "--home", str(a.home), "--json")
+    assert '"queued": 1' in table.stdout
+    # b comes back on the same address, from its store: a's queue drains.
+    again = RunningNode(b.home, b.address, init=False)
+    b.process = again.process
+    heard = cli("listen", "--home", str(b.home), "--count", "2", "--timeout", "30")
+    assert heard.returncode == 0, heard.stderr
+    assert heard.stdout.splitlines() == [f"{a.did}: while up", f"{a.did}: while down"]
+
+
+def test_a_second_node_on_the_same_store_is_refused(
+    pair: tuple[RunningNode, RunningNode],
+) -> None:
+    a, b = pair
+    sent = cli("send", "--home", str(a.home), b.did, "hello", "--to", b.address)
+    assert sent.returncode == 0, sent.stderr
+    twin = cli("node", "--home", str(a.home), "--listen", "127.0.0.1:0", timeout=30)
+    assert twin.returncode == 1
+    assert "in use by another running node" in twin.stderr
+    # ...and it touched nothing: the first node's session still works.
+    again = cli("send", "--home", str(a.home), b.did, "still here", "--timeout", "10")
+    assert again.returncode == 0, again.stderr
+    assert "delivered #1" in again.stdout
+
+
+def test_a_listener_that_dies_before_confirming_loses_nothing(
+    pair: tuple[RunningNode, RunningNode],
+) -> None:
+    a, b = pair
+    sent = cli("send", "--home", str(a.home), b.did, "keep me", "--to", b.address)
+    assert sent.returncode == 0, sent.stderr
+    # A raw client: asks to listen, reads the message, hangs up without the ack.
+    import json
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(b.home / "control.sock"))
+        sock.sendall(b'{"op": "listen"}\n')
+        received = b""
+        while received.count(b"\n") < 3:  # the greeting, the message, the batch end
+            chunk = sock.recv(65536)
+            assert chunk
+            received += chunk
+        lines = [json.loads(line) for line in received.splitlines()]
+        assert lines[1]["type"] == "message"
+        assert lines[2] == {"type": "batch", "count": 1}
+    heard = cli("listen", "--home", str(b.home), "--count", "1", "--timeout", "20")
+    assert heard.stdout.strip() == f"{a.did}: keep me"

@@ -20,7 +20,9 @@ from l2session.errors import (
     InvalidDid,
     PeerQuarantined,
     QueueFull,
+    SessionClosed,
     SessionTimeout,
+    StoreLocked,
     TransportFailed,
 )
 from l2session.runtime.entropy import SystemRandom
@@ -263,5 +265,37 @@ def test_flush_returns_on_the_ack_and_send_waits_for_queue_space() -> None:
             got: list[bytes] = []
             await drain(ba, 52, got)
             assert got[-1] == b"waits for room"
+
+    run(scenario())
+
+
+def test_a_node_object_restarts_cleanly_and_stop_wakes_waiters(tmp_path: Path) -> None:
+    db = tmp_path / "n.db"
+
+    async def scenario() -> None:
+        async with Node(paths=("tcp",)) as b:
+            a = Node(store=db, paths=("tcp",))  # a fresh file: an identity is created
+            await a.start()
+            did = a.did
+            ab = await a.establish(b.did, b.address, timeout=10)
+            ba = await b.accept(timeout=10)
+            pending = asyncio.ensure_future(ab.receive())  # no timeout
+            accepting = asyncio.ensure_future(a.accept())
+            with pytest.raises(StoreLocked, match="in use by another running node"):
+                await Node(store=db, paths=("tcp",)).start()
+            await a.stop()
+            with pytest.raises(SessionClosed, match="node stopped"):
+                await asyncio.wait_for(pending, 5)
+            with pytest.raises(SessionClosed, match="node stopped"):
+                await asyncio.wait_for(accepting, 5)
+            await a.start()  # the same object, again: same DID, session resumed
+            assert a.did == did
+            again = a.session(b.did)
+            assert again is not None
+            assert again is not ab
+            await again.established(timeout=15)
+            again.send_nowait(b"after the restart")
+            assert await ba.receive(timeout=10) == b"after the restart"
+            await a.stop()
 
     run(scenario())

@@ -81,7 +81,7 @@ def test_multipath_survives_losing_quic(strategy: MultipathStrategy) -> None:
             assert isinstance(quic, QuicTransport)
             quic.drop_filter = lambda address: True  # QUIC dies mid-stream
             quic.disconnect(b.address)
-            a.path_down(b.address, "quic", "killed by the test")
+            a.paths_seen.path_down(b.address, "quic", "killed by the test")
             for i in range(count // 2, count):
                 ab.send_nowait(b"%d" % i)
             await drain(ba, count, got)

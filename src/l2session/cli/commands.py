@@ -105,13 +105,14 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigError(f"no identity in {home}: create one first with: l2session init")
     peers = dict(parse_peer(p) for p in args.peer)
     parse_address(args.listen, allow_zero_port=True)
+    control.check_socket_path(home / control.SOCKET_NAME)
     node = Node(
         store=path,
         passphrase=passphrase_of(args),
         listen=args.listen,
         peers=peers,
         config=session_config(args),
-        discovery=args.discovery or ("127.0.0.1:0" if args.discover_via else None),
+        discovery=args.discovery or (f"{host_of(args.listen)}:0" if args.discover_via else None),
         discovery_targets=args.discover_via,
     )
 
@@ -135,11 +136,22 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"discovery on {node.discovery.address}\n")
         out.flush()
         try:
-            await stop.wait()
+            stopping = asyncio.ensure_future(stop.wait())
+            failed = asyncio.ensure_future(node.stopped.wait())
+            await asyncio.wait({stopping, failed}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            failed.cancel()
         finally:
             await server.close()
+    if node.failure is not None:
+        return fail(f"the node stopped: {node.failure}")
     out.write("node stopped\n")
     return 0
+
+
+def host_of(listen: str) -> str:
+    host, _ = parse_address(listen, allow_zero_port=True)
+    return f"[{host}]" if ":" in host else host
 
 
 def run_node(args: argparse.Namespace, out: TextIO) -> int:
@@ -183,11 +195,12 @@ def sessions(args: argparse.Namespace, out: TextIO) -> int:
 def send(args: argparse.Namespace, out: TextIO) -> int:
     if args.to is not None:
         parse_address(args.to)
+    text = sys.stdin.read() if args.message == "-" else args.message
     body = {
         "op": "send",
         "did": args.did,
         "address": args.to,
-        "data_b64": base64.b64encode(args.message.encode()).decode(),
+        "data_b64": base64.b64encode(text.encode()).decode(),
         "timeout": args.timeout,
     }
     response = run(control.request(socket_of(args), body, timeout=args.timeout + 5))
@@ -207,7 +220,7 @@ async def _listen(args: argparse.Namespace, out: TextIO) -> int:
     deadline = None if args.timeout is None else loop.time() + args.timeout
     stream = control.listen(socket_of(args), events=args.events, count=args.count)
     try:
-        while args.count is None or seen < args.count:
+        while True:
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return 1 if args.count is not None else 0
@@ -219,6 +232,8 @@ async def _listen(args: argparse.Namespace, out: TextIO) -> int:
                 text = base64.b64decode(item["data_b64"]).decode("utf-8", "replace")
                 out.write(f"{item['from']}: {text}\n")
                 seen += 1
+            elif item.get("type") == "acked" and args.count is not None and seen >= args.count:
+                return 0  # the node took the messages only now that they are shown
             elif item.get("type") == "state":
                 out.write(f"{item['peer']}: {item['from']} -> {item['to']} ({item['reason']})\n")
             elif item.get("type") == "path":
@@ -279,7 +294,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = commands.add_parser("send", help="send a message to a peer (establishes a session)")
     add_home(p)
     p.add_argument("did")
-    p.add_argument("message")
+    p.add_argument("message", help="the text to send; - reads it from standard input")
     p.add_argument("--to", metavar="HOST:PORT", help="where the peer listens, if not known")
     p.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS")
     p.set_defaults(handler=send)

@@ -32,7 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead, one PQXDH handshake and ratchet, step by step",
     )
-    p.add_argument("--fast", action="store_true", help="shorter pauses between acts")
     p.set_defaults(handler=_demo)
     p = sub.add_parser("bench", help="session establishment, throughput and RTT on loopback")
     p.add_argument("--messages", type=int, default=5000)
@@ -46,7 +45,7 @@ def _demo(args: argparse.Namespace, out: object) -> int:
         return demo.run()
     from l2session.cli import netdemo
 
-    return netdemo.main(fast=args.fast)
+    return netdemo.main()
 
 
 def _bench(args: argparse.Namespace, out: object) -> int:

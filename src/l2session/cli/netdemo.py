@@ -65,10 +65,9 @@ Write = Callable[[str], None]
 
 
 class Demo:
-    def __init__(self, home: Path, write: Write, pause: float) -> None:
+    def __init__(self, home: Path, write: Write) -> None:
         self.home = home
         self.write = write
-        self.pause = pause
         self.start = time.monotonic()
         self.names: dict[str, str] = {}
 
@@ -296,14 +295,14 @@ def _print(line: str) -> None:
     sys.stdout.flush()
 
 
-def main(*, fast: bool = False, write: Write | None = None) -> int:
+def main(*, write: Write | None = None) -> int:
     out: Write = write or _print
     # The demo prints every state change itself; the library's own warnings
     # (missed heartbeats, quarantine) would repeat them out of order.
     for name in ("l2session", "quic"):
         logging.getLogger(name).setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="l2session-demo-") as home:
-        demo = Demo(Path(home), out, 0.0 if fast else 0.5)
+        demo = Demo(Path(home), out)
         try:
             run(demo.run())
         except L2SessionError as error:

@@ -88,6 +88,10 @@ class Outbound:
     def __len__(self) -> int:
         return len(self._pending)
 
+    def acknowledged(self, seq: int) -> bool:
+        """Whether the peer has acknowledged message ``seq``."""
+        return seq < self.next_seq and seq not in self._pending
+
     @property
     def first_unacked(self) -> int:
         for seq in self._pending:
@@ -289,6 +293,15 @@ class Inbound:
         """The next delivered message, or None."""
         entry = self.pop_entry()
         return None if entry is None else entry[2]
+
+    def peek(self, max_count: int) -> list[bytes]:
+        """The next ``max_count`` delivered payloads, left in the inbox (a
+        runtime that hands messages on takes them only once the receiver
+        confirmed them: see :meth:`Session.peek`)."""
+        inbox = self._inbox
+        if not inbox:
+            return []
+        return [entry[2] for _, entry in zip(range(max_count), inbox, strict=False)]
 
     def pop_entry(self) -> tuple[int, int, bytes] | None:
         """The next delivered message as (stream, seq, payload), or None."""

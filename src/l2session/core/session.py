@@ -307,6 +307,12 @@ class Session:
         messages = self.receive_many(1)
         return messages[0] if messages else None
 
+    def peek(self, max_count: int = 1024) -> list[bytes]:
+        """Up to ``max_count`` delivered messages without taking them: a
+        relay (the CLI's ``listen``) forwards them, and calls
+        :meth:`receive_many` with the count its client confirmed."""
+        return self.inbound.peek(max_count)
+
     def receive_many(self, max_count: int = 1024) -> list[bytes]:
         """Up to ``max_count`` delivered messages, in order, with one commit
         for all of them (group commit; :meth:`receive` is this with 1)."""

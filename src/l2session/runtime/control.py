@@ -33,6 +33,12 @@ from l2session.runtime.node import Node
 _log = logging.getLogger("l2session.control")
 
 MAX_LINE: Final = 256 * 1024
+#: Longest Unix socket path (sun_path is 108 bytes with its NUL).
+MAX_SOCKET_PATH: Final = 107
+#: State and path lines kept for a slow ``listen --events`` client.
+MAX_PENDING_EVENTS: Final = 10_000
+#: How long the node waits for a listener to acknowledge a batch.
+ACK_WAIT: Final = 30.0
 SOCKET_NAME: Final = "control.sock"
 
 Json = dict[str, Any]
@@ -73,18 +79,18 @@ class ControlServer:
         self.path = path
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._listening = False
 
     async def start(self) -> None:
+        """Listen on the socket.  Its directory is the node's 0700 data
+        directory, so no one else can reach it even before the chmod."""
         path = self.path
+        check_socket_path(path)
         if path.exists():
             if await _answers(path):
                 raise ConfigError(f"a node is already running with control socket {path}")
             path.unlink()  # left behind by a node that died
-        old = os.umask(0o177)
-        try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(path))
-        finally:
-            os.umask(old)
+        self._server = await asyncio.start_unix_server(self._serve, path=str(path), limit=MAX_LINE)
         os.chmod(path, 0o600)
 
     async def close(self) -> None:
@@ -115,11 +121,16 @@ class ControlServer:
                         await self._listen(reader, writer, bool(request.get("events")), count)
                         return
                     response = await self._answer(request)
-                except (ValueError, L2SessionError) as error:
+                except (ValueError, TypeError, L2SessionError) as error:
                     response = _error(error)
                 writer.write(json.dumps(response).encode() + b"\n")
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        except asyncio.LimitOverrunError:
+            with contextlib.suppress(ConnectionError):
+                refusal = ConfigError(f"a control request is at most {MAX_LINE} bytes")
+                writer.write(json.dumps(_error(refusal)).encode() + b"\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except asyncio.CancelledError:
             pass
@@ -153,17 +164,26 @@ class ControlServer:
             data = base64.b64decode(str(request.get("data_b64", "")), validate=True)
         except binascii.Error:
             raise ConfigError("send: 'data_b64' is not base64") from None
-        timeout = float(request.get("timeout", 15.0))
+        timeout = request.get("timeout", 15.0)
+        if not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
+            raise ConfigError("send: 'timeout' is a number of seconds, 0 < timeout <= 3600")
         node = self.node
         started = time.perf_counter()
-        handle = await node.establish(did, address, timeout=timeout)
+        handle = node.session(did)
+        if handle is None:
+            handle = await node.establish(did, address, timeout=timeout)
+        elif address is not None and address != handle.address:
+            handle.add_path(handle.path, address)  # validated before it is used
+        # A session that exists takes the message at once, whatever its
+        # state: it is queued (durably, with a store) and goes out when the
+        # peer is reachable.
         seq = handle.send_nowait(data)
         remaining = max(0.1, timeout - (time.perf_counter() - started))
         try:
-            await handle.flush(remaining)
+            await handle.acknowledged(seq, remaining)
             delivered = True
         except SessionTimeout:
-            delivered = False  # queued durably; it goes out when the peer is back
+            delivered = False
         return {"ok": True, "seq": seq, "delivered": delivered, "transport": handle.path}
 
     async def _listen(
@@ -173,76 +193,97 @@ class ControlServer:
         events: bool,
         count: int | None,
     ) -> None:
-        """Hand messages to the client.  A message is taken from its session
-        (committed as delivered) only while the client is connected and
-        wants more: with ``count`` it gets exactly that many, and a client
-        that hangs up is noticed at once (EOF) so no later message is taken
-        for it."""
+        """Hand messages to one client, at least once: a batch is sent
+        (peeked, left in its session) and taken from the session -- which
+        commits it as delivered -- only when the client acknowledges it.  A
+        client that dies before acknowledging gets the batch again next
+        time; nothing is lost.  One listener at a time."""
+        if self._listening:
+            raise ConfigError("another 'listen' is attached to this node; stop it first")
+        self._listening = True
         node = self.node
         wake = asyncio.Event()
         lines: list[Json] = []
         left = count
-        gone = asyncio.ensure_future(reader.read())  # EOF: the client hung up
-        gone.add_done_callback(lambda _: wake.set())
 
         def on_event(event: NodeEvent) -> None:
             if isinstance(event, MessagesAvailable):
                 wake.set()
-            elif events and isinstance(event, StateChanged):
-                record = event.record
-                target = record.target.value if record.target else "removed"
-                lines.append(
-                    {
-                        "type": "state",
-                        "peer": event.peer_did,
-                        "from": record.source.value,
-                        "to": target,
-                        "reason": record.reason,
-                    }
-                )
-                wake.set()
-            elif events and isinstance(event, PathChanged):
-                lines.append(
-                    {
-                        "type": "path",
-                        "address": event.address,
-                        "path": event.path,
-                        "up": event.up,
-                        "reason": event.reason,
-                    }
-                )
-                wake.set()
+            elif events and len(lines) < MAX_PENDING_EVENTS:
+                line = _event_line(event)
+                if line is not None:
+                    lines.append(line)
+                    wake.set()
 
         node.add_listener(on_event)
         try:
             writer.write(json.dumps({"ok": True, "did": node.did}).encode() + b"\n")
-            while not gone.done() and (left is None or left > 0):
+            while left is None or left > 0:
+                wake.clear()
                 for handle in node.sessions():
-                    if handle.available and (left is None or left > 0):
-                        batch = handle.session.receive_many(1024 if left is None else left)
-                        if left is not None:
-                            left -= len(batch)
-                        for message in batch:
-                            lines.append(
-                                {
-                                    "type": "message",
-                                    "from": handle.peer_did,
-                                    "data_b64": base64.b64encode(message).decode(),
-                                }
-                            )
-                        node.kick()
+                    if left is not None and left <= 0:
+                        break
+                    batch = handle.session.peek(1024 if left is None else left)
+                    if not batch:
+                        continue
+                    for message in batch:
+                        item = {
+                            "type": "message",
+                            "from": handle.peer_did,
+                            "data_b64": base64.b64encode(message).decode(),
+                        }
+                        writer.write(json.dumps(item).encode() + b"\n")
+                    writer.write(json.dumps({"type": "batch", "count": len(batch)}).encode())
+                    writer.write(b"\n")
+                    await writer.drain()
+                    ack = json.loads(await asyncio.wait_for(reader.readuntil(b"\n"), ACK_WAIT))
+                    if not isinstance(ack, dict) or ack.get("ack") != len(batch):
+                        raise ConfigError("listen: the client must acknowledge each batch")
+                    handle.session.receive_many(len(batch))  # committed: delivered
+                    node.kick()
+                    if left is not None:
+                        left -= len(batch)
                 pending, lines[:] = list(lines), []
                 for item in pending:
                     writer.write(json.dumps(item).encode() + b"\n")
                 await writer.drain()
-                if left == 0 or writer.is_closing():
+                if (left is not None and left <= 0) or reader.at_eof():
                     return
-                wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), 1.0)
         finally:
             node.remove_listener(on_event)
-            gone.cancel()
+            self._listening = False
+
+
+def _event_line(event: NodeEvent) -> Json | None:
+    if isinstance(event, StateChanged):
+        record = event.record
+        return {
+            "type": "state",
+            "peer": event.peer_did,
+            "from": record.source.value,
+            "to": record.target.value if record.target else "removed",
+            "reason": record.reason,
+        }
+    if isinstance(event, PathChanged):
+        return {
+            "type": "path",
+            "address": event.address,
+            "path": event.path,
+            "up": event.up,
+            "reason": event.reason,
+        }
+    return None
+
+
+def check_socket_path(path: Path) -> None:
+    """Unix socket paths are limited (about 107 bytes on Linux)."""
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise ConfigError(
+            f"the control socket path {path} is longer than {MAX_SOCKET_PATH} bytes, "
+            "the limit of Unix sockets; use a shorter data directory (--home)"
+        )
 
 
 async def _answers(path: Path) -> bool:
@@ -289,6 +330,8 @@ async def request(path: Path, body: Json, timeout: float = 60.0) -> Json:
         return _check(json.loads(line))
     except asyncio.IncompleteReadError:
         raise NodeNotRunning(f"the node at {path} closed the connection") from None
+    except TimeoutError:
+        raise NodeNotRunning(f"the node at {path} did not answer within {timeout} s") from None
     finally:
         writer.close()
 
@@ -309,6 +352,14 @@ async def listen(
                 line = await reader.readuntil(b"\n")
             except asyncio.IncompleteReadError:
                 return
-            yield json.loads(line)
+            item = json.loads(line)
+            if item.get("type") == "batch":
+                # Every message of the batch was yielded and handled (the
+                # consumer asked for the next item): confirm the hand-off.
+                writer.write(json.dumps({"ack": item["count"]}).encode() + b"\n")
+                await writer.drain()
+                yield {"type": "acked", "count": item["count"]}
+                continue
+            yield item
     finally:
         writer.close()

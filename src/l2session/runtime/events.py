@@ -43,7 +43,7 @@ class Bridge:
         self.node.packet_received(data, address, path)
 
     def path_up(self, address: str, path: str) -> None:
-        self.node.path_up(address, path)
+        self.node.paths_seen.path_up(address, path)
 
     def path_down(self, address: str, path: str, reason: str) -> None:
-        self.node.path_down(address, path, reason)
+        self.node.paths_seen.path_down(address, path, reason)

@@ -119,6 +119,16 @@ class SessionHandle:
         if session.closed and len(session.outbound):
             raise SessionClosed(f"the session with {self.peer_did} closed with messages unsent")
 
+    async def acknowledged(self, seq: int, timeout: float | None = None) -> None:
+        """Wait until the peer has acknowledged message ``seq``."""
+        session = self.session
+        outbound = session.outbound
+        await self._wait_queue(
+            lambda: outbound.acknowledged(seq) or session.closed, timeout, f"the ack of #{seq}"
+        )
+        if not outbound.acknowledged(seq):
+            raise SessionClosed(f"the session with {self.peer_did} closed before #{seq} was acked")
+
     async def _wait_queue(
         self, ready: Callable[[], bool], timeout: float | None, what: str
     ) -> None:
@@ -235,6 +245,8 @@ class SessionHandle:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while not ready():
+            if not self._node.running:
+                raise SessionClosed(f"the node stopped; waited for {what} from {self.peer_did}")
             signal = self._signal
             if deadline is None:
                 await signal.wait()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -42,20 +43,26 @@ from l2session.core.events import (
     StateChanged,
 )
 from l2session.core.manager import SessionManager
-from l2session.core.persistence import Journal
 from l2session.core.session import Session
 from l2session.crypto.rng import RandomSource
-from l2session.errors import ConfigError, InvalidState, StoreError, StoreNotFound, TransportFailed
-from l2session.identity.did import Did
+from l2session.errors import (
+    ConfigError,
+    InvalidState,
+    SessionClosed,
+    SessionTimeout,
+    StoreError,
+    TransportFailed,
+)
 from l2session.identity.identity import Identity
-from l2session.identity.prekeys import PrekeyStore
-from l2session.identity.resolver import DidResolver, default_resolver
+from l2session.identity.resolver import DidResolver, checked_resolve, default_resolver
 from l2session.runtime.clock import SystemClock
 from l2session.runtime.directory import AddressBook
 from l2session.runtime.entropy import SystemRandom
-from l2session.runtime.events import Bridge, NodeEvent, NodeListener, PathChanged
+from l2session.runtime.events import Bridge, NodeEvent, NodeListener
 from l2session.runtime.faults import Faults
 from l2session.runtime.handle import SessionHandle
+from l2session.runtime.paths import PathMonitor
+from l2session.runtime.storage import NodeStorage
 from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore
 from l2session.transports.address import format_address, parse_address
@@ -70,6 +77,8 @@ _log = logging.getLogger("l2session.node")
 DEFAULT_PATHS: Final = ("quic", "tcp")
 #: Attempts to find a port free on both UDP and TCP when listening on port 0.
 _PORT_ATTEMPTS: Final = 20
+#: Sessions opened by peers and not yet taken by accept().
+MAX_PENDING_ACCEPTS: Final = 1024
 
 
 class Node:
@@ -112,7 +121,7 @@ class Node:
             raise ConfigError(f"paths must be distinct names from {DEFAULT_PATHS}, got {paths!r}")
         if quic_probe_interval <= 0 or connect_timeout <= 0:
             raise ConfigError("connect_timeout and quic_probe_interval must be positive")
-        self._store_arg = store
+        self._storage = NodeStorage(store)
         self._passphrase = passphrase
         self._identity = identity
         self.paths = paths
@@ -131,23 +140,28 @@ class Node:
         self.rng: RandomSource = rng or SystemRandom()
         self.clock = SystemClock()
         self.faults = Faults()
+        #: Why the node stopped on its own (a store failure), else None.
+        self.failure: StoreError | None = None
+        #: Set when the node stops (by stop() or on a failure).
+        self.stopped = asyncio.Event()
         self.transports: dict[str, Transport] = {}
         self.port = 0
         self.store: SqliteStore | MemoryStore | None = None
-        self._owns_store = False
         self._manager: SessionManager | None = None
         self._handles: dict[str, SessionHandle] = {}
         #: Handles waiting for their queue to shrink (flush, send at the
         #: limit): acknowledgements raise no event, so each pump wakes them.
         self.queue_waiters: set[SessionHandle] = set()
-        self._incoming: asyncio.Queue[SessionHandle] = asyncio.Queue()
+        #: Sessions peers opened, for accept() (bounded: the oldest unaccepted
+        #: is dropped from this list, not closed).
+        self._incoming: deque[SessionHandle] = deque(maxlen=MAX_PENDING_ACCEPTS)
+        self._accepted = asyncio.Event()
         self._listeners: list[NodeListener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kicked = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._probes: dict[str, asyncio.TimerHandle] = {}
-        self.path_errors: dict[tuple[str, str], str] = {}
+        self.paths_seen = PathMonitor(self)
         self._running = False
 
     # ------------------------------------------------------------------
@@ -166,16 +180,30 @@ class Node:
         await self.stop()
 
     async def start(self) -> None:
-        """Open the store, load the identity, listen, and resume stored
-        sessions.  Raises StoreError subclasses, TransportFailed (port in
-        use), ConfigError."""
+        """Open (and lock) the store, load the identity, listen, and resume
+        stored sessions.  Raises StoreError subclasses (StoreLocked: another
+        node runs on this store), TransportFailed (port in use),
+        ConfigError; on failure everything opened so far is closed."""
         if self._running:
             raise InvalidState("the node is already running")
         self._loop = asyncio.get_running_loop()
-        self._open_store()
-        identity = self._load_identity()
-        prekeys = self._load_prekeys(identity)
-        journal: Journal | None = self.store
+        self._reset()
+        try:
+            await self._start()
+        except BaseException:
+            self._running = False
+            await self._teardown()
+            raise
+        _log.info("node %s listening on %s (%s)", self.did, self.address, ", ".join(self.paths))
+        self.kick()
+
+    async def _start(self) -> None:
+        journal = self._storage.open()
+        self.store = journal
+        identity = self._identity = self._storage.identity(
+            self._identity, self._passphrase, self.rng
+        )
+        prekeys = self._storage.prekeys(identity, self.rng, self.clock.now())
         ctx = Context(
             rng=self.rng,
             time=self.clock,
@@ -185,38 +213,40 @@ class Node:
             store=journal,
         )
         self._manager = SessionManager(ctx, config=self.config, paths=self.paths)
-        try:
-            await self._listen()
-        except BaseException:
-            await self._close_transports()
-            self._close_store()
-            raise
+        await self._listen()
         if self._discovery_at is not None:
-            try:
-                self.discovery = await DiscoveryEndpoint.open(
-                    *self._discovery_at,
-                    identity=identity,
-                    listen_address=self.address,
-                    resolver=self.resolver,
-                    broadcast=True,
-                    rng=self.rng,
-                )
-            except BaseException:
-                await self._close_transports()
-                self._close_store()
-                raise
+            self.discovery = await DiscoveryEndpoint.open(
+                *self._discovery_at,
+                identity=identity,
+                listen_address=self.address,
+                resolver=self.resolver,
+                broadcast=True,
+                rng=self.rng,
+            )
         self._running = True
         if journal is not None:
             for session in self._manager.restore():
                 if session.address is not None:
                     self.directory.learn(session.peer_did, session.address)
                 self._handle(session)
-        _log.info("node %s listening on %s (%s)", self.did, self.address, ", ".join(self.paths))
-        self.kick()
+
+    def _reset(self) -> None:
+        """Fresh per-run state (a node object can be started again)."""
+        self._handles = {}
+        self._incoming = deque(maxlen=MAX_PENDING_ACCEPTS)
+        self._accepted = asyncio.Event()
+        self.paths_seen = PathMonitor(self)
+        self.queue_waiters = set()
+        self._timer = None
+        self._timer_at = None
+        self._kicked = False
+        self.failure = None
+        self.stopped = asyncio.Event()
 
     async def stop(self) -> None:
         """Stop listening and close the store.  Persistent sessions are not
-        closed: they resume when the node starts again."""
+        closed: they resume when the node starts again.  Waiting calls on
+        its sessions raise SessionClosed."""
         if not self._running:
             return
         self._running = False
@@ -224,61 +254,23 @@ class Node:
             with contextlib.suppress(StoreError):
                 self._pump()  # what is queued is committed and handed to the transports
         await asyncio.sleep(0)
+        await self._teardown()
+        for handle in self._handles.values():
+            handle.notify("the node stopped")
+        self._accepted.set()
+        self.stopped.set()
+
+    async def _teardown(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for probe in self._probes.values():
-            probe.cancel()
-        self._probes.clear()
+        self.paths_seen.cancel_probes()
         if self.discovery is not None:
             self.discovery.close()
             self.discovery = None
         await self._close_transports()
-        self._close_store()
-        for handle in self._handles.values():
-            handle.notify()
-
-    def _open_store(self) -> None:
-        store = self._store_arg
-        if isinstance(store, str | Path):
-            self.store = SqliteStore.open(Path(store))
-            self._owns_store = True
-        else:
-            self.store = store
-
-    def _close_store(self) -> None:
-        if self.store is not None and self._owns_store and isinstance(self.store, SqliteStore):
-            self.store.close()
-
-    def _load_identity(self) -> Identity:
-        if self._identity is not None:
-            return self._identity
-        if isinstance(self.store, SqliteStore):
-            try:
-                self._identity = self.store.load_identity(self._passphrase)
-            except StoreNotFound:
-                self._close_store()
-                raise
-        else:
-            self._identity = Identity.generate(self.rng)
-        return self._identity
-
-    def _load_prekeys(self, identity: Identity) -> PrekeyStore:
-        prekeys = None
-        if isinstance(self.store, SqliteStore):
-            prekeys = self.store.load_prekeys(identity)
-        elif isinstance(self.store, MemoryStore):
-            state = self.store.load().prekeys
-            prekeys = None if state is None else PrekeyStore.from_bytes(state, identity)
-        if prekeys is None:
-            prekeys = PrekeyStore.create(identity, rng=self.rng, now=self.clock.now())
-            if self.store is not None:
-                self.store.put_prekeys(prekeys.to_bytes())
-                self.store.commit()
-        elif prekeys.maintain(rng=self.rng, now=self.clock.now()) and self.store is not None:
-            self.store.put_prekeys(prekeys.to_bytes())
-            self.store.commit()
-        return prekeys
+        self._storage.close()
+        self.store = None
 
     async def _listen(self) -> None:
         """Bind every path to one port number (UDP for QUIC, TCP for μTCP)."""
@@ -353,6 +345,17 @@ class Node:
     def running(self) -> bool:
         return self._running
 
+    def packet_received(self, data: bytes, address: str, path: str) -> None:
+        """A transport delivered a packet (see :class:`Bridge`)."""
+        if not self._running or self.faults.drops(address, path):
+            return
+        self.manager.receive_datagram(data, address, path)
+        self.kick()
+
+    def tell(self, event: NodeEvent) -> None:
+        """Pass ``event`` to every listener (one that raises is logged)."""
+        self._tell(event)
+
     @property
     def did(self) -> str:
         if self._identity is None:
@@ -401,13 +404,16 @@ class Node:
         AuthenticationFailed, PeerQuarantined, TransportFailed (no address,
         peer unreachable on every path) or SessionTimeout; a session this
         call created and that never came up is removed again."""
+        checked_resolve(self.resolver, peer_did)  # a DID we cannot verify fails here
         if address is not None:
             self.add_peer(peer_did, address)
         manager = self.manager
         existing = manager.session(peer_did)
+        target = self.directory.address_of(peer_did)
+        if existing is None and target is not None:
+            self.paths_seen.forget_errors(target)  # reasons from earlier attempts
         if existing is None and self.directory.address_of(peer_did) is None:
             if not (self.discovery is not None and self.discovery_targets):
-                Did.parse(peer_did)
                 raise TransportFailed(
                     f"no address is known for {peer_did}: pass one (host:port, CLI --to) "
                     "or configure discovery targets"
@@ -450,7 +456,7 @@ class Node:
         return found
 
     def _unreachable(self, address: str) -> str:
-        reasons = [f"{p}: {r}" for (a, p), r in self.path_errors.items() if a == address]
+        reasons = [f"{p}: {r}" for p, r in self.paths_seen.errors_for(address)]
         if reasons:
             return f" ({address} unreachable: {'; '.join(reasons)})"
         return f" (no answer from {address}: is a node running there?)"
@@ -462,10 +468,24 @@ class Node:
         self.kick()
 
     async def accept(self, timeout: float | None = None) -> SessionHandle:
-        """The next session a peer opened with this node."""
-        if timeout is None:
-            return await self._incoming.get()
-        return await asyncio.wait_for(self._incoming.get(), timeout)
+        """The next session a peer opened with this node (the last
+        :data:`MAX_PENDING_ACCEPTS` are kept).  Raises SessionTimeout, or
+        SessionClosed once the node stops."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            while self._incoming:
+                handle = self._incoming.popleft()
+                if not handle.closed:
+                    return handle
+            if not self._running:
+                raise SessionClosed("the node stopped")
+            self._accepted.clear()
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise SessionTimeout(f"no peer opened a session within {timeout} s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._accepted.wait(), remaining)
 
     def _handle(self, session: Session) -> SessionHandle:
         handle = self._handles.get(session.peer_did)
@@ -489,20 +509,31 @@ class Node:
             return
         try:
             outgoing = manager.datagrams_to_send()
-        except StoreError:
-            _log.critical("the store failed: nothing more is sent", exc_info=True)
-            raise
-        faults, transports = self.faults, self.transports
-        for packet in outgoing:
-            transport = transports.get(packet.path)
-            if transport is None or faults.drops(packet.address, packet.path):
-                continue
-            transport.send(packet.address, packet.data)
-        self._dispatch(manager.events())
-        if self.queue_waiters:
-            for handle in list(self.queue_waiters):
-                handle.notify()
-        self._arm_timer()
+        except StoreError as error:
+            self._fail(error)
+            return
+        try:
+            faults, transports = self.faults, self.transports
+            for packet in outgoing:
+                transport = transports.get(packet.path)
+                if transport is None or faults.drops(packet.address, packet.path):
+                    continue
+                transport.send(packet.address, packet.data)
+            self._dispatch(manager.events())
+            if self.queue_waiters:
+                for handle in list(self.queue_waiters):
+                    handle.notify()
+        finally:
+            self._arm_timer()  # whatever happened, the timers keep running
+
+    def _fail(self, error: StoreError) -> None:
+        """The store cannot commit: nothing may leave (write-ahead), so the
+        node stops and says why (``failure``; the CLI exits 1)."""
+        if self.failure is None:
+            self.failure = error
+            _log.critical("the store failed, stopping the node: %s", error)
+            if self._loop is not None and self._running:
+                self._loop.create_task(self.stop())
 
     def _dispatch(self, events: list[SessionEvent]) -> None:
         for event in events:
@@ -513,7 +544,8 @@ class Node:
             elif isinstance(event, SessionAccepted):
                 session = self.manager.session(event.peer_did)
                 if session is not None:
-                    self._incoming.put_nowait(self._handle(session))
+                    self._incoming.append(self._handle(session))
+                    self._accepted.set()
             elif isinstance(event, PathMigrated):
                 self.directory.learn(event.peer_did, event.address)
                 handle = self._handles.get(event.peer_did)
@@ -548,52 +580,7 @@ class Node:
         self._timer = None
         self._timer_at = None
         if self._running:
-            self.manager.tick()
-            self._pump()
-
-    # ------------------------------------------------------------------
-    # transport callbacks
-
-    def packet_received(self, data: bytes, address: str, path: str) -> None:
-        if not self._running or self.faults.drops(address, path):
-            return
-        self.manager.receive_datagram(data, address, path)
-        self.kick()
-
-    def path_up(self, address: str, path: str) -> None:
-        if not self._running:
-            return
-        self.path_errors.pop((address, path), None)
-        probe = self._probes.pop(address, None) if path == "quic" else None
-        if probe is not None:
-            probe.cancel()
-        self.manager.connectivity(address, path, True)
-        self._tell(PathChanged(address, path, True))
-        self.kick()
-
-    def path_down(self, address: str, path: str, reason: str) -> None:
-        if not self._running:
-            return
-        self.path_errors[(address, path)] = reason
-        self.manager.connectivity(address, path, False)
-        self._tell(PathChanged(address, path, False, reason))
-        if path == "quic" and address not in self._probes and self._loop is not None:
-            self._probes[address] = self._loop.call_later(
-                self.quic_probe_interval, self._probe_quic, address
-            )
-        self.kick()
-
-    def _probe_quic(self, address: str) -> None:
-        """QUIC was lost to ``address``: try it again while a session there
-        uses another path; a success reports path_up and the core moves the
-        session back to QUIC."""
-        self._probes.pop(address, None)
-        transport = self.transports.get("quic")
-        if not self._running or transport is None:
-            return
-        if any(s.address == address for s in self.manager.sessions.values()):
-            transport.probe(address)
-            if self._loop is not None:
-                self._probes[address] = self._loop.call_later(
-                    self.quic_probe_interval, self._probe_quic, address
-                )
+            try:
+                self.manager.tick()
+            finally:
+                self._pump()

@@ -1,0 +1,98 @@
+"""Path health as the transports report it, for one running node.
+
+Transports report edges (connected, lost) per canonical address and path;
+this turns them into ``SessionManager.connectivity`` calls (how QUIC ->
+μTCP fallback and its return happen), remembers why a path failed (for the
+error a user gets from ``establish``), and probes QUIC again every
+``quic_probe_interval`` while a session uses another path.
+
+Only addresses a session uses are tracked: anyone can open connections
+from many ports, and none of that may grow the node's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Final
+
+from l2session.runtime.events import PathChanged
+
+if TYPE_CHECKING:
+    from l2session.runtime.node import Node
+
+#: Failure reasons kept (the oldest forgotten first).
+MAX_ERRORS: Final = 4096
+
+
+class PathMonitor:
+    """The node's path edges: connectivity, failure reasons, QUIC probes."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._errors: dict[tuple[str, str], str] = {}
+        self._probes: dict[str, asyncio.TimerHandle] = {}
+
+    def errors_for(self, address: str) -> list[tuple[str, str]]:
+        """(path, reason) of each path to ``address`` that last failed."""
+        return [(p, r) for (a, p), r in self._errors.items() if a == address]
+
+    def forget_errors(self, address: str) -> None:
+        for key in [k for k in self._errors if k[0] == address]:
+            del self._errors[key]
+
+    def cancel_probes(self) -> None:
+        for probe in self._probes.values():
+            probe.cancel()
+        self._probes.clear()
+
+    def _in_use(self, address: str) -> bool:
+        for session in self.node.manager.sessions.values():
+            if session.address == address:
+                return True
+            if session.routes is not None and any(r[0] == address for r in session.routes.extra):
+                return True
+        return False
+
+    def path_up(self, address: str, path: str) -> None:
+        node = self.node
+        if not node.running or not self._in_use(address):
+            return
+        self._errors.pop((address, path), None)
+        probe = self._probes.pop(address, None) if path == "quic" else None
+        if probe is not None:
+            probe.cancel()
+        node.manager.connectivity(address, path, True)
+        node.tell(PathChanged(address, path, True))
+        node.kick()
+
+    def path_down(self, address: str, path: str, reason: str) -> None:
+        node = self.node
+        if not node.running or not self._in_use(address):
+            return
+        self._errors.pop((address, path), None)
+        self._errors[(address, path)] = reason
+        while len(self._errors) > MAX_ERRORS:
+            del self._errors[next(iter(self._errors))]
+        node.manager.connectivity(address, path, False)
+        node.tell(PathChanged(address, path, False, reason))
+        if path == "quic" and address not in self._probes:
+            self._schedule_probe(address)
+        node.kick()
+
+    def _schedule_probe(self, address: str) -> None:
+        loop = asyncio.get_running_loop()
+        self._probes[address] = loop.call_later(
+            self.node.quic_probe_interval, self._probe_quic, address
+        )
+
+    def _probe_quic(self, address: str) -> None:
+        """QUIC was lost to ``address``: try it again while a session there
+        uses another path; a success reports path_up and the core moves the
+        session back to QUIC."""
+        self._probes.pop(address, None)
+        node = self.node
+        transport = node.transports.get("quic")
+        if not node.running or transport is None or not self._in_use(address):
+            return
+        transport.probe(address)
+        self._schedule_probe(address)
