@@ -11,6 +11,7 @@ import random
 import socket
 import ssl
 import struct
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -20,6 +21,8 @@ from qh3.asyncio.protocol import QuicConnectionProtocol
 from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import QuicConnection
 
+from l2session.errors import TransportFailed
+from l2session.transports import quic_endpoint, quic_library
 from l2session.transports.base import Transport
 from l2session.transports.framing import MAX_FRAME, FrameTooLarge
 from l2session.transports.quic import ALPN, QuicTransport
@@ -137,7 +140,103 @@ def test_quic_transport_satisfies_the_transport_protocol() -> None:
     assert transport.name == "quic"
 
 
-def test_10k_packets_each_way_arrive_in_order_and_intact() -> None:
+@pytest.fixture(params=["batching", "plain"])
+def socket_layer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on qh3's batching socket layer (recvmmsg/GRO, GSO) and on
+    the plain asyncio datagram endpoint the transport falls back to."""
+    layer: str = request.param
+    if layer == "plain":
+        monkeypatch.setattr(quic_endpoint, "create_batching_endpoint", None)
+    elif quic_library.create_batching_endpoint is None:
+        pytest.skip("the QUIC library has no batching socket layer")
+    return layer
+
+
+def test_port_0_binds_a_real_port_and_reports_it() -> None:
+    async def main() -> None:
+        a, ra, a_addr = await node()  # (asserts start() and .port agree, > 0)
+        # The port is really bound: nobody else can have it ...
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            with pytest.raises(OSError, match="in use"):
+                other.bind((HOST, a.port))
+        finally:
+            other.close()
+        with pytest.raises(TransportFailed):
+            await QuicTransport().start(Recorder(), HOST, a.port)
+        # ... and a peer dialling the reported address reaches it.
+        b, _, b_addr = await node()
+        b.send(a_addr, b"at the reported port")
+        await until(lambda: ra.packets == [(b"at the reported port", b_addr)], what="packet")
+        await a.close()
+        assert a.port == 0
+        await b.close()
+
+    run(main())
+
+
+def test_dual_stack_node_talks_to_ipv4_and_ipv6_peers() -> None:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+
+    async def main() -> None:
+        dual, rd = QuicTransport(), Recorder()
+        port = await dual.start(rd, "::", 0)
+        a, ra, a_addr = await node()
+        six, r6 = QuicTransport(), Recorder()
+        six_addr = f"[::1]:{await six.start(r6, '::1', 0)}"
+        a.send(f"{HOST}:{port}", b"from IPv4")
+        six.send(f"[::1]:{port}", b"from IPv6")
+        await until(lambda: len(rd.packets) == 2, what="both packets")
+        assert sorted(rd.packets) == [(b"from IPv4", a_addr), (b"from IPv6", six_addr)]
+        dual.send(a_addr, b"to IPv4")  # on the connection a opened
+        dual.send(six_addr, b"to IPv6")
+        await until(lambda: bool(ra.packets and r6.packets), what="answers")
+        assert ra.packets == [(b"to IPv4", f"{HOST}:{port}")]
+        assert r6.packets == [(b"to IPv6", f"[::1]:{port}")]
+        assert dual.connection_count == 2
+        for transport in (dual, a, six):
+            await transport.close()
+
+    run(main())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="GRO/GSO batching is Linux's")
+def test_the_socket_layer_batches_on_linux() -> None:
+    # Without it the transport works (see the "plain" runs) at half speed.
+    assert quic_library.create_batching_endpoint is not None
+
+
+def test_a_burst_is_acknowledged_per_burst_not_per_datagram() -> None:
+    if quic_library.create_batching_endpoint is None:
+        pytest.skip("the QUIC library has no batching socket layer")
+    # (asyncio's plain datagram endpoint reads one datagram per loop
+    # iteration, so there b acknowledges as QUIC alone would.)
+
+    async def main() -> None:
+        a, _, _, b, rb, b_addr = await connected_pair()
+        sent_before = b.stats.extra["datagrams_sent"]
+        for i in range(3000):
+            a.send(b_addr, packet(i % 700))
+        await until(lambda: len(rb.packets) == 3001, what="3000 packets")
+        await asyncio.sleep(0.05)  # the last ACKs
+        data_datagrams = a.stats.extra["datagrams_sent"]
+        acks = b.stats.extra["datagrams_sent"] - sent_before
+        # QUIC alone acknowledges every second datagram; served once per
+        # loop iteration, b answers a whole burst with one ACK.
+        assert data_datagrams > 100
+        assert 0 < acks < data_datagrams / 4
+        assert b.stats.extra["datagrams_received"] >= data_datagrams - 10
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_10k_packets_each_way_arrive_in_order_and_intact(socket_layer: str) -> None:
     count = 10_000
 
     async def main() -> float:
@@ -176,7 +275,8 @@ def test_10k_packets_each_way_arrive_in_order_and_intact() -> None:
         return elapsed
 
     elapsed = run(main())
-    print(f"\n2 x {count} packets over QUIC in {elapsed:.2f} s ({2 * count / elapsed:,.0f}/s)")
+    rate = 2 * count / elapsed
+    print(f"\n2 x {count} packets over QUIC ({socket_layer}) in {elapsed:.2f} s ({rate:,.0f}/s)")
 
 
 def test_peers_dialling_each_other_at_once_both_deliver() -> None:

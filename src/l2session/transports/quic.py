@@ -53,7 +53,13 @@ from l2session.transports.address import format_address, parse_address
 from l2session.transports.base import TransportListener, TransportStats
 from l2session.transports.certs import generate_self_signed
 from l2session.transports.framing import MAX_FRAME, FrameTooLarge, encode_frames
-from l2session.transports.quic_endpoint import CID_LENGTH, QuicEndpoint, QuicLink, count
+from l2session.transports.quic_endpoint import (
+    CID_LENGTH,
+    QuicEndpoint,
+    QuicLink,
+    count,
+    open_endpoint,
+)
 from l2session.transports.quic_library import QuicConfiguration, QuicErrorCode, events
 
 log = logging.getLogger(__name__)
@@ -154,7 +160,7 @@ class QuicTransport:
         loop = asyncio.get_running_loop()
         server, client = make_configurations(self.idle_timeout)
         try:
-            _, endpoint = await loop.create_datagram_endpoint(
+            endpoint = await open_endpoint(
                 lambda: QuicEndpoint(
                     self,
                     self.stats,
@@ -162,7 +168,8 @@ class QuicTransport:
                     client_configuration=client,
                     max_connections=self.max_connections,
                 ),
-                local_addr=(host, port),
+                host,
+                port,
             )
         except OSError as error:
             raise TransportFailed(

@@ -10,6 +10,17 @@ Initial into a new server-side connection, sends what every connection has
 to send, and runs one timer per connection.  What the connections carry
 (framing, queues, path edges) is :mod:`.quic`'s business, reached through
 :class:`EndpointOwner`.
+
+Speed.  qh3 does packets and crypto natively, so what costs here is
+per-datagram Python work and system calls.  Hence: datagrams are read in
+batches where the library's socket layer can (recvmmsg, GRO) and fed to
+their connection together; a connection that received or has something to
+send is *marked*, and once per event-loop iteration each marked connection
+dispatches its events, takes its queued frames and transmits -- one ACK for
+a whole burst instead of one per datagram -- and sends what it has in one
+batched call (GSO) where the socket layer offers ``sendto_many``.  Without
+that layer (another platform or library) a plain asyncio datagram endpoint
+does the same work one datagram at a time.
 """
 
 from __future__ import annotations
@@ -29,8 +40,10 @@ from l2session.transports.quic_library import (
     QuicConfiguration,
     QuicConnection,
     QuicPacketType,
+    create_batching_endpoint,
     events,
     pull_quic_header,
+    receive_datagrams,
 )
 
 log = logging.getLogger(__name__)
@@ -42,6 +55,8 @@ CID_LENGTH: Final = 8
 SOCKET_BUFFER: Final = 4 * 1024 * 1024
 #: The smallest datagram that may open a connection (RFC 9000 §14.1).
 MIN_INITIAL_SIZE: Final = 1200
+#: The largest UDP payload (a read buffer this big never truncates).
+MAX_DATAGRAM: Final = 65535
 
 SockAddr = tuple[Any, ...]
 
@@ -123,6 +138,40 @@ class EndpointOwner(Protocol):
         """Hand the link's queued frames to QUIC (once per loop iteration)."""
 
 
+async def open_endpoint(factory: Callable[[], QuicEndpoint], host: str, port: int) -> QuicEndpoint:
+    """Bind a UDP socket to ``host:port`` (the first address it resolves
+    to that binds, as ``create_datagram_endpoint(local_addr=...)`` does) and
+    run ``factory``'s endpoint on it, on the library's batching socket layer
+    when there is one.  Raises OSError."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP)
+    error: OSError = OSError(f"no address for {host!r}")
+    for family, kind, proto, _, sockaddr in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.bind(sockaddr)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            with contextlib.suppress(OSError):  # the kernel caps it; best effort
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+        try:
+            if create_batching_endpoint is not None:
+                _, protocol = await create_batching_endpoint(
+                    loop, factory, sock=sock, gro_segment_size=MAX_DATAGRAM
+                )
+            else:
+                _, protocol = await loop.create_datagram_endpoint(factory, sock=sock)
+        except BaseException:
+            sock.close()  # (a no-op if the failed call closed it already)
+            raise
+        return cast(QuicEndpoint, protocol)
+    raise error
+
+
 class QuicEndpoint(asyncio.DatagramProtocol):
     """The node's UDP socket and the router over its QUIC connections."""
 
@@ -147,6 +196,11 @@ class QuicEndpoint(asyncio.DatagramProtocol):
         self._dirty: dict[QuicLink, None] = {}
         self._flush_handle: asyncio.Handle | None = None
         self._transport: asyncio.DatagramTransport | None = None
+        #: The socket layer's batched send (GSO), if it has one.
+        self._sendto_many: Callable[[list[bytes], SockAddr], None] | None = None
+        #: Datagrams in and out (published to ``stats.extra`` per iteration).
+        self._received = 0
+        self._sent = 0
         self.ipv6 = False
 
     # -- socket ------------------------------------------------------------
@@ -155,12 +209,9 @@ class QuicEndpoint(asyncio.DatagramProtocol):
         # (CPython's datagram transport does not subclass DatagramTransport
         # in every version; it has its methods.)
         self._transport = cast(asyncio.DatagramTransport, transport)
+        self._sendto_many = getattr(transport, "sendto_many", None)
         sockname = transport.get_extra_info("sockname")
         self.ipv6 = sockname is not None and len(sockname) == 4
-        sock = transport.get_extra_info("socket")
-        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            with contextlib.suppress(OSError):  # the kernel caps it; best effort
-                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
 
     def local_port(self) -> int:
         """The UDP port bound (0 once closed)."""
@@ -177,30 +228,61 @@ class QuicEndpoint(asyncio.DatagramProtocol):
         count(self._stats, "socket_errors")
 
     def datagram_received(self, data: bytes, addr: SockAddr) -> None:
+        self.datagrams_received([data], addr)
+
+    def datagrams_received(self, datagrams: list[bytes], addr: SockAddr) -> None:
+        """Datagrams from one source (a batch read): each routed by its
+        destination connection ID, runs for one connection fed together."""
         stats = self._stats
         drop = self._owner.drop_filter
-        if drop is not None and drop(address_text(addr)):
-            count(stats, "filtered")
+        if drop is not None:
+            # A test hook: asked once per datagram, as if read one by one.
+            address = address_text(addr)
+            kept = [data for data in datagrams if not drop(address)]
+            if len(kept) < len(datagrams):
+                count(stats, "filtered", len(datagrams) - len(kept))
+            datagrams = kept
+        self._received += len(datagrams)
+        routes, now = self._routes, self._loop.time()
+        run: list[bytes] = []
+        run_link: QuicLink | None = None
+        for data in datagrams:
+            try:
+                header = pull_quic_header(data, 0, CID_LENGTH)
+            except Exception:  # ValueError, or qh3's BufferReadError (not a ValueError)
+                stats.malformed += 1
+                continue
+            link = routes.get(header[3])
+            if link is not run_link or link is None:
+                if run_link is not None:
+                    self._feed(run_link, run, addr, now)
+                run, run_link = [], link
+                if link is None:
+                    self._accept(data, header, addr)
+                    continue
+            run.append(data)
+        if run_link is not None:
+            self._feed(run_link, run, addr, now)
+
+    def _feed(self, link: QuicLink, datagrams: list[bytes], addr: SockAddr, now: float) -> None:
+        """Hand ``datagrams`` to ``link``'s QUIC and dispatch the events at
+        once (what arrived goes up without delay); the answer waits for the
+        end of the loop iteration (:meth:`mark`), to cover every datagram
+        read meanwhile."""
+        if link.terminated:
             return
-        count(stats, "datagrams_received")
         try:
-            header = pull_quic_header(data, 0, CID_LENGTH)
-        except Exception:  # ValueError, or qh3's BufferReadError (not a ValueError)
-            stats.malformed += 1
-            return
-        link = self._routes.get(header[3])
-        if link is None:
-            self._accept(data, header, addr)
-            return
-        try:
-            link.quic.receive_datagram(data, addr, self._loop.time())
+            if len(datagrams) == 1:
+                link.quic.receive_datagram(datagrams[0], addr, now)
+            else:
+                receive_datagrams(link.quic, datagrams, addr, now)
         except Exception:  # qh3 raises on internal errors; never let a peer crash us
             log.debug("QUIC datagram from %s refused", link.address, exc_info=True)
-            stats.malformed += 1
+            self._stats.malformed += 1
         try:
             self.drain(link)
         finally:
-            self.transmit(link)
+            self.mark(link)
 
     def _accept(self, data: bytes, header: tuple[Any, ...], addr: SockAddr) -> None:
         stats = self._stats
@@ -239,7 +321,7 @@ class QuicEndpoint(asyncio.DatagramProtocol):
         try:
             self.drain(link)
         finally:
-            self.transmit(link)
+            self.mark(link)
 
     def connect(self, sockaddr: SockAddr, address: str) -> QuicLink:
         """Start a client connection to ``sockaddr`` from this socket."""
@@ -306,28 +388,57 @@ class QuicEndpoint(asyncio.DatagramProtocol):
         transport = self._transport
         if link.terminated or transport is None:
             return 0
+        quic = link.quic
         try:
-            datagrams = link.quic.datagrams_to_send(self._loop.time())
+            datagrams = quic.datagrams_to_send(self._loop.time())
         except Exception:
             log.debug("QUIC connection to %s failed", link.address, exc_info=True)
             datagrams = []
-        drop = self._owner.drop_filter
-        if drop is not None and datagrams and drop(link.address):
-            count(self._stats, "filtered", len(datagrams))
-        else:
-            for data, addr in datagrams:
-                transport.sendto(data, addr)
-            count(self._stats, "datagrams_sent", len(datagrams))
+        if datagrams:
+            drop = self._owner.drop_filter
+            if drop is not None and drop(link.address):
+                count(self._stats, "filtered", len(datagrams))
+            else:
+                self._send(transport, datagrams)
+                self._sent += len(datagrams)
         if link.stream_id is not None:
-            link.backlog = link.quic.get_send_buffer_size(link.stream_id)
-        timer_at = link.quic.get_timer()
-        if link.timer is not None and link.timer_at != timer_at:
-            link.timer.cancel()
-            link.timer = None
-        if link.timer is None and timer_at is not None:
-            link.timer = self._loop.call_at(timer_at, self._on_timer, link)
-        link.timer_at = timer_at
+            link.backlog = quic.get_send_buffer_size(link.stream_id)
+        timer_at = quic.get_timer()
+        if timer_at != link.timer_at:
+            if link.timer is not None:
+                link.timer.cancel()
+                link.timer = None
+            if timer_at is not None:
+                link.timer = self._loop.call_at(timer_at, self._on_timer, link)
+            link.timer_at = timer_at
         return len(datagrams)
+
+    def _send(
+        self, transport: asyncio.DatagramTransport, datagrams: list[tuple[bytes, Any]]
+    ) -> None:
+        sendto_many = self._sendto_many
+        if sendto_many is None:
+            sendto = transport.sendto
+            for data, addr in datagrams:
+                sendto(data, addr)
+            return
+        # One call per run of datagrams to one address (a connection's are
+        # all to one, unless its path changes): GSO where the kernel has it,
+        # the socket layer queueing what the socket cannot take now.
+        run: list[bytes] = []
+        run_to: Any = None
+        for data, addr in datagrams:
+            if run and addr != run_to:
+                sendto_many(run, run_to)
+                run = []
+            run.append(data)
+            run_to = addr
+        sendto_many(run, run_to)
+
+    def _publish(self) -> None:
+        extra = self._stats.extra
+        extra["datagrams_received"] = self._received
+        extra["datagrams_sent"] = self._sent
 
     def _on_timer(self, link: QuicLink) -> None:
         link.timer = None
@@ -341,10 +452,13 @@ class QuicEndpoint(asyncio.DatagramProtocol):
             self.drain(link)
         finally:
             self.transmit(link)
+            self._publish()
 
     def mark(self, link: QuicLink) -> None:
-        """Flush ``link`` once this loop iteration is over (write coalescing:
-        every packet queued meanwhile goes to QUIC in one write)."""
+        """Serve ``link`` once this loop iteration is over: dispatch its
+        events, hand its queued frames to QUIC (every packet queued meanwhile
+        in one write) and transmit -- once, however many datagrams arrived
+        and packets were queued meanwhile."""
         self._dirty[link] = None
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
@@ -352,14 +466,20 @@ class QuicEndpoint(asyncio.DatagramProtocol):
     def _flush(self) -> None:
         self._flush_handle = None
         dirty, self._dirty = self._dirty, {}
-        for link in dirty:
-            if link.terminated:
-                continue
-            try:
-                self._owner.write_queued(link)
-                self.drain(link)
-            finally:
-                self.transmit(link)
+        owner, links = self._owner, iter(dirty)
+        try:
+            for link in links:
+                if link.terminated:
+                    continue
+                try:
+                    self.drain(link)
+                    owner.write_queued(link)
+                finally:
+                    self.transmit(link)
+        finally:
+            for link in links:  # (left unserved by an exception: next time)
+                self.mark(link)
+            self._publish()
 
     def close(self, reason: str = "") -> None:
         """Close every connection (CONNECTION_CLOSE sent) and the socket."""
@@ -374,4 +494,6 @@ class QuicEndpoint(asyncio.DatagramProtocol):
             self._flush_handle.cancel()
             self._flush_handle = None
         if self._transport is not None:
+            # (What the socket layer still queues goes out before it closes.)
             self._transport.close()
+            self._transport = None
