@@ -9,10 +9,8 @@ quotients of the figures beside them, and that the targets are reported.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import pytest
 
 from l2session.cli import bench
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "network.py"
@@ -47,19 +46,7 @@ REQUIRED = (
 
 
 def _load() -> ModuleType:
-    """The script as a module (registered while it loads: its dataclasses
-    look their module up in ``sys.modules``)."""
-    name = "l2session_benchmark_network"
-    spec = importlib.util.spec_from_file_location(name, SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[name]
-    return module
+    return load_script(SCRIPT, "l2session_benchmark_network")
 
 
 def _positive(value: Any) -> bool:

@@ -10,15 +10,15 @@ steady round.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "sessions.py"
@@ -33,19 +33,7 @@ REQUIRED = (
 
 
 def _load() -> ModuleType:
-    """The script as a module (registered while it loads: its dataclasses
-    look their module up in ``sys.modules``)."""
-    name = "l2session_benchmark_sessions"
-    spec = importlib.util.spec_from_file_location(name, SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[name]
-    return module
+    return load_script(SCRIPT, "l2session_benchmark_sessions")
 
 
 def _number(value: Any) -> bool:

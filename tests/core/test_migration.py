@@ -11,17 +11,16 @@ tokens and unanswered challenges change nothing.
 from __future__ import annotations
 
 import pytest
+from path_helpers import extra as _extra
+from path_helpers import session_of as _session
+from path_helpers import validation as _v
 
-from l2session.core import multipath
 from l2session.core.events import PathMigrated, PathValidated, StateChanged
 from l2session.core.migration import (
     CHALLENGE_TRIES,
     MAX_CHALLENGES,
     MIGRATE_TRIES,
-    PathValidation,
-    state_of,
 )
-from l2session.core.session import Session
 from l2session.core.states import State
 from l2session.errors import ConfigError, InvalidState
 from l2session.store.memory import MemoryStore
@@ -44,21 +43,6 @@ def _pair(
 def _established(node: SimNode, peer: SimNode) -> bool:
     session = node.session(peer)
     return session is not None and session.state is State.ESTABLISHED
-
-
-def _v(session: Session) -> PathValidation:
-    """The session's path-validation state (allocated on first use)."""
-    return state_of(session)
-
-
-def _extra(session: Session) -> list[tuple[str, str]]:
-    return multipath.others(session)
-
-
-def _session(node: SimNode, peer: SimNode) -> Session:
-    session = node.session(peer)
-    assert session is not None
-    return session
 
 
 def _exchange(sim: Simulation, alice: SimNode, bob: SimNode, count: int, tag: str) -> None:

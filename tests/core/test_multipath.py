@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from path_helpers import extra as _extra
+from path_helpers import session_of as _session
+from path_helpers import validation as _v
 
-from l2session.core import multipath
 from l2session.core.config import SessionConfig
 from l2session.core.events import PacketRejected, PathValidated, StateChanged
-from l2session.core.migration import PathValidation, state_of
 from l2session.core.multipath import MultipathStrategy
 from l2session.core.session import Session
 from l2session.core.states import State
@@ -27,21 +28,6 @@ from l2session.testing.simulation import SimNode, Simulation
 from l2session.wire.packets import PKT_DATA
 
 MESSAGES = 2_000
-
-
-def _v(session: Session) -> PathValidation:
-    """The session's path-validation state (allocated on first use)."""
-    return state_of(session)
-
-
-def _extra(session: Session) -> list[tuple[str, str]]:
-    return multipath.others(session)
-
-
-def _session(node: SimNode, peer: SimNode) -> Session:
-    session = node.session(peer)
-    assert session is not None
-    return session
 
 
 def _multipath_pair(
