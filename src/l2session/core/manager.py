@@ -313,7 +313,8 @@ class SessionManager:
         until = self.quarantined_until(peer_did, address, now)
         if until > now:
             raise PeerQuarantined(
-                f"{peer_did} failed authentication and is refused until t={until:.0f}",
+                f"{peer_did} at {address} failed authentication and is refused for "
+                f"another {until - now:.0f} s (quarantine)",
                 until=until,
             )
         existing = self.sessions.get(peer_did)
