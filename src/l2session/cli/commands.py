@@ -18,10 +18,9 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from l2session.core.config import SessionConfig
-from l2session.core.events import StateChanged
 from l2session.errors import ConfigError
 from l2session.identity.identity import Identity
 from l2session.identity.prekeys import PrekeyStore
@@ -29,7 +28,7 @@ from l2session.runtime import control
 from l2session.runtime.clock import SystemClock
 from l2session.runtime.directory import parse_peer
 from l2session.runtime.entropy import SystemRandom
-from l2session.runtime.events import NodeEvent, PathChanged
+from l2session.runtime.events import NodeEvent
 from l2session.runtime.loop import run
 from l2session.runtime.node import Node
 from l2session.store.files import data_home, make_private_dirs
@@ -80,14 +79,15 @@ def init(args: argparse.Namespace, out: TextIO) -> int:
 # node
 
 
-def _describe(event: NodeEvent) -> str | None:
-    if isinstance(event, StateChanged):
-        record = event.record
-        target = record.target.value if record.target else "removed"
-        return f"{event.peer_did}: {record.source.value} -> {target} ({record.reason})"
-    if isinstance(event, PathChanged):
-        verb = "up" if event.up else f"down: {event.reason}"
-        return f"path {event.path} to {event.address} {verb}"
+def describe(line: dict[str, Any] | None) -> str | None:
+    """One state or path line (as the control socket sends them) as text."""
+    if line is None:
+        return None
+    if line["type"] == "state":
+        return f"{line['peer']}: {line['from']} -> {line['to']} ({line['reason']})"
+    if line["type"] == "path":
+        verb = "up" if line["up"] else f"down: {line['reason']}"
+        return f"path {line['path']} to {line['address']} {verb}"
     return None
 
 
@@ -117,7 +117,7 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
     )
 
     def show(event: NodeEvent) -> None:
-        line = _describe(event)
+        line = describe(control.event_line(event))
         if line and not args.quiet:
             out.write(line + "\n")
             out.flush()
@@ -234,11 +234,8 @@ async def _listen(args: argparse.Namespace, out: TextIO) -> int:
                 seen += 1
             elif item.get("type") == "acked" and args.count is not None and seen >= args.count:
                 return 0  # the node took the messages only now that they are shown
-            elif item.get("type") == "state":
-                out.write(f"{item['peer']}: {item['from']} -> {item['to']} ({item['reason']})\n")
-            elif item.get("type") == "path":
-                verb = "up" if item["up"] else f"down: {item['reason']}"
-                out.write(f"path {item['path']} to {item['address']} {verb}\n")
+            elif (shown := describe(item)) is not None:
+                out.write(shown + "\n")
             out.flush()
     finally:
         await stream.aclose()

@@ -210,7 +210,7 @@ class ControlServer:
             if isinstance(event, MessagesAvailable):
                 wake.set()
             elif events and len(lines) < MAX_PENDING_EVENTS:
-                line = _event_line(event)
+                line = event_line(event)
                 if line is not None:
                     lines.append(line)
                     wake.set()
@@ -256,7 +256,7 @@ class ControlServer:
             self._listening = False
 
 
-def _event_line(event: NodeEvent) -> Json | None:
+def event_line(event: NodeEvent) -> Json | None:
     if isinstance(event, StateChanged):
         record = event.record
         return {

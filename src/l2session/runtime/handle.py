@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from l2session.core.session import Session
-from l2session.core.states import State, TransitionRecord
+from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.errors import (
     AuthenticationFailed,
     SessionClosed,
@@ -209,7 +209,7 @@ class SessionHandle:
             raise SessionClosed(f"the session with {self.peer_did} closed: {self._closed_reason}")
         last = session.history[-1] if session.history else None
         reason = last.reason if last else "failed"
-        if "authentication" in reason:
+        if last is not None and last.trigger is Trigger.INVALID_SIG:
             raise AuthenticationFailed(f"{self.peer_did} could not prove its DID: {reason}")
         raise TransportFailed(f"session with {self.peer_did} failed: {reason}")
 

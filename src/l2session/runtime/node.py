@@ -352,10 +352,6 @@ class Node:
         self.manager.receive_datagram(data, address, path)
         self.kick()
 
-    def tell(self, event: NodeEvent) -> None:
-        """Pass ``event`` to every listener (one that raises is logged)."""
-        self._tell(event)
-
     @property
     def did(self) -> str:
         if self._identity is None:
@@ -555,9 +551,10 @@ class Node:
                 handle = self._handles.pop(event.peer_did, None)
                 if handle is not None:
                     handle.notify(event.reason)
-            self._tell(event)
+            self.tell(event)
 
-    def _tell(self, event: NodeEvent) -> None:
+    def tell(self, event: NodeEvent) -> None:
+        """Pass ``event`` to every listener (one that raises is logged)."""
         for listener in self._listeners:
             try:
                 listener(event)

@@ -34,6 +34,7 @@ from l2session.errors import (
     StoreTooNew,
 )
 from l2session.store import schema
+from l2session.store.keyfile import owner_only_problem
 
 FILE_MODE: Final = 0o600
 DIR_MODE: Final = 0o700
@@ -167,14 +168,14 @@ def check_file(path: Path, what: str) -> os.stat_result:
         )
     if not stat.S_ISREG(st.st_mode):
         raise StoreError(f"{path}: the {what} is not a regular file")
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
+    problem = owner_only_problem(st)
+    mode, uid = stat.S_IMODE(st.st_mode), os.geteuid()
+    if problem == "mode":
         raise StorePermissionError(
             f"{path} has mode {mode:04o}; the {what} holds private keys and must be 0600 "
             f"(owner read/write only). Fix: chmod 600 {path}"
         )
-    uid = os.geteuid()
-    if st.st_uid != uid:
+    if problem == "owner":
         raise StorePermissionError(
             f"{path} is owned by uid {st.st_uid}, not by the current user (uid {uid}). "
             f"Fix: chown {uid} {path} (as root), or use your own database"

@@ -263,17 +263,28 @@ def load_identity(path: str | os.PathLike[str], *, passphrase: str | None) -> Id
     return decode_identity(data, passphrase=passphrase, source=str(target))
 
 
+def owner_only_problem(st: os.stat_result) -> str | None:
+    """Why a file holding secrets is not private to the current user:
+    ``"mode"`` (group or others have access), ``"owner"`` (another uid owns
+    it), or None.  Callers word the error for what the file is."""
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        return "mode"
+    if st.st_uid != os.geteuid():
+        return "owner"
+    return None
+
+
 def _check_stat(target: Path, st: os.stat_result) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise KeyFileError(f"{target} is not a regular file ({_kind(st.st_mode)})")
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
+    problem = owner_only_problem(st)
+    mode, uid = stat.S_IMODE(st.st_mode), os.geteuid()
+    if problem == "mode":
         raise KeyFilePermissionError(
             f"{target} has mode {mode:04o}; identity files must be 0600 "
             f"(owner read/write only). Fix: chmod 600 {target}"
         )
-    uid = os.geteuid()
-    if st.st_uid != uid:
+    if problem == "owner":
         raise KeyFilePermissionError(
             f"{target} is owned by uid {st.st_uid}, not by the current user (uid {uid}); "
             "identity files must belong to the user who uses them. "
