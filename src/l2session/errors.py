@@ -235,7 +235,65 @@ class StoreLocked(StoreError):
     """Another process holds the database's write lock for too long."""
 
 
+# --------------------------------------------------------------------------
+# The Membrane: capability policy, QVL trust, audit log (docs/MEMBRANE.md)
+
+
+class MembraneError(L2SessionError):
+    """Base class of Membrane errors (policy, trust graph, audit log)."""
+
+
+class AccessDenied(MembraneError):
+    """The Membrane refused a capability request.  ``reason`` says why in
+    one line (it is what the audit log records and what the denial frame
+    carries to the sender); ``step`` names the check that refused:
+    ``"trust"``, ``"grant"`` or ``"constraint"``."""
+
+    def __init__(self, message: str, *, reason: str, step: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.step = step
+
+
+class PolicyError(MembraneError, ConfigError):
+    """A policy file (or policy value) is invalid.  The message starts with
+    ``file:line:`` and names the field; ``path``, ``line`` and ``field`` hold
+    them for programs (``line`` is 0 when the file has no line to blame)."""
+
+    def __init__(self, message: str, *, path: str = "", line: int = 0, field: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+        self.field = field
+
+
+class TrustError(MembraneError):
+    """Base class of QVL trust-graph refusals."""
+
+
+class InvalidTrustStatement(TrustError):
+    """A trust statement is malformed, out of range, stale, or its issuer's
+    signature does not verify; the graph is unchanged."""
+
+
+class TrustGraphFull(TrustError):
+    """Adding a statement would exceed a trust-graph bound (nodes, or edges
+    per issuer); the message names the bound and the graph is unchanged."""
+
+
+class AuditTampered(MembraneError):
+    """The audit log's hash chain does not verify: an entry was edited,
+    deleted, inserted or reordered.  ``entry`` is the id of the first bad
+    entry."""
+
+    def __init__(self, message: str, *, entry: int) -> None:
+        super().__init__(message)
+        self.entry = entry
+
+
 __all__ = [
+    "AccessDenied",
+    "AuditTampered",
     "AuthenticationFailed",
     "ChainExhausted",
     "ConfigError",
@@ -246,16 +304,19 @@ __all__ = [
     "IdentityError",
     "InvalidDid",
     "InvalidState",
+    "InvalidTrustStatement",
     "KeyFileError",
     "KeyFileFormatError",
     "KeyFilePermissionError",
     "KeyRotationFailed",
     "L2SessionError",
     "MalformedMessage",
+    "MembraneError",
     "MessageTooLarge",
     "MissingCapability",
     "PassphraseRequired",
     "PeerQuarantined",
+    "PolicyError",
     "PrekeyError",
     "PrekeyExpired",
     "PrekeyNotFound",
@@ -275,6 +336,8 @@ __all__ = [
     "StoreTooNew",
     "TooManySkippedKeys",
     "TransportFailed",
+    "TrustError",
+    "TrustGraphFull",
     "UnsupportedDidMethod",
     "UnsupportedKeyType",
     "WrongPassphrase",

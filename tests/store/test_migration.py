@@ -157,7 +157,9 @@ def test_a_failed_upgrade_leaves_the_version_1_file_unchanged(
     digest = sha256(path)
     broken = (*schema.MIGRATIONS[1], "CREATE TABLE peers (id INTEGER)")  # fails: exists
     monkeypatch.setitem(schema.MIGRATIONS, 1, broken)
-    with pytest.raises(StoreError, match="from schema version 1 to 2") as caught:
+    with pytest.raises(
+        StoreError, match=f"from schema version 1 to {schema.SCHEMA_VERSION}"
+    ) as caught:
         SqliteStore.open(path)
     assert "unchanged" in str(caught.value)
     assert sha256(path) == digest
@@ -178,3 +180,54 @@ def test_initialise_creates_nothing_when_the_check_fails(tmp_path: Path) -> None
     assert not conn.in_transaction
     assert [r[0] for r in conn.execute("SELECT name FROM sqlite_schema")] == ["contacts"]
     conn.close()
+
+
+def version_2(path: Path) -> Path:
+    """The v1 fixture upgraded by the frozen version 2 step, with audit rows
+    as version 2 wrote them and payloads that start with 0xFF."""
+    version_1(path)
+    conn = sqlite3.connect(path)
+    for statement in schema.MIGRATIONS[1]:
+        assert isinstance(statement, str)
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.executemany(
+        "INSERT INTO audit (subject, source, target, trigger, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (
+                r.subject,
+                r.source.value,
+                None if r.target is None else r.target.value,
+                r.trigger.value,
+                r.reason,
+                r.at,
+            )
+            for r in (transition(1), transition(2), transition(3))
+        ],
+    )
+    off = schema.U64_OFFSET
+    conn.execute("UPDATE outbound SET payload = X'FF01AB' WHERE seq = ?", (43 - off,))
+    conn.execute("UPDATE inbound SET payload = X'FF' WHERE seq = ?", (9 - off,))
+    conn.commit()
+    conn.close()
+    return path
+
+
+def test_a_version_2_audit_trail_is_chained_and_ff_payloads_escaped(tmp_path: Path) -> None:
+    path = version_2(tmp_path / "v2.db")
+    with SqliteStore.open(path) as store:
+        assert store.audit_trail() == [transition(1), transition(2), transition(3)]
+        report = store.verify_audit()
+        assert report.ok and report.count == 3
+        snap = store.load()
+        # Bodies that start with 0xFF are envelopes now: the old payloads
+        # carry the escape prefix, so they still read as the same payload.
+        assert dict(snap.outbound[PEER_A])[43] == b"\xff\x00\xff\x01\xab"
+        assert dict(snap.outbound[PEER_A])[42] == b"message 42"
+        assert [m.payload for m in snap.inbound[PEER_A] if m.seq == 9] == [b"\xff\x00\xff"]
+        store.append_audit(transition(4))
+        store.commit()
+        assert store.verify_audit().count == 4
+    assert shape(path) == shape(
+        SqliteStore.open(tmp_path / "new.db").close() or tmp_path / "new.db"
+    )

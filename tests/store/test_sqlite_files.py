@@ -263,6 +263,6 @@ def test_a_newer_database_is_refused_untouched(tmp_path: Path) -> None:
 def test_our_database_missing_a_table_is_refused(tmp_path: Path) -> None:
     path = filled(tmp_path / "node.db")
     conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE audit")
+    conn.execute("DROP TABLE audit_log")
     conn.close()
-    assert "'audit'" in refused(path, StoreCorrupt)
+    assert "'audit_log'" in refused(path, StoreCorrupt)

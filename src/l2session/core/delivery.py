@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from l2session.core.envelope import is_placeholder
 from l2session.errors import MessageTooLarge, QueueFull
 from l2session.wire.records import MAX_ACK_RANGES, Ack, Message, Sync
 
@@ -35,6 +36,10 @@ _MAX_SEQ: Final = (1 << 64) - 1
 KeepHook = Callable[[int, int, bytes], None]
 #: Told when kept messages of a stream from a seq on are abandoned.
 DropHook = Callable[[int, int], None]
+#: Asked once per message, when it is first kept: (seq, body) -> the body to
+#: keep.  A placeholder (core/envelope.py) means "consumed": the stream moves
+#: past its number, and it is neither stored nor put in the inbox.
+ScreenHook = Callable[[int, bytes], bytes]
 
 
 class _Pending:
@@ -245,6 +250,7 @@ class Inbound:
         "drop",
         "keep",
         "next_expected",
+        "screen",
         "stream",
     )
 
@@ -263,6 +269,9 @@ class Inbound:
         #: acknowledged, and kept messages abandoned for a new stream too.
         self.keep: KeepHook | None = None
         self.drop: DropHook | None = None
+        #: Set by the session (core/screening.py); called exactly once per
+        #: sequence number, before the message is kept or acknowledged.
+        self.screen: ScreenHook | None = None
 
     def restore(
         self, stream: int, next_expected: int, kept: Iterable[tuple[int, int, bytes]]
@@ -331,9 +340,10 @@ class Inbound:
             payload = buffer.pop(seq, None)
             if payload is None:
                 break
-            inbox.append((stream, seq, payload))
             self.next_expected = seq + 1
-            delivered += 1
+            if not is_placeholder(payload):
+                inbox.append((stream, seq, payload))
+                delivered += 1
         return delivered
 
     def accept(self, message: Message) -> int:
@@ -349,19 +359,25 @@ class Inbound:
             if buffer is None:
                 buffer = self._buffer = {}
             if seq not in buffer:
-                buffer[seq] = message.payload
-                if self.keep is not None:
-                    self.keep(self.stream, seq, message.payload)
+                body = message.payload if self.screen is None else self.screen(seq, message.payload)
+                buffer[seq] = body
+                # A placeholder is not stored: lost in a crash, its number is
+                # skipped by the SYNC that follows (nobody holds it).
+                if self.keep is not None and not is_placeholder(body):
+                    self.keep(self.stream, seq, body)
             return 0
         inbox = self._inbox
         if inbox is None:
             inbox = self._inbox = deque()
         if len(inbox) >= self._inbox_limit:
             return 0  # application not reading: hold back, do not drop
-        inbox.append((self.stream, seq, message.payload))
-        if self.keep is not None:
-            self.keep(self.stream, seq, message.payload)
+        body = message.payload if self.screen is None else self.screen(seq, message.payload)
         self.next_expected = seq + 1
+        if is_placeholder(body):
+            return self._drain()
+        inbox.append((self.stream, seq, body))
+        if self.keep is not None:
+            self.keep(self.stream, seq, body)
         return 1 + self._drain()
 
     def ack(self) -> Ack:
@@ -413,7 +429,9 @@ class Inbound:
                     # May exceed the inbox limit by at most the reorder window.
                     stream = self.stream
                     for seq in held:
-                        inbox.append((stream, seq, buffer.pop(seq)))
+                        body = buffer.pop(seq)
+                        if not is_placeholder(body):
+                            inbox.append((stream, seq, body))
                 self.next_expected = target
             self._drain()
         self.ack_needed = True

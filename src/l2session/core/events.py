@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from l2session.core.envelope import Request
 from l2session.core.states import TransitionRecord
 
 
@@ -79,6 +80,28 @@ class PathValidated:
     path: str
 
 
+@dataclass(frozen=True, slots=True)
+class RequestRefused:
+    """This node's Membrane refused message ``seq`` from the peer (a
+    capability request); the application never sees it, and the peer is
+    sent a denial with ``reason``.  The audit log has the decision."""
+
+    peer_did: str
+    seq: int
+    request: Request | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDenied:
+    """The peer refused our message ``seq``: its Membrane denied the
+    capability the message asked for, for ``reason``."""
+
+    peer_did: str
+    seq: int
+    reason: str
+
+
 SessionEvent = (
     StateChanged
     | MessagesAvailable
@@ -87,4 +110,6 @@ SessionEvent = (
     | PacketRejected
     | PathMigrated
     | PathValidated
+    | RequestRefused
+    | MessageDenied
 )

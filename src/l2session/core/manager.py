@@ -27,9 +27,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from l2session.core import establishment, migration, multipath
+from l2session.core import establishment, migration, multipath, persistence
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.context import Capability, Context
+from l2session.core.envelope import AccessGate
 from l2session.core.events import PacketRejected, SessionEvent, StateChanged
 from l2session.core.resumption import StoredSession
 from l2session.core.session import Session
@@ -87,8 +88,12 @@ class SessionManager:
         *,
         config: SessionConfig | None = None,
         paths: tuple[str, ...] = DEFAULT_PATHS,
+        gate: AccessGate | None = None,
     ) -> None:
         self.ctx = ctx
+        #: The Membrane that screens capability requests (core/screening.py);
+        #: None delivers requests unscreened.  May be set at any time.
+        self.gate = gate
         self.config = config or SessionConfig()
         self.paths = paths
         self.sessions: dict[str, Session] = {}
@@ -150,7 +155,7 @@ class SessionManager:
         if self._dirty:
             for session in self._dirty:
                 if session.journal is not None and not session.closed:
-                    journal.put_session(session.record())
+                    journal.put_session(persistence.record_of(session))
             self._dirty.clear()
         journal.commit()
 
@@ -251,7 +256,7 @@ class SessionManager:
 
     def _make_durable(self, session: Session) -> None:
         if self.journal is not None and session.config.kind is SessionKind.PERSISTENT:
-            session.attach_journal(self.journal)
+            persistence.attach(session, self.journal)
             self.dirty(session)
 
     def forget(self, session: Session) -> None:

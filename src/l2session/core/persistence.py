@@ -39,10 +39,17 @@ the session calls the journal only from code that runs after decryption.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from l2session.core.envelope import AccessRecord
 from l2session.core.resumption import StoredSession
 from l2session.core.states import TransitionRecord
+
+if TYPE_CHECKING:
+    from l2session.core.session import Session
+
+#: What the audit log keeps: state transitions and access decisions.
+AuditRecord = TransitionRecord | AccessRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +141,9 @@ class Journal(Protocol):
         or new ones were made)."""
         ...
 
-    def append_audit(self, record: TransitionRecord) -> None:
-        """One state transition for the audit trail."""
+    def append_audit(self, record: AuditRecord) -> None:
+        """One entry for the audit log (a state transition or an access
+        decision); the store chains it to the entry before (BLAKE3)."""
         ...
 
     def commit(self) -> None:
@@ -145,3 +153,34 @@ class Journal(Protocol):
     def load(self) -> Snapshot:
         """Read back what was committed (uncommitted writes are not seen)."""
         ...
+
+
+def record_of(session: Session) -> SessionRecord:
+    """The durable part of ``session`` (what the store keeps)."""
+    return SessionRecord(
+        peer_did=session.peer_did,
+        address=session.address,
+        path=session.path,
+        out_stream=session.outbound.stream,
+        next_seq=session.outbound.next_seq,
+        in_stream=session.inbound.stream,
+        next_expected=session.inbound.next_expected,
+    )
+
+
+def attach(session: Session, journal: Journal) -> None:
+    """Make ``session`` durable: every kept inbound message, and every
+    inbound message abandoned for a new stream, is written through."""
+    session.journal = journal
+    peer, owner = session.peer_did, session.owner
+
+    def keep(stream: int, seq: int, payload: bytes) -> None:
+        journal.put_inbound(peer, stream, seq, payload)
+        owner.dirty(session)
+
+    def drop(stream: int, from_seq: int) -> None:
+        journal.drop_inbound(peer, stream, from_seq)
+        owner.dirty(session)
+
+    session.inbound.keep = keep
+    session.inbound.drop = drop

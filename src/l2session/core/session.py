@@ -16,15 +16,17 @@ a channel exists.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
-from l2session.core import liveness, migration, rotating
+from l2session.core import envelope, liveness, migration, rotating, screening
 from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.delivery import Inbound, Outbound
 from l2session.core.events import MessagesAvailable, SessionClosedEvent
 from l2session.core.multipath import Route, Routes
-from l2session.core.persistence import Journal, SessionRecord
+from l2session.core.persistence import Journal
 from l2session.core.resumption import PendingResume
 from l2session.core.rotation import Rotation
 from l2session.core.states import (
@@ -84,6 +86,8 @@ class Session:
         "channel",
         "config",
         "degraded_at",
+        "denials_out",
+        "denied",
         "down_since",
         "established_once",
         "failure_reason",
@@ -148,6 +152,11 @@ class Session:
             max_rto=config.max_rto,
         )
         self.inbound = Inbound(reorder_limit=config.max_reorder, inbox_limit=config.max_inbox)
+        self.inbound.screen = partial(screening.screen, self)
+        #: The Membrane's bookkeeping (core/screening.py), None until used.
+        self.denials_out: list[tuple[int, str]] | None = None
+        #: Our messages the peer refused, most recent last: seq -> reason.
+        self.denied: OrderedDict[int, str] | None = None
         #: Set (by the manager) for a persistent session on a node with a store.
         self.journal: Journal | None = None
         self.peer_signing_key: bytes | None = None
@@ -229,35 +238,6 @@ class Session:
         that numbers its messages resumes sending from here."""
         return self.outbound.next_seq
 
-    def record(self) -> SessionRecord:
-        """The durable part of this session (what the store keeps)."""
-        return SessionRecord(
-            peer_did=self.peer_did,
-            address=self.address,
-            path=self.path,
-            out_stream=self.outbound.stream,
-            next_seq=self.outbound.next_seq,
-            in_stream=self.inbound.stream,
-            next_expected=self.inbound.next_expected,
-        )
-
-    def attach_journal(self, journal: Journal) -> None:
-        """Make this session durable: every kept inbound message, and every
-        inbound message abandoned for a new stream, is written through."""
-        self.journal = journal
-        peer, owner = self.peer_did, self.owner
-
-        def keep(stream: int, seq: int, payload: bytes) -> None:
-            journal.put_inbound(peer, stream, seq, payload)
-            owner.dirty(self)
-
-        def drop(stream: int, from_seq: int) -> None:
-            journal.drop_inbound(peer, stream, from_seq)
-            owner.dirty(self)
-
-        self.inbound.keep = keep
-        self.inbound.drop = drop
-
     @property
     def heartbeat_misses(self) -> int:
         return self.hb_misses
@@ -265,20 +245,21 @@ class Session:
     # ------------------------------------------------------------------
     # application API (SPEC-018 §5.2)
 
-    def send(self, message: bytes) -> int:
+    def send(self, message: bytes, request: envelope.Request | None = None) -> int:
         """Queue ``message`` for exactly-once, in-order delivery; returns
         its sequence number.  It goes out with the manager's next
         ``datagrams_to_send()`` if the session is established (messages
         queued together share packets), else it is held until it is
         (degraded, suspended, failed).  Raises QueueFull when the queue is
-        at its limit."""
+        at its limit.  With ``request`` the message asks the peer's
+        Membrane for that capability (a refusal arrives as MessageDenied)."""
         if self._closed:
             raise SessionClosed(f"the session with {self.peer_did} is closed")
         if self.config.kind is SessionKind.EPHEMERAL:
             if self._ephemeral_sends:
                 raise InvalidState("an ephemeral session carries one message each way")
             self._ephemeral_sends += 1
-        payload = bytes(message)
+        payload = envelope.wrap(bytes(message), request)
         seq = self.outbound.enqueue(payload)
         if self.journal is not None:
             self.journal.put_outbound(self.peer_did, seq, payload)
@@ -311,28 +292,22 @@ class Session:
         """Up to ``max_count`` delivered messages without taking them: a
         relay (the CLI's ``listen``) forwards them, and calls
         :meth:`receive_many` with the count its client confirmed."""
-        return self.inbound.peek(max_count)
+        return screening.peek(self, max_count)
 
     def receive_many(self, max_count: int = 1024) -> list[bytes]:
         """Up to ``max_count`` delivered messages, in order, with one commit
         for all of them (group commit; :meth:`receive` is this with 1)."""
-        inbound, journal = self.inbound, self.journal
-        out: list[bytes] = []
-        last: tuple[int, int] | None = None
-        while len(out) < max_count:
-            entry = inbound.pop_entry()
-            if entry is None:
-                break
-            stream, seq, payload = entry
-            if journal is not None:
-                journal.take_inbound(self.peer_did, stream, seq)
-            last = (stream, seq)
-            out.append(payload)
-        if last is not None:
-            if journal is not None:
+        return [d.payload for d in self.receive_deliveries(max_count)]
+
+    def receive_deliveries(self, max_count: int = 1024) -> list[envelope.Delivery]:
+        """Like :meth:`receive_many`, with each message's sequence number
+        and the capability it asked for (which the Membrane allowed)."""
+        out, took = screening.take(self, max_count)
+        if took:
+            if self.journal is not None:
                 self.owner.commit()
             self._after_read()
-            if inbound.ack_needed and not self._closed:
+            if self.inbound.ack_needed and not self._closed:
                 # Reading made room: held messages moved into the inbox.
                 self.owner.want_flush(self)
         return out
@@ -571,6 +546,8 @@ class Session:
         if replies:
             control.extend(HeartbeatAck(c) for c in replies)
             self.hb_replies = None
+        if self.denials_out:
+            screening.flush_notices(self)
         messages: list[Message] = []
         if self.state in SENDING:
             messages = self.outbound.take(now, PACKET_BUDGET, self.config.max_batch)

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from l2session.core.persistence import SessionRecord
+from l2session.core.persistence import AuditRecord, SessionRecord
 from l2session.core.resumption import StoredSession
-from l2session.core.states import TransitionRecord
 
 Ranges = tuple[tuple[int, int], ...]
 
@@ -44,7 +43,9 @@ class Batch:
     dropped: dict[tuple[str, int], int] = field(default_factory=dict)
     tickets: dict[str, StoredSession | None] = field(default_factory=dict)
     prekeys: bytes | None = None
-    audit: list[TransitionRecord] = field(default_factory=list)
+    audit: list[AuditRecord] = field(default_factory=list)
+    #: Per (issuer, subject): the newest signed trust statement (QVL).
+    trust: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(
@@ -58,6 +59,7 @@ class Batch:
             or self.taken
             or self.dropped
             or self.tickets
+            or self.trust
             or self.prekeys is not None
             or self.audit
         )
@@ -153,8 +155,13 @@ class WriteBuffer:
     def put_prekeys(self, state: bytes) -> None:
         self._batch.prekeys = bytes(state)
 
-    def append_audit(self, record: TransitionRecord) -> None:
+    def append_audit(self, record: AuditRecord) -> None:
         self._batch.audit.append(record)
+
+    def put_trust(self, issuer: str, subject: str, statement: bytes) -> None:
+        """Keep ``statement`` (``TrustStatement.to_bytes()``) as the edge
+        from ``issuer`` to ``subject``, replacing the one held."""
+        self._batch.trust[(issuer, subject)] = bytes(statement)
 
 
 def acked(seq: int, below: int, ranges: list[tuple[int, int]]) -> bool:

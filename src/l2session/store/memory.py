@@ -15,13 +15,24 @@ from l2session.core.persistence import SessionRecord, Snapshot, StoredInbound
 from l2session.core.resumption import StoredSession
 from l2session.core.states import TransitionRecord
 from l2session.errors import ConfigError
+from l2session.membrane import audit
+from l2session.membrane.audit import AuditEntry, AuditReport
 from l2session.store.buffer import Batch, WriteBuffer, acked
 
 
 class MemoryStore(WriteBuffer):
     """A :class:`~l2session.core.persistence.Journal` kept in dictionaries."""
 
-    __slots__ = ("_audit", "_inbound", "_outbound", "_prekeys", "_sessions", "_tickets", "commits")
+    __slots__ = (
+        "_audit",
+        "_inbound",
+        "_outbound",
+        "_prekeys",
+        "_sessions",
+        "_tickets",
+        "_trust",
+        "commits",
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -31,7 +42,8 @@ class MemoryStore(WriteBuffer):
         self._inbound: dict[str, dict[int, dict[int, bytes]]] = {}
         self._tickets: dict[str, StoredSession] = {}
         self._prekeys: bytes | None = None
-        self._audit: list[TransitionRecord] = []
+        self._audit: list[AuditEntry] = []
+        self._trust: dict[tuple[str, str], bytes] = {}
         #: Commits that wrote something (tests check group commit with it).
         self.commits = 0
 
@@ -77,7 +89,16 @@ class MemoryStore(WriteBuffer):
                 self._tickets[peer] = ticket
         if b.prekeys is not None:
             self._prekeys = b.prekeys
-        self._audit.extend(b.audit)
+        if b.audit:
+            last = self._audit[-1] if self._audit else None
+            self._audit.extend(
+                audit.chain(
+                    b.audit,
+                    0 if last is None else last.id,
+                    audit.GENESIS if last is None else last.digest,
+                )
+            )
+        self._trust.update(b.trust)
 
     def _trim(self, peer: str, stream: int, gone: Callable[[int], bool]) -> None:
         streams = self._inbound.get(peer)
@@ -111,8 +132,29 @@ class MemoryStore(WriteBuffer):
     def audit_trail(self, limit: int | None = None) -> list[TransitionRecord]:
         """Committed transitions, oldest first; with ``limit``, the last
         ``limit`` of them."""
+        _check_limit(limit)
+        trail = [r for e in self._audit if isinstance(r := e.record(), TransitionRecord)]
+        if limit is None:
+            return trail
+        return trail[len(trail) - limit :] if limit else []
+
+    def audit_log(self, limit: int | None = None) -> list[AuditEntry]:
+        """Committed audit entries (every kind), oldest first; with
+        ``limit``, the last ``limit`` of them."""
+        _check_limit(limit)
         if limit is None:
             return list(self._audit)
-        if not isinstance(limit, int) or limit < 0:
-            raise ConfigError(f"limit must be None or an int >= 0, got {limit!r}")
         return self._audit[len(self._audit) - limit :] if limit else []
+
+    def verify_audit(self) -> AuditReport:
+        """Check the audit log's hash chain (membrane/audit.py)."""
+        return audit.verify(self._audit)
+
+    def trust_statements(self) -> list[bytes]:
+        """Every committed trust statement, as stored by ``put_trust``."""
+        return list(self._trust.values())
+
+
+def _check_limit(limit: object) -> None:
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise ConfigError(f"limit must be None or an int >= 0, got {limit!r}")

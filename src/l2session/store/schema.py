@@ -25,12 +25,16 @@ INTEGER and comparisons (``seq < below``) keep their order.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Final
+
+from l2session.core.states import State, TransitionRecord, Trigger
+from l2session.membrane import audit
 
 #: ``PRAGMA application_id``: "L2SS".
 APPLICATION_ID: Final = 0x4C32_5353
 #: ``PRAGMA user_version`` of files this code writes.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 #: Offset of the stored form of unsigned 64-bit values.
 U64_OFFSET: Final = 1 << 63
@@ -95,12 +99,79 @@ _AUDIT_V2: Final = """CREATE TABLE audit (
     at REAL NOT NULL
 )"""
 
-#: The statements that create a current (version 2) database.
-CREATE: Final = (*_V1, _AUDIT_V2)
+_AUDIT_LOG_V3: Final = """CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    digest BLOB NOT NULL
+)"""
+
+_TRUST_V3: Final = """CREATE TABLE trust (
+    id INTEGER PRIMARY KEY,
+    issuer TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    statement BLOB NOT NULL,
+    UNIQUE (issuer, subject)
+)"""
+
+
+def _chain_old_audit(conn: sqlite3.Connection) -> None:
+    """Version 3 chains the audit log (membrane/audit.py): the version 2
+    rows are chained as they are, in their order, then the old table goes.
+    (What was edited before the upgrade cannot be told afterwards.)"""
+    rows = conn.execute(
+        "SELECT subject, source, target, trigger, reason, at FROM audit ORDER BY id"
+    ).fetchall()
+    records = [
+        TransitionRecord(
+            subject,
+            State(source),
+            None if target is None else State(target),
+            Trigger(trigger),
+            reason,
+            at,
+        )
+        for subject, source, target, trigger, reason, at in rows
+    ]
+    conn.executemany(
+        "INSERT INTO audit_log (id, at, kind, subject, body, digest) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (e.id, e.at, e.kind, e.subject, e.body, e.digest)
+            for e in audit.chain(records, 0, audit.GENESIS)
+        ],
+    )
+    conn.execute("DROP TABLE audit")
+
+
+def _escape_payloads(conn: sqlite3.Connection) -> None:
+    """Version 3 message bodies (core/envelope.py) reserve a first byte of
+    0xFF: a stored payload that starts with it gets the escape prefix."""
+    for select, update in (
+        (
+            "SELECT rowid, payload FROM outbound WHERE substr(payload, 1, 1) = X'FF'",
+            "UPDATE outbound SET payload = ? WHERE rowid = ?",
+        ),
+        (
+            "SELECT rowid, payload FROM inbound WHERE substr(payload, 1, 1) = X'FF'",
+            "UPDATE inbound SET payload = ? WHERE rowid = ?",
+        ),
+    ):
+        rows = conn.execute(select).fetchall()
+        conn.executemany(update, [(b"\xff\x00" + bytes(p), rowid) for rowid, p in rows])
+
+
+#: A migration step: SQL text, or a function run on the connection.
+Step = str | Callable[[sqlite3.Connection], None]
+
+#: The statements that create a current (version 3) database.
+CREATE: Final = (*_V1, _AUDIT_LOG_V3, _TRUST_V3)
 
 #: ``MIGRATIONS[v]`` upgrades a version ``v`` database to ``v + 1``.
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+MIGRATIONS: Final[dict[int, tuple[Step, ...]]] = {
     1: (_AUDIT_V2,),
+    2: (_AUDIT_LOG_V3, _TRUST_V3, _chain_old_audit, _escape_payloads),
 }
 
 _TABLES_V1: Final = frozenset(
@@ -120,6 +191,7 @@ _TABLES_V1: Final = frozenset(
 TABLES: Final[dict[int, frozenset[str]]] = {
     1: _TABLES_V1,
     2: _TABLES_V1 | {"audit"},
+    3: _TABLES_V1 | {"audit_log", "trust"},
 }
 
 
@@ -149,6 +221,9 @@ def migrate(conn: sqlite3.Connection, version: int) -> None:
     rolls back and the file stays as it was)."""
     for step in range(version, SCHEMA_VERSION):
         for statement in MIGRATIONS[step]:
-            conn.execute(statement)
+            if isinstance(statement, str):
+                conn.execute(statement)
+            else:
+                statement(conn)
         # A PRAGMA cannot take a bound parameter; ``step`` is our own int.
         conn.execute(f"PRAGMA user_version = {step + 1:d}")

@@ -41,7 +41,6 @@ from urllib.parse import quote
 
 from l2session.core.persistence import SessionRecord, Snapshot, StoredInbound
 from l2session.core.resumption import StoredSession
-from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.errors import (
     ConfigError,
     L2SessionError,
@@ -53,7 +52,9 @@ from l2session.errors import (
 from l2session.identity.identity import Identity
 from l2session.identity.keyfile import DEFAULT_SCRYPT_N, decode_identity, encode_identity
 from l2session.identity.prekeys import PrekeyPolicy, PrekeyStore
+from l2session.membrane import audit
 from l2session.store import files, schema
+from l2session.store.audit_reads import AuditReads
 from l2session.store.buffer import Batch, WriteBuffer, acked
 from l2session.store.checkpoint import Checkpointer
 from l2session.store.files import default_store_path
@@ -109,7 +110,12 @@ _PUT_PREKEYS: Final = (
     " ON CONFLICT (id) DO UPDATE SET state = excluded.state"
 )
 _APPEND_AUDIT: Final = (
-    "INSERT INTO audit (subject, source, target, trigger, reason, at) VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO audit_log (id, at, kind, subject, body, digest) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_AUDIT_HEAD: Final = "SELECT id, digest FROM audit_log ORDER BY id DESC LIMIT 1"
+_UPSERT_TRUST: Final = (
+    "INSERT INTO trust (issuer, subject, statement) VALUES (?, ?, ?)"
+    " ON CONFLICT (issuer, subject) DO UPDATE SET statement = excluded.statement"
 )
 _LOAD_SESSIONS: Final = (
     "SELECT p.did, s.address, s.path, s.out_stream, s.next_seq, s.in_stream, s.next_expected"
@@ -125,11 +131,6 @@ _LOAD_INBOUND: Final = (
     " JOIN peers p ON p.id = i.peer ORDER BY s.id, i.seq"
 )
 _LOAD_TICKETS: Final = "SELECT ticket FROM tickets ORDER BY id"
-_AUDIT_ALL: Final = "SELECT subject, source, target, trigger, reason, at FROM audit ORDER BY id"
-_AUDIT_LAST: Final = (
-    "SELECT subject, source, target, trigger, reason, at FROM (SELECT * FROM audit"
-    " ORDER BY id DESC LIMIT ?) ORDER BY id"
-)
 
 
 class _KernelRandom:
@@ -142,7 +143,7 @@ class _KernelRandom:
         return os.urandom(n)
 
 
-class SqliteStore(WriteBuffer):
+class SqliteStore(AuditReads, WriteBuffer):
     """The durable :class:`~l2session.core.persistence.Journal` of a node,
     plus its identity and prekeys.  Make one with :meth:`open`."""
 
@@ -361,20 +362,20 @@ class SqliteStore(WriteBuffer):
             self._put_tickets(conn, b, added)
         if b.prekeys is not None:
             conn.execute(_PUT_PREKEYS, (b.prekeys,))
+        if b.trust:
+            conn.executemany(
+                _UPSERT_TRUST, [(issuer, subject, st) for (issuer, subject), st in b.trust.items()]
+            )
         if b.audit:
+            # Chained to the head as this transaction sees it, so a second
+            # writer (another process) cannot fork the chain.
+            head = conn.execute(_AUDIT_HEAD).fetchone()
+            entries = audit.chain(
+                b.audit, 0 if head is None else head[0], audit.GENESIS if head is None else head[1]
+            )
             conn.executemany(
                 _APPEND_AUDIT,
-                [
-                    (
-                        r.subject,
-                        r.source.value,
-                        None if r.target is None else r.target.value,
-                        r.trigger.value,
-                        r.reason,
-                        r.at,
-                    )
-                    for r in b.audit
-                ],
+                [(e.id, e.at, e.kind, e.subject, e.body, e.digest) for e in entries],
             )
 
     def _put_outbound(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
@@ -479,29 +480,6 @@ class SqliteStore(WriteBuffer):
             )
             row = conn.execute("SELECT state FROM prekeys").fetchone()
         return Snapshot(sessions, outbound, inbound, tickets, None if row is None else row[0])
-
-    def audit_trail(self, limit: int | None = None) -> list[TransitionRecord]:
-        """Committed transitions, oldest first; with ``limit``, the last
-        ``limit`` of them."""
-        params: tuple[int, ...] = ()
-        if limit is None:
-            query = _AUDIT_ALL
-        elif isinstance(limit, int) and limit >= 0:
-            query, params = _AUDIT_LAST, (limit,)
-        else:
-            raise ConfigError(f"limit must be None or an int >= 0, got {limit!r}")
-        with self._reading("reading the audit trail") as conn:
-            return [
-                TransitionRecord(
-                    subject,
-                    State(source),
-                    None if target is None else State(target),
-                    Trigger(trigger),
-                    reason,
-                    at,
-                )
-                for subject, source, target, trigger, reason, at in conn.execute(query, params)
-            ]
 
     @contextlib.contextmanager
     def _reading(self, doing: str) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,176 @@
+"""The Membrane's place in the session path: requests are screened before
+the application can see them, and refused ones answered with a denial.
+
+A message that asks for a capability (:mod:`l2session.core.envelope`) is
+screened once, when the receiver first keeps it (in order or early), by the
+manager's :class:`~l2session.core.envelope.AccessGate` with the session's
+*authenticated* peer DID.  A refused message is consumed: its sequence
+number is acknowledged and passed, it is never delivered, and the stream
+goes on.  The decision is never taken twice for one message, so a quota is
+charged once however often the sender retransmits.
+
+The sender learns of the refusal by a *denial notice* queued on the
+receiver's own stream, so it gets the stream's guarantees: delivered exactly
+once, across loss, reordering and restarts of either side (it is written to
+the store like any outbound message).  On arrival the notice is consumed in
+turn and becomes a :class:`~l2session.core.events.MessageDenied` event.
+When the receiver's outbound queue is full, notices wait (at most
+:data:`MAX_PENDING_NOTICES`, in memory) until it has room.
+
+Without a gate a request is delivered with its request attached (the
+application decides); an envelope that does not decode is refused either way.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Final
+
+from l2session.core.envelope import (
+    Delivery,
+    Denial,
+    Refused,
+    Request,
+    denial,
+    refused,
+    unwrap,
+)
+from l2session.core.events import MessageDenied, RequestRefused
+from l2session.errors import MalformedMessage, QueueFull
+
+if TYPE_CHECKING:
+    from l2session.core.session import Session
+
+#: Longest reason a denial carries (UTF-8 bytes).
+MAX_REASON_BYTES: Final = 200
+#: Denial notices waiting for room in a full outbound queue, per session.
+MAX_PENDING_NOTICES: Final = 1024
+#: Denials a sender remembers for :attr:`Session.denied`.
+RECENT_DENIALS: Final = 1024
+
+
+def _clip(reason: str) -> str:
+    text = reason.encode("utf-8")[:MAX_REASON_BYTES].decode("utf-8", "ignore")
+    return text or "denied"
+
+
+def screen(session: Session, seq: int, body: bytes) -> bytes:
+    """The body to keep for message ``seq`` (the inbound screen hook).  Runs
+    after the packet authenticated; ``session.last_inbound`` is its ``now``."""
+    if body[:1] != b"\xff":
+        return body
+    request: Request | None = None
+    try:
+        outcome = unwrap(body)
+        if isinstance(outcome, Refused):
+            raise MalformedMessage("a placeholder is not a message")
+        if isinstance(outcome, Denial):
+            on_denied(session, outcome)
+            return _consumed(session, "denial notice")
+        request = outcome[1]
+    except MalformedMessage as exc:
+        reason = f"malformed capability request: {exc}"
+    else:
+        gate = session.owner.gate
+        if request is None or gate is None:
+            return body
+        denied = gate.screen(session.peer_did, request, session.last_inbound)
+        if denied is None:
+            return body
+        reason = denied
+    reason = _clip(reason)
+    notify(session, seq, reason)
+    session.owner.emit(RequestRefused(session.peer_did, seq, request, reason))
+    return _consumed(session, reason)
+
+
+def _consumed(session: Session, reason: str) -> bytes:
+    if session.journal is not None:
+        session.owner.dirty(session)  # the stream's high-water mark moves
+    return refused(reason)
+
+
+def notify(session: Session, seq: int, reason: str) -> None:
+    """Queue a denial notice for the peer's message ``seq``."""
+    pending = session.denials_out
+    if pending:  # keep their order: behind those already waiting
+        if len(pending) < MAX_PENDING_NOTICES:
+            pending.append((seq, reason))
+        return
+    if not _enqueue(session, seq, reason):
+        session.denials_out = [(seq, reason)]
+
+
+def flush_notices(session: Session) -> None:
+    """Move waiting notices into the outbound queue while it has room."""
+    pending = session.denials_out
+    while pending and _enqueue(session, *pending[0]):
+        pending.pop(0)
+    if not pending:
+        session.denials_out = None
+
+
+def _enqueue(session: Session, seq: int, reason: str) -> bool:
+    body = denial(seq, reason)
+    try:
+        out_seq = session.outbound.enqueue(body)
+    except QueueFull:
+        return False
+    if session.journal is not None:
+        session.journal.put_outbound(session.peer_did, out_seq, body)
+        session.owner.dirty(session)
+    session.owner.want_flush(session)
+    return True
+
+
+def on_denied(session: Session, notice: Denial) -> None:
+    """The peer refused our message ``notice.seq``."""
+    if notice.seq >= session.outbound.next_seq:
+        return  # not a message we sent: ignore rather than believe it
+    denied = session.denied
+    if denied is None:
+        denied = session.denied = OrderedDict()
+    reason = _clip(notice.reason)
+    denied[notice.seq] = reason
+    while len(denied) > RECENT_DENIALS:
+        denied.popitem(last=False)
+    session.owner.emit(MessageDenied(session.peer_did, notice.seq, reason))
+
+
+def take(session: Session, max_count: int) -> tuple[list[Delivery], bool]:
+    """Up to ``max_count`` delivered messages, and whether anything was
+    taken; each one is handed off in the journal (the caller commits)."""
+    inbound, journal = session.inbound, session.journal
+    out: list[Delivery] = []
+    took = False
+    while len(out) < max_count:
+        entry = inbound.pop_entry()
+        if entry is None:
+            break
+        took = True
+        stream, seq, body = entry
+        if journal is not None:
+            journal.take_inbound(session.peer_did, stream, seq)
+        delivery = _delivery(seq, body)
+        if delivery is not None:
+            out.append(delivery)
+    return out, took
+
+
+def peek(session: Session, max_count: int) -> list[bytes]:
+    """The next ``max_count`` payloads without taking them."""
+    out: list[bytes] = []
+    for body in session.inbound.peek(max_count):
+        delivery = _delivery(0, body)
+        if delivery is not None:
+            out.append(delivery.payload)
+    return out
+
+
+def _delivery(seq: int, body: bytes) -> Delivery | None:
+    if body[:1] != b"\xff":
+        return Delivery(seq, body)
+    outcome = unwrap(body)  # screened when kept: decodes
+    if isinstance(outcome, Refused | Denial):
+        return None  # never kept; defensive
+    return Delivery(seq, outcome[0], outcome[1])

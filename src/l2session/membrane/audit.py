@@ -1,0 +1,218 @@
+"""The audit log's hash chain: how an entry is encoded, linked and verified.
+
+Every entry (a session state transition or an access decision) is stored
+with ``digest = BLAKE3(DOMAIN || previous digest || id || at || kind ||
+subject || body)``, where ``body`` is the entry's fields as canonical JSON
+(sorted keys, no spaces) and the first entry links to 32 zero bytes.  So an
+entry edited, deleted, inserted or moved breaks the chain at that entry,
+and :func:`verify` names the first bad one.  Ids are consecutive from 1: a
+deleted entry leaves a gap even when the chain after it was recomputed up
+to that point.
+
+What a chain cannot show on its own is a cut *tail*: whoever can write the
+file can delete the newest entries, or recompute every digest from some
+point on (there is no secret in the hash).  :class:`AuditReport` therefore
+gives the head (last id and digest); an operator who records it elsewhere
+(``l2session audit verify`` prints it; ``--expect`` checks it) detects both.
+docs/MEMBRANE.md §4 has the byte layout.
+
+Pure: the store (``store/sqlite.py``, ``store/memory.py``) calls
+:func:`chain` inside its commit, with the head it read in that transaction.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from blake3 import blake3
+
+from l2session.core.envelope import AccessRecord
+from l2session.core.persistence import AuditRecord
+from l2session.core.states import State, TransitionRecord, Trigger
+from l2session.errors import AuditTampered, MalformedMessage
+
+DIGEST_SIZE: Final = 32
+#: The "previous digest" of entry 1.
+GENESIS: Final = bytes(DIGEST_SIZE)
+DOMAIN: Final = b"l2session audit v1\x00"
+
+KIND_TRANSITION: Final = "transition"
+KIND_ACCESS: Final = "access"
+
+_HEAD: Final = struct.Struct(">Qd")
+_LEN: Final = struct.Struct(">I")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One stored entry of the audit log."""
+
+    id: int
+    at: float
+    kind: str
+    #: The DID the entry is about (the session's peer).
+    subject: str
+    #: The entry's fields as canonical JSON (exactly the hashed text).
+    body: str
+    digest: bytes = field(repr=False)
+
+    def record(self) -> AuditRecord:
+        """The record this entry holds; MalformedMessage if the body does
+        not decode (a damaged or hand-edited entry)."""
+        return decode_record(self.kind, self.subject, self.at, self.body)
+
+    def describe(self) -> str:
+        """One line for ``l2session audit tail``."""
+        try:
+            record = self.record()
+        except MalformedMessage as exc:
+            return f"#{self.id} {self.kind} {self.subject}: unreadable body ({exc})"
+        if isinstance(record, TransitionRecord):
+            target = "-" if record.target is None else record.target.value
+            text = f"{record.source.value} -> {target} on {record.trigger.value}"
+            if record.reason:
+                text += f": {record.reason}"
+        else:
+            verdict = "allow" if record.allowed else "deny"
+            units = "" if record.units == 1 else f" x{record.units}"
+            text = f"{verdict} {record.action} {record.resource}{units}: {record.reason}"
+        return f"#{self.id} {self.subject} {text}"
+
+
+def encode_record(record: AuditRecord) -> tuple[str, str, float, str]:
+    """``(kind, subject, at, body)`` of ``record``: what is stored and hashed."""
+    if isinstance(record, TransitionRecord):
+        fields: dict[str, object] = {
+            "from": record.source.value,
+            "to": None if record.target is None else record.target.value,
+            "trigger": record.trigger.value,
+            "reason": record.reason,
+        }
+        kind = KIND_TRANSITION
+    else:
+        fields = {
+            "allowed": record.allowed,
+            "action": record.action,
+            "resource": record.resource,
+            "units": record.units,
+            "step": record.step,
+            "reason": record.reason,
+            "grant": record.grant,
+        }
+        kind = KIND_ACCESS
+    body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return kind, record.subject, float(record.at), body
+
+
+def decode_record(kind: str, subject: str, at: float, body: str) -> AuditRecord:
+    """The inverse of :func:`encode_record`."""
+    try:
+        fields = json.loads(body)
+        if not isinstance(fields, dict):
+            raise TypeError("body is not an object")
+        if kind == KIND_TRANSITION:
+            target = fields["to"]
+            return TransitionRecord(
+                subject,
+                State(fields["from"]),
+                None if target is None else State(target),
+                Trigger(fields["trigger"]),
+                str(fields["reason"]),
+                at,
+            )
+        if kind == KIND_ACCESS:
+            grant = fields["grant"]
+            return AccessRecord(
+                subject,
+                bool(fields["allowed"]),
+                str(fields["action"]),
+                str(fields["resource"]),
+                int(fields["units"]),
+                str(fields["step"]),
+                str(fields["reason"]),
+                None if grant is None else str(grant),
+                at,
+            )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise MalformedMessage(f"audit entry body: {exc}") from None
+    raise MalformedMessage(f"audit entry of unknown kind {kind!r}")
+
+
+def _text(value: str) -> bytes:
+    data = value.encode("utf-8", "surrogatepass")
+    return _LEN.pack(len(data)) + data
+
+
+def link(prev: bytes, entry_id: int, at: float, kind: str, subject: str, body: str) -> bytes:
+    """The digest of an entry that follows the entry with digest ``prev``."""
+    h = blake3(DOMAIN)
+    h.update(prev)
+    h.update(_HEAD.pack(entry_id, at))
+    h.update(_text(kind))
+    h.update(_text(subject))
+    h.update(_text(body))
+    return h.digest()
+
+
+def chain(records: Iterable[AuditRecord], head_id: int, head: bytes) -> list[AuditEntry]:
+    """The entries for ``records``, appended after the entry ``head_id``
+    whose digest is ``head`` (0 and :data:`GENESIS` for an empty log)."""
+    out: list[AuditEntry] = []
+    prev, entry_id = head, head_id
+    for record in records:
+        entry_id += 1
+        kind, subject, at, body = encode_record(record)
+        prev = link(prev, entry_id, at, kind, subject, body)
+        out.append(AuditEntry(entry_id, at, kind, subject, body, prev))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """What :func:`verify` found."""
+
+    #: Entries checked.
+    count: int
+    #: The id and digest of the last good entry (0 and GENESIS if none).
+    head_id: int
+    head: bytes = field(repr=False)
+    #: The first bad entry's id, and what is wrong with it; None if intact.
+    first_bad: int | None = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad is None
+
+    def raise_for_problem(self) -> None:
+        if self.first_bad is not None:
+            raise AuditTampered(self.problem, entry=self.first_bad)
+
+
+def verify(entries: Iterable[AuditEntry]) -> AuditReport:
+    """Walk ``entries`` in id order and check every link; stops at the
+    first bad entry (everything after it is unproven)."""
+    prev, expected, count = GENESIS, 1, 0
+    for entry in entries:
+        if entry.id != expected:
+            problem = (
+                f"entry #{expected} is missing: #{entry.id} follows #{expected - 1} "
+                "(entries deleted?)"
+                if entry.id > expected
+                else f"entry #{entry.id} is out of order after #{expected - 1}"
+            )
+            return AuditReport(count, expected - 1, prev, expected, problem)
+        digest = link(prev, entry.id, entry.at, entry.kind, entry.subject, entry.body)
+        if len(entry.digest) != DIGEST_SIZE or not hmac.compare_digest(digest, entry.digest):
+            problem = (
+                f"entry #{entry.id} does not match its digest: it was edited, inserted, or "
+                f"moved, or the entry before it was changed"
+            )
+            return AuditReport(count, expected - 1, prev, entry.id, problem)
+        prev, expected, count = digest, expected + 1, count + 1
+    return AuditReport(count, expected - 1, prev)
