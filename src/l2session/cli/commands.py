@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from l2session.core.config import SessionConfig
+from l2session.core.envelope import Request
 from l2session.errors import ConfigError
 from l2session.identity.identity import Identity
 from l2session.identity.prekeys import PrekeyStore
@@ -88,6 +89,10 @@ def describe(line: dict[str, Any] | None) -> str | None:
     if line["type"] == "path":
         verb = "up" if line["up"] else f"down: {line['reason']}"
         return f"path {line['path']} to {line['address']} {verb}"
+    if line["type"] == "refused":
+        return f"{line['peer']}: refused #{line['seq']} {line['request']}: {line['reason']}"
+    if line["type"] == "denied":
+        return f"{line['peer']}: denied our #{line['seq']}: {line['reason']}"
     return None
 
 
@@ -114,6 +119,7 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         config=session_config(args),
         discovery=args.discovery or (f"{host_of(args.listen)}:0" if args.discover_via else None),
         discovery_targets=args.discover_via,
+        policy=args.policy,
     )
 
     def show(event: NodeEvent) -> None:
@@ -203,7 +209,13 @@ def send(args: argparse.Namespace, out: TextIO) -> int:
         "data_b64": base64.b64encode(text.encode()).decode(),
         "timeout": args.timeout,
     }
+    if args.capability is not None:
+        Request.parse(args.capability)  # a clear error before the node is asked
+        body["capability"] = args.capability
     response = run(control.request(socket_of(args), body, timeout=args.timeout + 5))
+    if response.get("denied"):
+        out.write(f"denied #{response['seq']}: {response['denied']}\n")
+        return 3
     if response["delivered"]:
         out.write(f"delivered #{response['seq']} over {response['transport']}\n")
     else:
@@ -281,6 +293,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="ask here (unicast or broadcast) where an unknown DID is; repeatable",
     )
     p.add_argument("--quiet", action="store_true", help="do not print state changes")
+    p.add_argument(
+        "--policy", metavar="FILE", help="screen peers' capability requests with this TOML policy"
+    )
     p.set_defaults(handler=run_node)
 
     p = commands.add_parser("sessions", help="the running node's sessions")
@@ -294,6 +309,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("message", help="the text to send; - reads it from standard input")
     p.add_argument("--to", metavar="HOST:PORT", help="where the peer listens, if not known")
     p.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS")
+    p.add_argument(
+        "--capability",
+        metavar="'ACTION RESOURCE [UNITS]'",
+        help="ask the peer's Membrane for this capability (exit 3 if it refuses)",
+    )
     p.set_defaults(handler=send)
 
     p = commands.add_parser("listen", help="print messages as the running node receives them")

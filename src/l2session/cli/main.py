@@ -1,6 +1,7 @@
 """The ``l2session`` command line (also ``python -m l2session``).
 
 ``init``, ``node``, ``sessions``, ``send``, ``listen`` (cli/commands.py),
+``audit``, ``policy``, ``trust`` (the Membrane, cli/membrane.py),
 ``demo`` (three nodes on loopback, cli/netdemo.py; ``demo --steps`` walks
 through one handshake and ratchet exchange, cli/demo.py) and ``bench``.
 """
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from l2session import __version__
-from l2session.cli import commands, demo
+from l2session.cli import commands, demo, membrane
 from l2session.errors import L2SessionError
 
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.register(sub)
+    membrane.register(sub)
     p = sub.add_parser("demo", help="three nodes on loopback: handshake, rotation, faults")
     p.add_argument(
         "--steps",

@@ -7,7 +7,8 @@ request object per line, answered by one response object (``{"ok": true,
 for ``listen`` by a stream of objects until the client goes away.
 
 Requests: ``status``, ``sessions``, ``send`` (did, data_b64, address?,
-timeout?), ``listen`` (events?: bool).  A request line is at most
+timeout?, capability?: "ACTION RESOURCE [UNITS]"; answered with ``denied``,
+the peer Membrane's reason, when it refused), ``listen`` (events?: bool).  A request line is at most
 :data:`MAX_LINE` bytes; anything else gets a clear error, never a crash.
 """
 
@@ -25,7 +26,8 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, Final
 
-from l2session.core.events import MessagesAvailable, StateChanged
+from l2session.core.envelope import Request
+from l2session.core.events import MessageDenied, MessagesAvailable, RequestRefused, StateChanged
 from l2session.errors import ConfigError, L2SessionError, SessionTimeout, TransportFailed
 from l2session.runtime.events import NodeEvent, PathChanged
 from l2session.runtime.node import Node
@@ -167,6 +169,10 @@ class ControlServer:
         timeout = request.get("timeout", 15.0)
         if not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
             raise ConfigError("send: 'timeout' is a number of seconds, 0 < timeout <= 3600")
+        capability = request.get("capability")
+        if capability is not None and not isinstance(capability, str):
+            raise ConfigError("send: 'capability' is text: 'ACTION RESOURCE [UNITS]'")
+        wanted = None if capability is None else Request.parse(capability)
         node = self.node
         started = time.perf_counter()
         handle = node.session(did)
@@ -177,14 +183,22 @@ class ControlServer:
         # A session that exists takes the message at once, whatever its
         # state: it is queued (durably, with a store) and goes out when the
         # peer is reachable.
-        seq = handle.send_nowait(data)
+        seq = handle.send_nowait(data, request=wanted)
         remaining = max(0.1, timeout - (time.perf_counter() - started))
         try:
             await handle.acknowledged(seq, remaining)
             delivered = True
         except SessionTimeout:
             delivered = False
-        return {"ok": True, "seq": seq, "delivered": delivered, "transport": handle.path}
+        # A denial notice rides in the packet that acknowledges the request.
+        denied = handle.denial(seq)
+        return {
+            "ok": True,
+            "seq": seq,
+            "delivered": delivered and denied is None,
+            "denied": denied,
+            "transport": handle.path,
+        }
 
     async def _listen(
         self,
@@ -274,6 +288,16 @@ def event_line(event: NodeEvent) -> Json | None:
             "up": event.up,
             "reason": event.reason,
         }
+    if isinstance(event, RequestRefused):
+        return {
+            "type": "refused",
+            "peer": event.peer_did,
+            "seq": event.seq,
+            "request": None if event.request is None else str(event.request),
+            "reason": event.reason,
+        }
+    if isinstance(event, MessageDenied):
+        return {"type": "denied", "peer": event.peer_did, "seq": event.seq, "reason": event.reason}
     return None
 
 

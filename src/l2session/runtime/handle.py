@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
+from l2session.core.envelope import Delivery, Request
 from l2session.core.session import Session
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.errors import (
@@ -89,14 +90,24 @@ class SessionHandle:
     # ------------------------------------------------------------------
     # sending and receiving
 
-    def send_nowait(self, data: bytes) -> int:
+    def send_nowait(self, data: bytes, *, request: Request | None = None) -> int:
         """Queue ``data`` (exactly-once, in order) and return its sequence
-        number.  Raises QueueFull at the queue limit (backpressure)."""
-        seq = self.session.send(data)
+        number.  Raises QueueFull at the queue limit (backpressure).  With
+        ``request`` the message asks the peer's Membrane for a capability;
+        a refusal arrives as a MessageDenied event (and :meth:`denial`)."""
+        seq = self.session.send(data, request)
         self._node.kick()
         return seq
 
-    async def send(self, data: bytes, timeout: float | None = None) -> int:
+    def denial(self, seq: int) -> str | None:
+        """Why the peer refused our message ``seq``, if it did (the last
+        1,024 refusals are remembered)."""
+        denied = self.session.denied
+        return None if denied is None else denied.get(seq)
+
+    async def send(
+        self, data: bytes, timeout: float | None = None, *, request: Request | None = None
+    ) -> int:
         """:meth:`send_nowait`, but at the queue limit wait (up to
         ``timeout``) for the peer's acknowledgements to make room: the
         backpressure an asyncio producer wants."""
@@ -106,7 +117,7 @@ class SessionHandle:
             await self._wait_queue(
                 lambda: len(session.outbound) < limit or session.closed, timeout, "queue space"
             )
-        return self.send_nowait(data)
+        return self.send_nowait(data, request=request)
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until the peer has acknowledged everything sent so far."""
@@ -150,9 +161,16 @@ class SessionHandle:
         self, max_count: int = 1024, timeout: float | None = None
     ) -> list[bytes]:
         """Between 1 and ``max_count`` messages, one commit for all of them."""
+        return [d.payload for d in await self.receive_deliveries(max_count, timeout)]
+
+    async def receive_deliveries(
+        self, max_count: int = 1024, timeout: float | None = None
+    ) -> list[Delivery]:
+        """Like :meth:`receive_many`, with each message's sequence number
+        and the capability it asked for (which this node's Membrane allowed)."""
         session = self.session
         await self._wait(lambda: session.available > 0 or session.closed, timeout, "a message")
-        messages = session.receive_many(max_count)
+        messages = session.receive_deliveries(max_count)
         if not messages:
             raise SessionClosed(
                 f"the session with {self.peer_did} is closed ({self._closed_reason or 'closed'})"

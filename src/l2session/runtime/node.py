@@ -55,13 +55,18 @@ from l2session.errors import (
 )
 from l2session.identity.identity import Identity
 from l2session.identity.resolver import DidResolver, checked_resolve, default_resolver
+from l2session.membrane.membrane import Membrane
+from l2session.membrane.policy import MembranePolicy
+from l2session.membrane.trust_statement import TrustStatement
 from l2session.runtime.clock import SystemClock
 from l2session.runtime.directory import AddressBook
 from l2session.runtime.entropy import SystemRandom
 from l2session.runtime.events import Bridge, NodeEvent, NodeListener
 from l2session.runtime.faults import Faults
 from l2session.runtime.handle import SessionHandle
+from l2session.runtime.listening import bind_paths
 from l2session.runtime.paths import PathMonitor
+from l2session.runtime.policyfile import load_policy, node_membrane
 from l2session.runtime.storage import NodeStorage
 from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore
@@ -75,8 +80,6 @@ _log = logging.getLogger("l2session.node")
 
 #: Paths in order of preference (the core falls back along this order).
 DEFAULT_PATHS: Final = ("quic", "tcp")
-#: Attempts to find a port free on both UDP and TCP when listening on port 0.
-_PORT_ATTEMPTS: Final = 20
 #: Sessions opened by peers and not yet taken by accept().
 MAX_PENDING_ACCEPTS: Final = 1024
 
@@ -107,6 +110,7 @@ class Node:
         discovery: str | None = None,
         discovery_targets: Sequence[str] = (),
         rng: RandomSource | None = None,
+        policy: MembranePolicy | str | Path | None = None,
     ) -> None:
         self._host, self._requested_port = parse_address(listen, allow_zero_port=True)
         self._discovery_at = (
@@ -121,6 +125,14 @@ class Node:
             raise ConfigError(f"paths must be distinct names from {DEFAULT_PATHS}, got {paths!r}")
         if quic_probe_interval <= 0 or connect_timeout <= 0:
             raise ConfigError("connect_timeout and quic_probe_interval must be positive")
+        #: The capability policy (a file is read now, so errors come early).
+        self.policy = (
+            policy
+            if policy is None or isinstance(policy, MembranePolicy)
+            else (load_policy(policy))
+        )
+        #: With a policy, the Membrane that screens peers' requests (from start).
+        self.membrane: Membrane | None = None
         self._storage = NodeStorage(store)
         self._passphrase = passphrase
         self._identity = identity
@@ -213,6 +225,9 @@ class Node:
             store=journal,
         )
         self._manager = SessionManager(ctx, config=self.config, paths=self.paths)
+        if self.policy is not None:
+            self.membrane = node_membrane(self.policy, journal, identity.did_text, ctx.now())
+            self._manager.gate = self.membrane
         await self._listen()
         if self._discovery_at is not None:
             self.discovery = await DiscoveryEndpoint.open(
@@ -273,28 +288,13 @@ class Node:
         self.store = None
 
     async def _listen(self) -> None:
-        """Bind every path to one port number (UDP for QUIC, TCP for μTCP)."""
-        attempts = _PORT_ATTEMPTS if self._requested_port == 0 else 1
-        last: Exception | None = None
-        for _ in range(attempts):
-            port = self._requested_port
-            started: dict[str, Transport] = {}
-            try:
-                for path in self.paths:
-                    transport = self._make_transport(path)
-                    port = await transport.start(Bridge(self, path), self._host, port)
-                    started[path] = transport
-            except TransportFailed as error:
-                last = error
-                for transport in started.values():
-                    await transport.close()
-                continue
-            self.transports = started
-            self.port = port
-            return
-        raise TransportFailed(
-            f"cannot listen on {format_address(self._host, self._requested_port)}: {last}"
+        """Bind every path to one port number (runtime/listening.py)."""
+        self.transports, self.port = await bind_paths(
+            self.paths, self._host, self._requested_port, self._make_transport, self._bridge
         )
+
+    def _bridge(self, path: str) -> Bridge:
+        return Bridge(self, path)
 
     def _make_transport(self, path: str) -> Transport:
         if path == "quic":
@@ -383,6 +383,15 @@ class Node:
     def remove_listener(self, listener: NodeListener) -> None:
         with contextlib.suppress(ValueError):
             self._listeners.remove(listener)
+
+    def trust(self, did: str, weight: float) -> None:
+        """Sign and keep this node's trust in ``did`` (-1..1; 0 revokes):
+        an edge of the QVL trust graph the Membrane scores peers with."""
+        if self.membrane is None:
+            raise InvalidState("the node has no Membrane: start it with a policy")
+        now = self.clock.now()
+        self.membrane.add_trust(TrustStatement.sign(self.identity, did, weight, now), now)
+        self.manager.commit()
 
     def add_peer(self, did: str, address: str) -> None:
         """Tell the node where ``did`` listens (``host:port``)."""

@@ -1,0 +1,45 @@
+"""Binding a node's paths to one port number (UDP for QUIC, TCP for μTCP).
+
+With port 0 the first transport picks a free port and the others must get
+the same number; when one of them finds it taken, everything is closed and
+tried again, up to :data:`PORT_ATTEMPTS` times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from l2session.errors import TransportFailed
+from l2session.transports.address import format_address
+from l2session.transports.base import Transport, TransportListener
+
+#: Attempts to find a port free on both UDP and TCP when listening on port 0.
+PORT_ATTEMPTS: Final = 20
+
+
+async def bind_paths(
+    paths: tuple[str, ...],
+    host: str,
+    requested_port: int,
+    make: Callable[[str], Transport],
+    listener: Callable[[str], TransportListener],
+) -> tuple[dict[str, Transport], int]:
+    """Started transports by path, and the port they share."""
+    attempts = PORT_ATTEMPTS if requested_port == 0 else 1
+    last: Exception | None = None
+    for _ in range(attempts):
+        port = requested_port
+        started: dict[str, Transport] = {}
+        try:
+            for path in paths:
+                transport = make(path)
+                port = await transport.start(listener(path), host, port)
+                started[path] = transport
+        except TransportFailed as error:
+            last = error
+            for transport in started.values():
+                await transport.close()
+            continue
+        return started, port
+    raise TransportFailed(f"cannot listen on {format_address(host, requested_port)}: {last}")
