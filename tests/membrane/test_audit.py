@@ -60,10 +60,13 @@ def test_records_round_trip_through_their_entries() -> None:
 def test_an_intact_chain_verifies_and_reports_its_head() -> None:
     entries = chain(records(10), 0, GENESIS)
     report = verify(entries)
-    assert report.ok and report.count == 10 and report.head_id == 10
+    assert report.ok
+    assert report.count == 10
+    assert report.head_id == 10
     assert report.head == entries[-1].digest
     report.raise_for_problem()  # does not raise
-    assert verify([]).ok and verify([]).head == GENESIS
+    assert verify([]).ok
+    assert verify([]).head == GENESIS
 
 
 def test_appending_in_two_parts_equals_appending_at_once() -> None:
@@ -136,7 +139,8 @@ def test_a_cut_tail_verifies_but_changes_the_head() -> None:
     entries = chain(records(5), 0, GENESIS)
     cut = verify(entries[:-1])
     assert cut.ok
-    assert cut.head != verify(entries).head and cut.head_id == 4
+    assert cut.head != verify(entries).head
+    assert cut.head_id == 4
 
 
 def test_an_unreadable_body_is_a_typed_error() -> None:
@@ -177,7 +181,8 @@ def test_both_stores_chain_across_commits(store: MemoryStore | SqliteStore) -> N
     assert log == chain(records(9), 0, GENESIS)
     assert [e.record() for e in store.audit_log(3)] == records(9)[-3:]
     assert store.audit_log(0) == []
-    assert store.verify_audit().ok and store.verify_audit().count == 9
+    assert store.verify_audit().ok
+    assert store.verify_audit().count == 9
     assert store.audit_trail() == [r for r in records(9) if isinstance(r, TransitionRecord)]
     assert store.audit_trail(1) == [transition(7)]
 
@@ -237,7 +242,8 @@ def test_sqlite_tampering_is_found_and_named(
 
 def test_an_untouched_sqlite_log_verifies(tmp_path: Path) -> None:
     report = tampered(tmp_path)
-    assert report.ok and report.count == 8
+    assert report.ok
+    assert report.count == 8
 
 
 def test_a_second_writer_extends_the_chain_instead_of_forking_it(tmp_path: Path) -> None:
@@ -250,4 +256,5 @@ def test_a_second_writer_extends_the_chain_instead_of_forking_it(tmp_path: Path)
         b.commit()
         a.append_audit(transition(3))
         a.commit()
-        assert a.verify_audit().count == 3 and a.verify_audit().ok
+        assert a.verify_audit().count == 3
+        assert a.verify_audit().ok

@@ -192,7 +192,8 @@ def version_2(path: Path) -> Path:
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 2")
     conn.executemany(
-        "INSERT INTO audit (subject, source, target, trigger, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit (subject, source, target, trigger, reason, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
         [
             (
                 r.subject,
@@ -218,7 +219,8 @@ def test_a_version_2_audit_trail_is_chained_and_ff_payloads_escaped(tmp_path: Pa
     with SqliteStore.open(path) as store:
         assert store.audit_trail() == [transition(1), transition(2), transition(3)]
         report = store.verify_audit()
-        assert report.ok and report.count == 3
+        assert report.ok
+        assert report.count == 3
         snap = store.load()
         # Bodies that start with 0xFF are envelopes now: the old payloads
         # carry the escape prefix, so they still read as the same payload.

@@ -112,9 +112,7 @@ def test_a_stored_record_that_does_not_decode_is_corruption(tmp_path: Path) -> N
         store.append_audit(transition(0))
     conn = sqlite3.connect(path)
     conn.execute("UPDATE tickets SET ticket = x'00'")
-    conn.execute(
-        "UPDATE audit_log SET body = json_set(body, '$.from', 'no such state')"
-    )
+    conn.execute("UPDATE audit_log SET body = json_set(body, '$.from', 'no such state')")
     conn.commit()
     conn.close()
     with SqliteStore.open(path) as store:

@@ -59,7 +59,7 @@ class Membrane:
         self.trust = trust
         self._audit = audit
         self._on_trust = on_trust
-        self._ledger = ledger or QuotaLedger()
+        self._ledger = ledger if ledger is not None else QuotaLedger()
         #: Decisions taken, and how many of them denied (for status lines).
         self.decisions = 0
         self.denials = 0
