@@ -19,7 +19,7 @@ envelope instead, and its second byte says which:
 
 An application payload can therefore never be mistaken for an envelope, and
 a body from a hostile peer that does not decode is refused as malformed.
-docs/PROTOCOL.md §4.3 specifies the bytes.
+docs/PROTOCOL.md §4.2 and docs/MEMBRANE.md §5 specify the bytes.
 
 :class:`Request` lives here, below the Membrane, because the session core
 must name what a message asks for without importing the policy engine (the
