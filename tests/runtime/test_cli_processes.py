@@ -31,7 +31,14 @@ def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
 
 
 class RunningNode:
-    def __init__(self, home: Path, listen: str = "127.0.0.1:0", *, init: bool = True) -> None:
+    def __init__(
+        self,
+        home: Path,
+        listen: str = "127.0.0.1:0",
+        *,
+        init: bool = True,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.home = home
         self.did = ""
         if init:
@@ -41,7 +48,17 @@ class RunningNode:
             assert match is not None
             self.did = match.group(0)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "l2session", "node", "--home", str(home), "--listen", listen],
+            [
+                sys.executable,
+                "-m",
+                "l2session",
+                "node",
+                "--home",
+                str(home),
+                "--listen",
+                listen,
+                *extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -209,3 +226,79 @@ def test_a_listener_that_dies_before_confirming_loses_nothing(
         assert lines[2] == {"type": "batch", "count": 1}
     heard = cli("listen", "--home", str(b.home), "--count", "1", "--timeout", "20")
     assert heard.stdout.strip() == f"{a.did}: keep me"
+
+
+def next_line(node: RunningNode, prefix: str, limit: int = 200) -> str:
+    """The node's next output line starting with ``prefix`` (state changes
+    are printed too; at most ``limit`` lines are read)."""
+    assert node.process.stdout is not None
+    for _ in range(limit):
+        line = node.process.stdout.readline()
+        if line.startswith(prefix) or not line:
+            return line
+    raise AssertionError(f"no line starting with {prefix!r} in {limit} lines")
+
+
+DENY_PAYMENTS = """version = 1
+[[grant]]
+peers = ["*"]
+resource = "feed://news"
+actions = ["read"]
+"""
+
+ALLOW_PAYMENTS = (
+    DENY_PAYMENTS
+    + """
+[[grant]]
+id = "pay"
+peers = ["*"]
+resource = "service://payment"
+actions = ["call"]
+"""
+)
+
+
+def test_a_policy_screens_cli_requests_and_reloads_on_sighup(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(DENY_PAYMENTS)
+    b = RunningNode(tmp_path / "b", extra=("--policy", str(policy)))
+    a = RunningNode(tmp_path / "a")
+    try:
+        assert b.process.stdout is not None
+        assert "screened by" in b.process.stdout.readline()
+        send = ("send", "--home", str(a.home), b.did, "--to", b.address)
+        denied = cli(*send, "pay 5", "--capability", "call service://payment 5")
+        assert denied.returncode == 3, denied.stderr
+        assert denied.stdout.strip() == (
+            f"denied #0: no grant allows call service://payment to {a.did}"
+        )
+        allowed = cli(*send, "news?", "--capability", "read feed://news")
+        assert allowed.returncode == 0, allowed.stderr
+        assert "delivered #1" in allowed.stdout
+
+        policy.write_text(ALLOW_PAYMENTS)
+        b.process.send_signal(signal.SIGHUP)
+        assert next_line(b, "policy ").startswith("policy reloaded from")
+        paid = cli(*send, "pay 5 again", "--capability", "call service://payment 5")
+        assert paid.returncode == 0, paid.stdout
+        heard = cli("listen", "--home", str(b.home), "--count", "2", "--timeout", "20")
+        assert heard.stdout.splitlines() == [f"{a.did}: news?", f"{a.did}: pay 5 again"]
+
+        policy.write_text("version = 1\n[[grant]]\nnope = 1\n")
+        b.process.send_signal(signal.SIGHUP)
+        line = next_line(b, "policy ")
+        assert line.startswith("policy not reloaded, the old one stays:"), line
+        assert "policy.toml:3" in line
+    finally:
+        a.stop()
+        b.stop()
+    assert (b.process.returncode, a.process.returncode) == (0, 0)
+    audit = cli("audit", "tail", "--home", str(b.home), "--kind", "access")
+    assert [line.split(" ", 3)[3].split(": ")[0] for line in audit.stdout.splitlines()] == [
+        "deny call service://payment x5",
+        "allow read feed://news",
+        "allow call service://payment x5",
+    ]
+    verified = cli("audit", "verify", "--home", str(b.home))
+    assert verified.returncode == 0
+    assert verified.stdout.startswith("audit log intact")

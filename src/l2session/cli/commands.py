@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from l2session.core.config import SessionConfig
 from l2session.core.envelope import Request
-from l2session.errors import ConfigError
+from l2session.errors import ConfigError, PolicyError
 from l2session.identity.identity import Identity
 from l2session.identity.prekeys import PrekeyStore
 from l2session.runtime import control
@@ -32,6 +32,7 @@ from l2session.runtime.entropy import SystemRandom
 from l2session.runtime.events import NodeEvent
 from l2session.runtime.loop import run
 from l2session.runtime.node import Node
+from l2session.runtime.policyfile import load_policy
 from l2session.store.files import data_home, make_private_dirs
 from l2session.store.sqlite import SqliteStore
 from l2session.transports.address import parse_address
@@ -134,10 +135,27 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+
+    def reload_policy() -> None:
+        """SIGHUP: read the policy file again; a bad file keeps the old one."""
+        if node.membrane is None or args.policy is None:
+            return
+        try:
+            node.membrane.set_policy(load_policy(args.policy))
+        except PolicyError as error:
+            out.write(f"policy not reloaded, the old one stays: {error}\n")
+        else:
+            out.write(f"policy reloaded from {args.policy}\n")
+        out.flush()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, reload_policy)
     async with node:
         server = control.ControlServer(node, home / control.SOCKET_NAME)
         await server.start()
         out.write(f"node {node.did} listening on {node.address} (quic, tcp)\n")
+        if args.policy is not None:
+            out.write(f"capability requests screened by {args.policy} (SIGHUP reloads it)\n")
         if node.discovery is not None:
             out.write(f"discovery on {node.discovery.address}\n")
         out.flush()
@@ -294,7 +312,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument("--quiet", action="store_true", help="do not print state changes")
     p.add_argument(
-        "--policy", metavar="FILE", help="screen peers' capability requests with this TOML policy"
+        "--policy",
+        metavar="FILE",
+        help="screen peers' capability requests with this TOML policy (SIGHUP reloads it)",
     )
     p.set_defaults(handler=run_node)
 
