@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.envelope import Delivery, Denial, Request, denial, refused, unwrap, wrap
-from l2session.core.events import MessageDenied, RequestRefused
+from l2session.core.events import MessageDenied, RequestRefused, SessionClosedEvent
 from l2session.core.session import Session
-from l2session.errors import ConfigError, MalformedMessage
+from l2session.errors import ConfigError, MalformedMessage, MessageTooLarge
 from l2session.store import MemoryStore
 from l2session.testing.network import LinkProfile
 from l2session.testing.simulation import SimNode, Simulation, connected_pair
@@ -62,7 +63,7 @@ def test_the_envelope_round_trips_and_never_mistakes_a_payload() -> None:
         assert unwrap(wrap(payload)) == (payload, None)
     assert wrap(b"plain") == b"plain"  # plain payloads travel as they are
     assert unwrap(wrap(b"body", PAY)) == (b"body", PAY)
-    assert unwrap(denial(7, "no ✓")) == Denial(7, "no ✓")
+    assert unwrap(denial(9, 7, "no ✓")) == Denial(9, 7, "no ✓")
     for bad in (
         b"\xff",
         b"\xff\x07",
@@ -70,7 +71,7 @@ def test_the_envelope_round_trips_and_never_mistakes_a_payload() -> None:
         b"\xff\x01\x04cal",
         wrap(b"", PAY)[:-3],
         b"\xff\x03\x00\x01",  # a denial notice cut short
-        b"\xff\x03" + bytes(8) + b"\xff",  # ... with a reason that is not UTF-8
+        b"\xff\x03" + bytes(16) + b"\xff",  # ... with a reason that is not UTF-8
     ):
         with pytest.raises(MalformedMessage):
             unwrap(bad)
@@ -180,8 +181,8 @@ def test_without_a_gate_requests_are_delivered_for_the_application_to_judge() ->
 
 
 def test_a_refusal_survives_a_restart_of_the_receiver() -> None:
-    """The placeholder is stored in the message's place: after a crash the
-    refused message is neither delivered nor decided again."""
+    """A refusal in order moves the stream's committed high-water mark past
+    the message: after a crash it is neither delivered nor decided again."""
     sim = Simulation("screen-restart")
     store = MemoryStore()
     alice = sim.add_node("alice")
@@ -202,7 +203,7 @@ def test_a_refusal_survives_a_restart_of_the_receiver() -> None:
     assert b is not None
     assert [d.payload for d in _drain(sim, b, 2)] == [b"first", b"third"]
     assert later.asked == []
-    assert store.load().inbound == {}  # the placeholder was taken with the rest
+    assert store.load().inbound == {}  # nothing of the refused message was kept
 
 
 def test_peek_skips_placeholders_like_receive() -> None:
@@ -213,3 +214,144 @@ def test_peek_skips_placeholders_like_receive() -> None:
     assert b.peek(2) == [b"0", b"2"]
     assert b.receive_many(2) == [b"0", b"2"]
     assert b.peek(10) == [b"4"]
+
+
+# --------------------------------------------------------------------------
+# Regressions found in review: restarts, floods, stale notices, ephemeral
+
+
+def _durable_bob(
+    seed: str, config: SessionConfig | None = None
+) -> tuple[Simulation, SimNode, SimNode, MemoryStore, RuleGate, Session]:
+    sim = Simulation(seed)
+    store = MemoryStore()
+    alice = sim.add_node("alice", config=config)
+    bob = sim.add_node("bob", store=store, config=config)
+    gate = RuleGate()
+    bob.manager.gate = gate
+    a = alice.manager.establish(bob.did)
+    sim.run_until(
+        lambda: (
+            a.state.value == "established"
+            and (s := bob.session(alice)) is not None
+            and s.state.value == "established"
+        ),
+        timeout=60,
+    )
+    return sim, alice, bob, store, gate, a
+
+
+def test_an_early_refusal_survives_a_crash_and_the_stream_goes_on() -> None:
+    """m0 is lost; the refused request behind it arrives early (and is
+    acknowledged selectively); Bob crashes.  Its number must still be known
+    as taken after the restart, or the stream would wait for it forever."""
+    sim, alice, bob, store, gate, a = _durable_bob("screen-early-crash")
+    a.send(b"m0")
+    lost = alice.manager.datagrams_to_send()
+    assert lost  # m0's packet, dropped on the floor
+    a.send(b"pay", PAY)
+    a.send(b"m2")
+    sim.run_until(lambda: len(gate.asked) == 1, timeout=5)
+    sim.run_for(0.5)  # Bob's selective ack reaches Alice, who forgets #1 and #2
+    store.crash()
+    bob = sim.restart("bob", store)
+    later = RuleGate()
+    bob.manager.gate = later
+    b = bob.session(alice)
+    assert b is not None
+    got = _drain(sim, b, 2, timeout=120)
+    assert [d.payload for d in got] == [b"m0", b"m2"]
+    assert later.asked == []  # decided once, before the crash
+
+
+def test_a_request_is_decided_once_across_a_restart_after_reading() -> None:
+    sim, alice, bob, store, gate, a = _durable_bob("screen-read-restart")
+    for i in range(4):
+        a.send(b"r%d" % i, READ)
+    b = bob.session(alice)
+    assert b is not None
+    got = _drain(sim, b, 4)
+    assert [d.payload for d in got] == [b"r0", b"r1", b"r2", b"r3"]
+    bob = sim.restart("bob", store)
+    later = RuleGate()
+    bob.manager.gate = later
+    a.send(b"after")
+    b = bob.session(alice)
+    assert b is not None
+    assert [d.payload for d in _drain(sim, b, 1, timeout=120)] == [b"after"]
+    assert later.asked == []
+    assert len(gate.asked) == 4
+
+
+def test_a_flood_of_refused_requests_is_held_back_not_queued_without_bound() -> None:
+    """Bob's outbound queue is tiny and Alice never acknowledges his denial
+    notices: they may overflow his queue by MAX_PENDING_NOTICES, then her
+    requests wait unscreened (unacknowledged) instead of growing it."""
+    from functools import partial
+
+    from l2session.core import screening
+    from l2session.core.envelope import is_denial
+
+    sim = Simulation("screen-flood")
+    alice = sim.add_node("alice")
+    bob = sim.add_node("bob", config=SessionConfig(max_queued=4))
+    gate = RuleGate()
+    bob.manager.gate = gate
+    a = alice.manager.establish(bob.did)
+    sim.run_until(
+        lambda: bob.session(alice) is not None and a.state.value == "established", timeout=60
+    )
+    b = bob.session(alice)
+    assert b is not None
+    real = a.inbound.screen
+    # A peer that holds every notice back: never kept, never acknowledged.
+    a.inbound.screen = lambda seq, body: None if is_denial(body) else body
+    cap = 4 + screening.MAX_PENDING_NOTICES
+    total = cap + 50
+    for _ in range(total):
+        a.send(b"pay", PAY)
+    sim.run_for(20)
+    assert len(b.outbound) == cap
+    assert len(gate.asked) == cap  # the other 50 wait, not yet decided
+    a.inbound.screen = real if real is not None else partial(screening.screen, a)
+    sim.run_until(lambda: a.queued == 0 and b.queued == 0, timeout=600)
+    denied = [e.seq for e in alice.events if isinstance(e, MessageDenied)]
+    assert len(gate.asked) == total  # each decided once, in the end
+    assert sorted(denied) == list(range(total))  # and each answered once
+
+
+def test_a_stale_notice_is_not_pinned_on_a_new_stream() -> None:
+    """Alice restarts without a store: her new stream numbers from 0 again.
+    A notice about her old stream's #0 must not name her new #0."""
+    sim, alice, _bob, a, b, _gate = _pair("screen-stale")
+    notice = denial(a.outbound.stream ^ 1, 0, "old news")
+    b.outbound.enqueue(notice, control=True)
+    b.owner.want_flush(b)
+    a.send(b"fresh")
+    sim.run_until(lambda: a.queued == 0 and b.queued == 0, timeout=30)
+    assert a.denied is None
+    assert not [e for e in alice.events if isinstance(e, MessageDenied)]
+
+
+def test_an_ephemeral_exchange_ends_when_its_request_is_refused() -> None:
+    config = SessionConfig(kind=SessionKind.EPHEMERAL)
+    sim, alice, bob = connected_pair("screen-ephemeral", config=config)
+    bob.manager.gate = RuleGate()
+    a, b = alice.session(bob), bob.session(alice)
+    assert a is not None
+    assert b is not None
+    a.send(b"pay", PAY)
+    sim.run_until(lambda: a.closed and b.closed, timeout=30)
+    closed = [e for e in alice.events if isinstance(e, SessionClosedEvent)]
+    assert "refused" in closed[-1].reason
+
+
+def test_payload_limits_are_about_the_payload() -> None:
+    sim, _alice, _bob, a, b, _gate = _pair("screen-limits")
+    limit = a.config.max_message_size
+    a.send(b"\xff" * limit)  # escaped: 2 bytes longer on the wire, still fine
+    a.send(b"x" * limit, READ)
+    with pytest.raises(MessageTooLarge, match=f"message of {limit + 1} bytes"):
+        a.send(b"\xff" * (limit + 1))
+    got = _drain(sim, b, 2)
+    assert [len(d.payload) for d in got] == [limit, limit]

@@ -258,3 +258,46 @@ def test_a_second_writer_extends_the_chain_instead_of_forking_it(tmp_path: Path)
         a.commit()
         assert a.verify_audit().count == 3
         assert a.verify_audit().ok
+
+
+@given(
+    st.text(max_size=40),
+    st.one_of(st.none(), st.text(max_size=20)),
+    st.booleans(),
+    st.integers(1, 1_000_000),
+)
+def test_the_hand_written_body_is_canonical_json(
+    reason: str, grant: str | None, allowed: bool, units: int
+) -> None:
+    import json
+
+    record = AccessRecord(
+        PEER, allowed, "call", "service://x", units, "allowed", reason, grant, 1.0
+    )
+    kind, subject, at, body = audit.encode_record(record)
+    fields = {
+        "allowed": allowed,
+        "action": "call",
+        "resource": "service://x",
+        "units": units,
+        "step": "allowed",
+        "reason": reason,
+        "grant": grant,
+    }
+    assert body == json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert audit.decode_record(kind, subject, at, body) == record
+    t = TransitionRecord(PEER, State.IDLE, None, Trigger.CLEANUP, reason, 2.0)
+    body = audit.encode_record(t)[3]
+    assert body == json.dumps(
+        {"from": "idle", "to": None, "trigger": "cleanup", "reason": reason},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+@pytest.mark.parametrize("column", ["at = 'garbage'", "digest = 'abc'", "body = 7"])
+def test_a_column_of_the_wrong_type_is_named_like_an_edit(tmp_path: Path, column: str) -> None:
+    report = tampered(tmp_path, f"UPDATE audit_log SET {column} WHERE id = 6")
+    assert report.first_bad == 6
+    assert "#6" in report.problem

@@ -517,7 +517,7 @@ DIDS = (ANNA, BEN, CHRIS)
 resources = st.builds(
     lambda scheme, segments: f"{scheme}://" + "/".join(segments),
     st.sampled_from(("a", "b")),
-    st.lists(st.sampled_from(("x", "y", "")), max_size=3),
+    st.lists(st.sampled_from(("x", "y")), max_size=3),
 )
 conditions = st.lists(
     st.one_of(

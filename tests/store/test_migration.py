@@ -230,6 +230,5 @@ def test_a_version_2_audit_trail_is_chained_and_ff_payloads_escaped(tmp_path: Pa
         store.append_audit(transition(4))
         store.commit()
         assert store.verify_audit().count == 4
-    assert shape(path) == shape(
-        SqliteStore.open(tmp_path / "new.db").close() or tmp_path / "new.db"
-    )
+    SqliteStore.open(tmp_path / "new.db").close()
+    assert shape(path) == shape(tmp_path / "new.db")

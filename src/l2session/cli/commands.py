@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from l2session.core.config import SessionConfig
 from l2session.core.envelope import Request
-from l2session.errors import ConfigError, PolicyError
+from l2session.errors import ConfigError, L2SessionError, PolicyError
 from l2session.identity.identity import Identity
 from l2session.identity.prekeys import PrekeyStore
 from l2session.runtime import control
@@ -137,7 +137,8 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
             loop.add_signal_handler(sig, stop.set)
 
     def reload_policy() -> None:
-        """SIGHUP: read the policy file again; a bad file keeps the old one."""
+        """SIGHUP: read the policy file and the trust graph again; a bad
+        policy file keeps the old policy."""
         if node.membrane is None or args.policy is None:
             return
         try:
@@ -146,6 +147,10 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"policy not reloaded, the old one stays: {error}\n")
         else:
             out.write(f"policy reloaded from {args.policy}\n")
+        try:
+            node.reload_trust()
+        except L2SessionError as error:
+            out.write(f"trust graph not reloaded: {error}\n")
         out.flush()
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -155,7 +160,10 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         await server.start()
         out.write(f"node {node.did} listening on {node.address} (quic, tcp)\n")
         if args.policy is not None:
-            out.write(f"capability requests screened by {args.policy} (SIGHUP reloads it)\n")
+            out.write(
+                f"capability requests screened by {args.policy} "
+                "(SIGHUP reloads it and the trust graph)\n"
+            )
         if node.discovery is not None:
             out.write(f"discovery on {node.discovery.address}\n")
         out.flush()

@@ -25,11 +25,13 @@ from l2session.membrane.membrane import Membrane, describe_trust
 from l2session.membrane.policy import format_time
 from l2session.membrane.trust import TrustGraph
 from l2session.membrane.trust_statement import TrustStatement
-from l2session.runtime.policyfile import load_policy, load_trust
+from l2session.runtime.policyfile import load_policy, load_trust, next_issue_time
 from l2session.store.sqlite import SqliteStore
 
 #: Exit code of ``policy check`` for a denied request.
 DENIED = 3
+#: A statement file is one ``TrustStatement.to_bytes()`` (about 250 bytes).
+MAX_STATEMENT_FILE = 4096
 
 
 def _store(args: argparse.Namespace) -> SqliteStore:
@@ -102,9 +104,9 @@ def _as_json(entry: AuditEntry) -> dict[str, object]:
         "digest": entry.digest.hex(),
     }
     try:
-        line.update(json.loads(entry.body))
+        line["record"] = json.loads(entry.body)
     except ValueError:
-        line["body"] = entry.body
+        line["body"] = entry.body  # not JSON: shown as stored (verify names it)
     return line
 
 
@@ -155,13 +157,16 @@ def trust_set(args: argparse.Namespace, out: TextIO) -> int:
     with _store(args) as store:
         identity = store.load_identity(passphrase_of(args))
         graph = load_trust(store, identity.did_text, now)
-        statement = TrustStatement.sign(identity, args.did, weight, now)
+        statement = TrustStatement.sign(
+            identity, args.did, weight, next_issue_time(graph, identity.did_text, args.did, now)
+        )
         graph.add(statement, now)
         store.put_trust(statement.issuer, statement.subject, statement.to_bytes())
         store.commit()
         verb = "revoked" if statement.is_revocation else f"set to {statement.weight:+.3f}"
         out.write(
-            f"trust in {args.did} {verb}; its score is now {graph.score(args.did, now):.3f}\n"
+            f"trust in {args.did} {verb}; its score is now {graph.score(args.did, now):.3f} "
+            "(a running node uses it after SIGHUP or a restart)\n"
         )
     return 0
 
@@ -183,7 +188,13 @@ def trust_show(args: argparse.Namespace, out: TextIO) -> int:
 
 def import_statement(args: argparse.Namespace, out: TextIO) -> int:
     """``trust import FILE``: a statement another DID signed (binary)."""
-    data = Path(args.file).read_bytes()
+    try:
+        with Path(args.file).open("rb") as file:
+            data = file.read(MAX_STATEMENT_FILE + 1)
+    except OSError as exc:
+        return fail(f"{args.file}: cannot read it: {exc.strerror}")
+    if len(data) > MAX_STATEMENT_FILE:
+        return fail(f"{args.file}: larger than a trust statement can be ({MAX_STATEMENT_FILE} B)")
     try:
         statement = TrustStatement.from_bytes(data)
     except MalformedMessage as exc:

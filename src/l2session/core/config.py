@@ -18,6 +18,7 @@ from typing import Final
 from l2session.core.multipath import MultipathStrategy
 from l2session.crypto.rng import RandomSource
 from l2session.errors import ConfigError
+from l2session.wire.records import MAX_PAYLOAD_BYTES
 
 HOUR: Final = 3600.0
 
@@ -27,7 +28,7 @@ RESEND_INTERVAL: Final = 1.0
 #: The largest application message a session carries (bytes).  Bigger
 #: payloads belong in a stream or a blob store, not in one datagram-sized
 #: session message.
-MAX_MESSAGE_SIZE: Final = 60_000
+MAX_MESSAGE_SIZE: Final = MAX_PAYLOAD_BYTES
 
 
 class SessionKind(StrEnum):

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from l2session.core.envelope import is_placeholder
+from l2session.core.envelope import is_denial, is_placeholder
 from l2session.errors import MessageTooLarge, QueueFull
 from l2session.wire.records import MAX_ACK_RANGES, Ack, Message, Sync
 
@@ -38,8 +38,10 @@ KeepHook = Callable[[int, int, bytes], None]
 DropHook = Callable[[int, int], None]
 #: Asked once per message, when it is first kept: (seq, body) -> the body to
 #: keep.  A placeholder (core/envelope.py) means "consumed": the stream moves
-#: past its number, and it is neither stored nor put in the inbox.
-ScreenHook = Callable[[int, bytes], bytes]
+#: past its number and it never enters the inbox (an early one is stored, so
+#: that a restart still knows the number is taken).  None means "not now":
+#: the message is not kept nor acknowledged, and the sender will resend it.
+ScreenHook = Callable[[int, bytes], bytes | None]
 
 
 class _Pending:
@@ -125,13 +127,16 @@ class Outbound:
         """Every unacknowledged message, in order (for persistence and tests)."""
         return [(seq, entry.payload) for seq, entry in self._pending.items()]
 
-    def enqueue(self, payload: bytes) -> int:
-        """Queue ``payload``; returns its sequence number."""
-        if len(payload) > self._max_message:
+    def enqueue(self, payload: bytes, *, control: bool = False) -> int:
+        """Queue ``payload``; returns its sequence number.  A ``control``
+        message (a denial notice) is exempt from the size and queue limits
+        (its caller bounds them) and goes out ahead of what waits unsent, so
+        it travels with the acknowledgement of what it answers."""
+        if not control and len(payload) > self._max_message:
             raise MessageTooLarge(
                 f"message of {len(payload)} bytes exceeds the limit of {self._max_message}"
             )
-        if len(self._pending) >= self._limit:
+        if not control and len(self._pending) >= self._limit:
             raise QueueFull(
                 f"outbound queue holds {len(self._pending)} messages (the limit); "
                 "wait for acknowledgements and retry"
@@ -140,7 +145,10 @@ class Outbound:
         self._pending[seq] = _Pending(bytes(payload), self._initial_rto)
         if self._unsent is None:
             self._unsent = deque()
-        self._unsent.append(seq)
+        if control:
+            self._unsent.appendleft(seq)
+        else:
+            self._unsent.append(seq)
         self.next_seq = seq + 1
         return seq
 
@@ -285,6 +293,8 @@ class Inbound:
                 if self._buffer is None:
                     self._buffer = {}
                 self._buffer[seq] = payload
+            elif is_placeholder(payload):
+                continue  # consumed: taken from the store with what follows
             else:
                 if self._inbox is None:
                     self._inbox = deque()
@@ -360,24 +370,34 @@ class Inbound:
                 buffer = self._buffer = {}
             if seq not in buffer:
                 body = message.payload if self.screen is None else self.screen(seq, message.payload)
+                if body is None:
+                    return 0
                 buffer[seq] = body
-                # A placeholder is not stored: lost in a crash, its number is
-                # skipped by the SYNC that follows (nobody holds it).
-                if self.keep is not None and not is_placeholder(body):
+                # Stored even when it is a placeholder: it will be
+                # acknowledged selectively, and the sender then forgets it.
+                if self.keep is not None:
                     self.keep(self.stream, seq, body)
             return 0
         inbox = self._inbox
         if inbox is None:
             inbox = self._inbox = deque()
-        if len(inbox) >= self._inbox_limit:
-            return 0  # application not reading: hold back, do not drop
-        body = message.payload if self.screen is None else self.screen(seq, message.payload)
+        body = self._buffer.pop(seq, None) if self._buffer else None
+        if body is None:  # else kept (and screened) before: a retransmission
+            if len(inbox) >= self._inbox_limit and not is_denial(message.payload):
+                return 0  # application not reading: hold back, do not drop
+            body = message.payload if self.screen is None else self.screen(seq, message.payload)
+            if body is None:
+                return 0
+            if self.keep is not None and not is_placeholder(body):
+                self.keep(self.stream, seq, body)
+        if len(inbox) >= self._inbox_limit and not is_placeholder(body):
+            self._buffer = self._buffer or {}
+            self._buffer[seq] = body  # kept; delivered as the application reads
+            return 0
         self.next_expected = seq + 1
         if is_placeholder(body):
             return self._drain()
         inbox.append((self.stream, seq, body))
-        if self.keep is not None:
-            self.keep(self.stream, seq, body)
         return 1 + self._drain()
 
     def ack(self) -> Ack:

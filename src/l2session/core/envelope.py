@@ -12,9 +12,10 @@ envelope instead, and its second byte says which:
 ``02``   a placeholder: what the screen returns for a message it consumed (a
          refused request, or a denial notice); the receiver's stream moves
          past it and the application never sees it (never sent on the wire)
-``03``   a denial notice: the receiver refused our message ``seq`` (u64),
-         for the UTF-8 reason that follows; it travels on the receiver's own
-         stream, so it is delivered exactly once like any message
+``03``   a denial notice: the receiver refused our message ``seq`` (u64) of
+         our stream ``stream`` (u64), for the UTF-8 reason that follows; it
+         travels on the receiver's own stream, so it is delivered exactly
+         once like any message
 =======  =====================================================================
 
 An application payload can therefore never be mistaken for an envelope, and
@@ -35,6 +36,7 @@ from typing import Final, Protocol
 
 from l2session.codec import Reader, Writer
 from l2session.errors import ConfigError, MalformedMessage
+from l2session.wire.records import MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES
 
 MARK: Final = 0xFF
 _ESCAPED: Final = 0x00
@@ -48,8 +50,10 @@ MAX_ACTION_BYTES: Final = 32
 MAX_RESOURCE_BYTES: Final = 1024
 #: Most units one request may claim (quota accounting).
 MAX_UNITS: Final = 1_000_000
-#: Bytes a request envelope adds before the payload, at most.
+#: Bytes a request envelope adds before the payload, at most: a body may
+#: be this much longer than SessionConfig.max_message_size.
 MAX_OVERHEAD: Final = 2 + 1 + MAX_ACTION_BYTES + 2 + MAX_RESOURCE_BYTES + 4
+assert MAX_OVERHEAD <= MAX_MESSAGE_BYTES - MAX_PAYLOAD_BYTES
 
 _ACTION: Final = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 _RESOURCE: Final = re.compile(r"[a-z][a-z0-9+.-]{0,31}://[!-~]*")
@@ -76,6 +80,15 @@ def resource_problem(resource: object) -> str | None:
         )
     if len(resource) > MAX_RESOURCE_BYTES:
         return f"resource URI of {len(resource)} characters exceeds {MAX_RESOURCE_BYTES}"
+    # Matching is by prefix, segment by segment: a segment that means
+    # "here" or "up" once resolved would let a request escape its grant.
+    segments = resource.split("://", 1)[1].split("/")
+    for i, segment in enumerate(segments):
+        lowered = segment.lower()
+        if segment in (".", "..") or lowered.replace("%2e", ".") in (".", ".."):
+            return f"resource {resource!r} has a '.' or '..' segment; name the resource itself"
+        if not segment and 0 < i < len(segments) - 1:
+            return f"resource {resource!r} has an empty segment ('//')"
     return None
 
 
@@ -106,7 +119,7 @@ class Request:
             )
         units = 1
         if len(parts) == 3:
-            if not parts[2].isdigit():
+            if not (parts[2].isascii() and parts[2].isdecimal()):
                 raise ConfigError(f"units {parts[2]!r} is not a whole number")
             units = int(parts[2])
         return cls(parts[0], parts[1], units)
@@ -164,8 +177,11 @@ class Refused:
 
 @dataclass(frozen=True, slots=True)
 class Denial:
-    """A denial notice: the peer refused our message ``seq``."""
+    """A denial notice: the peer refused our message ``seq`` of our
+    stream ``stream`` (a restarted sender's new stream is not confused
+    with the old one)."""
 
+    stream: int
     seq: int
     reason: str
 
@@ -189,9 +205,11 @@ def refused(reason: str) -> bytes:
     return b"\xff\x02" + reason.encode("utf-8")
 
 
-def denial(seq: int, reason: str) -> bytes:
-    """The body of a denial notice for the peer's message ``seq``."""
-    return Writer().u8(MARK).u8(_DENIAL).u64(seq).raw(reason.encode("utf-8")).getvalue()
+def denial(stream: int, seq: int, reason: str) -> bytes:
+    """The body of a denial notice for the peer's message ``seq`` of its
+    stream ``stream``."""
+    out = Writer().u8(MARK).u8(_DENIAL).u64(stream).u64(seq)
+    return out.raw(reason.encode("utf-8")).getvalue()
 
 
 def unwrap(body: bytes) -> tuple[bytes, Request | None] | Refused | Denial:
@@ -207,12 +225,13 @@ def unwrap(body: bytes) -> tuple[bytes, Request | None] | Refused | Denial:
     if kind == _DENIAL:
         r = Reader(body, "denial notice")
         r.fixed(2, "mark")
+        stream = r.u64("denied stream")
         seq = r.u64("denied seq")
         try:
             reason = r.rest().decode("utf-8")
         except UnicodeDecodeError:
             raise MalformedMessage("denial notice: the reason is not UTF-8") from None
-        return Denial(seq, reason)
+        return Denial(stream, seq, reason)
     if kind != _REQUEST:
         raise MalformedMessage(f"message envelope: unknown kind {kind:#04x}")
     r = Reader(body, "capability request")
@@ -229,11 +248,12 @@ def unwrap(body: bytes) -> tuple[bytes, Request | None] | Refused | Denial:
     return r.rest(), request
 
 
-def is_request(body: bytes) -> bool:
-    """Whether ``body`` asks for a capability (cheap: two bytes)."""
-    return body[:2] == b"\xff\x01"
-
-
 def is_placeholder(body: bytes) -> bool:
     """Whether ``body`` is a placeholder (consumed, never delivered)."""
     return body[:2] == b"\xff\x02"
+
+
+def is_denial(body: bytes) -> bool:
+    """Whether ``body`` is a denial notice (consumed on arrival: it needs
+    no room in the inbox)."""
+    return body[:2] == b"\xff\x03"

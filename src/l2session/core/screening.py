@@ -12,10 +12,17 @@ charged once however often the sender retransmits.
 The sender learns of the refusal by a *denial notice* queued on the
 receiver's own stream, so it gets the stream's guarantees: delivered exactly
 once, across loss, reordering and restarts of either side (it is written to
-the store like any outbound message).  On arrival the notice is consumed in
-turn and becomes a :class:`~l2session.core.events.MessageDenied` event.
-When the receiver's outbound queue is full, notices wait (at most
-:data:`MAX_PENDING_NOTICES`, in memory) until it has room.
+the store like any outbound message).  A notice goes out ahead of anything
+waiting unsent, so it normally shares a packet with the acknowledgement of
+the message it answers.  On arrival it is consumed in turn (it needs no
+room in the inbox) and becomes a
+:class:`~l2session.core.events.MessageDenied` event.
+
+Notices may take the outbound queue past its limit by at most
+:data:`MAX_PENDING_NOTICES`; beyond that a request is not screened at all
+but held back like a message for a full inbox (not kept, not acknowledged:
+the sender resends it later), so a peer that floods refused requests and
+never acknowledges the notices cannot grow our queue without bound.
 
 Without a gate a request is delivered with its request attached (the
 application decides); an envelope that does not decode is refused either way.
@@ -26,6 +33,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Final
 
+from l2session.core.config import SessionKind
 from l2session.core.envelope import (
     Delivery,
     Denial,
@@ -36,14 +44,14 @@ from l2session.core.envelope import (
     unwrap,
 )
 from l2session.core.events import MessageDenied, RequestRefused
-from l2session.errors import MalformedMessage, QueueFull
+from l2session.errors import MalformedMessage
 
 if TYPE_CHECKING:
     from l2session.core.session import Session
 
 #: Longest reason a denial carries (UTF-8 bytes).
 MAX_REASON_BYTES: Final = 200
-#: Denial notices waiting for room in a full outbound queue, per session.
+#: How far denial notices may take the outbound queue past its limit.
 MAX_PENDING_NOTICES: Final = 1024
 #: Denials a sender remembers for :attr:`Session.denied`.
 RECENT_DENIALS: Final = 1024
@@ -54,11 +62,16 @@ def _clip(reason: str) -> str:
     return text or "denied"
 
 
-def screen(session: Session, seq: int, body: bytes) -> bytes:
-    """The body to keep for message ``seq`` (the inbound screen hook).  Runs
-    after the packet authenticated; ``session.last_inbound`` is its ``now``."""
-    if body[:1] != b"\xff":
+def screen(session: Session, seq: int, body: bytes) -> bytes | None:
+    """The body to keep for message ``seq`` (the inbound screen hook), or
+    None to hold it back.  Runs after the packet authenticated;
+    ``session.last_inbound`` is its ``now``."""
+    if body[:1] != b"\xff" or body[1:2] == b"\x00":
         return body
+    if body[1:2] != b"\x03":
+        room = session.config.max_queued + MAX_PENDING_NOTICES - len(session.outbound)
+        if room <= 0:
+            return None  # no room for a notice: decide when there is
     request: Request | None = None
     try:
         outcome = unwrap(body)
@@ -91,42 +104,22 @@ def _consumed(session: Session, reason: str) -> bytes:
 
 
 def notify(session: Session, seq: int, reason: str) -> None:
-    """Queue a denial notice for the peer's message ``seq``."""
-    pending = session.denials_out
-    if pending:  # keep their order: behind those already waiting
-        if len(pending) < MAX_PENDING_NOTICES:
-            pending.append((seq, reason))
-        return
-    if not _enqueue(session, seq, reason):
-        session.denials_out = [(seq, reason)]
-
-
-def flush_notices(session: Session) -> None:
-    """Move waiting notices into the outbound queue while it has room."""
-    pending = session.denials_out
-    while pending and _enqueue(session, *pending[0]):
-        pending.pop(0)
-    if not pending:
-        session.denials_out = None
-
-
-def _enqueue(session: Session, seq: int, reason: str) -> bool:
-    body = denial(seq, reason)
-    try:
-        out_seq = session.outbound.enqueue(body)
-    except QueueFull:
-        return False
+    """Queue (durably, with a store) a denial notice for the peer's message
+    ``seq``; :func:`screen` made sure there is room."""
+    body = denial(session.inbound.stream, seq, reason)
+    out_seq = session.outbound.enqueue(body, control=True)
+    if session.config.kind is SessionKind.EPHEMERAL:
+        session.ephemeral_answered()
     if session.journal is not None:
         session.journal.put_outbound(session.peer_did, out_seq, body)
         session.owner.dirty(session)
     session.owner.want_flush(session)
-    return True
 
 
 def on_denied(session: Session, notice: Denial) -> None:
     """The peer refused our message ``notice.seq``."""
-    if notice.seq >= session.outbound.next_seq:
-        return  # not a message we sent: ignore rather than believe it
+    if notice.stream != session.outbound.stream or notice.seq >= session.outbound.next_seq:
+        return  # not a message of ours: ignore rather than believe it
     denied = session.denied
     if denied is None:
         denied = session.denied = OrderedDict()
@@ -135,6 +128,8 @@ def on_denied(session: Session, notice: Denial) -> None:
     while len(denied) > RECENT_DENIALS:
         denied.popitem(last=False)
     session.owner.emit(MessageDenied(session.peer_did, notice.seq, reason))
+    if session.config.kind is SessionKind.EPHEMERAL:
+        session.close(f"ephemeral request refused: {reason}")
 
 
 def take(session: Session, max_count: int) -> tuple[list[Delivery], bool]:

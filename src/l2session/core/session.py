@@ -40,6 +40,7 @@ from l2session.core.states import (
 from l2session.crypto.pqxdh import InitiatorHandshake, ResponderHandshake
 from l2session.errors import (
     InvalidState,
+    MessageTooLarge,
     SessionClosed,
     SessionTimeout,
 )
@@ -86,7 +87,6 @@ class Session:
         "channel",
         "config",
         "degraded_at",
-        "denials_out",
         "denied",
         "down_since",
         "established_once",
@@ -147,14 +147,13 @@ class Session:
         self.outbound = Outbound(
             stream,
             limit=config.max_queued,
-            max_message=config.max_message_size,
+            max_message=config.max_message_size + envelope.MAX_OVERHEAD,
             initial_rto=config.initial_rto,
             max_rto=config.max_rto,
         )
         self.inbound = Inbound(reorder_limit=config.max_reorder, inbox_limit=config.max_inbox)
         self.inbound.screen = partial(screening.screen, self)
         #: The Membrane's bookkeeping (core/screening.py), None until used.
-        self.denials_out: list[tuple[int, str]] | None = None
         #: Our messages the peer refused, most recent last: seq -> reason.
         self.denied: OrderedDict[int, str] | None = None
         #: Set (by the manager) for a persistent session on a node with a store.
@@ -259,7 +258,13 @@ class Session:
             if self._ephemeral_sends:
                 raise InvalidState("an ephemeral session carries one message each way")
             self._ephemeral_sends += 1
-        payload = envelope.wrap(bytes(message), request)
+        payload = bytes(message)
+        if len(payload) > self.config.max_message_size:
+            raise MessageTooLarge(
+                f"message of {len(payload)} bytes exceeds the limit of "
+                f"{self.config.max_message_size} (SessionConfig.max_message_size)"
+            )
+        payload = envelope.wrap(payload, request)
         seq = self.outbound.enqueue(payload)
         if self.journal is not None:
             self.journal.put_outbound(self.peer_did, seq, payload)
@@ -305,12 +310,17 @@ class Session:
         out, took = screening.take(self, max_count)
         if took:
             if self.journal is not None:
+                self.owner.dirty(self)  # reading may move next_expected (held ones)
                 self.owner.commit()
             self._after_read()
             if self.inbound.ack_needed and not self._closed:
                 # Reading made room: held messages moved into the inbox.
                 self.owner.want_flush(self)
         return out
+
+    def ephemeral_answered(self) -> None:
+        """A denial notice is this ephemeral session's one answer."""
+        self._ephemeral_sends += 1
 
     def _after_read(self) -> None:
         if self.config.kind is SessionKind.EPHEMERAL and self._ephemeral_done():
@@ -494,6 +504,8 @@ class Session:
 
     def _on_sync(self, sync: Sync) -> None:
         self.inbound.apply_sync(sync)
+        if self.journal is not None:
+            self.owner.dirty(self)
         self._peer_synced = True
         if sync.in_stream == self.outbound.stream:
             self._acked(Ack(sync.next_expected))
@@ -546,8 +558,6 @@ class Session:
         if replies:
             control.extend(HeartbeatAck(c) for c in replies)
             self.hb_replies = None
-        if self.denials_out:
-            screening.flush_notices(self)
         messages: list[Message] = []
         if self.state in SENDING:
             messages = self.outbound.take(now, PACKET_BUDGET, self.config.max_batch)

@@ -28,6 +28,8 @@ from l2session.membrane.trust import TrustExplanation, TrustGraph, TrustPath
 from l2session.membrane.trust_statement import TrustStatement
 
 AuditSink = Callable[[AccessRecord], None]
+#: What a peer refused at the trust step is told.
+UNTRUSTED = "this node does not trust the sender enough for any request"
 TrustSink = Callable[[TrustStatement], None]
 
 
@@ -44,7 +46,7 @@ class Report:
 class Membrane:
     """Policy + trust graph + quota ledger + audit sink (see module doc)."""
 
-    __slots__ = ("_audit", "_ledger", "_on_trust", "_policy", "decisions", "denials", "trust")
+    __slots__ = ("_audit", "_ledger", "_on_trust", "_policy", "trust")
 
     def __init__(
         self,
@@ -60,9 +62,6 @@ class Membrane:
         self._audit = audit
         self._on_trust = on_trust
         self._ledger = ledger if ledger is not None else QuotaLedger()
-        #: Decisions taken, and how many of them denied (for status lines).
-        self.decisions = 0
-        self.denials = 0
 
     @property
     def policy(self) -> MembranePolicy:
@@ -84,9 +83,6 @@ class Membrane:
         it allows."""
         score = self.trust.score(peer_did, now)
         verdict = decision.decide(self._policy, peer_did, request, score, now, self._ledger)
-        self.decisions += 1
-        if not verdict.allowed:
-            self.denials += 1
         if self._audit is not None:
             self._audit(
                 AccessRecord(
@@ -116,9 +112,14 @@ class Membrane:
         return verdict
 
     def screen(self, peer_did: str, request: Request, now: float) -> str | None:
-        """The session core's gate: None to deliver, else the reason."""
+        """The session core's gate: None to deliver, else the reason the
+        peer is told.  A peer refused for its trust learns only that (the
+        audit log keeps the score and the threshold): the check comes
+        first so that an untrusted peer learns nothing about the policy."""
         verdict = self.decide(peer_did, request, now)
-        return None if verdict.allowed else verdict.reason
+        if verdict.allowed:
+            return None
+        return UNTRUSTED if verdict.step == "trust" else verdict.reason
 
     def explain(self, peer_did: str, request: Request, now: float) -> Report:
         """Every check, step by step, without recording anything or

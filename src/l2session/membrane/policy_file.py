@@ -202,6 +202,12 @@ def parse_policy(text: str, source: str = "<policy>") -> MembranePolicy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _syntax_error(str(exc), text, source) from None
+    except RecursionError:
+        raise PolicyError(
+            f"{source}: arrays or tables are nested too deeply to read; a policy needs "
+            "at most three levels",
+            path=source,
+        ) from None
     return _Loader(text, source).policy(data)
 
 

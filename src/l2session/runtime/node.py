@@ -66,7 +66,12 @@ from l2session.runtime.faults import Faults
 from l2session.runtime.handle import SessionHandle
 from l2session.runtime.listening import bind_paths
 from l2session.runtime.paths import PathMonitor
-from l2session.runtime.policyfile import load_policy, node_membrane
+from l2session.runtime.policyfile import (
+    load_policy,
+    load_trust,
+    next_issue_time,
+    node_membrane,
+)
 from l2session.runtime.storage import NodeStorage
 from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore
@@ -390,8 +395,15 @@ class Node:
         if self.membrane is None:
             raise InvalidState("the node has no Membrane: start it with a policy")
         now = self.clock.now()
-        self.membrane.add_trust(TrustStatement.sign(self.identity, did, weight, now), now)
+        at = next_issue_time(self.membrane.trust, self.did, did, now)
+        self.membrane.add_trust(TrustStatement.sign(self.identity, did, weight, at), now)
         self.manager.commit()
+
+    def reload_trust(self) -> None:
+        """Read the trust graph from the store again (after ``l2session
+        trust`` changed it from another process)."""
+        if self.membrane is not None:
+            self.membrane.trust = load_trust(self.store, self.did, self.clock.now())
 
     def add_peer(self, did: str, address: str) -> None:
         """Tell the node where ``did`` listens (``host:port``)."""

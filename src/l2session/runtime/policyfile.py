@@ -86,3 +86,11 @@ def node_membrane(
             store.put_trust(statement.issuer, statement.subject, statement.to_bytes())
 
     return Membrane(policy, load_trust(store, root, now), audit=record, on_trust=keep)
+
+
+def next_issue_time(graph: TrustGraph, issuer: str, subject: str, now: float) -> float:
+    """When to date a new statement by ``issuer`` about ``subject``: now,
+    or just after the one held (two changes within one millisecond must
+    still be ordered, or the second would be refused as stale)."""
+    held = graph.held(issuer, subject)
+    return now if held is None else max(now, held.issued_at + 0.001)

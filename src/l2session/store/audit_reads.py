@@ -64,7 +64,7 @@ class AuditReads:
         """Check the audit log's hash chain from its first entry
         (membrane/audit.py), streaming: memory stays flat for any size."""
         with self._reading("verifying the audit log") as conn:
-            return audit.verify(_entry(row) for row in conn.execute(_AUDIT_ALL))
+            return audit.verify(_checked(row) for row in conn.execute(_AUDIT_ALL))
 
     def trust_statements(self) -> list[bytes]:
         """Every committed trust statement, as stored by ``put_trust``."""
@@ -80,6 +80,22 @@ def _limited(every: str, last: str, limit: int | None) -> tuple[str, tuple[int, 
     if type(limit) is int and limit >= 0:
         return last, (limit,)
     raise ConfigError(f"limit must be None or an int >= 0, got {limit!r}")
+
+
+def _checked(row: tuple[int, float, str, str, str, bytes]) -> AuditEntry:
+    """A row as an entry; a row whose columns have the wrong types (edited
+    with a tool that ignores them) becomes an entry that cannot verify, so
+    the chain check names it like any other edit."""
+    entry_id, at, kind, subject, body, digest = row
+    if (
+        type(at) is float
+        and type(kind) is str
+        and type(subject) is str
+        and type(body) is str
+        and type(digest) is bytes
+    ):
+        return AuditEntry(entry_id, at, kind, subject, body, digest)
+    return AuditEntry(int(entry_id), 0.0, "", "", "", b"")
 
 
 def _entry(row: tuple[int, float, str, str, str, bytes]) -> AuditEntry:

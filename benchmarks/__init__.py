@@ -1,0 +1,1 @@
+"""Standalone benchmarks (each runs as a script; see the README)."""
