@@ -177,10 +177,11 @@ def ed25519_point_problem(public: bytes) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16_384)
 def ed25519_public_key(public: bytes) -> Ed25519PublicKey:
     """Parse and fully validate an Ed25519 public key (cached: keys of known
-    peers are validated once)."""
+    peers are validated once; the size covers a full QVL trust graph's
+    10,000 issuers)."""
     if not isinstance(public, bytes) or len(public) != ED25519_PUBLIC_KEY_SIZE:
         size = len(public) if isinstance(public, (bytes, bytearray)) else type(public).__name__
         raise MalformedMessage(f"Ed25519 public key must be 32 bytes, got {size}")
