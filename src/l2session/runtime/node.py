@@ -28,6 +28,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -58,6 +59,7 @@ from l2session.identity.resolver import DidResolver, checked_resolve, default_re
 from l2session.membrane.membrane import Membrane
 from l2session.membrane.policy import MembranePolicy
 from l2session.membrane.trust_statement import TrustStatement
+from l2session.runtime import policyfile
 from l2session.runtime.clock import SystemClock
 from l2session.runtime.directory import AddressBook
 from l2session.runtime.entropy import SystemRandom
@@ -66,12 +68,6 @@ from l2session.runtime.faults import Faults
 from l2session.runtime.handle import SessionHandle
 from l2session.runtime.listening import bind_paths
 from l2session.runtime.paths import PathMonitor
-from l2session.runtime.policyfile import (
-    load_policy,
-    load_trust,
-    next_issue_time,
-    node_membrane,
-)
 from l2session.runtime.storage import NodeStorage
 from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore
@@ -131,11 +127,7 @@ class Node:
         if quic_probe_interval <= 0 or connect_timeout <= 0:
             raise ConfigError("connect_timeout and quic_probe_interval must be positive")
         #: The capability policy (a file is read now, so errors come early).
-        self.policy = (
-            policy
-            if policy is None or isinstance(policy, MembranePolicy)
-            else (load_policy(policy))
-        )
+        self.policy = policyfile.load_policy(policy) if isinstance(policy, str | Path) else policy
         #: With a policy, the Membrane that screens peers' requests (from start).
         self.membrane: Membrane | None = None
         self._storage = NodeStorage(store)
@@ -231,7 +223,8 @@ class Node:
         )
         self._manager = SessionManager(ctx, config=self.config, paths=self.paths)
         if self.policy is not None:
-            self.membrane = node_membrane(self.policy, journal, identity.did_text, ctx.now())
+            now = ctx.now()
+            self.membrane = policyfile.node_membrane(self.policy, journal, identity.did_text, now)
             self._manager.gate = self.membrane
         await self._listen()
         if self._discovery_at is not None:
@@ -295,11 +288,12 @@ class Node:
     async def _listen(self) -> None:
         """Bind every path to one port number (runtime/listening.py)."""
         self.transports, self.port = await bind_paths(
-            self.paths, self._host, self._requested_port, self._make_transport, self._bridge
+            self.paths,
+            self._host,
+            self._requested_port,
+            self._make_transport,
+            partial(Bridge, self),
         )
-
-    def _bridge(self, path: str) -> Bridge:
-        return Bridge(self, path)
 
     def _make_transport(self, path: str) -> Transport:
         if path == "quic":
@@ -395,7 +389,7 @@ class Node:
         if self.membrane is None:
             raise InvalidState("the node has no Membrane: start it with a policy")
         now = self.clock.now()
-        at = next_issue_time(self.membrane.trust, self.did, did, now)
+        at = policyfile.next_issue_time(self.membrane.trust, self.did, did, now)
         self.membrane.add_trust(TrustStatement.sign(self.identity, did, weight, at), now)
         self.manager.commit()
 
@@ -403,7 +397,7 @@ class Node:
         """Read the trust graph from the store again (after ``l2session
         trust`` changed it from another process)."""
         if self.membrane is not None:
-            self.membrane.trust = load_trust(self.store, self.did, self.clock.now())
+            self.membrane.trust = policyfile.load_trust(self.store, self.did, self.clock.now())
 
     def add_peer(self, did: str, address: str) -> None:
         """Tell the node where ``did`` listens (``host:port``)."""
