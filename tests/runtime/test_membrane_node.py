@@ -71,7 +71,10 @@ def test_requests_are_screened_answered_and_audited(tmp_path: Path) -> None:
             assert ab.denial(pay) == "trust 0.5 is below the minimum 0.7 of grant 'pay'"
             assert any(isinstance(e, MessageDenied) and e.seq == pay for e in events)
             # Bob trusts Alice now: payments pass, until the quota is used.
-            bob.trust(alice.did, 0.9)
+            bob.trust(alice.did, 0.2)
+            bob.trust(alice.did, 0.9)  # within the same millisecond: still ordered
+            assert bob.membrane is not None
+            assert bob.membrane.trust.score(alice.did, bob.clock.now()) == pytest.approx(0.95)
             paid = [await ab.send(b"pay %d" % i, request=PAY) for i in range(3)]
             got = []
             while len(got) < 2:
@@ -98,7 +101,7 @@ def test_requests_are_screened_answered_and_audited(tmp_path: Path) -> None:
                 (False, "call", "pay"),  # the direct check_access
             ]
             assert {e.kind for e in db.audit_log()} == {"access", "transition"}
-            assert len(db.trust_statements()) == 1
+            assert len(db.trust_statements()) == 1  # the newest edge replaced the first
 
     run(scenario())
 
