@@ -9,12 +9,11 @@ must update them on purpose.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from script_loader import run_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "crypto.py"
@@ -49,18 +48,7 @@ EXPECTED_OPS = {
 
 
 def _run_quick() -> dict[str, Any]:
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    figures = json.loads(completed.stdout)  # the whole of stdout is one JSON value
-    assert isinstance(figures, dict)
-    return figures
+    return run_json(SCRIPT, "--quick")
 
 
 def test_quick_run_reports_the_issue_figures_and_the_operation_counts() -> None:

@@ -11,18 +11,14 @@ benchmark reports agree with its configuration.
 
 from __future__ import annotations
 
-import json
-import math
 import random
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from script_loader import load_script
+from script_loader import load_script, positive, run_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "membrane.py"
@@ -56,41 +52,21 @@ def _load() -> ModuleType:
     return load_script(SCRIPT, "l2session_benchmark_membrane")
 
 
-def _positive(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
-
-
 @pytest.fixture(scope="module")
 def figures() -> dict[str, Any]:
     """One quick standalone run (a few seconds), shared by the tests below."""
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    result = json.loads(completed.stdout)  # the whole of stdout is one JSON value
-    assert isinstance(result, dict)
-    return result
+    return run_json(SCRIPT, "--quick")
 
 
 def test_every_figure_is_reported_as_a_positive_number(figures: dict[str, Any]) -> None:
     for key in (*RATES, *TIMES, *RATIOS, "graph_build_s", "graph_add_us", "policy_bytes"):
-        assert _positive(figures[key]), (key, figures.get(key))
+        assert positive(figures[key]), (key, figures.get(key))
     for ratio, (key, baseline) in RATIOS.items():
         assert figures[ratio] == pytest.approx(figures[key] / figures[baseline], rel=0.01), ratio
     assert 0 <= figures["edge_update_key_misses"] <= 1
     by_round = figures["decisions_per_s_by_round"]
     assert len(by_round) == figures["repeat"]
-    assert all(_positive(rate) for rate in by_round)
+    assert all(positive(rate) for rate in by_round)
 
 
 def test_the_target_is_reported_not_asserted(figures: dict[str, Any]) -> None:

@@ -10,15 +10,13 @@ quotients of the figures beside them, and that the targets are reported.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 
 from l2session.cli import bench
-from script_loader import load_script
+from script_loader import load_script, positive
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "network.py"
@@ -49,15 +47,6 @@ def _load() -> ModuleType:
     return load_script(SCRIPT, "l2session_benchmark_network")
 
 
-def _positive(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
-
-
 def test_small_run_reports_every_figure_beside_its_baseline(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -68,7 +57,7 @@ def test_small_run_reports_every_figure_beside_its_baseline(
     assert isinstance(figures, dict)
 
     for key in REQUIRED:
-        assert _positive(figures[key]), (key, figures.get(key))
+        assert positive(figures[key]), (key, figures.get(key))
     for path in ("tcp", "quic"):
         ratio = figures[f"{path}_1k_msgs_per_s"] / figures[f"raw_{path}_1k_msgs_per_s"]
         assert figures[f"{path}_ratio"] == pytest.approx(ratio, rel=0.01)
@@ -85,7 +74,7 @@ def test_the_cli_bench_prints_the_session_figures(capsys: pytest.CaptureFixture[
     assert bench.main(messages=MESSAGES, as_json=True) == 0
     figures = json.loads(capsys.readouterr().out)
     for key in SESSION_KEYS:
-        assert _positive(figures[key]), (key, figures.get(key))
+        assert positive(figures[key]), (key, figures.get(key))
     assert figures["messages"] == MESSAGES
 
 
