@@ -20,8 +20,8 @@ def test_network_demo_shows_every_act() -> None:
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     assert "demo complete" in out
     acts = re.split(r"^== ", out, flags=re.MULTILINE)
-    assert len(acts) == 7, out
-    establish, rotation, partition, fallback, restart, impostor = acts[1:]
+    assert len(acts) == 8, out
+    establish, rotation, partition, fallback, restart, impostor, membrane = acts[1:]
     assert "alice->bob: handshake_initiated -> established  (PQXDH complete)" in establish
     assert "bob reads: 'hello Bob, this is Alice'" in establish
     assert re.search(r"key epoch 0 -> [1-9]", rotation)
@@ -35,5 +35,13 @@ def test_network_demo_shows_every_act() -> None:
     assert "carol reads: 'sent while Carol was down'" in restart
     assert "(authentication_failed)" in impostor
     assert "refuses again at once" in impostor
+    refused, trusted, allowed, over_quota, audit = [
+        line.split("] ", 1)[1] for line in membrane.splitlines() if line.startswith("[")
+    ][:5]
+    assert refused.endswith("refused: trust 0.5 is below the minimum 0.7 of grant 'payments'")
+    assert trusted.endswith("her QVL score is 0.90")
+    assert allowed.endswith("bob's application gets b'pay 6'")
+    assert "refused: quota of 10 units per 1h would be exceeded" in over_quota
+    assert re.search(r"\(3 access decisions\), hash chain intact", audit), audit
     # The library's warnings are not interleaved with the story.
     assert "heartbeat" not in result.stderr

@@ -13,6 +13,9 @@ story takes about half a minute).  The acts:
 5. Carol's node restarts: it resumes from its store (resumption, no KEM).
 6. Mallory relays Carol's handshake to Bob but cannot sign as Bob:
    authentication_failed, and Carol quarantines that address.
+7. Bob's Membrane: his policy refuses Alice's payment request (trust),
+   allows it once Bob trusts her, then refuses one over the quota; every
+   decision is in Bob's hash-chained audit log.
 
 Faults 3 and 4 are injected in-process (:mod:`l2session.runtime.faults`,
 the QUIC transport's ``drop_filter``); kernel-level chaos is issue 7's.
@@ -30,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from l2session.core.config import ReconnectionPolicy, SessionConfig
+from l2session.core.envelope import Request
 from l2session.core.events import StateChanged
 from l2session.core.states import State
 from l2session.crypto.handshake_messages import TYPE_RESPONSE, HandshakeResponse
@@ -92,7 +96,7 @@ class Demo:
 
         node.add_listener(show)
 
-    def node(self, name: str, identity: Identity | None = None) -> Node:
+    def node(self, name: str, identity: Identity | None = None, policy: Path | None = None) -> Node:
         path = self.home / f"{name}.db"
         if identity is not None:
             with SqliteStore.open(path) as store:
@@ -103,6 +107,7 @@ class Demo:
             connect_timeout=1.0,
             quic_idle_timeout=1.5,
             quic_probe_interval=1.0,
+            policy=policy,
         )
         self.watch(node, name)
         return node
@@ -117,7 +122,11 @@ class Demo:
     async def run(self) -> None:
         rng = SystemRandom()
         ids = {name: Identity.generate(rng) for name in ("alice", "bob", "carol")}
-        alice, bob, carol = (self.node(n, ids[n]) for n in ("alice", "bob", "carol"))
+        policy = self.home / "bob-policy.toml"
+        policy.write_text(BOB_POLICY)
+        alice = self.node("alice", ids["alice"])
+        bob = self.node("bob", ids["bob"], policy)
+        carol = self.node("carol", ids["carol"])
         async with alice, bob, carol:
             for name, node in (("alice", alice), ("bob", bob), ("carol", carol)):
                 self.names[node.did] = name
@@ -132,6 +141,7 @@ class Demo:
                 await self.act_impostor(carol, bob)
             finally:
                 await carol.stop()
+            await self.act_membrane(alice, bob)
 
     async def act_establish(self, alice: Node, bob: Node, carol: Node) -> None:
         self.act("1. PQXDH (X25519 + ML-KEM-768) over QUIC, then messages")
@@ -226,6 +236,51 @@ class Demo:
             self.say(f"and refuses again at once: {error}")
         finally:
             await mallory.close()
+
+    async def act_membrane(self, alice: Node, bob: Node) -> None:
+        self.act("7. Bob's Membrane screens Alice's capability requests")
+        ab, ba = alice.session(bob.did), bob.session(alice.did)
+        assert ab is not None
+        assert ba is not None
+        assert bob.membrane is not None
+        pay = Request("call", "service://payment", 6)
+
+        async def ask(text: str) -> None:
+            seq = await ab.send(text.encode(), request=pay)
+            await ab.acknowledged(seq, timeout=10)
+            await self.wait("the verdict", lambda: ab.denial(seq) is not None or ba.available > 0)
+            if ab.denial(seq) is not None:
+                self.say(f"alice asks {pay}: refused: {ab.denial(seq)}")
+            else:
+                (got,) = await ba.receive_deliveries(timeout=5)
+                self.say(f"alice asks {got.request}: bob's application gets {got.payload!r}")
+
+        await ask("pay 6")
+        bob.trust(alice.did, 0.8)
+        score = bob.membrane.trust.score(alice.did, bob.clock.now())
+        self.say(f"bob signs a trust edge to alice (0.8): her QVL score is {score:.2f}")
+        await ask("pay 6")
+        await ask("pay 6 again")
+        assert bob.store is not None
+        bob.store.commit()
+        report = bob.store.verify_audit()
+        access = [e for e in bob.store.audit_log() if e.kind == "access"]
+        self.say(
+            f"bob's audit log: {report.count} entries ({len(access)} access decisions), "
+            f"hash chain {'intact' if report.ok else 'BROKEN'}, head {report.head.hex()[:16]}…"
+        )
+
+
+#: Bob's policy in act 7: payments for peers he trusts, within a quota.
+BOB_POLICY = """version = 1
+[[grant]]
+id = "payments"
+peers = ["*"]
+resource = "service://payment"
+actions = ["call"]
+min_trust = 0.7
+quota = { units = 10, window = "1h" }
+"""
 
 
 class Relay:
