@@ -183,6 +183,12 @@ class Writer:
         return b"".join(self._parts)
 
 
+def clip_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary
+    (reasons carried in bounded fields)."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
 def length_prefixed(*parts: bytes) -> bytes:
     """Unambiguous concatenation: each part as u32 length || bytes.
 

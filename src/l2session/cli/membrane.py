@@ -28,6 +28,9 @@ from l2session.membrane.trust_statement import TrustStatement
 from l2session.runtime.policyfile import load_policy, load_trust, next_issue_time
 from l2session.store.sqlite import SqliteStore
 
+#: The trust root of ``policy check`` without a store or ``--as``: a name no
+#: statement can be about, so every DID scores neutral.
+NO_ROOT = "did:key:z6MkunknownNodeWithoutAStore"
 #: Exit code of ``policy check`` for a denied request.
 DENIED = 3
 #: A statement file is one ``TrustStatement.to_bytes()`` (about 250 bytes).
@@ -135,12 +138,12 @@ def _trust_graph(args: argparse.Namespace, now: float) -> TrustGraph:
     at ``--as`` when there is no store: every DID is then neutral."""
     path = home_of(args) / STORE_NAME
     if not path.exists():
-        return TrustGraph(args.root or "did:key:z6MkunknownNodeWithoutAStore")
+        return TrustGraph(args.root or NO_ROOT)
     with SqliteStore.open(path) as store:
         try:
             root = store.load_identity(passphrase_of(args)).did_text
         except StoreNotFound:
-            root = args.root or "did:key:z6MkunknownNodeWithoutAStore"
+            root = args.root or NO_ROOT
         return load_trust(store, root, now)
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Final
 
+from l2session.codec import clip_utf8
 from l2session.core.config import SessionKind
 from l2session.core.envelope import (
     Delivery,
@@ -44,7 +45,7 @@ from l2session.core.envelope import (
     unwrap,
 )
 from l2session.core.events import MessageDenied, RequestRefused
-from l2session.errors import MalformedMessage
+from l2session.errors import InvalidState, MalformedMessage
 
 if TYPE_CHECKING:
     from l2session.core.session import Session
@@ -58,8 +59,7 @@ RECENT_DENIALS: Final = 1024
 
 
 def _clip(reason: str) -> str:
-    text = reason.encode("utf-8")[:MAX_REASON_BYTES].decode("utf-8", "ignore")
-    return text or "denied"
+    return clip_utf8(reason, MAX_REASON_BYTES) or "denied"
 
 
 def screen(session: Session, seq: int, body: bytes) -> bytes | None:
@@ -132,40 +132,33 @@ def on_denied(session: Session, notice: Denial) -> None:
         session.close(f"ephemeral request refused: {reason}")
 
 
-def take(session: Session, max_count: int) -> tuple[list[Delivery], bool]:
-    """Up to ``max_count`` delivered messages, and whether anything was
-    taken; each one is handed off in the journal (the caller commits)."""
+def take(session: Session, max_count: int) -> list[Delivery]:
+    """Up to ``max_count`` delivered messages, each handed off in the
+    journal (the caller commits)."""
     inbound, journal = session.inbound, session.journal
     out: list[Delivery] = []
-    took = False
     while len(out) < max_count:
         entry = inbound.pop_entry()
         if entry is None:
             break
-        took = True
         stream, seq, body = entry
         if journal is not None:
             journal.take_inbound(session.peer_did, stream, seq)
-        delivery = _delivery(seq, body)
-        if delivery is not None:
-            out.append(delivery)
-    return out, took
+        out.append(_delivery(seq, body))
+    return out
 
 
 def peek(session: Session, max_count: int) -> list[bytes]:
     """The next ``max_count`` payloads without taking them."""
-    out: list[bytes] = []
-    for body in session.inbound.peek(max_count):
-        delivery = _delivery(0, body)
-        if delivery is not None:
-            out.append(delivery.payload)
-    return out
+    return [_delivery(0, body).payload for body in session.inbound.peek(max_count)]
 
 
-def _delivery(seq: int, body: bytes) -> Delivery | None:
+def _delivery(seq: int, body: bytes) -> Delivery:
+    """The inbox holds only deliverable bodies: placeholders and notices
+    are consumed before it (core/delivery.py), and what is kept decodes."""
     if body[:1] != b"\xff":
         return Delivery(seq, body)
-    outcome = unwrap(body)  # screened when kept: decodes
+    outcome = unwrap(body)
     if isinstance(outcome, Refused | Denial):
-        return None  # never kept; defensive
+        raise InvalidState(f"a consumed message #{seq} reached the inbox")
     return Delivery(seq, outcome[0], outcome[1])

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from functools import partial
 from typing import TYPE_CHECKING, Final
 
+from l2session.codec import clip_utf8
 from l2session.core import envelope, liveness, migration, rotating, screening
 from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig, SessionKind
@@ -65,11 +66,6 @@ _log = logging.getLogger("l2session.session")
 
 #: Payload bytes packed into one DATA packet.
 PACKET_BUDGET: Final = 16_384
-
-
-def _clip_utf8(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary."""
-    return text.encode("utf-8")[:limit].decode("utf-8", "ignore") or "closed"
 
 
 class Session:
@@ -307,10 +303,12 @@ class Session:
     def receive_deliveries(self, max_count: int = 1024) -> list[envelope.Delivery]:
         """Like :meth:`receive_many`, with each message's sequence number
         and the capability it asked for (which the Membrane allowed)."""
-        out, took = screening.take(self, max_count)
-        if took:
+        expected = self.inbound.next_expected
+        out = screening.take(self, max_count)
+        if out:
             if self.journal is not None:
-                self.owner.dirty(self)  # reading may move next_expected (held ones)
+                if self.inbound.next_expected != expected:
+                    self.owner.dirty(self)  # held messages moved into the inbox
                 self.owner.commit()
             self._after_read()
             if self.inbound.ack_needed and not self._closed:
@@ -341,7 +339,7 @@ class Session:
         if self._closed:
             return
         if self.channel is not None and self.state in CARRYING:
-            self.send_records([Close(_clip_utf8(reason, MAX_REASON_BYTES))])
+            self.send_records([Close(clip_utf8(reason, MAX_REASON_BYTES) or "closed")])
         self._finish(reason)
 
     def _finish(self, reason: str) -> None:

@@ -4,7 +4,7 @@ resources, under which conditions (the policy and its index are in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -126,20 +126,14 @@ class Grant:
         self._check_conditions(label)
 
     def _check_peers(self, label: str) -> None:
-        peers = self.peers
-        if isinstance(peers, str) or not isinstance(peers, Iterable):
-            raise ConfigError(f"{label} peers: expected a set of strings, got {peers!r}")
-        peers = frozenset(peers)
-        if not peers:
-            raise ConfigError(f"{label} peers: empty; name '*', a DID or 'group:NAME'")
-        if len(peers) > MAX_PEERS_PER_GRANT:
-            raise ConfigError(
-                f"{label} peers: {len(peers)} entries exceed {MAX_PEERS_PER_GRANT}; use a group"
-            )
-        for peer in sorted(peers, key=str):
-            problem = peer_problem(peer)
-            if problem is not None:
-                raise ConfigError(f"{label} peers: {problem}")
+        peers = _string_set(
+            f"{label} peers",
+            self.peers,
+            MAX_PEERS_PER_GRANT,
+            empty="name '*', a DID or 'group:NAME'",
+            over="; use a group",
+            problem_of=peer_problem,
+        )
         object.__setattr__(self, "peers", peers)
         object.__setattr__(self, "any_peer", ANY in peers)
         dids = frozenset(p for p in peers if p != ANY and not p.startswith(GROUP_PREFIX))
@@ -148,20 +142,14 @@ class Grant:
         object.__setattr__(self, "peer_groups", tuple(groups))
 
     def _check_actions(self, label: str) -> None:
-        actions = self.actions
-        if isinstance(actions, str) or not isinstance(actions, Iterable):
-            raise ConfigError(f"{label} actions: expected a set of strings, got {actions!r}")
-        actions = frozenset(actions)
-        if not actions:
-            raise ConfigError(f"{label} actions: empty; name an action such as 'read', or '*'")
-        if len(actions) > MAX_ACTIONS_PER_GRANT:
-            raise ConfigError(
-                f"{label} actions: {len(actions)} entries exceed {MAX_ACTIONS_PER_GRANT}"
-            )
-        for action in sorted(actions, key=str):
-            problem = None if action == ANY else action_problem(action)
-            if problem is not None:
-                raise ConfigError(f"{label} actions: {problem}")
+        actions = _string_set(
+            f"{label} actions",
+            self.actions,
+            MAX_ACTIONS_PER_GRANT,
+            empty="name an action such as 'read', or '*'",
+            over="",
+            problem_of=lambda action: None if action == ANY else action_problem(action),
+        )
         object.__setattr__(self, "actions", actions)
         object.__setattr__(self, "any_action", ANY in actions)
 
@@ -226,3 +214,28 @@ def _show_peers(peers: frozenset[str], limit: int = 3) -> str:
 
 # --------------------------------------------------------------------------
 # The policy and its index
+
+
+def _string_set(
+    what: str,
+    value: object,
+    limit: int,
+    *,
+    empty: str,
+    over: str,
+    problem_of: Callable[[object], str | None],
+) -> frozenset[str]:
+    """``value`` as a non-empty frozenset of valid strings, at most ``limit``
+    of them (the first problem, in sorted order, is the error)."""
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ConfigError(f"{what}: expected a set of strings, got {value!r}")
+    items = frozenset(value)
+    if not items:
+        raise ConfigError(f"{what}: empty; {empty}")
+    if len(items) > limit:
+        raise ConfigError(f"{what}: {len(items)} entries exceed {limit}{over}")
+    for item in sorted(items, key=str):
+        problem = problem_of(item)
+        if problem is not None:
+            raise ConfigError(f"{what}: {problem}")
+    return items

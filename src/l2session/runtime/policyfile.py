@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from l2session.core.envelope import AccessRecord
 from l2session.errors import L2SessionError, PolicyError
 from l2session.membrane.membrane import Membrane
 from l2session.membrane.policy import MembranePolicy
@@ -77,15 +76,14 @@ def node_membrane(
     appended to the store's audit log (committed with the node's next
     commit), every trust statement added kept in the store."""
 
-    def record(entry: AccessRecord) -> None:
-        if store is not None:
-            store.append_audit(entry)
+    graph = load_trust(store, root, now)
+    if store is None:
+        return Membrane(policy, graph)
 
     def keep(statement: TrustStatement) -> None:
-        if store is not None:
-            store.put_trust(statement.issuer, statement.subject, statement.to_bytes())
+        store.put_trust(statement.issuer, statement.subject, statement.to_bytes())
 
-    return Membrane(policy, load_trust(store, root, now), audit=record, on_trust=keep)
+    return Membrane(policy, graph, audit=store.append_audit, on_trust=keep)
 
 
 def next_issue_time(graph: TrustGraph, issuer: str, subject: str, now: float) -> float:
