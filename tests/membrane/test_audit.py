@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from l2session.core.envelope import AccessRecord
-from l2session.core.persistence import AuditRecord
+from l2session.core.persistence import ROUTE_CAUSES, ROUTE_FAILOVER, AuditRecord, RouteRecord
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.errors import AuditTampered, MalformedMessage
 from l2session.membrane import audit
@@ -294,6 +294,39 @@ def test_the_hand_written_body_is_canonical_json(
         separators=(",", ":"),
         ensure_ascii=False,
     )
+
+
+@given(st.text(max_size=30), st.text(max_size=30), st.sampled_from(ROUTE_CAUSES))
+def test_a_route_change_body_is_canonical_json_and_round_trips(
+    address: str, previous: str, cause: str
+) -> None:
+    import json
+
+    record = RouteRecord(PEER, address, "tcp", previous, "quic", cause, 3.5)
+    kind, subject, at, body = audit.encode_record(record)
+    assert kind == audit.KIND_ROUTE
+    fields = {
+        "address": address,
+        "path": "tcp",
+        "previous_address": previous,
+        "previous_path": "quic",
+        "cause": cause,
+    }
+    assert body == json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert audit.decode_record(kind, subject, at, body) == record
+
+
+def test_a_route_entry_with_an_unknown_cause_does_not_decode() -> None:
+    record = RouteRecord(PEER, "b:1", "tcp", "b:1", "quic", ROUTE_FAILOVER, 1.0)
+    kind, subject, at, body = audit.encode_record(record)
+    with pytest.raises(MalformedMessage, match="unknown route cause 'teleport'"):
+        audit.decode_record(kind, subject, at, body.replace(ROUTE_FAILOVER, "teleport"))
+
+
+def test_a_route_entry_reads_as_one_line() -> None:
+    record = RouteRecord(PEER, "10.0.0.2:7", "tcp", "10.0.0.2:7", "quic", ROUTE_FAILOVER, 1.0)
+    entry = audit.chain([record], 0, audit.GENESIS)[0]
+    assert entry.describe() == (f"#1 {PEER} route failover: quic 10.0.0.2:7 -> tcp 10.0.0.2:7")
 
 
 @pytest.mark.parametrize("column", ["at = 'garbage'", "digest = 'abc'", "body = 7"])

@@ -20,7 +20,7 @@ from typing import TextIO
 from l2session.cli.commands import STORE_NAME, add_home, fail, home_of, passphrase_of
 from l2session.core.envelope import Request
 from l2session.errors import ConfigError, MalformedMessage, StoreNotFound
-from l2session.membrane.audit import AuditEntry
+from l2session.membrane.audit import KINDS, AuditEntry
 from l2session.membrane.membrane import Membrane, describe_trust
 from l2session.membrane.policy import format_time
 from l2session.membrane.trust import TrustGraph
@@ -227,7 +227,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = audit_sub.add_parser("tail", help="the most recent entries")
     add_home(p)
     p.add_argument("-n", dest="count", type=int, default=20, help="how many (default 20)")
-    p.add_argument("--kind", choices=("transition", "access"), help="only this kind")
+    p.add_argument("--kind", choices=KINDS, help="only this kind")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(handler=audit_tail)
 

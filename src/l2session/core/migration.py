@@ -51,6 +51,7 @@ from l2session.core import multipath
 from l2session.core.config import RESEND_INTERVAL
 from l2session.core.events import PathMigrated, PathValidated
 from l2session.core.multipath import MultipathStrategy, Route
+from l2session.core.persistence import ROUTE_MIGRATED
 from l2session.core.states import CARRYING
 from l2session.wire.records import (
     PATH_TOKEN_SIZE,
@@ -299,7 +300,7 @@ def _on_migrate(session: Session, record: Migrate, source: Route, now: float) ->
     ]
     route = (record.endpoint, source[1])
     if route in multipath.others(session):
-        _switch(session, route)  # validated before: no new challenge
+        _switch(session, route, now)  # validated before: no new challenge
     else:
         begin(session, route, now, move=True, sequence=record.sequence)
 
@@ -323,16 +324,18 @@ def _on_response(session: Session, token: bytes, now: float) -> None:
     if found.move and (
         route[0] != current[0] or session.config.multipath is MultipathStrategy.FAILOVER
     ):
-        _switch(session, route)
+        _switch(session, route, now)
         return
     multipath.routes_of(session).add(route)
     _log.info("session %s: route %s validated", session.peer_did, route)
     session.owner.emit(PathValidated(session.peer_did, route[0], route[1]))
 
 
-def _switch(session: Session, route: Route) -> None:
+def _switch(session: Session, route: Route, now: float) -> None:
     """The peer is at ``route`` now: make it the primary and resend there."""
-    old = multipath.switch_primary(session, route, moved=True, resend=True)
+    old = multipath.switch_primary(
+        session, route, moved=True, resend=True, cause=ROUTE_MIGRATED, now=now
+    )
     if old is None or old == route:
         return
     _log.info("session %s: migrated from %s to %s", session.peer_did, old, route)

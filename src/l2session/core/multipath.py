@@ -33,6 +33,7 @@ import logging
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
+from l2session.core.persistence import ROUTE_FAILOVER, ROUTE_RESTORED, RouteRecord
 from l2session.core.states import CARRYING
 
 if TYPE_CHECKING:
@@ -145,11 +146,15 @@ def targets(session: Session) -> list[Route]:
     return [routes[turn % len(routes)]]
 
 
-def switch_primary(session: Session, route: Route, *, moved: bool, resend: bool) -> Route | None:
+def switch_primary(
+    session: Session, route: Route, *, moved: bool, resend: bool, cause: str, now: float
+) -> Route | None:
     """Make ``route`` the primary; returns the previous one.  ``moved``:
     the peer left the old address, so its routes are forgotten; otherwise
     the old primary stays known (a failover can come back to it).
-    ``resend``: what is unacknowledged may have been lost on the old route."""
+    ``resend``: what is unacknowledged may have been lost on the old route.
+    A change is recorded in the audit log with ``cause`` (a
+    ``persistence.ROUTE_*`` name) when the session is persistent."""
     old = primary(session)
     routes = routes_of(session)
     routes.discard(route)
@@ -161,8 +166,13 @@ def switch_primary(session: Session, route: Route, *, moved: bool, resend: bool)
     session.address, session.path = route
     if resend:
         session.outbound.resend_all()
-    if session.journal is not None:
+    journal = session.journal
+    if journal is not None:
         session.owner.dirty(session)  # the durable row names the primary
+        if old is not None and old != route:
+            journal.append_audit(
+                RouteRecord(session.peer_did, route[0], route[1], old[0], old[1], cause, now)
+            )
     return old
 
 
@@ -199,7 +209,9 @@ def on_connectivity(session: Session, address: str, path: str, up: bool, now: fl
                 session.connectivity(False, now)
                 return True
             _log.info("session %s: route %s lost, now on %s", session.peer_did, route, alternative)
-            switch_primary(session, alternative, moved=False, resend=True)
+            switch_primary(
+                session, alternative, moved=False, resend=True, cause=ROUTE_FAILOVER, now=now
+            )
             if session.handshake_packet is not None:
                 owner.transmit(session, session.handshake_packet)
             session.flush(now)
@@ -219,6 +231,14 @@ def on_connectivity(session: Session, address: str, path: str, up: bool, now: fl
     ):
         # A live route where the primary is dead, or the preferred
         # transport to the same address works again.
-        switch_primary(session, route, moved=False, resend=owner.route_down(*current))
+        preferred = address == current[0] and path == owner.paths[0]
+        switch_primary(
+            session,
+            route,
+            moved=False,
+            resend=owner.route_down(*current),
+            cause=ROUTE_RESTORED if preferred else ROUTE_FAILOVER,
+            now=now,
+        )
     session.connectivity(True, now)
     return True

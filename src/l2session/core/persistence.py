@@ -48,8 +48,38 @@ from l2session.core.states import TransitionRecord
 if TYPE_CHECKING:
     from l2session.core.session import Session
 
-#: What the audit log keeps: state transitions and access decisions.
-AuditRecord = TransitionRecord | AccessRecord
+
+@dataclass(frozen=True, slots=True)
+class RouteRecord:
+    """A session's primary route changed, as the audit log keeps it: why a
+    session now runs over μTCP instead of QUIC, or at another address, is
+    something an operator asks after the fact (keys did not change)."""
+
+    #: The peer DID of the session.
+    subject: str
+    address: str
+    path: str
+    previous_address: str
+    previous_path: str
+    #: :data:`ROUTE_FAILOVER`, :data:`ROUTE_RESTORED` or :data:`ROUTE_MIGRATED`.
+    cause: str
+    at: float
+
+
+#: The primary route was lost; the session moved to another live route
+#: (another transport to the same address: QUIC -> μTCP fallback).
+ROUTE_FAILOVER = "failover"
+#: The preferred transport (or a validated route, while the primary is
+#: down) works again, and the session moved back to it.
+ROUTE_RESTORED = "restored"
+#: The peer moved (MIGRATE or a passive address change), the new route was
+#: validated by challenge and response, and the session follows it.
+ROUTE_MIGRATED = "migrated"
+ROUTE_CAUSES = (ROUTE_FAILOVER, ROUTE_RESTORED, ROUTE_MIGRATED)
+
+#: What the audit log keeps: state transitions, access decisions and route
+#: changes.
+AuditRecord = TransitionRecord | AccessRecord | RouteRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from typing import Final
 from blake3 import blake3
 
 from l2session.core.envelope import AccessRecord
-from l2session.core.persistence import AuditRecord
+from l2session.core.persistence import ROUTE_CAUSES, AuditRecord, RouteRecord
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.errors import AuditTampered, MalformedMessage
 
@@ -45,6 +45,9 @@ DOMAIN: Final = b"l2session audit v1\x00"
 
 KIND_TRANSITION: Final = "transition"
 KIND_ACCESS: Final = "access"
+KIND_ROUTE: Final = "route"
+#: Every kind of entry, in the order the docs list them.
+KINDS: Final = (KIND_TRANSITION, KIND_ACCESS, KIND_ROUTE)
 
 _HEAD: Final = struct.Struct(">Qd")
 _LEN: Final = struct.Struct(">I")
@@ -79,6 +82,11 @@ class AuditEntry:
             text = f"{record.source.value} -> {target} on {record.trigger.value}"
             if record.reason:
                 text += f": {record.reason}"
+        elif isinstance(record, RouteRecord):
+            text = (
+                f"route {record.cause}: {record.previous_path} {record.previous_address} -> "
+                f"{record.path} {record.address}"
+            )
         else:
             verdict = "allow" if record.allowed else "deny"
             units = "" if record.units == 1 else f" x{record.units}"
@@ -100,6 +108,13 @@ def encode_record(record: AuditRecord) -> tuple[str, str, float, str]:
             f'"to":{target},"trigger":{q(record.trigger.value)}}}'
         )
         return KIND_TRANSITION, record.subject, float(record.at), body
+    if isinstance(record, RouteRecord):
+        body = (
+            f'{{"address":{q(record.address)},"cause":{q(record.cause)},'
+            f'"path":{q(record.path)},"previous_address":{q(record.previous_address)},'
+            f'"previous_path":{q(record.previous_path)}}}'
+        )
+        return KIND_ROUTE, record.subject, float(record.at), body
     grant = "null" if record.grant is None else q(record.grant)
     body = (
         f'{{"action":{q(record.action)},"allowed":{"true" if record.allowed else "false"},'
@@ -125,6 +140,19 @@ def decode_record(kind: str, subject: str, at: float, body: str) -> AuditRecord:
                 str(fields["reason"]),
                 at,
             )
+        if kind == KIND_ROUTE:
+            cause = str(fields["cause"])
+            if cause not in ROUTE_CAUSES:
+                raise ValueError(f"unknown route cause {cause!r}")
+            return RouteRecord(
+                subject,
+                str(fields["address"]),
+                str(fields["path"]),
+                str(fields["previous_address"]),
+                str(fields["previous_path"]),
+                cause,
+                at,
+            )
         if kind == KIND_ACCESS:
             grant = fields["grant"]
             return AccessRecord(
@@ -148,7 +176,7 @@ def _text(value: str) -> bytes:
     return _LEN.pack(len(data)) + data
 
 
-_KINDS: Final = {kind: _text(kind) for kind in (KIND_TRANSITION, KIND_ACCESS)}
+_KINDS: Final = {kind: _text(kind) for kind in KINDS}
 
 
 def link(prev: bytes, entry_id: int, at: float, kind: str, subject: str, body: str) -> bytes:
