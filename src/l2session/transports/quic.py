@@ -345,6 +345,10 @@ class QuicTransport:
             self.stats.accepted += 1
         peer = self._peers.get(link.address)
         if peer is not None:
+            # The newest connection wins: one address is one socket, so a
+            # new connection from it means the peer restarted (its old
+            # connection is dead but looks alive until the idle timeout).
+            peer.current = link
             peer.failed_at = None
             self._edge(link.address, peer, "up", "")
         self.write_queued(link)
