@@ -601,3 +601,26 @@ def test_other_alpn_is_refused() -> None:
         await a.close()
 
     run(main())
+
+
+def test_a_peer_restarted_at_the_same_address_is_reached_on_its_new_connection() -> None:
+    """A peer killed without closing (kill -9: no CONNECTION_CLOSE) and
+    restarted on the same port dials again; replies must go on the new
+    connection at once, not on the dead one until it idles out."""
+
+    async def main() -> None:
+        a, _ra, a_addr, b, rb, b_addr = await connected_pair(idle_timeout=60.0)
+        a.drop_filter = lambda _address: True  # a dies silently
+        await a.close()
+        port = int(a_addr.rsplit(":", 1)[1])
+        reborn = QuicTransport(idle_timeout=60.0)
+        again = Recorder()
+        assert await reborn.start(again, HOST, port) == port
+        reborn.send(b_addr, b"i am back")
+        await until(lambda: (b"i am back", a_addr) in rb.packets, what="the new connection")
+        b.send(a_addr, b"welcome back")
+        await until(lambda: again.packets == [(b"welcome back", b_addr)], what="the reply")
+        await reborn.close()
+        await b.close()
+
+    run(main())
