@@ -66,6 +66,21 @@ def sender_args(did: str, port: int) -> list[str]:
     ]
 
 
+def assert_resumed_once(restarted: Path, other: Path) -> int:
+    """Both audit logs: one PQXDH each; the restarted node restored its
+    session from the store once and re-established it by resumption.
+    Returns the restarted node's count of full handshakes (1)."""
+    restarted_log, _ = audit(restarted)
+    other_log, _ = audit(other)
+    assert full_handshakes(restarted_log) == 1
+    assert full_handshakes(other_log) == 1
+    marks = [i for i, t in enumerate(restarted_log) if t.reason == "restored from store"]
+    assert len(marks) == 1
+    assert restarted_log[marks[0] + 1].reason == "resumed"
+    assert moves(restarted_log)[marks[0] + 1] == ("handshake_initiated", "established")
+    return full_handshakes(restarted_log)
+
+
 def test_the_sender_killed_mid_stream_resumes_and_repeats_nothing(
     homes: tuple[Path, Path], agents: list[Agent]
 ) -> None:
@@ -98,24 +113,14 @@ def test_the_sender_killed_mid_stream_resumes_and_repeats_nothing(
     receiver.stop()
 
     assert_exactly_once_in_order(log, MESSAGES)
-    sender_log, _ = audit(sender_home)
-    receiver_log, _ = audit(receiver_home)
-    # Resumed, not re-handshaken: one PQXDH each, and the restarted
-    # sender's establishment is a resumption.
-    assert full_handshakes(sender_log) == 1
-    assert full_handshakes(receiver_log) == 1
-    after_restart = [t for t in sender_log if t.reason == "restored from store"]
-    assert len(after_restart) == 1
-    restart_at = sender_log.index(after_restart[0])
-    assert sender_log[restart_at + 1].reason == "resumed"
-    assert moves(sender_log)[restart_at + 1] == ("handshake_initiated", "established")
+    handshakes = assert_resumed_once(sender_home, receiver_home)
     report(
         "crash: sender kill -9",
         messages=MESSAGES,
         delivered_before_kill=at_kill,
         resumed_from=done["start"],
         seconds=round(time.monotonic() - started, 1),
-        full_handshakes=full_handshakes(sender_log),
+        full_handshakes=handshakes,
         result="exactly once, in order; resumed",
     )
 
@@ -149,18 +154,12 @@ def test_the_receiver_killed_mid_stream_resumes_and_loses_nothing(
     receiver.stop()
 
     assert_exactly_once_in_order(log, MESSAGES)
-    sender_log, _ = audit(sender_home)
-    receiver_log, _ = audit(receiver_home)
-    assert full_handshakes(sender_log) == 1
-    assert full_handshakes(receiver_log) == 1
-    restarted = [i for i, t in enumerate(receiver_log) if t.reason == "restored from store"]
-    assert len(restarted) == 1
-    assert receiver_log[restarted[0] + 1].reason == "resumed"
+    handshakes = assert_resumed_once(receiver_home, sender_home)
     report(
         "crash: receiver kill -9",
         messages=MESSAGES,
         delivered_before_kill=at_kill,
         seconds=round(time.monotonic() - started, 1),
-        full_handshakes=full_handshakes(receiver_log),
+        full_handshakes=handshakes,
         result="exactly once, in order; resumed",
     )
