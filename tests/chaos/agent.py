@@ -161,6 +161,7 @@ async def main(args: argparse.Namespace) -> int:
         connect_timeout=args.connect_timeout,
         quic_idle_timeout=args.quic_idle,
         quic_probe_interval=args.quic_probe,
+        quic_stall_timeout=args.quic_stall,
     )
     stop = asyncio.Event()
     async with node:
@@ -196,6 +197,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--connect-timeout", type=float, default=2.0)
     parser.add_argument("--quic-idle", type=float, default=4.0)
     parser.add_argument("--quic-probe", type=float, default=2.0)
+    parser.add_argument("--quic-stall", type=float, default=1.0)
     return parser.parse_args(argv)
 
 

@@ -18,7 +18,9 @@ store commit and one write per connection.
 Path health comes from the transports as edges (connected, lost) and goes
 to ``SessionManager.connectivity``, which is how a session falls back from
 QUIC to μTCP; QUIC is probed again every ``quic_probe_interval`` seconds
-while it is down, and the core moves the session back when it works.
+while it is down, and the core moves the session back when it works.  A
+QUIC connection that goes silent while it should be speaking is declared
+down after ``quic_stall_timeout`` seconds (runtime/stall.py).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ from l2session.runtime.faults import Faults
 from l2session.runtime.handle import SessionHandle
 from l2session.runtime.listening import bind_paths
 from l2session.runtime.paths import PathMonitor
+from l2session.runtime.stall import StallWatch
 from l2session.runtime.storage import NodeStorage
 from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore
@@ -108,6 +111,7 @@ class Node:
         connect_timeout: float = 5.0,
         quic_idle_timeout: float | None = None,
         quic_probe_interval: float = 30.0,
+        quic_stall_timeout: float | None = 5.0,
         discovery: str | None = None,
         discovery_targets: Sequence[str] = (),
         rng: RandomSource | None = None,
@@ -126,6 +130,10 @@ class Node:
             raise ConfigError(f"paths must be distinct names from {DEFAULT_PATHS}, got {paths!r}")
         if quic_probe_interval <= 0 or connect_timeout <= 0:
             raise ConfigError("connect_timeout and quic_probe_interval must be positive")
+        if quic_stall_timeout is not None and not quic_stall_timeout > 0:
+            raise ConfigError(
+                f"quic_stall_timeout must be positive (or None: off), got {quic_stall_timeout!r}"
+            )
         #: The capability policy (a file is read now, so errors come early).
         self.policy = policyfile.load_policy(policy) if isinstance(policy, str | Path) else policy
         #: With a policy, the Membrane that screens peers' requests (from start).
@@ -146,6 +154,9 @@ class Node:
             else max(30.0, 3 * self.config.heartbeat_interval)
         )
         self.quic_probe_interval = quic_probe_interval
+        #: Silence after which a QUIC connection that should be speaking is
+        #: declared down (runtime/stall.py); None: wait for the idle timeout.
+        self.quic_stall_timeout = quic_stall_timeout
         self.rng: RandomSource = rng or SystemRandom()
         self.clock = SystemClock()
         self.faults = Faults()
@@ -171,6 +182,7 @@ class Node:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.paths_seen = PathMonitor(self)
+        self.stall_watch: StallWatch | None = None
         self._running = False
 
     # ------------------------------------------------------------------
@@ -204,6 +216,8 @@ class Node:
             await self._teardown()
             raise
         _log.info("node %s listening on %s (%s)", self.did, self.address, ", ".join(self.paths))
+        if self.stall_watch is not None and "quic" in self.transports:
+            self.stall_watch.start()
         self.kick()
 
     async def _start(self) -> None:
@@ -249,6 +263,9 @@ class Node:
         self._incoming = deque(maxlen=MAX_PENDING_ACCEPTS)
         self._accepted = asyncio.Event()
         self.paths_seen = PathMonitor(self)
+        self.stall_watch = (
+            None if self.quic_stall_timeout is None else StallWatch(self, self.quic_stall_timeout)
+        )
         self.queue_waiters = set()
         self._timer = None
         self._timer_at = None
@@ -278,6 +295,8 @@ class Node:
             self._timer.cancel()
             self._timer = None
         self.paths_seen.cancel_probes()
+        if self.stall_watch is not None:
+            self.stall_watch.cancel()
         if self.discovery is not None:
             self.discovery.close()
             self.discovery = None
@@ -348,6 +367,8 @@ class Node:
         """A transport delivered a packet (see :class:`Bridge`)."""
         if not self._running or self.faults.drops(address, path):
             return
+        if self.stall_watch is not None:
+            self.stall_watch.heard(address, path)
         self.manager.receive_datagram(data, address, path)
         self.kick()
 

@@ -58,6 +58,8 @@ class PathMonitor:
         if not node.running or not self._in_use(address):
             return
         self._errors.pop((address, path), None)
+        if path == "quic" and node.stall_watch is not None:
+            node.stall_watch.path_up(address)
         probe = self._probes.pop(address, None) if path == "quic" else None
         if probe is not None:
             probe.cancel()
