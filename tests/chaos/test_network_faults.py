@@ -240,6 +240,7 @@ def test_address_change_migrates_the_session(
     lab.del_address("a", old)
     _, receiver = stream.finish()
     _, receiver_routes = audit(stream.receiver_home)
+    _, sender_routes = audit(stream.sender_home)
     changes = [(r.cause, r.previous_address, r.address) for r in receiver_routes]
     assert (ROUTE_MIGRATED, f"{old}:{PORT}", f"{new}:{PORT}") in changes
     assert receiver_routes[-1].address == f"{new}:{PORT}"
@@ -247,7 +248,8 @@ def test_address_change_migrates_the_session(
         "address change (migration)",
         messages=MESSAGES,
         seconds=stream.seconds,
-        receiver_routes=changes,
+        receiver_routes=[(r.cause, r.previous_path, r.path) for r in receiver_routes],
+        sender_routes=[(r.cause, r.previous_path, r.path) for r in sender_routes],
         receiver_transitions=moves(receiver),
         result="exactly once, in order; migrated, same keys",
     )

@@ -340,6 +340,8 @@ class Node:
             await transport.close()
         if self.discovery is not None:
             self.discovery.responder.listen_address = self.address
+        if self.stall_watch is not None:
+            self.stall_watch.reset()
         self.manager.local_address_changed(self.address)
         _log.info("node %s moved to %s", self.did, self.address)
         self.kick()

@@ -59,6 +59,13 @@ class StallWatch:
             self._timer.cancel()
             self._timer = None
 
+    def reset(self) -> None:
+        """Forget every history (the node moved: its connections are new,
+        and silence on the old ones says nothing about them)."""
+        self._heard.clear()
+        self._up_at.clear()
+        self._watched = set()
+
     def heard(self, address: str, path: str) -> None:
         """A packet arrived (hot path: two lookups when watched)."""
         if address in self._watched:
