@@ -45,6 +45,11 @@ def _positive(name: str, value: float) -> None:
         raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
+def _rate(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive number per second, got {value!r}")
+
+
 def _at_least(name: str, value: int, low: int, high: int | None = None) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -168,6 +173,33 @@ class SessionConfig:
     initial_rto: float = 0.5
     max_rto: float = 10.0
 
+    # Admission control (core/admission.py): what handshake-opening packets
+    # (INIT, RESUME, BUNDLE_REQUEST) a source may make this node process
+    # before any crypto is spent on them.  Read from the manager's config.
+    #: Opening packets per second per source host, and its burst.  A real
+    #: peer needs two or three per handshake and resends once a second, so
+    #: 20/s leaves room for a NAT with several peers; an INIT costs ~1 ms
+    #: of crypto, so one host can take at most ~2 % of a core.
+    admission_host_rate: float = 20.0
+    admission_host_burst: int = 40
+    #: Opening packets per second from all unknown sources together, and
+    #: its burst: at ~1 ms each, handshakes with strangers never take more
+    #: than about a fifth of a core, however many hosts flood.
+    admission_global_rate: float = 200.0
+    admission_global_burst: int = 400
+    #: This many failed opening packets (bad signature, undecodable, stale,
+    #: replayed) or packets beyond the host's budget within
+    #: ``admission_failure_window`` seconds quarantine the host for
+    #: ``admission_quarantine`` seconds.  A peer retrying resends once a
+    #: second, so 100 in 10 s is not a peer.
+    admission_failure_limit: int = 100
+    admission_failure_window: float = 10.0
+    admission_quarantine: float = 60.0
+    #: Hosts tracked with a bucket, and hosts kept quarantined, at most
+    #: (least recently seen / oldest evicted first): bounded memory however
+    #: many addresses an attacker cycles through.
+    admission_max_hosts: int = 4096
+
     def __post_init__(self) -> None:
         for name in (
             "ttl",
@@ -183,6 +215,8 @@ class SessionConfig:
             "ack_delay",
             "initial_rto",
             "max_rto",
+            "admission_failure_window",
+            "admission_quarantine",
         ):
             _positive(f"SessionConfig.{name}", getattr(self, name))
         _at_least("SessionConfig.heartbeat_tolerance", self.heartbeat_tolerance, 1, 255)
@@ -193,6 +227,12 @@ class SessionConfig:
         _at_least("SessionConfig.max_inbox", self.max_inbox, 1, 1 << 24)
         _at_least("SessionConfig.max_message_size", self.max_message_size, 1, MAX_MESSAGE_SIZE)
         _at_least("SessionConfig.max_batch", self.max_batch, 1, 256)
+        _rate("SessionConfig.admission_host_rate", self.admission_host_rate)
+        _rate("SessionConfig.admission_global_rate", self.admission_global_rate)
+        _at_least("SessionConfig.admission_host_burst", self.admission_host_burst, 1, 1 << 30)
+        _at_least("SessionConfig.admission_global_burst", self.admission_global_burst, 1, 1 << 30)
+        _at_least("SessionConfig.admission_failure_limit", self.admission_failure_limit, 1, 1 << 30)
+        _at_least("SessionConfig.admission_max_hosts", self.admission_max_hosts, 1, 1 << 20)
         if self.rotation_window >= self.ttl:
             raise ConfigError(
                 f"SessionConfig.rotation_window ({self.rotation_window!r}) must be shorter "

@@ -12,6 +12,9 @@ It owns every session of a node and is the only thing the runtime talks to
   (the deadline moved later) just reschedules, so heartbeats on busy
   sessions cost no heap churn;
 * keeps the resumption tickets and the quarantine list;
+* admits handshake-opening packets (INIT, RESUME, BUNDLE_REQUEST) through
+  per-host and global budgets before any crypto is spent on them, and
+  quarantines hosts that keep failing (:mod:`l2session.core.admission`);
 * with a store (``Context.store``), writes persistent sessions through it and
   commits before any packet leaves (:meth:`commit`, :meth:`restore`; the
   rules are in :mod:`l2session.core.persistence`).
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from l2session.core import establishment, migration, multipath, persistence
+from l2session.core.admission import AdmissionControl
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.context import Capability, Context
 from l2session.core.envelope import AccessGate
@@ -66,6 +70,7 @@ ANSWERED_MEMORY: Final = 4096
 QUARANTINE_MEMORY: Final = 10_000
 DEFAULT_PATHS: Final = ("quic", "tcp")
 _MAX_RUNS_PER_TICK: Final = 4
+_INIT: Final = bytes([TYPE_INIT])
 _MIN_TIMER_STEP: Final = 0.001
 
 
@@ -111,7 +116,11 @@ class SessionManager:
         self._counter = itertools.count()
         self._outbox: list[Outgoing] = []
         self._events: list[SessionEvent] = []
+        #: Refused packets by reason (hostile, stale, damaged, quarantined,
+        #: rate limited); what status output shows.
         self.rejections: dict[str, int] = {}
+        #: Budgets for handshake-opening packets and the host quarantine.
+        self.admission = AdmissionControl(self.config)
         self.journal = ctx.store
         #: Persistent sessions whose durable row changed since the last commit.
         self._dirty: set[Session] = set()
@@ -235,6 +244,22 @@ class SessionManager:
         while len(self._quarantine) > QUARANTINE_MEMORY:
             self._quarantine.popitem(last=False)
         _log.warning("peer %s at %s quarantined for %.0f s", did, address, self.config.quarantine)
+
+    def reject(self, address: str, reason: str, peer_did: str | None = None) -> None:
+        """Count a refused packet under ``reason`` and report it."""
+        self.rejections[reason] = self.rejections.get(reason, 0) + 1
+        self._events.append(PacketRejected(address, reason, peer_did))
+
+    def admit(self, address: str, now: float, *, known: bool = False) -> bool:
+        """Charge a handshake-opening packet from ``address`` to admission
+        control (core/admission.py) before any crypto is spent on it; a
+        refused one is counted and reported here.  ``known``: it comes from
+        a peer we hold a session or ticket with (no global budget)."""
+        reason = self.admission.admit(address, now, known=known)
+        if reason is None:
+            return True
+        self.reject(address, reason)
+        return False
 
     def quarantined_until(self, did: str, address: str | None, now: float) -> float:
         until = self._quarantine.get((did, address), 0.0)
@@ -456,9 +481,7 @@ class SessionManager:
         try:
             self._dispatch(data, address, path, now)
         except L2SessionError as error:
-            reason = getattr(error, "reason", type(error).__name__)
-            self.rejections[reason] = self.rejections.get(reason, 0) + 1
-            self._events.append(PacketRejected(address, str(reason)))
+            self.reject(address, str(getattr(error, "reason", type(error).__name__)))
             _log.debug("packet from %s rejected: %s", address, error)
 
     def connectivity(self, address: str, path: str, up: bool) -> None:
@@ -510,23 +533,30 @@ class SessionManager:
     def _dispatch(self, data: bytes, address: str, path: str, now: float) -> None:
         packet = decode_packet(data)
         if isinstance(packet, DataPacket):
+            # Established traffic: never charged to admission control.
             session = self._by_id.get(packet.session_id)
             if session is None:
                 raise MalformedMessage("DATA for an unknown session id")
             session.on_data(packet, now, (address, path))  # it flushes and reschedules itself
             return
-        if isinstance(packet, HandshakePacket):
+        if isinstance(packet, HandshakePacket) and packet.message[1:2] != _INIT:
             self._on_handshake(packet, address, path, now)
             return
-        if isinstance(packet, BundleRequest):
-            self._on_bundle_request(packet, address, path)
-            return
-        if isinstance(packet, ResumePacket):
-            session = establishment.on_resume(
-                self, packet, bytes(data), address, path, now, self.config
-            )
-            if session is not None:
-                self.reschedule(session)
+        if isinstance(packet, HandshakePacket | BundleRequest | ResumePacket):
+            # What an unknown source can send: admitted (charged) by the
+            # handlers before their crypto, and every failure counts
+            # against the source host (core/admission.py).
+            if isinstance(packet, HandshakePacket):
+                self.ctx.require("accept", Capability.CRYPTO_PQXDH, Capability.DID_RESOLVE)
+            refused = self.admission.refuse_quarantined(address, now)
+            if refused is not None:
+                self.reject(address, refused)
+                return
+            try:
+                self._on_opening(packet, data, address, path, now)
+            except L2SessionError:
+                self.admission.failure(address, now)
+                raise
             return
         if isinstance(packet, BundlePacket):
             session = self._pending_bundle(packet.nonce)
@@ -539,28 +569,50 @@ class SessionManager:
             establishment.on_resume_reject(session, packet, now)
         self.reschedule(session)
 
-    def _on_handshake(self, packet: HandshakePacket, address: str, path: str, now: float) -> None:
-        kind = packet.message[1] if len(packet.message) > 1 else -1
-        if kind == TYPE_INIT:
-            self.ctx.require("accept", Capability.CRYPTO_PQXDH, Capability.DID_RESOLVE)
-            session = establishment.on_init(self, packet, address, path, now, self.config)
+    def _on_opening(
+        self,
+        packet: HandshakePacket | BundleRequest | ResumePacket,
+        data: bytes,
+        address: str,
+        path: str,
+        now: float,
+    ) -> None:
+        session: Session | None
+        if isinstance(packet, BundleRequest):
+            self._on_bundle_request(packet, address, path, now)
+            return
+        if isinstance(packet, ResumePacket):
+            session = establishment.on_resume(
+                self, packet, bytes(data), address, path, now, self.config
+            )
         else:
-            session = self._by_id.get(packet.session_id)
-            if session is None:
-                raise MalformedMessage("handshake message for an unknown session id")
-            if kind == TYPE_RESPONSE:
-                establishment.on_response(session, packet.message, now)
-            elif kind == TYPE_FINISH:
-                establishment.on_finish(session, packet.message, now)
-            else:
-                raise MalformedMessage(f"unknown handshake message type {kind}")
+            session = establishment.on_init(self, packet, address, path, now, self.config)
         if session is not None:
             self.reschedule(session)
 
-    def _on_bundle_request(self, packet: BundleRequest, address: str, path: str) -> None:
+    def _on_handshake(self, packet: HandshakePacket, address: str, path: str, now: float) -> None:
+        """RESPONSE or FINISH: routed by session id, so only a handshake of
+        ours can make us work (INIT is an opening packet)."""
+        kind = packet.message[1] if len(packet.message) > 1 else -1
+        session = self._by_id.get(packet.session_id)
+        if session is None:
+            raise MalformedMessage("handshake message for an unknown session id")
+        if kind == TYPE_RESPONSE:
+            establishment.on_response(session, packet.message, now)
+        elif kind == TYPE_FINISH:
+            establishment.on_finish(session, packet.message, now)
+        else:
+            raise MalformedMessage(f"unknown handshake message type {kind}")
+        self.reschedule(session)
+
+    def _on_bundle_request(
+        self, packet: BundleRequest, address: str, path: str, now: float
+    ) -> None:
         keys = self.ctx.keys
         if packet.did != keys.did:
             raise MalformedMessage("bundle request for another DID")
+        if not self.admit(address, now):
+            return  # the answer is twice the request's size: budgeted
         full = keys.prekeys.bundle()
         one = full.pick_one_time(self.ctx.rng)
         bundle = PrekeyBundle(

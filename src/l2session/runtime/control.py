@@ -6,7 +6,8 @@ request object per line, answered by one response object (``{"ok": true,
 ...}`` or ``{"ok": false, "error": "<ErrorType>", "message": "..."}``), or
 for ``listen`` by a stream of objects until the client goes away.
 
-Requests: ``status``, ``sessions``, ``send`` (did, data_b64, address?,
+Requests: ``status`` (also the refused-packet counters and admission
+control's), ``sessions``, ``send`` (did, data_b64, address?,
 timeout?, capability?: "ACTION RESOURCE [UNITS]"; answered with ``denied``,
 the peer Membrane's reason, when it refused), ``listen`` (events?: bool).  A request line is at most
 :data:`MAX_LINE` bytes; anything else gets a clear error, never a crash.
@@ -144,12 +145,17 @@ class ControlServer:
         node = self.node
         op = request.get("op")
         if op == "status":
+            manager = node.manager
             return {
                 "ok": True,
                 "did": node.did,
                 "address": node.address,
                 "paths": list(node.paths),
-                "sessions": len(node.manager.sessions),
+                "sessions": len(manager.sessions),
+                # Refused packets by reason, and what admission control
+                # (core/admission.py) did with handshake-opening packets.
+                "rejections": dict(manager.rejections),
+                "admission": manager.admission.snapshot(),
             }
         if op == "sessions":
             rows = [session_row(node, did) for did in list(node.manager.sessions)]
