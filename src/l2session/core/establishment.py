@@ -6,8 +6,11 @@ trip, no KEM work); otherwise the peer's prekey bundle (from
 RESPONSE -> FINISH.  Every step is resent every second while unanswered and
 the whole attempt is bounded by ``handshake_timeout``.
 
-Responder: answers INIT only after :class:`ResponderHandshake` verified it,
-so a session object exists only for a peer that proved its DID; a peer that
+Responder: every INIT and RESUME is first charged to admission control
+(:mod:`l2session.core.admission`: per-host and global budgets, host
+quarantine), so an unknown source cannot buy the event loop with them; then
+INIT is answered only after :class:`ResponderHandshake` verified it, so a
+session object exists only for a peer that proved its DID; a peer that
 fails authentication is quarantined before any expensive crypto is spent on
 it again.  Repeated INIT/RESPONSE/RESUME bytes (the answer was lost) get the
 cached answer, never a second handshake.
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING
 from l2session.core import resumption
 from l2session.core.channel import Channel
 from l2session.core.config import RESEND_INTERVAL, SessionConfig, SessionKind
-from l2session.core.events import PacketRejected, SessionAccepted
+from l2session.core.events import SessionAccepted
 from l2session.core.keyschedule import initial_lineage
 from l2session.core.resumption import StoredSession
 from l2session.core.session import Session
@@ -276,12 +279,18 @@ def on_init(
 ) -> Session | None:
     from l2session.crypto.handshake_messages import HandshakeInit
 
-    init = HandshakeInit.decode(packet.message)
+    init = HandshakeInit.decode(packet.message)  # parsing only: no crypto yet
     initiator = init.initiator_did
-    if owner.quarantined_until(initiator, address, now) > now:
-        owner.emit(PacketRejected(address, "quarantined", initiator))
-        return None
     session = owner.sessions.get(initiator)
+    # A peer we established with at this very address re-keys outside the
+    # global budget; its claim is not verified yet, so it still pays its
+    # host's share.
+    known = session is not None and session.established_once and session.address == address
+    if not owner.admit(address, now, known=known):
+        return None
+    if owner.quarantined_until(initiator, address, now) > now:
+        owner.reject(address, "quarantined", initiator)
+        return None
     if session is not None and session.answers:
         cached = session.answers.get(packet.message)
         if cached is not None:
@@ -312,6 +321,7 @@ def on_init(
     created = session is None
     if session is None:
         session = owner.create_session(initiator, config, address, path, now)
+        session.opened_by_peer = True
     session.address, session.path = address, path
     is_new = not _enter_as_responder(session, now, "PQXDH INIT")
     if isinstance(session.handshake, ResponderHandshake):
@@ -366,10 +376,13 @@ def on_resume(
     config: SessionConfig,
 ) -> Session | None:
     answered = owner.answered.get(packet.ticket_id)
+    stored = owner.tickets.get(packet.ticket_id)
+    # Even a refusal is an answer (RESUME_REJECT) to an unverified source.
+    if not owner.admit(address, now, known=stored is not None or answered is not None):
+        return None
     if answered is not None and answered[0] == raw:
         owner.send_raw(address, path, answered[1])  # our RESUME_ACK was lost
         return None
-    stored = owner.tickets.get(packet.ticket_id)
     if stored is None:
         owner.send_raw(
             address,
@@ -378,7 +391,7 @@ def on_resume(
         )
         return None
     if owner.quarantined_until(stored.peer_did, address, now) > now:
-        owner.emit(PacketRejected(address, "quarantined", stored.peer_did))
+        owner.reject(address, "quarantined", stored.peer_did)
         return None
     session = owner.sessions.get(stored.peer_did)
     if _yield_to(owner, session):

@@ -102,6 +102,7 @@ class Session:
         "last_inbound",
         "lease_until",
         "machine",
+        "opened_by_peer",
         "outbound",
         "owner",
         "path",
@@ -170,6 +171,10 @@ class Session:
         self.retry_at: float | None = None
         self.retry_attempt = 0
         self.established_once = False
+        #: Created by a peer's INIT (we are the responder) and not yet
+        #: established: if that handshake dies, nothing of ours is lost, and
+        #: retrying would make a stranger's INIT cost us reconnect attempts.
+        self.opened_by_peer = False
         self.timer_at: float | None = None
         self.rejected = 0
         self._closed = False
@@ -371,8 +376,10 @@ class Session:
     def schedule_retry(self, now: float) -> None:
         policy = self.config.reconnect
         self.retry_attempt += 1
-        can_retry = self.handshake_role_initiator() and (
-            self.config.kind is SessionKind.PERSISTENT or not self.established_once
+        can_retry = (
+            self.handshake_role_initiator()
+            and (self.config.kind is SessionKind.PERSISTENT or not self.established_once)
+            and (self.established_once or not self.opened_by_peer)
         )
         if not can_retry or policy.exhausted(self.retry_attempt):
             # Nothing will bring this session back: end it now.
