@@ -27,8 +27,8 @@ demo: $(VENV)/.installed-base
 	$(PY) -m l2session demo
 
 lint: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks fuzz
+	$(VENV)/bin/ruff format --check src tests benchmarks fuzz
 
 typecheck: $(VENV)/.installed-dev
 	$(VENV)/bin/mypy

@@ -46,6 +46,11 @@ from l2session.wire.packets import ResumeAckPacket, ResumePacket
 MAX_RESUME_SKEW: Final = 300.0
 _RESUME_CONTEXT: Final = b"l2session v1 resume\x00"
 _STORED_VERSION: Final = 1
+#: Latest time a stored session may name (milliseconds; about the year
+#: 37,600).  Below it, ``ms / 1000`` read back and ``round(seconds * 1000)``
+#: written again give the same integer (the float error stays under 0.25 ms),
+#: so a stored ticket re-encodes to its own bytes and never overflows u64.
+MAX_STORED_TIME_MS: Final = 2**50
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +96,27 @@ class StoredSession:
         version = r.u8("version")
         if version != _STORED_VERSION:
             raise MalformedMessage(f"stored session: version {version} is not supported")
-        stored = cls(
-            local_did=r.text16("local did", max_len=MAX_DID_BYTES),
-            peer_did=r.text16("peer did", max_len=MAX_DID_BYTES),
-            peer_signing_key=r.fixed(32, "peer signing key"),
-            resumption_secret=r.fixed(32, "resumption secret"),
-            lineage=r.fixed(32, "lineage"),
-            pq_keyed_at=r.u64("pq keyed at") / 1000,
-            issued_at=r.u64("issued at") / 1000,
-            out_stream=r.u64("out stream"),
-            in_stream=r.u64("in stream"),
-        )
+        local_did = r.text16("local did", max_len=MAX_DID_BYTES)
+        peer_did = r.text16("peer did", max_len=MAX_DID_BYTES)
+        peer_signing_key = r.fixed(32, "peer signing key")
+        resumption_secret = r.fixed(32, "resumption secret")
+        lineage = r.fixed(32, "lineage")
+        pq_keyed_ms, issued_ms = r.u64("pq keyed at"), r.u64("issued at")
+        out_stream, in_stream = r.u64("out stream"), r.u64("in stream")
         r.finish()
-        return stored
+        if max(pq_keyed_ms, issued_ms) >= MAX_STORED_TIME_MS:
+            raise MalformedMessage("stored session: a time is out of range")
+        return cls(
+            local_did=local_did,
+            peer_did=peer_did,
+            peer_signing_key=peer_signing_key,
+            resumption_secret=resumption_secret,
+            lineage=lineage,
+            pq_keyed_at=pq_keyed_ms / 1000,
+            issued_at=issued_ms / 1000,
+            out_stream=out_stream,
+            in_stream=in_stream,
+        )
 
 
 def _resume_mac_input(packet: ResumePacket) -> bytes:

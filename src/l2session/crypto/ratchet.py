@@ -585,6 +585,11 @@ class DoubleRatchet:
             )
         except ConfigError as exc:
             raise MalformedMessage(f"ratchet state: {exc}") from None
+        if len(snap.skipped) > snap.max_stored:
+            raise MalformedMessage(
+                f"ratchet state: {len(snap.skipped)} skipped keys exceed its max_stored "
+                f"{snap.max_stored}"
+            )
         ratchet._cks, ratchet._hks = snap.send_chain, snap.send_header_key
         ratchet._ckr, ratchet._hkr = snap.recv_chain, snap.recv_header_key
         ratchet._ns, ratchet._pn, ratchet._nr = (

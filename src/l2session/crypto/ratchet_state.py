@@ -126,6 +126,9 @@ def decode_snapshot(data: bytes) -> RatchetSnapshot:
     has_pending = r.flag("has pending")
     pending_epoch, pending_secret = r.u32("pending epoch"), r.fixed(32, "pending secret")
     pending_initiate = r.flag("pending initiates")
+    if not has_pending and (pending_epoch or pending_secret != _EMPTY or pending_initiate):
+        # As for the optional keys: one state, one encoding.
+        raise MalformedMessage("ratchet state: absent pending re-seed is not zero")
     pending = (
         PendingReseed(pending_epoch, pending_secret, pending_initiate) if has_pending else None
     )
@@ -146,6 +149,9 @@ def decode_snapshot(data: bytes) -> RatchetSnapshot:
         ident = (r.fixed(32, "skipped dh"), r.u32("skipped n"))
         skipped.append((ident, (r.fixed(32, "skipped key"), r.fixed(12, "skipped nonce"))))
     r.finish()
+    if len({ident for ident, _ in skipped}) != len(skipped):
+        # A ratchet keeps one key per (ratchet key, message number).
+        raise MalformedMessage("ratchet state: a skipped message key is stored twice")
     if (send_chain is None) != (send_header is None) or (recv_chain is None) != (
         recv_header is None
     ):

@@ -247,7 +247,13 @@ class PrekeyStore:
     def from_bytes(
         cls, data: bytes, identity: Identity, policy: PrekeyPolicy | None = None
     ) -> PrekeyStore:
-        """Restore a store written by :meth:`to_bytes` for ``identity``."""
+        """Restore a store written by :meth:`to_bytes` for ``identity``.
+
+        Besides the structure, the ids are checked as :meth:`to_bytes` writes
+        them: each key's id is unique, between 1 and the last id allocated
+        (else the next allocation would reuse a published id for another
+        key), and the current set is one of the sets (or 0: none yet).
+        """
         r = Reader(data, "prekey store")
         version = r.u8("version")
         if version != _STATE_VERSION:
@@ -256,10 +262,21 @@ class PrekeyStore:
         if owner_key != identity.signing_public:
             raise MalformedMessage("prekey store belongs to another identity")
         store = cls(identity, policy)
-        store._next_id = r.u32("last id") + 1
+        last_id = r.u32("last id")
+        store._next_id = last_id + 1
         current = r.u32("current set")
+        seen: set[int] = set()
+
+        def check_id(prekey_id: int) -> None:
+            if not 1 <= prekey_id <= last_id or prekey_id in seen:
+                raise MalformedMessage(
+                    f"prekey store: id {prekey_id} is repeated or outside [1, {last_id}]"
+                )
+            seen.add(prekey_id)
+
         for _ in range(r.u16("signed set count")):
             record = SignedPrekeySet.read(r)
+            check_id(record.prekey_id)
             signed_prekey = primitives.x25519_from_private(r.fixed(32, "signed prekey"))
             pq_prekey = primitives.mlkem_from_seed(r.fixed(64, "pq prekey seed"))
             if (
@@ -269,12 +286,18 @@ class PrekeyStore:
             ):
                 raise MalformedMessage("prekey store: a signed prekey does not match its record")
             store._sets[record.prekey_id] = SignedPrekeySecrets(record, signed_prekey, pq_prekey)
-        for _ in range(r.u16("one-time count")):
+        one_time_count = r.u16("one-time count")
+        if one_time_count > MAX_BUNDLE_ONE_TIME_PREKEYS:
+            raise MalformedMessage(f"prekey store holds {one_time_count} one-time prekeys")
+        for _ in range(one_time_count):
             one_time = OneTimePrekey.read(r)
+            check_id(one_time.prekey_id)
             key = primitives.x25519_from_private(r.fixed(32, "one-time key"))
             if key.public != one_time.public or one_time.owner_did != identity.did_text:
                 raise MalformedMessage("prekey store: a one-time prekey does not match its record")
             store._one_time[one_time.prekey_id] = OneTimePrekeySecret(one_time, key)
         r.finish()
-        store._current = current if current in store._sets else None
+        if current and current not in store._sets:
+            raise MalformedMessage(f"prekey store: the current set {current} is not stored")
+        store._current = current or None
         return store

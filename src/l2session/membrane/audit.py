@@ -125,7 +125,13 @@ def encode_record(record: AuditRecord) -> tuple[str, str, float, str]:
 
 
 def decode_record(kind: str, subject: str, at: float, body: str) -> AuditRecord:
-    """The inverse of :func:`encode_record`."""
+    """The inverse of :func:`encode_record`.
+
+    Strict about types, as :func:`encode_record` writes them (a text field
+    is a JSON string, ``allowed`` a boolean, ``units`` an integer): a body
+    that decodes is one that encoding its record gives back.  Anything else,
+    including JSON nested too deeply to read, is :class:`MalformedMessage`.
+    """
     try:
         fields = json.loads(body)
         if not isinstance(fields, dict):
@@ -134,41 +140,53 @@ def decode_record(kind: str, subject: str, at: float, body: str) -> AuditRecord:
             target = fields["to"]
             return TransitionRecord(
                 subject,
-                State(fields["from"]),
-                None if target is None else State(target),
-                Trigger(fields["trigger"]),
-                str(fields["reason"]),
+                State(_string(fields, "from")),
+                None if target is None else State(_string(fields, "to")),
+                Trigger(_string(fields, "trigger")),
+                _string(fields, "reason"),
                 at,
             )
         if kind == KIND_ROUTE:
-            cause = str(fields["cause"])
+            cause = _string(fields, "cause")
             if cause not in ROUTE_CAUSES:
                 raise ValueError(f"unknown route cause {cause!r}")
             return RouteRecord(
                 subject,
-                str(fields["address"]),
-                str(fields["path"]),
-                str(fields["previous_address"]),
-                str(fields["previous_path"]),
+                _string(fields, "address"),
+                _string(fields, "path"),
+                _string(fields, "previous_address"),
+                _string(fields, "previous_path"),
                 cause,
                 at,
             )
         if kind == KIND_ACCESS:
-            grant = fields["grant"]
+            allowed, units = fields["allowed"], fields["units"]
+            if not isinstance(allowed, bool):
+                raise TypeError("allowed is not a boolean")
+            if type(units) is not int:
+                raise TypeError("units is not an integer")
             return AccessRecord(
                 subject,
-                bool(fields["allowed"]),
-                str(fields["action"]),
-                str(fields["resource"]),
-                int(fields["units"]),
-                str(fields["step"]),
-                str(fields["reason"]),
-                None if grant is None else str(grant),
+                allowed,
+                _string(fields, "action"),
+                _string(fields, "resource"),
+                units,
+                _string(fields, "step"),
+                _string(fields, "reason"),
+                None if fields["grant"] is None else _string(fields, "grant"),
                 at,
             )
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        # ValueError: not JSON, an unknown state; RecursionError: "[[[[...".
         raise MalformedMessage(f"audit entry body: {exc}") from None
     raise MalformedMessage(f"audit entry of unknown kind {kind!r}")
+
+
+def _string(fields: dict[str, object], name: str) -> str:
+    value = fields[name]
+    if not isinstance(value, str):
+        raise TypeError(f"{name} is not a string")
+    return value
 
 
 def _text(value: str) -> bytes:

@@ -31,3 +31,22 @@ def mutate(
         else:
             del out[pos:]
     return bytes(out)
+
+
+def overwrite(
+    draw: st.DrawFn, data: bytes, interesting: Sequence[int] = (0, 1, 0x7F, 0x80, 0xFF)
+) -> bytes:
+    """``data`` with one to four bytes changed in place (a flipped bit or a
+    boundary value): the length stays, so the damage gets past every length
+    check and reaches the range, signature and MAC checks behind them, which
+    :func:`mutate` (mostly changing the length) rarely does."""
+    out = bytearray(data)
+    if not out:
+        return bytes(out)
+    for _ in range(draw(st.integers(1, 4))):
+        pos = draw(st.integers(0, len(out) - 1))
+        if draw(st.booleans()):
+            out[pos] ^= 1 << draw(st.integers(0, 7))
+        else:
+            out[pos] = draw(st.sampled_from(list(interesting)))
+    return bytes(out)
