@@ -55,6 +55,17 @@ MAX_PENDING_PACKETS: Final = 1024
 HELLO_TIMEOUT: Final = 10.0
 #: Inbound connections without a HELLO yet; more are refused at once.
 MAX_UNIDENTIFIED: Final = 256
+#: Connections open at once (both directions); new inbound ones beyond it
+#: are refused at once.  A HELLO proves nothing, so without this bound a
+#: peer could hold any number of connections, each buffering a frame.
+MAX_CONNECTIONS: Final = 1024
+#: Bytes of incomplete frames held across all connections; the connection
+#: whose data would exceed it is reset.  Honest frames complete within a
+#: round trip, so the total at any moment is small.
+MAX_BUFFERED_BYTES: Final = 64 << 20
+#: Seconds a frame may take to arrive once its first byte did (a slow-drip
+#: sender holding a buffer open is reset).
+FRAME_TIMEOUT: Final = 30.0
 
 _HELLO_FRAME: Final = HEADER + HELLO_SIZE
 _HELLO_PREFIX: Final = encode_hello(0)[: HEADER + 4]  # the length and the magic
@@ -94,6 +105,9 @@ class _Connection(asyncio.Protocol):
         self.nbytes = 0
         self.reason: str | None = None
         self.hello_timer: asyncio.TimerHandle | None = None
+        #: Bytes of an incomplete frame held, and since when (loop time).
+        self.partial = 0
+        self.partial_since = 0.0
         self.closed: asyncio.Future[None] = owner._loop.create_future()
 
     # -- asyncio callbacks ----------------------------------------------------
@@ -111,7 +125,9 @@ class _Connection(asyncio.Protocol):
             return
         if self.address is None:
             owner.stats.accepted += 1
-            if owner._unidentified >= owner.max_unidentified:
+            if owner._unidentified >= owner.max_unidentified or len(owner._all) > (
+                owner.max_connections
+            ):
                 owner.stats.extra["refused"] = owner.stats.extra.get("refused", 0) + 1
                 self.abort(None)
                 return
@@ -137,8 +153,11 @@ class _Connection(asyncio.Protocol):
                 data = self._read_hello(data)
                 if not data or t.is_closing():
                     return
-            assert self.decoder is not None
-            frames = self.decoder.feed(data)
+            decoder = self.decoder
+            assert decoder is not None
+            frames = decoder.feed(data)
+            if decoder.buffered != self.partial:
+                self._hold(decoder.buffered)
         except MalformedMessage as exc:
             owner.stats.malformed += 1
             self.abort(f"malformed: {exc}")
@@ -151,6 +170,19 @@ class _Connection(asyncio.Protocol):
             deliver(frame, address)
             if t.is_closing():
                 break
+
+    def _hold(self, buffered: int) -> None:
+        """Account for the incomplete frame now ``buffered`` bytes long."""
+        owner = self.owner
+        if buffered and not self.partial:
+            self.partial_since = owner._loop.time()
+        owner._buffered += buffered - self.partial
+        self.partial = buffered
+        if owner._buffered > owner.max_buffered_bytes:
+            _count(owner.stats, "buffer_full")
+            raise MalformedMessage(
+                f"incomplete frames would hold more than {owner.max_buffered_bytes} bytes"
+            )
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.reason is None:
@@ -249,6 +281,10 @@ class _Connection(asyncio.Protocol):
             self.abort(f"no HELLO within {self.owner.hello_timeout:g} s")
 
 
+def _count(stats: TransportStats, key: str) -> None:
+    stats.extra[key] = stats.extra.get(key, 0) + 1
+
+
 def _peer_address(transport: asyncio.BaseTransport | None, port: int) -> str | None:
     peer: Any = transport.get_extra_info("peername") if transport is not None else None
     if not peer:
@@ -276,9 +312,14 @@ class TcpTransport:
         max_queue_bytes: int = MAX_QUEUE_BYTES,
         max_pending_packets: int = MAX_PENDING_PACKETS,
         max_unidentified: int = MAX_UNIDENTIFIED,
+        max_connections: int = MAX_CONNECTIONS,
+        max_buffered_bytes: int = MAX_BUFFERED_BYTES,
+        frame_timeout: float = FRAME_TIMEOUT,
     ) -> None:
         positive = {"connect_timeout": connect_timeout, "hello_timeout": hello_timeout}
         positive.update(max_queue_bytes=max_queue_bytes, max_unidentified=max_unidentified)
+        positive.update(max_connections=max_connections, max_buffered_bytes=max_buffered_bytes)
+        positive.update(frame_timeout=frame_timeout)
         positive.update(max_pending_packets=max_pending_packets)
         for field, value in positive.items():
             if not value > 0:
@@ -294,6 +335,12 @@ class TcpTransport:
         self.max_queue_bytes = max_queue_bytes
         self.max_pending_packets = max_pending_packets
         self.max_unidentified = max_unidentified
+        self.max_connections = max_connections
+        self.max_buffered_bytes = max_buffered_bytes
+        self.frame_timeout = frame_timeout
+        #: Bytes of incomplete frames held by all connections.
+        self._buffered = 0
+        self._sweep: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop
         self._listener: TransportListener | None = None
         self._server: asyncio.Server | None = None
@@ -333,6 +380,7 @@ class TcpTransport:
                 ) from exc
             self._port = int(self._server.sockets[0].getsockname()[1])
         self._listener = listener
+        self._schedule_sweep()
         return self._port
 
     def send(self, address: str, data: bytes) -> None:
@@ -396,6 +444,9 @@ class TcpTransport:
         if self._closed:
             return
         self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         if self._server is not None:
             self._server.close()
         for attempt in self._attempts.values():
@@ -470,8 +521,26 @@ class TcpTransport:
         if len(conns) == 1:
             self._listener.path_up(address, PATH)
 
+    def _schedule_sweep(self) -> None:
+        self._sweep = self._loop.call_later(max(0.05, self.frame_timeout / 4), self._sweep_slow)
+
+    def _sweep_slow(self) -> None:
+        """Reset connections whose incomplete frame is older than
+        ``frame_timeout`` (one timer for all, not one per chunk)."""
+        self._sweep = None
+        if self._closed:
+            return
+        oldest = self._loop.time() - self.frame_timeout
+        for conn in [c for c in self._all if c.partial and c.partial_since < oldest]:
+            self.stats.malformed += 1
+            _count(self.stats, "slow_frames")
+            conn.abort(f"a frame took longer than {self.frame_timeout:g} s to arrive")
+        self._schedule_sweep()
+
     def _lost(self, conn: _Connection) -> None:
         self._all.discard(conn)
+        self._buffered -= conn.partial
+        conn.partial = 0
         if conn.unidentified:
             conn.unidentified = False
             self._unidentified -= 1
@@ -497,7 +566,10 @@ class TcpTransport:
 
 
 __all__ = [
+    "FRAME_TIMEOUT",
     "HELLO_TIMEOUT",
+    "MAX_BUFFERED_BYTES",
+    "MAX_CONNECTIONS",
     "MAX_PENDING_PACKETS",
     "MAX_QUEUE_BYTES",
     "MAX_UNIDENTIFIED",
