@@ -25,6 +25,11 @@ def test_network_demo_shows_every_act() -> None:
     assert "alice->bob: handshake_initiated -> established  (PQXDH complete)" in establish
     assert "bob reads: 'hello Bob, this is Alice'" in establish
     assert re.search(r"key epoch 0 -> [1-9]", rotation)
+    # The act ends only once both sides finished the rotation (issue 21,
+    # bug 1: ending on alice's epoch alone let act 3 cut a rotation in half).
+    for pair in ("alice->bob", "bob->alice"):
+        done = rotation.find(f"{pair}: rotating -> established")
+        assert 0 <= done < rotation.index("key epoch 0 ->"), rotation
     for state in ("degraded", "suspended"):
         assert re.search(rf"alice->bob: \w+ -> {state}", partition), partition
     assert "bob reads: 'written during the partition #3'" in partition

@@ -41,6 +41,7 @@ from l2session.errors import AuthenticationFailed, L2SessionError, PeerQuarantin
 from l2session.identity.identity import Identity
 from l2session.runtime.entropy import SystemRandom
 from l2session.runtime.events import NodeEvent, PathChanged
+from l2session.runtime.handle import SessionHandle
 from l2session.runtime.loop import run
 from l2session.runtime.node import Node
 from l2session.store.sqlite import SqliteStore
@@ -119,6 +120,24 @@ class Demo:
                 raise L2SessionError(f"demo: timed out waiting for {what}")
             await asyncio.sleep(0.02)
 
+    async def settle(
+        self, what: str, *handles: SessionHandle, epoch_above: int = -1, timeout: float = 20.0
+    ) -> None:
+        """Wait until every one of ``handles`` is established with no
+        rotation in flight (and a key epoch above ``epoch_above``): the
+        point at which an act may inject its fault.  A rotation runs in the
+        background every few seconds with the demo's timers; a fault
+        injected mid-rotation makes it time out instead of showing the act."""
+
+        def settled(handle: SessionHandle) -> bool:
+            return (
+                handle.state is State.ESTABLISHED
+                and handle.session.rotation is None
+                and (handle.key_epoch or 0) > epoch_above
+            )
+
+        await self.wait(what, lambda: all(settled(h) for h in handles), timeout)
+
     async def run(self) -> None:
         rng = SystemRandom()
         ids = {name: Identity.generate(rng) for name in ("alice", "bob", "carol")}
@@ -157,11 +176,16 @@ class Demo:
 
     async def act_rotation(self, alice: Node, bob: Node) -> None:
         self.act("2. Key rotation: a fresh PQXDH inside the session (ttl 60 s, window 52 s)")
-        ab = alice.session(bob.did)
+        ab, ba = alice.session(bob.did), bob.session(alice.did)
         assert ab is not None
+        assert ba is not None
         assert ab.key_epoch is not None
         epoch = ab.key_epoch
-        await self.wait("a rotation", lambda: (ab.key_epoch or 0) > epoch, timeout=30)
+
+        # Alice's epoch rises before either side reports ``rotating ->
+        # established``; partitioning them then (act 3) would cut the
+        # rotation in half.  Wait for the real end, on both sides.
+        await self.settle("a rotation on both sides", ab, ba, epoch_above=epoch, timeout=30)
         self.say(f"key epoch {epoch} -> {ab.key_epoch}; no message lost on the way")
 
     async def act_partition(self, alice: Node, bob: Node) -> None:
@@ -170,6 +194,7 @@ class Demo:
         ba = bob.session(alice.did)
         assert ab is not None
         assert ba is not None
+        await self.settle("alice<->bob to be quiet", ab, ba)
         alice.faults.block(bob.address)
         bob.faults.block(alice.address)
         await ab.wait_state(State.SUSPENDED, timeout=30)
@@ -188,6 +213,7 @@ class Demo:
         ca = carol.session(alice.did)
         assert ac is not None
         assert ca is not None
+        await self.settle("alice<->carol to be quiet", ac, ca)
         aq, cq = alice.transports["quic"], carol.transports["quic"]
         assert isinstance(aq, QuicTransport)
         assert isinstance(cq, QuicTransport)
