@@ -154,10 +154,13 @@ class SessionManager:
         """``session``'s durable row changed: write it at the next commit."""
         self._dirty.add(session)
 
-    def commit(self) -> None:
-        """Make every change so far durable (one transaction).  Called
-        before any packet leaves and by ``receive``; call it yourself to
-        make ``send`` durable without sending (see core/persistence.py)."""
+    def commit(self, *, barrier: bool = True) -> None:
+        """Make every change so far durable (one transaction), and with
+        ``barrier`` (the default) make every commit so far survive power
+        loss too (``Journal.sync``: one fsync however many commits it
+        covers, none in ``durability="process"``).  Called before any
+        packet leaves and by ``receive``; call it yourself to make ``send``
+        durable without sending (see core/persistence.py)."""
         journal = self.journal
         if journal is None:
             return
@@ -167,6 +170,8 @@ class SessionManager:
                     journal.put_session(persistence.record_of(session))
             self._dirty.clear()
         journal.commit()
+        if barrier:
+            journal.sync()
 
     def emit(self, event: SessionEvent) -> None:
         self._events.append(event)
@@ -406,14 +411,18 @@ class SessionManager:
 
     def datagrams_to_send(self) -> list[Outgoing]:
         """Packets to put on transports.  With a store, everything that
-        produced them is committed first (write-ahead)."""
+        produced them is committed first (write-ahead), and if any packet
+        is to leave, a barrier makes every commit so far survive power loss
+        before it does: an ACK, a denial notice or the answer that spent a
+        ticket or one-time prekey is a promise the disk must keep.  (A
+        commit with nothing to send waits for the next barrier.)"""
         if self._to_flush:
             now = self.now()
             pending, self._to_flush = self._to_flush, {}
             for session in pending:
                 session.flush(now)
         if self.journal is not None:
-            self.commit()
+            self.commit(barrier=bool(self._outbox))
         out, self._outbox = self._outbox, []
         return out
 

@@ -20,17 +20,33 @@ What is durable, and when (DESIGN.md §4):
 The commit points are what make delivery exactly-once across restarts:
 
 1. :meth:`SessionManager.datagrams_to_send` commits before it hands out a
-   single packet (write-ahead).  So a message is durable before it is first
-   transmitted, an ACK never leaves before the messages it acknowledges are
-   stored, and a consumed ticket or one-time prekey is gone on disk before
-   the answer that used it leaves.
-2. ``receive``/``receive_many`` commit the hand-off before returning, so a
-   message the application was given is never given again after a crash.
+   single packet (write-ahead), and then raises a *barrier*
+   (:meth:`Journal.sync`) if any packet is about to leave.  So a message is
+   durable before it is first transmitted, an ACK or SACK never leaves
+   before the messages it acknowledges are stored, a denial notice never
+   leaves before the refusal is, and a consumed ticket or one-time prekey
+   is gone on disk before the answer that used it leaves.
+2. ``receive``/``receive_many`` commit the hand-off, with a barrier, before
+   returning, so a message the application was given is never given again
+   after a crash.
 3. ``send`` is durable at the next commit.  After a restart,
    ``Session.sent`` tells the application how many messages of the stream
    survived; a crash between ``send`` and the commit loses the message and
    its sequence number together, so counting from ``sent`` repeats nothing
    and skips nothing.
+
+Two kinds of crash, two promises (docs/STORE.md, "Durability modes").
+:meth:`Journal.commit` is atomic and survives the *process* dying (``kill
+-9``, an OOM kill).  :meth:`Journal.sync` is the barrier: with the default
+``durability="power"`` everything committed before it also survives power
+loss and a kernel panic, so every promise made to the peer (point 1) and to
+the application (point 2) holds through a power cut.  One barrier covers
+every commit before it, so a burst of traffic pays for one fsync (group
+commit), not one per message or per commit.  With the opt-in
+``durability="process"`` the barrier does nothing: a power cut may then
+take back acknowledgements already given (the peer has dropped those
+messages: they are lost) and bring back a consumed ticket or one-time
+prekey (a replay of the packet that spent it would be accepted again).
 
 Nothing here is written before the packet that caused it authenticated:
 the session calls the journal only from code that runs after decryption.
@@ -177,7 +193,14 @@ class Journal(Protocol):
         ...
 
     def commit(self) -> None:
-        """Make every buffered write durable, atomically."""
+        """Make every buffered write durable against a process crash,
+        atomically."""
+        ...
+
+    def sync(self) -> None:
+        """The barrier: every commit so far survives power loss once this
+        returns (with ``durability="process"``: does nothing).  Cheap when
+        nothing was committed since the last barrier."""
         ...
 
     def load(self) -> Snapshot:

@@ -107,4 +107,5 @@ class NodeStorage:
         if changed and store is not None:
             store.put_prekeys(prekeys.to_bytes())
             store.commit()
+            store.sync()
         return prekeys

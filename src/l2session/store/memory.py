@@ -2,14 +2,29 @@
 
 For tests and for nodes that want no disk.  Writes are buffered exactly as
 in :class:`~l2session.store.sqlite.SqliteStore` and applied only by
-:meth:`commit`; :meth:`crash` throws away what was not committed, which is
-what a killed process loses, so a test can "kill" a node, build a new one on
-the same store and check that nothing was lost or repeated.
+:meth:`commit`.  Two kinds of crash can be played:
+
+* :meth:`crash` throws away what was not committed, which is what a killed
+  process loses;
+* :meth:`power_cut` also throws away every commit no barrier
+  (:meth:`sync`) covered, which is what a power cut may lose: the disk
+  keeps what was fsynced, and of the rest at most what the operating system
+  happened to write back first (``keep_unsynced`` commits, in order --
+  SQLite's WAL recovers a prefix of the commits).
+
+So a test can "kill" or "power off" a node, build a new one on the same
+store and check that nothing promised was lost or repeated.  With
+``durability="process"`` the barrier does nothing, so a power cut may take
+back any commit not yet written back: the risk that mode accepts
+(store/durability.py).  The disk is modelled as writing back on its own
+once ``writeback_after`` commits are waiting (as SQLite's checkpoints and
+the kernel's flusher do), which keeps the model's memory bounded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from l2session.core.persistence import SessionRecord, Snapshot, StoredInbound
 from l2session.core.resumption import StoredSession
@@ -18,62 +33,56 @@ from l2session.errors import ConfigError
 from l2session.membrane import audit
 from l2session.membrane.audit import AuditEntry, AuditReport
 from l2session.store.buffer import Batch, WriteBuffer, acked
+from l2session.store.durability import Durability, check_durability
+
+#: Unsynced commits after which the modelled disk writes the oldest back.
+WRITEBACK_AFTER = 4_096
 
 
-class MemoryStore(WriteBuffer):
-    """A :class:`~l2session.core.persistence.Journal` kept in dictionaries."""
+@dataclass(slots=True)
+class _Tables:
+    """What the store holds: the committed state, or the state on disk."""
 
-    __slots__ = (
-        "_audit",
-        "_inbound",
-        "_outbound",
-        "_prekeys",
-        "_sessions",
-        "_tickets",
-        "_trust",
-        "commits",
-    )
+    sessions: dict[str, SessionRecord] = field(default_factory=dict)
+    outbound: dict[str, dict[int, bytes]] = field(default_factory=dict)
+    #: Per peer: streams in first-seen order, each seq -> payload.
+    inbound: dict[str, dict[int, dict[int, bytes]]] = field(default_factory=dict)
+    tickets: dict[str, StoredSession] = field(default_factory=dict)
+    prekeys: bytes | None = None
+    audit: list[AuditEntry] = field(default_factory=list)
+    trust: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._sessions: dict[str, SessionRecord] = {}
-        self._outbound: dict[str, dict[int, bytes]] = {}
-        #: Per peer: streams in first-seen order, each seq -> payload.
-        self._inbound: dict[str, dict[int, dict[int, bytes]]] = {}
-        self._tickets: dict[str, StoredSession] = {}
-        self._prekeys: bytes | None = None
-        self._audit: list[AuditEntry] = []
-        self._trust: dict[tuple[str, str], bytes] = {}
-        #: Commits that wrote something (tests check group commit with it).
-        self.commits = 0
+    def copy(self) -> _Tables:
+        return _Tables(
+            dict(self.sessions),
+            {peer: dict(queue) for peer, queue in self.outbound.items()},
+            {
+                peer: {stream: dict(msgs) for stream, msgs in streams.items()}
+                for peer, streams in self.inbound.items()
+            },
+            dict(self.tickets),
+            self.prekeys,
+            list(self.audit),
+            dict(self.trust),
+        )
 
-    def commit(self) -> None:
-        batch = self.take()
-        if batch:
-            self._apply(batch)
-            self.commits += 1
-
-    def crash(self) -> None:
-        """Lose every uncommitted write, as a killed process would."""
-        self.discard()
-
-    def _apply(self, b: Batch) -> None:
+    def apply(self, b: Batch) -> None:
         for peer in b.deleted_sessions:
-            self._sessions.pop(peer, None)
-            self._outbound.pop(peer, None)
-            self._inbound.pop(peer, None)
-        self._sessions.update(b.sessions)
+            self.sessions.pop(peer, None)
+            self.outbound.pop(peer, None)
+            self.inbound.pop(peer, None)
+        self.sessions.update(b.sessions)
         for (peer, seq), payload in b.outbound.items():
-            self._outbound.setdefault(peer, {})[seq] = payload
+            self.outbound.setdefault(peer, {})[seq] = payload
         for peer, stream in b.streams:
-            self._inbound.setdefault(peer, {}).setdefault(stream, {})
+            self.inbound.setdefault(peer, {}).setdefault(stream, {})
         for (peer, stream, seq), payload in b.inbound.items():
-            self._inbound.setdefault(peer, {}).setdefault(stream, {})[seq] = payload
+            self.inbound.setdefault(peer, {}).setdefault(stream, {})[seq] = payload
         ranges: dict[str, list[tuple[int, int]]] = {}
         for peer, start, end in b.acked_ranges:
             ranges.setdefault(peer, []).append((start, end))
         for peer in set(b.acked_below) | set(ranges):
-            queue = self._outbound.get(peer)
+            queue = self.outbound.get(peer)
             if queue:
                 below, peer_ranges = b.acked_below.get(peer, 0), ranges.get(peer, [])
                 for seq in [s for s in queue if acked(s, below, peer_ranges)]:
@@ -84,24 +93,24 @@ class MemoryStore(WriteBuffer):
             self._trim(peer, stream, start.__le__)
         for peer, ticket in b.tickets.items():
             if ticket is None:
-                self._tickets.pop(peer, None)
+                self.tickets.pop(peer, None)
             else:
-                self._tickets[peer] = ticket
+                self.tickets[peer] = ticket
         if b.prekeys is not None:
-            self._prekeys = b.prekeys
+            self.prekeys = b.prekeys
         if b.audit:
-            last = self._audit[-1] if self._audit else None
-            self._audit.extend(
+            last = self.audit[-1] if self.audit else None
+            self.audit.extend(
                 audit.chain(
                     b.audit,
                     0 if last is None else last.id,
                     audit.GENESIS if last is None else last.digest,
                 )
             )
-        self._trust.update(b.trust)
+        self.trust.update(b.trust)
 
     def _trim(self, peer: str, stream: int, gone: Callable[[int], bool]) -> None:
-        streams = self._inbound.get(peer)
+        streams = self.inbound.get(peer)
         messages = streams.get(stream) if streams else None
         if streams is None or messages is None:
             return
@@ -110,11 +119,82 @@ class MemoryStore(WriteBuffer):
         if not messages:
             del streams[stream]
 
+
+
+class MemoryStore(WriteBuffer):
+    """A :class:`~l2session.core.persistence.Journal` kept in dictionaries."""
+
+    __slots__ = ("_disk", "_durability", "_live", "_unsynced", "_writeback", "commits", "syncs")
+
+    def __init__(
+        self, *, durability: Durability = "power", writeback_after: int = WRITEBACK_AFTER
+    ) -> None:
+        super().__init__()
+        self._durability = check_durability(durability)
+        if type(writeback_after) is not int or writeback_after < 1:
+            raise ConfigError(f"writeback_after must be an int >= 1, got {writeback_after!r}")
+        self._writeback = writeback_after
+        #: What was committed (what a running node and a process crash see).
+        self._live = _Tables()
+        #: What the modelled disk holds: every barrier-covered commit.
+        self._disk = _Tables()
+        #: Commits since the last barrier, oldest first (applied to _live).
+        self._unsynced: list[Batch] = []
+        #: Commits that wrote something (tests check group commit with it).
+        self.commits = 0
+        #: Barriers that had commits to cover (what would be fsyncs).
+        self.syncs = 0
+
+    @property
+    def durability(self) -> Durability:
+        return self._durability
+
+    @property
+    def unsynced(self) -> int:
+        """Commits a power cut may take back now."""
+        return len(self._unsynced)
+
+    def commit(self) -> None:
+        batch = self.take()
+        if batch:
+            self._live.apply(batch)
+            self._unsynced.append(batch)
+            self.commits += 1
+            if len(self._unsynced) > self._writeback:
+                self._disk.apply(self._unsynced.pop(0))
+
+    def sync(self) -> None:
+        """The barrier: every commit so far is on the modelled disk (with
+        ``durability="process"``: nothing happens)."""
+        if not self._unsynced or self._durability == "process":
+            return
+        for batch in self._unsynced:
+            self._disk.apply(batch)
+        self._unsynced.clear()
+        self.syncs += 1
+
+    def crash(self) -> None:
+        """Lose every uncommitted write, as a killed process would."""
+        self.discard()
+
+    def power_cut(self, keep_unsynced: int = 0) -> None:
+        """Lose what a power cut may lose: every uncommitted write and every
+        commit since the last barrier, except the first ``keep_unsynced`` of
+        those (written back before the power went)."""
+        if type(keep_unsynced) is not int or keep_unsynced < 0:
+            raise ConfigError(f"keep_unsynced must be an int >= 0, got {keep_unsynced!r}")
+        self.discard()
+        for batch in self._unsynced[:keep_unsynced]:
+            self._disk.apply(batch)
+        self._unsynced.clear()
+        self._live = self._disk.copy()
+
     def load(self) -> Snapshot:
+        live = self._live
         return Snapshot(
-            sessions=tuple(self._sessions.values()),
+            sessions=tuple(live.sessions.values()),
             outbound={
-                peer: sorted(queue.items()) for peer, queue in self._outbound.items() if queue
+                peer: sorted(queue.items()) for peer, queue in live.outbound.items() if queue
             },
             inbound={
                 peer: [
@@ -122,18 +202,18 @@ class MemoryStore(WriteBuffer):
                     for stream, messages in streams.items()
                     for seq, payload in sorted(messages.items())
                 ]
-                for peer, streams in self._inbound.items()
+                for peer, streams in live.inbound.items()
                 if streams
             },
-            tickets=tuple(self._tickets.values()),
-            prekeys=self._prekeys,
+            tickets=tuple(live.tickets.values()),
+            prekeys=live.prekeys,
         )
 
     def audit_trail(self, limit: int | None = None) -> list[TransitionRecord]:
         """Committed transitions, oldest first; with ``limit``, the last
         ``limit`` of them."""
         _check_limit(limit)
-        trail = [r for e in self._audit if isinstance(r := e.record(), TransitionRecord)]
+        trail = [r for e in self._live.audit if isinstance(r := e.record(), TransitionRecord)]
         if limit is None:
             return trail
         return trail[len(trail) - limit :] if limit else []
@@ -143,16 +223,16 @@ class MemoryStore(WriteBuffer):
         ``limit``, the last ``limit`` of them."""
         _check_limit(limit)
         if limit is None:
-            return list(self._audit)
-        return self._audit[len(self._audit) - limit :] if limit else []
+            return list(self._live.audit)
+        return self._live.audit[len(self._live.audit) - limit :] if limit else []
 
     def verify_audit(self) -> AuditReport:
         """Check the audit log's hash chain (membrane/audit.py)."""
-        return audit.verify(self._audit)
+        return audit.verify(self._live.audit)
 
     def trust_statements(self) -> list[bytes]:
         """Every committed trust statement, as stored by ``put_trust``."""
-        return list(self._trust.values())
+        return list(self._live.trust.values())
 
 
 def _check_limit(limit: object) -> None:

@@ -8,14 +8,20 @@ buffered and coalesced by :class:`~l2session.store.buffer.WriteBuffer`;
 all of it survives a crash or none of it does.  A commit with nothing
 buffered does not touch the file.
 
-Durability (docs/STORE.md): WAL mode with ``synchronous=NORMAL`` by
-default.  A committed transaction survives the process being killed (the
-WAL is in the operating system's page cache); on power loss the last
-commits since the previous checkpoint may be lost, but the file is never
-corrupted.  ``synchronous="full"`` also fsyncs the WAL at every commit, so
-commits survive power loss too, at the price of one fsync per commit.
-Saving the identity always runs with ``FULL``: losing a node's identity is
-not an acceptable outcome of a power cut.
+Durability (docs/STORE.md): WAL mode with ``synchronous=NORMAL``, so a
+commit writes its pages to the ``-wal`` file without an fsync: it survives
+the process being killed (the pages are in the operating system's page
+cache), not yet a power cut.  :meth:`SqliteStore.sync` is the barrier the
+core raises before a promise leaves (store/durability.py): with the default
+``durability="power"`` it fsyncs the ``-wal`` file once, which makes every
+commit before it survive power loss (the WAL is the only place a
+committed, uncheckpointed page lives, and fsync covers the whole file),
+however many commits that is (group commit).  ``durability="process"``
+makes the barrier a no-op: power loss may then take back the commits since
+the last checkpoint, though never corrupt the file.  ``synchronous="full"``
+fsyncs the WAL at every commit instead (the barrier then finds nothing to
+do).  Saving the identity always runs with ``FULL``: losing a node's
+identity is not an acceptable outcome of a power cut.
 
 Before SQLite writes a byte, :mod:`l2session.store.files` checks the file
 (permissions, header, application id, schema version, ``quick_check``), so
@@ -57,6 +63,7 @@ from l2session.store import files, schema
 from l2session.store.audit_reads import AuditReads
 from l2session.store.buffer import Batch, WriteBuffer, acked
 from l2session.store.checkpoint import Checkpointer
+from l2session.store.durability import Durability, check_durability
 from l2session.store.files import default_store_path
 
 #: ``synchronous=`` values accepted by :meth:`SqliteStore.open`.
@@ -143,14 +150,57 @@ class _KernelRandom:
         return os.urandom(n)
 
 
+def _datasync(fd: int) -> None:
+    """fdatasync where the platform has it (SQLite's own choice on Linux):
+    the data and the file size, not the modification time."""
+    sync = getattr(os, "fdatasync", os.fsync)
+    sync(fd)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class SqliteStore(AuditReads, WriteBuffer):
     """The durable :class:`~l2session.core.persistence.Journal` of a node,
     plus its identity and prekeys.  Make one with :meth:`open`."""
 
-    __slots__ = ("_changes", "_checkpointer", "_conn", "_path", "_peer_ids", "commits")
+    __slots__ = (
+        "_changes",
+        "_checkpointer",
+        "_conn",
+        "_dir_synced",
+        "_durability",
+        "_full",
+        "_path",
+        "_peer_ids",
+        "_sync_error",
+        "_unsynced",
+        "commits",
+        "syncs",
+    )
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, durability: Durability = "power"
+    ) -> None:
         super().__init__()
+        self._durability = check_durability(durability)
+        #: synchronous=FULL: SQLite fsyncs every commit itself.
+        self._full = conn.execute("PRAGMA synchronous").fetchone()[0] >= 2
+        #: Commits since the last barrier (a power cut may take them back).
+        self._unsynced = 0
+        #: Barriers that fsynced (tests and benchmarks read it).
+        self.syncs = 0
+        #: The directory entry of the -wal file is fsynced once per handle.
+        self._dir_synced = False
+        #: Set when an fsync failed: the page cache may have dropped what it
+        #: could not write, so no later fsync can vouch for it (PostgreSQL's
+        #: "fsyncgate" lesson): every later barrier fails too.
+        self._sync_error: str | None = None
         self._conn: sqlite3.Connection | None = conn
         self._path = path
         #: peers.did -> peers.id for every peer this process touched.  Rows
@@ -167,10 +217,25 @@ class SqliteStore(AuditReads, WriteBuffer):
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str] | None = None, *, synchronous: str = "normal"
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        synchronous: str = "normal",
+        durability: Durability = "power",
     ) -> SqliteStore:
         """Open (or create) the database at ``path``, by default
         :func:`~l2session.store.files.default_store_path`.
+
+        ``durability="power"`` (the default): every barrier (:meth:`sync`,
+        raised by the core before a packet leaves and before ``receive``
+        returns) fsyncs, so no acknowledgement, consumed ticket or one-time
+        prekey, or hand-off to the application is ever taken back, not even
+        by a power cut.  ``durability="process"`` (opt-in) skips those
+        fsyncs: it survives process crashes, but **a power cut may lose the
+        commits since the last checkpoint although the peer was told: the
+        messages it acknowledged are then lost for good, and a consumed
+        ticket or one-time prekey can be accepted a second time**
+        (store/durability.py, docs/STORE.md).
 
         A new file and its directories are created private (0600, 0700); an
         existing one must be a regular file of ours with mode 0600.  A file
@@ -180,6 +245,7 @@ class SqliteStore(AuditReads, WriteBuffer):
         level = SYNCHRONOUS.get(synchronous) if isinstance(synchronous, str) else None
         if level is None:
             raise ConfigError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
+        mode = check_durability(durability)
         target = Path(os.path.abspath(path if path is not None else default_store_path()))
         st, created = files.prepare(target)
         if not created:
@@ -199,10 +265,10 @@ class SqliteStore(AuditReads, WriteBuffer):
             if (after.st_dev, after.st_ino) != (st.st_dev, st.st_ino):
                 raise StoreError(f"{target} was replaced while being opened; try again")
             files.initialise(conn, target)
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode != "wal":
+            journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if journal != "wal":
                 raise StoreIOError(
-                    f"{target}: SQLite cannot use WAL mode there (journal mode {mode!r}). "
+                    f"{target}: SQLite cannot use WAL mode there (journal mode {journal!r}). "
                     "Fix: keep the database on a local file system"
                 )
             conn.execute(f"PRAGMA synchronous = {level}")
@@ -218,7 +284,7 @@ class SqliteStore(AuditReads, WriteBuffer):
         except BaseException:
             conn.close()
             raise
-        return cls(conn, target)
+        return cls(conn, target, mode)
 
     @property
     def path(self) -> Path:
@@ -228,12 +294,23 @@ class SqliteStore(AuditReads, WriteBuffer):
     def closed(self) -> bool:
         return self._conn is None
 
+    @property
+    def durability(self) -> Durability:
+        return self._durability
+
+    @property
+    def unsynced(self) -> int:
+        """Commits since the last barrier (what a power cut may take back)."""
+        return self._unsynced
+
     def close(self) -> None:
-        """Commit what is buffered, then close (a second close does nothing)."""
+        """Commit what is buffered and raise a barrier, then close (a
+        second close does nothing)."""
         if self._conn is None:
             return
         try:
             self.commit()
+            self.sync()
         finally:
             self._checkpointer.stop()
             conn, self._conn = self._conn, None
@@ -308,6 +385,8 @@ class SqliteStore(AuditReads, WriteBuffer):
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA secure_delete = FAST")
         self.commits += 1
+        if not self._full:
+            self._unsynced += 1
         # About what the commit appended to the WAL: payloads plus a row's
         # worth of page space per changed row.
         changes = conn.total_changes
@@ -315,6 +394,46 @@ class SqliteStore(AuditReads, WriteBuffer):
         self._changes = changes
         nbytes += sum(map(len, batch.outbound.values())) + sum(map(len, batch.inbound.values()))
         self._checkpointer.wrote(nbytes, conn, Path(f"{self._path}-wal"))
+
+    def sync(self) -> None:
+        """The barrier: once this returns, every commit so far survives
+        power loss.  One ``fdatasync`` of the ``-wal`` file covers all of
+        them (and, once per handle, an fsync of the directory, so the
+        ``-wal`` file's own entry is on disk).  Nothing committed since the
+        last barrier: no system call at all.  ``durability="process"``:
+        does nothing.  A failed fsync raises
+        :class:`~l2session.errors.StoreIOError`, now and at every later
+        barrier of this handle (reopen the store: SQLite recovers from the
+        file what reached the disk)."""
+        if self._sync_error is not None:
+            raise StoreIOError(self._sync_error)
+        if not self._unsynced or self._durability == "process":
+            return
+        self._connection()
+        wal = f"{self._path}-wal"
+        try:
+            try:
+                fd = os.open(wal, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                # No WAL (every connection closed and it was checkpointed
+                # away): the commits are in the database file itself.
+                fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _datasync(fd)
+            finally:
+                os.close(fd)
+            if not self._dir_synced:
+                _sync_directory(self._path.parent)
+                self._dir_synced = True
+        except OSError as exc:
+            self._sync_error = (
+                f"{self._path}: fsync failed ({exc.strerror or exc}); what was committed since "
+                "the last barrier may not be on disk. Fix: check the disk, then restart the node "
+                "(reopening the store recovers what reached the disk)"
+            )
+            raise StoreIOError(self._sync_error) from exc
+        self._unsynced = 0
+        self.syncs += 1
 
     def _apply(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
         """``b`` in the order buffer.py documents: deleted sessions, puts,

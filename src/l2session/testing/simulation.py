@@ -114,6 +114,7 @@ class Simulation:
         if store is not None:
             store.put_prekeys(party.prekeys.to_bytes())
             store.commit()
+            store.sync()
         keys = LocalKeys(party.identity, party.prekeys, party.guard, encapsulator)
         ctx = Context(
             rng=rng.fork("session"),
