@@ -173,6 +173,13 @@ class MemoryStore(WriteBuffer):
         self._unsynced.clear()
         self.syncs += 1
 
+    def writeback(self) -> None:
+        """The modelled disk writes back every commit on its own (what a
+        checkpoint or the kernel's flusher does); not a barrier."""
+        for batch in self._unsynced:
+            self._disk.apply(batch)
+        self._unsynced.clear()
+
     def crash(self) -> None:
         """Lose every uncommitted write, as a killed process would."""
         self.discard()
