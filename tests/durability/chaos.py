@@ -43,7 +43,7 @@ from l2session.crypto.handshake_messages import TYPE_INIT
 from l2session.errors import MalformedMessage
 from l2session.identity.prekeys import PrekeyStore
 from l2session.store.memory import MemoryStore
-from l2session.testing.simulation import Simulation, SimNode
+from l2session.testing.simulation import SimNode, Simulation
 from l2session.wire.packets import HandshakePacket, ResumePacket, decode_packet
 
 from .harness import Stream
@@ -94,7 +94,9 @@ class Ledger:
         return t, p
 
 
-def schedule(rng: random.Random, total: int, crashes: int, sides: tuple[str, str]) -> list[CrashPoint]:
+def schedule(
+    rng: random.Random, total: int, crashes: int, sides: tuple[str, str]
+) -> list[CrashPoint]:
     """``crashes`` crash points at random stream positions, each (side,
     kind) combination equally often, at random places."""
     combos = [(side, kind) for side in sides for kind in KINDS]
@@ -136,10 +138,16 @@ class Chaos:
         self._restarting = False
         send = sim.network.send
 
-        def tap(source: str, dest: str, path: str, data: bytes, now: float) -> None:
-            if source != REPLAYER and _opener(data):
-                self.openers.append((source, dest, path, data))
-            send(source, dest, path, data, now)
+        def tap(
+            source: str,
+            destination: str,
+            path: str,
+            data: bytes | bytearray | memoryview,
+            now: float,
+        ) -> None:
+            if source != REPLAYER and _opener(bytes(data)):
+                self.openers.append((source, destination, path, bytes(data)))
+            send(source, destination, path, data, now)
 
         sim.network.send = tap  # type: ignore[method-assign]
         for name in stores:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from l2session.core.states import State
@@ -42,15 +43,14 @@ def main(scenario: str, durability: str, directory: Path) -> int:
         os.write(marks, f"L2SMARK {what}\n".encode())
 
     if scenario == "store":
-        store(directory, durability, mark)  # type: ignore[arg-type]
+        store(directory, durability, mark)
     else:
-        node(directory, durability, mark)  # type: ignore[arg-type]
+        node(directory, durability, mark)
     mark("DONE")
     return 0
 
 
-def store(directory: Path, durability: str, mark: object) -> None:
-    assert callable(mark)
+def store(directory: Path, durability: str, mark: Callable[[str], None]) -> None:
     with SqliteStore.open(directory / "store.db", durability=durability) as db:  # type: ignore[arg-type]
         # The first commit creates the WAL (SQLite syncs its header once).
         db.put_outbound(PEER, 0, b"start")
@@ -74,20 +74,19 @@ def store(directory: Path, durability: str, mark: object) -> None:
         assert db.syncs == (ROUNDS + 1 if durability == "power" else 0), db.syncs
 
 
-def node(directory: Path, durability: str, mark: object) -> None:
-    assert callable(mark)
-    sim = Simulation(
-        "barrier-child", profile=LinkProfile(latency=0.01, loss=0.05, reorder=0.05)
-    )
+def node(directory: Path, durability: str, mark: Callable[[str], None]) -> None:
+    sim = Simulation("barrier-child", profile=LinkProfile(latency=0.01, loss=0.05, reorder=0.05))
     bob_store = SqliteStore.open(directory / "bob.db", durability=durability)  # type: ignore[arg-type]
     alice = sim.add_node("alice", store=MemoryStore())
     bob = sim.add_node("bob", store=bob_store)
     send = sim.network.send
 
-    def marked_send(source: str, dest: str, path: str, data: bytes, now: float) -> None:
+    def marked_send(
+        source: str, destination: str, path: str, data: bytes | bytearray | memoryview, now: float
+    ) -> None:
         if source == "bob":
             mark("SEND")
-        send(source, dest, path, data, now)
+        send(source, destination, path, data, now)
 
     sim.network.send = marked_send  # type: ignore[method-assign]
     alice.manager.establish(bob.did)

@@ -120,7 +120,6 @@ class _Tables:
             del streams[stream]
 
 
-
 class MemoryStore(WriteBuffer):
     """A :class:`~l2session.core.persistence.Journal` kept in dictionaries."""
 

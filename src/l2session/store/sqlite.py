@@ -299,6 +299,12 @@ class SqliteStore(AuditReads, WriteBuffer):
         return self._durability
 
     @property
+    def checkpoints(self) -> int:
+        """WAL checkpoints the background thread ran (each fsyncs the WAL
+        and the database file)."""
+        return self._checkpointer.checkpoints
+
+    @property
     def unsynced(self) -> int:
         """Commits since the last barrier (what a power cut may take back)."""
         return self._unsynced
