@@ -183,3 +183,17 @@ def test_sqlite_failed_fsync_fails_every_later_barrier(
     store.crash()
     with SqliteStore.open(tmp_path / "e.db") as again:
         assert again.load().outbound == {PEER: [(1, b"m")]}
+
+
+def test_a_node_opens_its_store_in_the_mode_chosen(tmp_path: Path) -> None:
+    from l2session.runtime.node import Node
+    from l2session.runtime.storage import NodeStorage
+
+    for mode in ("power", "process"):
+        storage = NodeStorage(tmp_path / f"{mode}.db", mode)  # type: ignore[arg-type]
+        store = storage.open()
+        assert isinstance(store, SqliteStore)
+        assert store.durability == mode
+        storage.close()
+    with pytest.raises(ConfigError, match="durability"):
+        Node(store=tmp_path / "n.db", durability="fsync")  # type: ignore[arg-type]

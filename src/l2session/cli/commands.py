@@ -121,6 +121,7 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         discovery=args.discovery or (f"{host_of(args.listen)}:0" if args.discover_via else None),
         discovery_targets=args.discover_via,
         policy=args.policy,
+        durability=args.durability,
     )
 
     def show(event: NodeEvent) -> None:
@@ -323,6 +324,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--policy",
         metavar="FILE",
         help="screen peers' capability requests with this TOML policy (SIGHUP reloads it)",
+    )
+    p.add_argument(
+        "--durability",
+        choices=("power", "process"),
+        default="power",
+        help="power (default): acknowledgements survive power loss (one fsync per burst); "
+        "process: no fsyncs, survives crashes only -- a power cut may lose messages peers "
+        "were told had arrived (docs/STORE.md)",
     )
     p.set_defaults(handler=run_node)
 

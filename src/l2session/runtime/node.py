@@ -72,6 +72,7 @@ from l2session.runtime.listening import bind_paths
 from l2session.runtime.paths import PathMonitor
 from l2session.runtime.stall import StallWatch
 from l2session.runtime.storage import NodeStorage
+from l2session.store.durability import Durability, check_durability
 from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore
 from l2session.transports.address import format_address, parse_address
@@ -93,8 +94,13 @@ class Node:
 
     ``store``: a path (an SQLite file, created 0600 if missing), an open
     :class:`SqliteStore` or :class:`MemoryStore`, or None (nothing
-    persisted).  ``identity``: given, else loaded from the SQLite store
-    (``l2session init`` creates one), else generated for this run.
+    persisted).  ``durability`` (for a path): ``"power"`` (default) fsyncs
+    before every packet that makes a promise, so acknowledgements survive
+    power loss; ``"process"`` saves those fsyncs but **a power cut may then
+    lose messages the peers were told had arrived, and let a replayed
+    handshake spend a ticket or one-time prekey twice** (docs/STORE.md).
+    ``identity``: given, else loaded from the SQLite store (``l2session
+    init`` creates one), else generated for this run.
     """
 
     def __init__(
@@ -116,6 +122,7 @@ class Node:
         discovery_targets: Sequence[str] = (),
         rng: RandomSource | None = None,
         policy: MembranePolicy | str | Path | None = None,
+        durability: Durability = "power",
     ) -> None:
         self._host, self._requested_port = parse_address(listen, allow_zero_port=True)
         self._discovery_at = (
@@ -138,7 +145,7 @@ class Node:
         self.policy = policyfile.load_policy(policy) if isinstance(policy, str | Path) else policy
         #: With a policy, the Membrane that screens peers' requests (from start).
         self.membrane: Membrane | None = None
-        self._storage = NodeStorage(store)
+        self._storage = NodeStorage(store, check_durability(durability))
         self._passphrase = passphrase
         self._identity = identity
         self.paths = paths

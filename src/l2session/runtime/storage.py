@@ -18,6 +18,7 @@ from l2session.crypto.rng import RandomSource
 from l2session.errors import StoreLocked, StoreNotFound
 from l2session.identity.identity import Identity
 from l2session.identity.prekeys import PrekeyStore
+from l2session.store.durability import Durability
 from l2session.store.files import make_private_dirs
 from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore
@@ -26,8 +27,12 @@ from l2session.store.sqlite import SqliteStore
 class NodeStorage:
     """Opens (and locks) the store, loads or creates identity and prekeys."""
 
-    def __init__(self, store: str | Path | SqliteStore | MemoryStore | None) -> None:
+    def __init__(
+        self, store: str | Path | SqliteStore | MemoryStore | None, durability: Durability = "power"
+    ) -> None:
         self._arg = store
+        #: For a store opened from a path (store/durability.py).
+        self._durability = durability
         self.store: SqliteStore | MemoryStore | None = None
         self._lock_fd: int | None = None
 
@@ -40,7 +45,7 @@ class NodeStorage:
         make_private_dirs(path.parent)
         self._lock(path)
         try:
-            self.store = SqliteStore.open(path)
+            self.store = SqliteStore.open(path, durability=self._durability)
         except BaseException:
             self._unlock()
             raise
