@@ -190,7 +190,7 @@ def test_a_node_opens_its_store_in_the_mode_chosen(tmp_path: Path) -> None:
     from l2session.runtime.storage import NodeStorage
 
     for mode in ("power", "process"):
-        storage = NodeStorage(tmp_path / f"{mode}.db", mode)  # type: ignore[arg-type]
+        storage = NodeStorage(tmp_path / f"{mode}.db", mode)
         store = storage.open()
         assert isinstance(store, SqliteStore)
         assert store.durability == mode
