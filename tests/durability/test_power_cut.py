@@ -163,3 +163,22 @@ def test_power_cut_after_a_resume_was_answered(
     else:
         assert len(tickets) == 1
         assert len(prekeys) == 1
+
+
+def test_a_prekey_spent_by_any_code_is_on_disk_before_the_next_packet() -> None:
+    """The barrier covers one-time prekeys wherever they are spent: the
+    manager journals the private prekeys whenever their generation moved,
+    even if the code that spent one never said so."""
+    sim, alice, bob, bob_store = _bob_store_on_disk("power")
+    prekeys = bob.ctx.keys.prekeys
+    spent = prekeys.bundle().one_time_prekeys[0].prekey_id
+    prekeys.consume_one_time_prekey(spent)  # not through the handshake code
+    session = alice.session(bob)
+    assert session is not None
+    session.send(b"ping")  # bob's ACK is the next packet he sends
+    sim.run_until(lambda: session.queued == 0, timeout=30)
+    bob_store.power_cut()
+    stored = bob_store.load().prekeys
+    assert stored is not None
+    restored = PrekeyStore.from_bytes(stored, bob.party.identity)
+    assert spent not in {k.prekey_id for k in restored.bundle().one_time_prekeys}

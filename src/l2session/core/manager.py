@@ -122,6 +122,12 @@ class SessionManager:
         #: Budgets for handshake-opening packets and the host quarantine.
         self.admission = AdmissionControl(self.config)
         self.journal = ctx.store
+        #: ``PrekeyStore.generation`` as last journaled (the state given at
+        #: start is the stored one): a change anywhere is journaled at the
+        #: next commit (see :meth:`commit`).
+        self._prekeys_saved = (
+            ctx.crypto_pqxdh.prekeys.generation if ctx.crypto_pqxdh is not None else 0
+        )
         #: Persistent sessions whose durable row changed since the last commit.
         self._dirty: set[Session] = set()
         #: Sessions with messages queued by the application since the last
@@ -169,6 +175,12 @@ class SessionManager:
                 if session.journal is not None and not session.closed:
                     journal.put_session(persistence.record_of(session))
             self._dirty.clear()
+        keys = self.ctx.crypto_pqxdh
+        if keys is not None and keys.prekeys.generation != self._prekeys_saved:
+            # Spent, rotated or refilled by any code path: never let a
+            # packet leave before the store has it (a one-time prekey must
+            # not be usable twice, not even after a power cut).
+            self.prekeys_changed()
         journal.commit()
         if barrier:
             journal.sync()
@@ -230,7 +242,9 @@ class SessionManager:
         """A one-time prekey was spent: persist the private prekeys before
         the answer that used it leaves (it must never be used twice)."""
         if self.journal is not None:
-            self.journal.put_prekeys(self.ctx.keys.prekeys.to_bytes())
+            prekeys = self.ctx.keys.prekeys
+            self.journal.put_prekeys(prekeys.to_bytes())
+            self._prekeys_saved = prekeys.generation
 
     def consume_ticket(self, stored: StoredSession, request: bytes, reply: bytes) -> None:
         """Single use: the ticket is gone before the answer leaves."""

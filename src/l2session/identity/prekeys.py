@@ -82,10 +82,20 @@ class PrekeyPolicy:
 class PrekeyStore:
     """The private side of a node's prekeys (see the module docstring)."""
 
-    __slots__ = ("_current", "_identity", "_next_id", "_one_time", "_policy", "_sets")
+    __slots__ = (
+        "_current",
+        "_generation",
+        "_identity",
+        "_next_id",
+        "_one_time",
+        "_policy",
+        "_sets",
+    )
 
     def __init__(self, identity: Identity, policy: PrekeyPolicy | None = None) -> None:
         self._identity = identity
+        #: Bumped by every change of the private state (see ``generation``).
+        self._generation = 0
         self._policy = policy or PrekeyPolicy()
         self._sets: OrderedDict[int, SignedPrekeySecrets] = OrderedDict()
         self._current: int | None = None
@@ -156,6 +166,8 @@ class PrekeyStore:
             changed = True
         while len(self._sets) > _MAX_KEPT_SETS:
             self._sets.popitem(last=False)
+        if changed:
+            self._generation += 1
         return changed
 
     def _rotate_signed(self, rng: RandomSource, now_ms: int) -> None:
@@ -225,6 +237,17 @@ class PrekeyStore:
     def consume_one_time_prekey(self, prekey_id: int) -> None:
         if self._one_time.pop(prekey_id, None) is None:
             raise PrekeyNotFound(f"one-time prekey {prekey_id} is unknown or was already used")
+        self._generation += 1
+
+    @property
+    def generation(self) -> int:
+        """A counter bumped by every change of the private state (a spent
+        one-time prekey, a rotation, a refill).  The session manager
+        compares it at every commit, so a change made anywhere is in the
+        store, behind the durability barrier, before the next packet leaves:
+        a spent one-time prekey never comes back after a crash or power cut,
+        whichever code spent it."""
+        return self._generation
 
     # ----------------------------------------------------------------------
     # persistence (contains private keys: store it protected)
