@@ -14,8 +14,10 @@ What is durable, and when (DESIGN.md §4):
 * an inbound message, from its arrival until the application takes it, with
   the stream's high-water mark (``next_expected``) for duplicate suppression;
 * the resumption tickets (so a restarted node resumes instead of running a
-  full handshake), the private prekeys once a one-time prekey is spent, and
-  the audit trail of state transitions.
+  full handshake), the private prekeys whenever they change (the manager
+  watches ``PrekeyStore.generation`` at every commit, so a one-time prekey
+  spent by any code is stored before the next packet leaves), and the audit
+  trail of state transitions.
 
 The commit points are what make delivery exactly-once across restarts:
 
