@@ -177,8 +177,9 @@ def test_receiver_killed_after_the_application_took_messages(kind: str, tmp_path
 
 
 def test_both_killed_at_once_from_sqlite(tmp_path: Path) -> None:
-    """Both processes die (a power cut on a shared host): both restart from
-    their files; the stream still completes exactly once."""
+    """Both processes die at once (``kill -9`` of both; power cuts are
+    test_power_cut.py's): both restart from their files; the stream still
+    completes exactly once."""
     sim, _alice, _bob, reopen = pair("both-kill", "sqlite", tmp_path)
 
     def both(stream: Stream) -> None:
