@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from l2session.crypto.handshake_messages import KIND_EPHEMERAL, HandshakeInit
 from l2session.crypto.rng import SeededRandom
 from l2session.testing.vectors import kdf_vector, pqxdh_vector
+from l2session.testing.vectors_ext import extensions_vector
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 
@@ -39,3 +41,16 @@ def test_seeded_random_is_a_stream() -> None:
     one, two = SeededRandom("s"), SeededRandom("s")
     assert one.random_bytes(10) + one.random_bytes(22) == two.random_bytes(32)
     assert SeededRandom(7).random_bytes(16) != SeededRandom(8).random_bytes(16)
+
+
+def test_extensions_vector_is_reproduced_exactly() -> None:
+    expected = load("extensions_kat.json")
+    assert extensions_vector(expected["seed"]) == expected
+
+
+def test_extensions_vector_init_carries_the_kind_byte() -> None:
+    vector = load("extensions_kat.json")["ephemeral_handshake"]
+    init = bytes.fromhex(vector["init"])
+    assert init[vector["kind_byte_offset"]] == KIND_EPHEMERAL
+    assert len(init) - vector["kind_byte_offset"] == 1 + 64  # kind, then the signature
+    assert HandshakeInit.decode(init).session_kind == KIND_EPHEMERAL

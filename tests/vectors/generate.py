@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from l2session.testing.vectors import kdf_vector, pqxdh_vector, session_vector, wire_vector
+from l2session.testing.vectors_ext import extensions_vector
 
 HERE = Path(__file__).resolve().parent
 FILES = {
@@ -17,6 +18,7 @@ FILES = {
     "kdf_kat.json": kdf_vector,
     "wire_kat.json": wire_vector,
     "session_kat.json": session_vector,
+    "extensions_kat.json": extensions_vector,
 }
 
 

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Final
 
 from l2session.core.multipath import MultipathStrategy
+from l2session.crypto.handshake_messages import KIND_EPHEMERAL, KIND_PERSISTENT
 from l2session.crypto.rng import RandomSource
 from l2session.errors import ConfigError
 from l2session.wire.records import MAX_PAYLOAD_BYTES
@@ -38,6 +39,21 @@ class SessionKind(StrEnum):
     EPHEMERAL = "ephemeral"
     #: Double ratchet, rotation, resumption, durable queue.
     PERSISTENT = "persistent"
+
+    @property
+    def wire(self) -> int:
+        """The kind byte INIT carries (docs/PROTOCOL.md §2.1)."""
+        return _WIRE_OF[self]
+
+    @classmethod
+    def from_wire(cls, value: int) -> SessionKind | None:
+        """The kind an INIT asked for; None for a kind this node does not
+        implement (the reserved Federated value)."""
+        return _KIND_OF.get(value)
+
+
+_WIRE_OF: Final = {SessionKind.PERSISTENT: KIND_PERSISTENT, SessionKind.EPHEMERAL: KIND_EPHEMERAL}
+_KIND_OF: Final = {wire: kind for kind, wire in _WIRE_OF.items()}
 
 
 def _positive(name: str, value: float) -> None:

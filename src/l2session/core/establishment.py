@@ -23,6 +23,7 @@ other side answers it instead of pursuing its own.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from l2session.core import resumption
@@ -35,7 +36,12 @@ from l2session.core.session import Session
 from l2session.core.states import State, Trigger
 from l2session.crypto.pqxdh import HandshakeResult, InitiatorHandshake, ResponderHandshake
 from l2session.crypto.ratchet import DoubleRatchet
-from l2session.errors import AuthenticationFailed, L2SessionError, MalformedMessage
+from l2session.errors import (
+    AuthenticationFailed,
+    HandshakeError,
+    L2SessionError,
+    MalformedMessage,
+)
 from l2session.identity.bundle import PrekeyBundle
 from l2session.identity.resolver import resolve_signing_key
 from l2session.wire.packets import (
@@ -117,6 +123,7 @@ def _send_init(session: Session, bundle: PrekeyBundle, now: float) -> None:
         rng=ctx.rng,
         now=now,
         encapsulator=keys.encapsulator,
+        session_kind=session.config.kind.wire,
     )
     session.handshake = handshake
     if session.bundle_nonce is not None:
@@ -282,6 +289,7 @@ def on_init(
     init = HandshakeInit.decode(packet.message)  # parsing only: no crypto yet
     initiator = init.initiator_did
     session = owner.sessions.get(initiator)
+    config = _config_for_kind(config, init.session_kind, session)
     # A peer we established with at this very address re-keys outside the
     # global budget; its claim is not verified yet, so it still pays its
     # host's share.
@@ -335,6 +343,23 @@ def on_init(
     if created or is_new:
         owner.emit(SessionAccepted(initiator))
     return session
+
+
+def _config_for_kind(config: SessionConfig, wire: int, session: Session | None) -> SessionConfig:
+    """The responder's config for the kind the INIT asks for: the
+    initiator decides whether anything is kept (an ephemeral session leaves
+    no ticket, no stored session and no queue here).  A kind this node does
+    not implement, or one that differs from an existing session with the
+    same peer, is refused before any crypto is spent."""
+    kind = SessionKind.from_wire(wire)
+    if kind is None:
+        raise HandshakeError(f"INIT asks for session kind {wire:#04x}, which this node lacks")
+    if session is not None and session.config.kind is not kind:
+        raise HandshakeError(
+            f"INIT asks for a {kind.value} session; the session with this peer is "
+            f"{session.config.kind.value}"
+        )
+    return config if config.kind is kind else replace(config, kind=kind)
 
 
 def on_finish(session: Session, message: bytes, now: float) -> None:

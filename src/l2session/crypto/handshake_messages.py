@@ -35,6 +35,17 @@ TYPE_RESPONSE: Final = 0x02
 TYPE_FINISH: Final = 0x03
 CONFIRM_SIZE: Final = 32
 
+#: Session kinds as INIT carries them (docs/PROTOCOL.md §2.1).  Persistent
+#: is the default and is encoded by leaving the kind byte out, so an INIT
+#: for a persistent session is byte-identical to the original format.
+KIND_PERSISTENT: Final = 0x00
+KIND_EPHEMERAL: Final = 0x01
+#: Reserved for the overview's Federated sessions (bridges); a node that
+#: does not implement them refuses such an INIT with a HandshakeError.
+KIND_FEDERATED: Final = 0x02
+#: Kind values an INIT may carry explicitly; any other byte is malformed.
+ENCODED_KINDS: Final = frozenset({KIND_EPHEMERAL, KIND_FEDERATED})
+
 # INIT after the two DIDs: IK_A, EK_A, EKEM_A, spk id, flag, opk id, CT1, ts.
 _INIT_KEYS: Final = struct.Struct(
     f">{X25519_KEY_SIZE}s{X25519_KEY_SIZE}s{MLKEM768_PUBLIC_KEY_SIZE}sIBI"
@@ -65,9 +76,14 @@ class HandshakeInit:
     kem_ciphertext: bytes
     timestamp_ms: int
     signature: bytes = b""
+    #: The session kind the initiator opens (``KIND_*``).  Covered by the
+    #: signature and so by the transcript: a relay cannot change it.
+    session_kind: int = KIND_PERSISTENT
 
     def body(self) -> bytes:
         """The signed part: the encoding up to (excluding) the signature."""
+        if self.session_kind != KIND_PERSISTENT and self.session_kind not in ENCODED_KINDS:
+            raise MalformedMessage(f"handshake INIT: unknown session kind {self.session_kind!r}")
         if (
             len(self.initiator_identity_dh) != X25519_KEY_SIZE
             or len(self.ephemeral_dh) != X25519_KEY_SIZE
@@ -90,6 +106,8 @@ class HandshakeInit:
                 self.timestamp_ms,
             )
         )
+        if self.session_kind != KIND_PERSISTENT:
+            out.u8(self.session_kind)
         return out.getvalue()
 
     def encode(self) -> bytes:
@@ -119,6 +137,14 @@ class HandshakeInit:
             )
         if not has_one_time and one_time_id:
             raise MalformedMessage("handshake INIT: one-time prekey id set without its flag")
+        # The optional kind byte: the signature has a fixed size, so one
+        # byte more than it left means the kind is present.
+        kind = KIND_PERSISTENT
+        if r.remaining == ED25519_SIGNATURE_SIZE + 1:
+            kind = r.u8("session kind")
+            if kind not in ENCODED_KINDS:
+                # 0x00 (persistent) is never written: one encoding per message.
+                raise MalformedMessage(f"handshake INIT: unknown session kind {kind:#04x}")
         signature = r.fixed(ED25519_SIGNATURE_SIZE, "signature")
         r.finish()
         return cls(
@@ -132,6 +158,7 @@ class HandshakeInit:
             ciphertext,
             timestamp,
             signature,
+            kind,
         )
 
 

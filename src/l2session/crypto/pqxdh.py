@@ -37,6 +37,7 @@ from l2session.crypto import primitives
 from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.handshake_messages import (
     CONFIRM_SIZE,
+    KIND_PERSISTENT,
     HandshakeFinish,
     HandshakeInit,
     HandshakeResponse,
@@ -247,12 +248,14 @@ class InitiatorHandshake:
         rng: RandomSource,
         now: float,
         encapsulator: Encapsulator | None = None,
+        session_kind: int = KIND_PERSISTENT,
     ) -> tuple[InitiatorHandshake, bytes]:
         """Verify the peer's prekeys and build INIT.
 
         ``peer_signing_key`` must be the Ed25519 key that ``peer_did`` is
         proven by (decoded from a did:key, or resolved); every prekey
         signature is checked against it before any key is used.
+        ``session_kind`` (``KIND_*``) tells the responder what it may keep.
         """
         if peer_did == local.did_text:
             raise HandshakeError("cannot open a session with this node's own DID")
@@ -282,6 +285,7 @@ class InitiatorHandshake:
             one_time_prekey_id=one_time_prekey.prekey_id if one_time_prekey else None,
             kem_ciphertext=ct1,
             timestamp_ms=to_millis(now),
+            session_kind=session_kind,
         )
         body = init.body()
         transcript = _start_transcript(
@@ -531,6 +535,11 @@ class ResponderHandshake:
     @property
     def peer_did(self) -> str:
         return self._init.initiator_did
+
+    @property
+    def session_kind(self) -> int:
+        """The kind the verified INIT asked for (``KIND_*``)."""
+        return self._init.session_kind
 
     def receive_finish(self, data: bytes) -> HandshakeResult:
         """Verify FINISH; on any error the handshake still waits for it."""
