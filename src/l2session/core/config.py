@@ -23,8 +23,11 @@ from l2session.wire.records import MAX_PAYLOAD_BYTES
 
 HOUR: Final = 3600.0
 
-#: How often an unanswered handshake, resumption or rotation message is resent.
+#: The default first resend of an unanswered handshake, resumption,
+#: rotation or path message (``SessionConfig.resend_interval``).
 RESEND_INTERVAL: Final = 1.0
+#: The default freshness windows of INIT and RESUME timestamps (seconds).
+DEFAULT_FRESHNESS: Final = 300.0
 
 #: The largest application message a session carries (bytes).  Bigger
 #: payloads belong in a stream or a blob store, not in one datagram-sized
@@ -183,6 +186,19 @@ class SessionConfig:
     max_message_size: int = MAX_MESSAGE_SIZE
     #: Messages packed into one encrypted frame when the queue is long.
     max_batch: int = 32
+    #: Freshness windows: an INIT (CRYPTO.md §4.1) or RESUME (PROTOCOL.md
+    #: §6.3) whose signed timestamp is further than this from our clock is
+    #: refused.  It must cover the one-way delay, the clock error, and the
+    #: age of a resent copy (a resend keeps its first timestamp: up to
+    #: ``handshake_timeout``).  Replay memory lasts as long (bounded).
+    handshake_max_skew: float = DEFAULT_FRESHNESS
+    resume_max_skew: float = DEFAULT_FRESHNESS
+    #: An unanswered handshake, resumption, rotation or path message is
+    #: resent after ``resend_interval``, then after twice that, doubling up
+    #: to ``resend_max_interval`` (equal by default: a steady 1 s, which fits
+    #: a 5 s ``handshake_timeout`` on the internet).
+    resend_interval: float = RESEND_INTERVAL
+    resend_max_interval: float = RESEND_INTERVAL
     #: Acknowledgements are delayed at most this long to ride on data.
     ack_delay: float = 0.025
     #: First retransmission timeout and its cap (doubling in between).
@@ -233,6 +249,10 @@ class SessionConfig:
             "max_rto",
             "admission_failure_window",
             "admission_quarantine",
+            "handshake_max_skew",
+            "resume_max_skew",
+            "resend_interval",
+            "resend_max_interval",
         ):
             _positive(f"SessionConfig.{name}", getattr(self, name))
         _at_least("SessionConfig.heartbeat_tolerance", self.heartbeat_tolerance, 1, 255)
@@ -270,6 +290,11 @@ class SessionConfig:
                 f"SessionConfig.max_rto ({self.max_rto!r}) must be >= initial_rto "
                 f"({self.initial_rto!r})"
             )
+        if self.resend_max_interval < self.resend_interval:
+            raise ConfigError(
+                f"SessionConfig.resend_max_interval ({self.resend_max_interval!r}) must be "
+                f">= resend_interval ({self.resend_interval!r})"
+            )
         if not isinstance(self.reconnect, ReconnectionPolicy):
             raise ConfigError("SessionConfig.reconnect must be a ReconnectionPolicy")
         if not isinstance(self.kind, SessionKind):
@@ -283,3 +308,45 @@ class SessionConfig:
     def rotate_at_age(self) -> float:
         """Key age at which rotation starts."""
         return self.ttl - self.rotation_window
+
+    def resend_delay(self, sent: int) -> float:
+        """The wait after the ``sent``-th transmission (1-based) of an
+        unanswered message: ``resend_interval`` doubling, capped."""
+        exponent = min(max(sent - 1, 0), 64)
+        return min(self.resend_max_interval, self.resend_interval * 2.0**exponent)
+
+    @classmethod
+    def deep_space(cls, one_way_delay: float = 1800.0, **overrides: object) -> SessionConfig:
+        """A delay-tolerant profile for links up to ``one_way_delay``
+        seconds one way (default 30 light-minutes); docs/SESSIONS.md
+        "Light-minute delays" justifies each value.  ``overrides`` replace
+        single fields (validated like any config)."""
+        _positive("deep_space one_way_delay", one_way_delay)
+        d = float(one_way_delay)
+        rtt = 2.0 * d
+        #: Nothing is resent before a round trip could have answered it.
+        wait = 1.25 * rtt + 1.0
+        handshake_timeout = 4.0 * rtt
+        rotation_timeout = 4.0 * rtt
+        rotation_window = max(1 * HOUR, 4.0 * rotation_timeout)
+        values: dict[str, object] = {
+            "ttl": max(7 * 24 * HOUR, 4.0 * rotation_window),
+            "rotation_window": rotation_window,
+            "rotation_timeout": rotation_timeout,
+            "handshake_timeout": handshake_timeout,
+            "handshake_max_skew": handshake_timeout + d + DEFAULT_FRESHNESS,
+            "resume_max_skew": handshake_timeout + d + DEFAULT_FRESHNESS,
+            "resend_interval": wait,
+            "resend_max_interval": 2.0 * wait,
+            "heartbeat_timeout": wait,
+            "heartbeat_interval": 2.0 * wait,
+            "connectivity_timeout": wait,
+            "degraded_timeout": 2.0 * wait,
+            "recovery_interval": wait,
+            "initial_rto": wait,
+            "max_rto": 2.0 * wait,
+            "ack_delay": 1.0,
+            "reconnect": ReconnectionPolicy(initial_delay=rtt, max_delay=4.0 * rtt),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

@@ -3,8 +3,9 @@
 Initiator: with a resumption ticket that is still fresh, RESUME (one round
 trip, no KEM work); otherwise the peer's prekey bundle (from
 ``ctx.bundles`` or fetched with BUNDLE_REQUEST), then PQXDH INIT ->
-RESPONSE -> FINISH.  Every step is resent every second while unanswered and
-the whole attempt is bounded by ``handshake_timeout``.
+RESPONSE -> FINISH.  Every step is resent while unanswered, after
+``resend_interval`` and then backing off to ``resend_max_interval``
+(SessionConfig), and the whole attempt is bounded by ``handshake_timeout``.
 
 Responder: every INIT and RESUME is first charged to admission control
 (:mod:`l2session.core.admission`: per-host and global budgets, host
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from l2session.core import resumption
 from l2session.core.channel import Channel
-from l2session.core.config import RESEND_INTERVAL, SessionConfig, SessionKind
+from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.events import SessionAccepted
 from l2session.core.keyschedule import initial_lineage
 from l2session.core.resumption import StoredSession
@@ -106,7 +107,8 @@ def start_full(session: Session, now: float) -> None:
 
 def _send_handshake(session: Session, packet: bytes, now: float) -> None:
     session.handshake_packet = packet
-    session.handshake_resend_at = now + RESEND_INTERVAL
+    session.handshake_sends = 1
+    session.handshake_resend_at = now + session.config.resend_delay(1)
     session.owner.transmit(session, packet)
     session.owner.reschedule(session)
 
@@ -422,7 +424,9 @@ def on_resume(
     if _yield_to(owner, session):
         return None
     try:
-        answer = resumption.answer_resume(packet, stored, rng=owner.ctx.rng, now=now)
+        answer = resumption.answer_resume(
+            packet, stored, rng=owner.ctx.rng, now=now, max_skew=config.resume_max_skew
+        )
     except L2SessionError as error:
         if not isinstance(error, AuthenticationFailed):
             reject = ResumeRejectPacket(packet.ticket_id, REJECT_STALE)
@@ -483,7 +487,8 @@ def on_handshake_timer(session: Session, now: float) -> None:
         return
     resend = session.handshake_resend_at
     if resend is not None and now >= resend and session.handshake_packet is not None:
-        session.handshake_resend_at = now + RESEND_INTERVAL
+        session.handshake_sends += 1
+        session.handshake_resend_at = now + session.config.resend_delay(session.handshake_sends)
         session.owner.transmit(session, session.handshake_packet)
 
 

@@ -9,8 +9,9 @@ change.
   (``SessionManager.local_address_changed``), every carrying session sends
   MIGRATE(sequence, endpoint) in an authenticated DATA packet on its live
   routes, with ``sequence`` one above the last; it is resent every
-  ``RESEND_INTERVAL`` (at most :data:`MIGRATE_TRIES` times) until the peer's
-  PATH_CHALLENGE shows it arrived.
+  ``SessionConfig.resend_interval`` (backing off; at most
+  :data:`MIGRATE_TRIES` times) until the peer's PATH_CHALLENGE shows it
+  arrived.
 * **Candidates.**  A MIGRATE not older than the last one seen in this
   channel names a candidate route (the endpoint, on the path it arrived
   by); so does any authenticated DATA packet from a route the session does
@@ -24,8 +25,9 @@ change.
   the challenge came from.  Only an authenticated PATH_RESPONSE with an
   outstanding token (compared with :func:`hmac.compare_digest`) validates;
   an unknown token is counted and ignored.  A challenge is sent at most
-  :data:`CHALLENGE_TRIES` times, ``RESEND_INTERVAL`` apart, then abandoned
-  (a passive candidate is then not challenged again for :data:`HOLD_OFF`);
+  :data:`CHALLENGE_TRIES` times, ``resend_interval`` apart (backing off),
+  then abandoned (a passive candidate is then not challenged again for
+  :data:`HOLD_OFF_INTERVALS` resend intervals);
   at most :data:`MAX_CHALLENGES` are outstanding per session.
 * **Switching.**  A validated candidate of a migration (MIGRATE, or a
   passive one at another address, or any passive one under FAILOVER)
@@ -48,7 +50,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from l2session.core import multipath
-from l2session.core.config import RESEND_INTERVAL
 from l2session.core.events import PathMigrated, PathValidated
 from l2session.core.multipath import MultipathStrategy, Route
 from l2session.core.persistence import ROUTE_MIGRATED
@@ -73,7 +74,9 @@ MAX_CHALLENGES: Final = 4
 #: Sends of one MIGRATE while no PATH_CHALLENGE answers it.
 MIGRATE_TRIES: Final = 3
 #: An abandoned passive candidate is not challenged again for this long.
-HOLD_OFF: Final = 10 * RESEND_INTERVAL
+#: How many resend intervals (``SessionConfig.resend_interval``) a passive
+#: candidate that was not validated is left alone.
+HOLD_OFF_INTERVALS: Final = 10
 #: Abandoned routes remembered for the hold-off.
 MAX_HELD: Final = 16
 #: Candidates remembered by ``add_route`` before the session carries traffic.
@@ -184,7 +187,7 @@ def _send_announce(session: Session, now: float) -> None:
     state = state_of(session)
     assert state.announce is not None
     state.announce_sends += 1
-    state.announce_due = now + RESEND_INTERVAL
+    state.announce_due = now + session.config.resend_delay(state.announce_sends)
     _send(session, multipath.live(session), [state.announce])
 
 
@@ -241,7 +244,7 @@ def begin(
 
 def _send_challenge(session: Session, challenge: Challenge, now: float) -> None:
     challenge.sends += 1
-    challenge.due = now + RESEND_INTERVAL
+    challenge.due = now + session.config.resend_delay(challenge.sends)
     _send(session, [challenge.route], [PathChallenge(challenge.token)])
 
 
@@ -390,7 +393,7 @@ def on_timer(session: Session, now: float) -> None:
             "session %s: route %s not validated, abandoned", session.peer_did, challenge.route
         )
         if challenge.sequence is None and challenge.move:
-            state.held[challenge.route] = now + HOLD_OFF
+            state.held[challenge.route] = now + HOLD_OFF_INTERVALS * session.config.resend_interval
             while len(state.held) > MAX_HELD:
                 del state.held[next(iter(state.held))]
     if state.announce is not None and state.announce_due <= now:

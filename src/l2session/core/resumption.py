@@ -42,7 +42,8 @@ from l2session.crypto.rng import RandomSource
 from l2session.errors import AuthenticationFailed, HandshakeError, MalformedMessage
 from l2session.wire.packets import ResumeAckPacket, ResumePacket
 
-#: Largest clock difference accepted in a RESUME timestamp (seconds).
+#: The default largest clock difference accepted in a RESUME timestamp
+#: (seconds); ``SessionConfig.resume_max_skew`` sets it per node.
 MAX_RESUME_SKEW: Final = 300.0
 _RESUME_CONTEXT: Final = b"l2session v1 resume\x00"
 _STORED_VERSION: Final = 1
@@ -166,7 +167,12 @@ class ResumeAnswer:
 
 
 def answer_resume(
-    packet: ResumePacket, stored: StoredSession, *, rng: RandomSource, now: float
+    packet: ResumePacket,
+    stored: StoredSession,
+    *,
+    rng: RandomSource,
+    now: float,
+    max_skew: float = MAX_RESUME_SKEW,
 ) -> ResumeAnswer:
     """Verify RESUME against the stored ticket and build RESUME_ACK.
 
@@ -177,7 +183,7 @@ def answer_resume(
     if not ct_equal(expected, packet.mac):
         raise AuthenticationFailed("resumption request does not verify", reason="resume_mac")
     skew = abs(packet.timestamp_ms / 1000 - now)
-    if skew > MAX_RESUME_SKEW:
+    if skew > max_skew:
         raise HandshakeError(f"resumption request is {skew:.0f} s away from this node's clock")
     ephemeral = primitives.x25519_generate(rng)
     transcript = _transcript(packet, ephemeral.public)

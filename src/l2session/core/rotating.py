@@ -20,7 +20,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from l2session.core import rotation as steps
-from l2session.core.config import RESEND_INTERVAL, SessionKind
+from l2session.core.config import SessionKind
 from l2session.core.resumption import StoredSession
 from l2session.core.states import State, Trigger
 from l2session.errors import L2SessionError
@@ -61,7 +61,8 @@ def start(session: Session, now: float, reason: str) -> None:
 def send_record(session: Session, now: float) -> None:
     rotation = session.rotation
     assert rotation is not None
-    rotation.resend_at = now + RESEND_INTERVAL
+    rotation.sends += 1
+    rotation.resend_at = now + session.config.resend_delay(rotation.sends)
     if not rotation.switched:
         session.send_records([rotation.record])
     else:

@@ -58,6 +58,8 @@ class Rotation:
     #: This side now sends under the new epoch.
     switched: bool = False
     resend_at: float = 0.0
+    #: Transmissions of this side's current rotation record (backoff).
+    sends: int = 0
     #: Set with the new epoch's keys: the lineage ``L'`` and the resumption
     #: secret of the ticket this rotation issues when it completes.
     lineage: bytes | None = field(default=None, repr=False)

@@ -91,6 +91,7 @@ class Session:
         "handshake_deadline",
         "handshake_packet",
         "handshake_resend_at",
+        "handshake_sends",
         "hb_counter",
         "hb_misses",
         "hb_outstanding",
@@ -161,6 +162,8 @@ class Session:
         self.handshake_packet: bytes | None = None
         self.handshake_deadline: float | None = None
         self.handshake_resend_at: float | None = None
+        #: Transmissions of ``handshake_packet`` so far (resend backoff).
+        self.handshake_sends = 0
         self.resume: PendingResume | None = None
         self.bundle_nonce: bytes | None = None
         #: The last handshake message answered and our answer, so that a

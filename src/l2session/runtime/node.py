@@ -47,6 +47,7 @@ from l2session.core.events import (
 )
 from l2session.core.manager import SessionManager
 from l2session.core.session import Session
+from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.rng import RandomSource
 from l2session.errors import (
     ConfigError,
@@ -238,7 +239,9 @@ class Node:
             rng=self.rng,
             time=self.clock,
             did_resolve=self.resolver,
-            crypto_pqxdh=LocalKeys(identity, prekeys),
+            crypto_pqxdh=LocalKeys(
+                identity, prekeys, HandshakeReplayGuard(max_skew=self.config.handshake_max_skew)
+            ),
             net_connect=self.directory,
             store=journal,
         )

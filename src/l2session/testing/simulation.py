@@ -30,6 +30,7 @@ from l2session.core.events import SessionEvent
 from l2session.core.manager import SessionManager
 from l2session.core.persistence import Journal
 from l2session.core.session import Session
+from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.primitives import Encapsulator
 from l2session.crypto.rng import SeededRandom
 from l2session.errors import ConfigError
@@ -111,6 +112,11 @@ class Simulation:
             raise ConfigError(f"node {name!r} exists")
         rng = SeededRandom(f"{self.seed}/{name}")
         party = party or Party.create(rng.fork("party"), now=self.now)
+        skew = (config or SessionConfig()).handshake_max_skew
+        if party.guard.max_skew != skew:
+            # The node's INIT freshness window comes from its config, as in
+            # the runtime's Node.
+            party = Party(party.identity, party.prekeys, HandshakeReplayGuard(max_skew=skew))
         if store is not None:
             store.put_prekeys(party.prekeys.to_bytes())
             store.commit()
@@ -185,7 +191,7 @@ class Simulation:
             if snapshot.prekeys is not None
             else old.party.prekeys
         )
-        party = Party(identity, prekeys, type(old.party.guard)())
+        party = Party(identity, prekeys, type(old.party.guard)(max_skew=old.party.guard.max_skew))
         restarts = old.restarts + 1
         rng = SeededRandom(f"{self.seed}/{name}/restart-{restarts}")
         keys = LocalKeys(identity, prekeys, party.guard, old.ctx.keys.encapsulator)
