@@ -54,3 +54,37 @@ def test_extensions_vector_init_carries_the_kind_byte() -> None:
     assert init[vector["kind_byte_offset"]] == KIND_EPHEMERAL
     assert len(init) - vector["kind_byte_offset"] == 1 + 64  # kind, then the signature
     assert HandshakeInit.decode(init).session_kind == KIND_EPHEMERAL
+
+
+def test_pqxdh_vector_secrets_follow_the_documented_draw_order() -> None:
+    """docs/CRYPTO.md §8: replaying SeededRandom(seed) in the documented
+    order gives every secret and public key of pqxdh_kat.json."""
+    from l2session.crypto import primitives
+
+    vector = load("pqxdh_kat.json")
+    rng = SeededRandom(vector["seed"])
+    draw = rng.random_bytes
+    initiator_seed, initiator_ik = draw(32), draw(32)
+    responder_seed, responder_ik = draw(32), draw(32)
+    signed_prekey, pq_prekey = draw(32), draw(64)
+    one_time = [draw(32) for _ in range(3)]
+    pick = int.from_bytes(draw(8), "big") % 3
+    ek_a, ekem_a, _m1, ek_b = draw(32), draw(64), draw(32), draw(32)
+    secrets = vector["secrets"]
+    assert (
+        primitives.ed25519_from_seed(initiator_seed).public.hex()
+        == (vector["initiator"]["signing_public"])
+    )
+    assert (
+        primitives.ed25519_from_seed(responder_seed).public.hex()
+        == (vector["responder"]["signing_public"])
+    )
+    assert initiator_ik.hex() == secrets["initiator_identity_dh_private"]
+    assert responder_ik.hex() == secrets["responder_identity_dh_private"]
+    assert signed_prekey.hex() == secrets["responder_signed_prekey_private"]
+    assert pq_prekey.hex() == secrets["responder_pq_prekey_seed"]
+    assert one_time[pick].hex() == secrets["responder_one_time_prekey_private"]
+    assert vector["one_time_prekey_id"] == 2 + pick  # the signed set is id 1
+    assert ek_a.hex() == secrets["initiator_ephemeral_dh_private"]
+    assert ekem_a.hex() == secrets["initiator_ephemeral_kem_seed"]
+    assert ek_b.hex() == secrets["responder_ephemeral_dh_private"]

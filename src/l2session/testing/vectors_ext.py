@@ -8,7 +8,8 @@ vector here, in ``tests/vectors/extensions_kat.json``.
   kind byte (docs/PROTOCOL.md §2.1), with every secret needed to check it.
 
 Every random byte comes from one :class:`SeededRandom` stream, drawn in the
-order the code below draws it (docs/CRYPTO.md §9 specifies the stream).
+order the code below draws it (docs/CRYPTO.md §8 specifies the stream and
+the order); every private value is also stored in the vector.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def _ephemeral_handshake(seed: str) -> dict[str, Any]:
     )
     signed = prekeys.signed_prekeys(bundle.signed_prekeys.prekey_id, now)
     secrets = {
+        "initiator_signing_seed": initiator.signing.seed().hex(),
+        "responder_signing_seed": responder.signing.seed().hex(),
+        "responder_identity_dh_private": responder.agreement.private_bytes().hex(),
         "initiator_identity_dh_private": initiator.agreement.private_bytes().hex(),
         "initiator_ephemeral_dh_private": handshake._ephemeral.private_bytes().hex(),
         "initiator_ephemeral_kem_seed": handshake._ephemeral_kem.seed().hex(),
