@@ -18,6 +18,7 @@ from l2session.wire.packets import (
     BundleRequest,
     DataPacket,
     HandshakePacket,
+    ResumeEarlyPacket,
     ResumePacket,
 )
 from l2session.wire.records import Heartbeat, HeartbeatAck, Message
@@ -41,7 +42,8 @@ def _no_new_handshake(world: World, since: float) -> None:
     rekeying = [
         s
         for s in world.sent
-        if s.at >= since and isinstance(s.packet, BundleRequest | HandshakePacket | ResumePacket)
+        if s.at >= since
+        and isinstance(s.packet, BundleRequest | HandshakePacket | ResumePacket | ResumeEarlyPacket)
     ]
     assert not rekeying, "the session was torn down and re-keyed"
 

@@ -17,7 +17,7 @@ from pytest_bdd import given, scenarios, then, when
 from l2session.core.states import State, Trigger
 from l2session.crypto.handshake_messages import TYPE_INIT, HandshakeInit
 from l2session.testing.network import LinkProfile
-from l2session.wire.packets import HandshakePacket, ResumePacket
+from l2session.wire.packets import HandshakePacket, ResumeEarlyPacket, ResumePacket
 from l2session.wire.records import (
     Heartbeat,
     HeartbeatAck,
@@ -250,7 +250,7 @@ def recovery_after_60s(world: World) -> None:
     assert attempt.at == pytest.approx(suspended + 60.0, abs=EPS)
     # The attempt is on the wire (a resumption with the stored ticket).
     assert any(
-        isinstance(s.packet, ResumePacket | HandshakePacket)
+        isinstance(s.packet, ResumePacket | ResumeEarlyPacket | HandshakePacket)
         for s in world.sent_by("alice", attempt.at)
     )
     # The network comes back while it runs: the session recovers and every

@@ -25,6 +25,7 @@ from l2session.wire.packets import (
     PKT_HANDSHAKE,
     PKT_RESUME,
     PKT_RESUME_ACK,
+    PKT_RESUME_EARLY,
     PKT_RESUME_REJECT,
     REJECT_STALE,
     SESSION_ID_SIZE,
@@ -35,6 +36,7 @@ from l2session.wire.packets import (
     HandshakePacket,
     Packet,
     ResumeAckPacket,
+    ResumeEarlyPacket,
     ResumePacket,
     ResumeRejectPacket,
     decode_packet,
@@ -53,9 +55,14 @@ KNOWN_TYPES = (
     PKT_RESUME,
     PKT_RESUME_ACK,
     PKT_RESUME_REJECT,
+    PKT_RESUME_EARLY,
 )
 #: Types whose last field runs to the end of the packet, and their header size.
-REST_OF_PACKET = {HandshakePacket: 2 + SESSION_ID_SIZE, DataPacket: 2 + SESSION_ID_SIZE + 4}
+REST_OF_PACKET = {
+    HandshakePacket: 2 + SESSION_ID_SIZE,
+    DataPacket: 2 + SESSION_ID_SIZE + 4,
+    ResumeEarlyPacket: 2 + TICKET_ID_SIZE + 32 + 8 + MAC_SIZE,
+}
 
 
 def fixed(n: int) -> st.SearchStrategy[bytes]:
@@ -84,6 +91,14 @@ packets: st.SearchStrategy[Packet] = st.one_of(
     ),
     st.builds(ResumeAckPacket, fixed(TICKET_ID_SIZE), fixed(32), fixed(MAC_SIZE)),
     st.builds(ResumeRejectPacket, fixed(TICKET_ID_SIZE), st.integers(0, 255)),
+    st.builds(
+        ResumeEarlyPacket,
+        fixed(TICKET_ID_SIZE),
+        fixed(32),
+        st.integers(0, U64_MAX),
+        fixed(MAC_SIZE),
+        st.binary(min_size=17, max_size=300),
+    ),
 )
 
 SID = bytes(range(SESSION_ID_SIZE))
@@ -101,6 +116,7 @@ EXAMPLES: list[Packet] = [
     ResumePacket(TICKET, EPH, 1_800_000_000_000, MAC),
     ResumeAckPacket(TICKET, EPH, MAC),
     ResumeRejectPacket(TICKET, REJECT_STALE),
+    ResumeEarlyPacket(TICKET, EPH, 1_800_000_000_000, MAC, b"sealed early records"),
 ]
 FIXED_LENGTH = [p for p in EXAMPLES if type(p) not in REST_OF_PACKET]
 

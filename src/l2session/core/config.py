@@ -199,6 +199,11 @@ class SessionConfig:
     #: a 5 s ``handshake_timeout`` on the internet).
     resend_interval: float = RESEND_INTERVAL
     resend_max_interval: float = RESEND_INTERVAL
+    #: 0-RTT resumption (docs/PROTOCOL.md §6.5): payload bytes of queued
+    #: messages a resuming side puts into its RESUME, and what a responder
+    #: opens from one; 0 turns 0-RTT off (a responder then ignores early
+    #: data, which the resuming side sends again after the round trip).
+    early_data_bytes: int = 16_384
     #: Acknowledgements are delayed at most this long to ride on data.
     ack_delay: float = 0.025
     #: First retransmission timeout and its cap (doubling in between).
@@ -263,6 +268,7 @@ class SessionConfig:
         _at_least("SessionConfig.max_inbox", self.max_inbox, 1, 1 << 24)
         _at_least("SessionConfig.max_message_size", self.max_message_size, 1, MAX_MESSAGE_SIZE)
         _at_least("SessionConfig.max_batch", self.max_batch, 1, 256)
+        _at_least("SessionConfig.early_data_bytes", self.early_data_bytes, 0, 1 << 16)
         _rate("SessionConfig.admission_host_rate", self.admission_host_rate)
         _rate("SessionConfig.admission_global_rate", self.admission_global_rate)
         _at_least("SessionConfig.admission_host_burst", self.admission_host_burst, 1, 1 << 30)

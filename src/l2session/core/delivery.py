@@ -152,9 +152,12 @@ class Outbound:
         self.next_seq = seq + 1
         return seq
 
-    def take(self, now: float, budget: int, max_count: int) -> list[Message]:
+    def take(
+        self, now: float, budget: int, max_count: int, *, at_least_one: bool = True
+    ) -> list[Message]:
         """Messages to transmit now, oldest first, at most ``max_count`` and
-        about ``budget`` payload bytes (at least one message)."""
+        about ``budget`` payload bytes (at least one message unless
+        ``at_least_one`` is False: then strictly within ``budget``)."""
         out: list[Message] = []
         used = 0
         unsent = self._unsent
@@ -167,7 +170,7 @@ class Outbound:
             if entry is None:
                 unsent.popleft()
                 continue
-            if out and used + len(entry.payload) > budget:
+            if (out or not at_least_one) and used + len(entry.payload) > budget:
                 break
             unsent.popleft()
             entry.sent_at = now
@@ -234,6 +237,32 @@ class Outbound:
             entry.rto = self._initial_rto
         self._unsent = deque(self._pending) if self._pending else None
         self._retx_at = None
+
+    def mark_sent(self, seqs: Iterable[int], now: float) -> None:
+        """Messages already transmitted another way (0-RTT early data)
+        count as sent ``now``: not resent at once, timed out as usual."""
+        sent = set(seqs)
+        for seq in sent:
+            entry = self._pending.get(seq)
+            if entry is not None:
+                entry.sent_at = now
+                deadline = now + entry.rto
+                if self._retx_at is None or deadline < self._retx_at:
+                    self._retx_at = deadline
+        if self._unsent:
+            rest = [seq for seq in self._unsent if seq not in sent]
+            self._unsent = deque(rest) if rest else None
+
+    def requeue(self, seqs: Iterable[int]) -> None:
+        """Send these unacknowledged messages again now, ahead of the rest
+        (the peer's SYNC shows it lacks them)."""
+        again = [seq for seq in seqs if seq in self._pending]
+        if not again:
+            return
+        for seq in again:
+            self._pending[seq].sent_at = None
+        rest = [seq for seq in self._unsent or () if seq not in set(again)]
+        self._unsent = deque(again + rest)
 
     def apply_sync(self, sync: Sync) -> None:
         """The peer's delivery version: if it is receiving our stream, what

@@ -27,7 +27,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from l2session.core import resumption
+from l2session.core import early, resumption
 from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.events import SessionAccepted
@@ -52,10 +52,12 @@ from l2session.wire.packets import (
     BundleRequest,
     HandshakePacket,
     ResumeAckPacket,
+    ResumeEarlyPacket,
     ResumePacket,
     ResumeRejectPacket,
     encode_packet,
 )
+from l2session.wire.records import Message, Record
 
 if TYPE_CHECKING:
     from l2session.core.manager import SessionManager
@@ -77,9 +79,34 @@ def begin(session: Session, now: float, trigger: Trigger, reason: str) -> None:
         pending = resumption.start_resume(stored, rng=owner.ctx.rng, now=now)
         session.resume = pending
         owner.route_ticket(session, pending.packet.ticket_id)
-        _send_handshake(session, encode_packet(pending.packet), now)
+        records = _early_records(session, now)
+        if records:
+            pending.early_seqs = tuple(r.seq for r in records if isinstance(r, Message))
+            packet = encode_packet(early.seal(stored, pending.packet, records))
+        else:
+            packet = encode_packet(pending.packet)
+        _send_handshake(session, packet, now)
         return
     start_full(session, now)
+
+
+def _early_records(session: Session, now: float) -> list[Record]:
+    """0-RTT: the SYNC and the queued messages that go into the RESUME
+    (within ``early_data_bytes``), or nothing."""
+    config = session.config
+    if (
+        config.early_data_bytes == 0
+        or config.kind is not SessionKind.PERSISTENT
+        or session.no_early_data
+        or not session.outbound.has_unsent
+    ):
+        return []
+    messages = session.outbound.take(
+        now, config.early_data_bytes, config.max_batch, at_least_one=False
+    )
+    if not messages:
+        return []
+    return [session.outbound.sync(session.inbound), *messages]
 
 
 def resumable(stored: StoredSession, config: SessionConfig, now: float) -> bool:
@@ -196,6 +223,11 @@ def on_resume_ack(session: Session, packet: ResumeAckPacket, now: float) -> None
     session.install_channel(
         channel, peer_signing_key=stored.peer_signing_key, pq_keyed_at=stored.pq_keyed_at, now=now
     )
+    if pending.early_seqs:
+        # The 0-RTT messages reached the peer with the RESUME it answered:
+        # not resent at once; its SYNC settles which it kept.
+        session.outbound.mark_sent(pending.early_seqs, now)
+        session.early_unconfirmed = pending.early_seqs
     owner.save_ticket(stored.successor(keys.next_secret, keys.epoch.lineage, now))
     session.fire(Trigger.RECEIVE_VALID_RESPONSE, now, "resumed")
     session.on_established(now)
@@ -401,7 +433,10 @@ def on_resume(
     path: str,
     now: float,
     config: SessionConfig,
+    early_packet: ResumeEarlyPacket | None = None,
 ) -> Session | None:
+    """RESUME (or RESUME_EARLY: ``early_packet``, whose RESUME is
+    ``packet``) from ``address``."""
     answered = owner.answered.get(packet.ticket_id)
     stored = owner.tickets.get(packet.ticket_id)
     # Even a refusal is an answer (RESUME_REJECT) to an unverified source.
@@ -432,6 +467,11 @@ def on_resume(
             reject = ResumeRejectPacket(packet.ticket_id, REJECT_STALE)
             owner.send_raw(address, path, encode_packet(reject))
         raise
+    records: list[Record] = []
+    if early_packet is not None and config.early_data_bytes > 0:
+        # Verified before anything is committed: a flight that does not
+        # open leaves the ticket unused.
+        records = early.open_records(stored, early_packet)
     reply = encode_packet(answer.reply)
     owner.consume_ticket(stored, raw, reply)
     created = session is None
@@ -461,7 +501,14 @@ def on_resume(
     owner.save_ticket(stored.successor(answer.keys.next_secret, answer.keys.epoch.lineage, now))
     if created:
         owner.emit(SessionAccepted(stored.peer_did))
-    _arrive(session, now, "resumed")
+    if records:
+        owner.early_flights += 1
+        session.on_early_records(records, now)
+    _arrive(session, now, "resumed (0-RTT)" if records else "resumed")
+    if early_packet is not None and not records and session.channel is not None:
+        # Early data we did not open: our SYNC tells the peer at once that
+        # we lack those messages (it holds them back until it hears).
+        session.send_records([])
     return session
 
 
@@ -478,6 +525,10 @@ def on_handshake_timer(session: Session, now: float) -> None:
             owner.unroute(session, session.handshake.session_id)
         if session.resume is not None:
             owner.unroute_ticket(session.resume.packet.ticket_id)
+            if session.resume.early_seqs:
+                # The peer may predate RESUME_EARLY: the next attempt
+                # resumes without early data.
+                session.no_early_data = True
         session.handshake_deadline = None
         session.handshake_resend_at = None
         if session.state in (State.HANDSHAKE_INITIATED, State.HANDSHAKE_RECEIVED):

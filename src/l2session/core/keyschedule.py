@@ -33,6 +33,7 @@ LABEL_RESUMPTION: Final = "session resumption"
 LABEL_TICKET_ID: Final = "resumption ticket id"
 LABEL_TICKET_KEY: Final = "resumption ticket key"
 LABEL_RESUMED_ID: Final = "resumed session id"
+LABEL_EARLY_DATA: Final = "session early data"
 #: Domain separators for the rotation signatures.
 ROTATE_INIT_CONTEXT: Final = b"l2session v1 rotate init\x00"
 ROTATE_RESPONSE_CONTEXT: Final = b"l2session v1 rotate response\x00"
@@ -102,3 +103,14 @@ def resumption_keys(
         initiator_confirm=out[160:192],
         session_id=kdf(LABEL_RESUMED_ID, transcript_hash, length=16),
     )
+
+
+def early_data_key(
+    resumption_secret: bytes, lineage: bytes, early_transcript: bytes
+) -> tuple[bytes, bytes]:
+    """``(key, nonce)`` sealing 0-RTT records in a RESUME_EARLY packet:
+    ``KDF("session early data", R, L, TH_E; 44)``.  ``TH_E`` hashes the
+    RESUME's fresh ephemeral key and timestamp, so every first flight has
+    its own key and one nonce is never used twice under it."""
+    out = kdf(LABEL_EARLY_DATA, resumption_secret, lineage, early_transcript, length=44)
+    return out[:32], out[32:]

@@ -56,6 +56,7 @@ from l2session.wire.packets import (
     DataPacket,
     HandshakePacket,
     ResumeAckPacket,
+    ResumeEarlyPacket,
     ResumePacket,
     ResumeRejectPacket,
     decode_packet,
@@ -119,6 +120,8 @@ class SessionManager:
         #: Refused packets by reason (hostile, stale, damaged, quarantined,
         #: rate limited); what status output shows.
         self.rejections: dict[str, int] = {}
+        #: 0-RTT flights opened (RESUME_EARLY whose records were handled).
+        self.early_flights = 0
         #: Budgets for handshake-opening packets and the host quarantine.
         self.admission = AdmissionControl(self.config)
         self.journal = ctx.store
@@ -565,7 +568,7 @@ class SessionManager:
         if isinstance(packet, HandshakePacket) and packet.message[1:2] != _INIT:
             self._on_handshake(packet, address, path, now)
             return
-        if isinstance(packet, HandshakePacket | BundleRequest | ResumePacket):
+        if isinstance(packet, HandshakePacket | BundleRequest | ResumePacket | ResumeEarlyPacket):
             # What an unknown source can send: admitted (charged) by the
             # handlers before their crypto, and every failure counts
             # against the source host (core/admission.py).
@@ -594,7 +597,7 @@ class SessionManager:
 
     def _on_opening(
         self,
-        packet: HandshakePacket | BundleRequest | ResumePacket,
+        packet: HandshakePacket | BundleRequest | ResumePacket | ResumeEarlyPacket,
         data: bytes,
         address: str,
         path: str,
@@ -607,6 +610,10 @@ class SessionManager:
         if isinstance(packet, ResumePacket):
             session = establishment.on_resume(
                 self, packet, bytes(data), address, path, now, self.config
+            )
+        elif isinstance(packet, ResumeEarlyPacket):
+            session = establishment.on_resume(
+                self, packet.resume, bytes(data), address, path, now, self.config, packet
             )
         else:
             session = establishment.on_init(self, packet, address, path, now, self.config)

@@ -146,6 +146,8 @@ class PendingResume:
     stored: StoredSession
     packet: ResumePacket
     ephemeral: DhKeyPair = field(repr=False)
+    #: Sequence numbers of the messages sent as 0-RTT early data with it.
+    early_seqs: tuple[int, ...] = ()
 
 
 def start_resume(stored: StoredSession, *, rng: RandomSource, now: float) -> PendingResume:

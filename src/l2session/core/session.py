@@ -85,6 +85,7 @@ class Session:
         "degraded_at",
         "denied",
         "down_since",
+        "early_unconfirmed",
         "established_once",
         "failure_reason",
         "handshake",
@@ -103,6 +104,7 @@ class Session:
         "last_inbound",
         "lease_until",
         "machine",
+        "no_early_data",
         "opened_by_peer",
         "outbound",
         "owner",
@@ -165,6 +167,12 @@ class Session:
         #: Transmissions of ``handshake_packet`` so far (resend backoff).
         self.handshake_sends = 0
         self.resume: PendingResume | None = None
+        #: Messages sent as 0-RTT early data whose fate the peer's SYNC in
+        #: the resumed channel settles (core/early.py).
+        self.early_unconfirmed: tuple[int, ...] | None = None
+        #: A 0-RTT attempt timed out: resume without early data from now on
+        #: (the peer may predate RESUME_EARLY).
+        self.no_early_data = False
         self.bundle_nonce: bytes | None = None
         #: The last handshake message answered and our answer, so that a
         #: retransmission gets the same answer instead of a new handshake.
@@ -418,6 +426,7 @@ class Session:
         self.handshake_deadline = None
         self.handshake_resend_at = None
         self.resume = None
+        self.early_unconfirmed = None
         self.rotation = None
         self.retry_at = None
         self.failure_reason = ""
@@ -517,6 +526,19 @@ class Session:
         self._peer_synced = True
         if sync.in_stream == self.outbound.stream:
             self._acked(Ack(sync.next_expected))
+        early, self.early_unconfirmed = self.early_unconfirmed, None
+        if early:
+            # 0-RTT messages the peer's SYNC does not acknowledge (it
+            # ignored or could not keep them) go again now, not after a
+            # retransmission timeout.
+            self.outbound.requeue(early)
+
+    def on_early_records(self, records: list[Record], now: float) -> None:
+        """The SYNC and messages of a verified 0-RTT flight, handled exactly
+        like the same records in DATA: the inbound stream deduplicates them
+        and the Membrane screens them (core/early.py)."""
+        for record in records:
+            self._on_record(record, now)
 
     def _acked(self, ack: Ack) -> None:
         outbound = self.outbound

@@ -26,7 +26,7 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
     X25519PrivateKey,
     X25519PublicKey,
 )
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from l2session.crypto.rng import RandomSource
 from l2session.errors import AuthenticationFailed, MalformedMessage
@@ -290,3 +291,25 @@ def mlkem_decapsulate(own: KemKeyPair, ciphertext: bytes) -> bytes:
             f"ML-KEM-768 ciphertext must be {MLKEM768_CIPHERTEXT_SIZE} bytes, got {len(ciphertext)}"
         )
     return own.private.decapsulate(ciphertext)
+
+
+#: ChaCha20-Poly1305 (RFC 8439) sizes.
+AEAD_KEY_SIZE: Final = 32
+AEAD_NONCE_SIZE: Final = 12
+AEAD_TAG_SIZE: Final = 16
+
+
+def aead_seal(key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
+    """ChaCha20-Poly1305 encryption: ciphertext followed by the 16-byte tag."""
+    return ChaCha20Poly1305(key).encrypt(nonce, plaintext, associated_data)
+
+
+def aead_open(
+    key: bytes, nonce: bytes, ciphertext: bytes, associated_data: bytes, *, what: str
+) -> bytes:
+    """ChaCha20-Poly1305 decryption; a wrong tag raises AuthenticationFailed
+    (reason ``aead``), never returns unauthenticated bytes."""
+    try:
+        return ChaCha20Poly1305(key).decrypt(nonce, ciphertext, associated_data)
+    except InvalidTag:
+        raise AuthenticationFailed(f"{what} does not authenticate", reason="aead") from None

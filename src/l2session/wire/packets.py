@@ -13,6 +13,7 @@ DATA        0x20   session id (16) | key epoch (u32) | ratchet message
 RESUME      0x30   ticket id (16) | ephemeral X25519 (32) | timestamp ms (u64) | MAC (32)
 RESUME_ACK  0x31   ticket id (16) | ephemeral X25519 (32) | MAC (32)
 RESUME_REJ  0x32   ticket id (16) | reason (u8)
+RESUME_EARLY 0x33  RESUME's fields | 0-RTT records, sealed (rest)
 =================  ===========================================================
 
 The bundle request is padded so that answering it (a bundle is about two
@@ -47,6 +48,9 @@ PKT_DATA: Final = 0x20
 PKT_RESUME: Final = 0x30
 PKT_RESUME_ACK: Final = 0x31
 PKT_RESUME_REJECT: Final = 0x32
+PKT_RESUME_EARLY: Final = 0x33
+#: The sealed early data of RESUME_EARLY: at least a tag and one byte.
+MIN_EARLY_DATA: Final = 17
 
 #: RESUME_REJECT reasons.
 REJECT_UNKNOWN_TICKET: Final = 1
@@ -89,6 +93,24 @@ class ResumePacket:
 
 
 @dataclass(frozen=True, slots=True)
+class ResumeEarlyPacket:
+    """RESUME with 0-RTT records (docs/PROTOCOL.md §6.5): the same four
+    fields, MAC'd the same way, then ``early``: records sealed under a key
+    from the ticket (core/early.py)."""
+
+    ticket_id: bytes
+    ephemeral: bytes
+    timestamp_ms: int
+    mac: bytes
+    early: bytes
+
+    @property
+    def resume(self) -> ResumePacket:
+        """The RESUME this packet carries (what its MAC covers)."""
+        return ResumePacket(self.ticket_id, self.ephemeral, self.timestamp_ms, self.mac)
+
+
+@dataclass(frozen=True, slots=True)
 class ResumeAckPacket:
     ticket_id: bytes
     ephemeral: bytes
@@ -107,6 +129,7 @@ Packet = (
     | BundlePacket
     | DataPacket
     | ResumePacket
+    | ResumeEarlyPacket
     | ResumeAckPacket
     | ResumeRejectPacket
 )
@@ -145,6 +168,16 @@ def encode_packet(packet: Packet) -> bytes:
             out = _prefix(PKT_RESUME).fixed(ticket_id, TICKET_ID_SIZE, "ticket id")
             out.fixed(ephemeral, X25519_KEY_SIZE, "ephemeral key").u64(timestamp_ms)
             return out.fixed(mac, MAC_SIZE, "mac").getvalue()
+        case ResumeEarlyPacket(ticket_id, ephemeral, timestamp_ms, mac, early):
+            out = _prefix(PKT_RESUME_EARLY).fixed(ticket_id, TICKET_ID_SIZE, "ticket id")
+            out.fixed(ephemeral, X25519_KEY_SIZE, "ephemeral key").u64(timestamp_ms)
+            out.fixed(mac, MAC_SIZE, "mac")
+            if len(early) < MIN_EARLY_DATA:
+                raise MalformedMessage("RESUME_EARLY: early data shorter than a tag and a byte")
+            packet_bytes = out.raw(early).getvalue()
+            if len(packet_bytes) > MAX_PACKET:
+                raise MalformedMessage(f"RESUME_EARLY packet exceeds {MAX_PACKET} bytes")
+            return packet_bytes
         case ResumeAckPacket(ticket_id, ephemeral, mac):
             out = _prefix(PKT_RESUME_ACK).fixed(ticket_id, TICKET_ID_SIZE, "ticket id")
             out.fixed(ephemeral, X25519_KEY_SIZE, "ephemeral key")
@@ -203,6 +236,17 @@ def decode_packet(data: bytes) -> Packet:
             r.u64("timestamp"),
             r.fixed(MAC_SIZE, "mac"),
         )
+    elif kind == PKT_RESUME_EARLY:
+        early_packet = ResumeEarlyPacket(
+            r.fixed(TICKET_ID_SIZE, "ticket id"),
+            r.fixed(X25519_KEY_SIZE, "ephemeral key"),
+            r.u64("timestamp"),
+            r.fixed(MAC_SIZE, "mac"),
+            r.rest(),
+        )
+        if len(early_packet.early) < MIN_EARLY_DATA:
+            raise MalformedMessage("RESUME_EARLY: early data shorter than a tag and a byte")
+        return early_packet
     elif kind == PKT_RESUME_ACK:
         packet = ResumeAckPacket(
             r.fixed(TICKET_ID_SIZE, "ticket id"),
