@@ -310,3 +310,75 @@ def test_resume_early_packet_bounds() -> None:
         decode_packet(raw[:-1])
     with pytest.raises(MalformedMessage):
         encode_packet(ResumeEarlyPacket(bytes(16), bytes(32), 1, bytes(32), bytes(16)))
+
+
+def test_the_resume_early_vector_follows_the_spec_text() -> None:
+    """extensions_kat.json ``resume_early`` re-derived from PROTOCOL.md §6.5
+    with blake3 and cryptography only, and reproduced by the code."""
+    import json
+    from pathlib import Path
+
+    import blake3
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    path = Path(__file__).resolve().parent.parent / "vectors" / "extensions_kat.json"
+    vector = json.loads(path.read_text(encoding="utf-8"))["resume_early"]
+
+    def parts(*items: bytes) -> bytes:
+        return b"".join(len(p).to_bytes(4, "big") + p for p in items)
+
+    def kdf(label: str, *items: bytes, length: int = 32) -> bytes:
+        return blake3.blake3(parts(*items), derive_key_context="l2session v1 " + label).digest(
+            length
+        )
+
+    secret = bytes.fromhex(vector["resumption_secret"])
+    lineage = bytes.fromhex(vector["lineage"])
+    packet = bytes.fromhex(vector["packet"])
+    assert packet[:2] == bytes([1, PKT_RESUME_EARLY])
+    ticket, ephemeral = packet[2:18], packet[18:50]
+    timestamp, tag = packet[50:58], packet[58:90]
+    assert ticket == kdf("resumption ticket id", secret, length=16)
+    resume_mac = blake3.blake3(
+        b"l2session v1 resume\x00" + ticket + ephemeral + timestamp,
+        key=kdf("resumption ticket key", secret),
+    ).digest()
+    assert tag == resume_mac
+    th_e = blake3.blake3(parts(ticket, ephemeral, timestamp, tag)).digest()
+    assert th_e.hex() == vector["early_transcript"]
+    okm = kdf("session early data", secret, lineage, th_e, length=44)
+    assert okm[:32].hex() == vector["early_key"]
+    assert okm[32:].hex() == vector["early_nonce"]
+    plaintext = ChaCha20Poly1305(okm[:32]).decrypt(okm[32:], packet[90:], packet[:90])
+    assert plaintext.hex() == vector["plaintext"]
+    from l2session.testing.vectors_ext import extensions_vector
+
+    assert extensions_vector()["resume_early"] == vector
+
+
+def test_a_peer_that_predates_resume_early_gets_a_plain_resume_next() -> None:
+    """A responder that refuses RESUME_EARLY as an unknown packet type (an
+    older node): the 0-RTT attempt times out, the retry resumes without
+    early data, and the messages arrive exactly once."""
+    sim, alice, bob, alice_store, _ = _setup("0rtt-legacy")
+    original = bob.manager.receive_datagram
+
+    def legacy(data: bytes, address: str, path: str) -> None:
+        if data[1] == PKT_RESUME_EARLY:
+            bob.manager.reject(address, "MalformedMessage")  # "unknown type"
+            return
+        original(data, address, path)
+
+    bob.manager.receive_datagram = legacy  # type: ignore[method-assign]
+    alice, _ = _restart_with_queue(sim, alice, bob, alice_store, 3)
+    recorder = Recorder(sim)
+    b = bob.session(alice)
+    assert b is not None
+    _collect(sim, b, 3, timeout=60)
+    a = alice.session(bob)
+    assert a is not None
+    assert a.no_early_data
+    assert recorder.sent["ResumePacket"] >= 1
+    assert bob.manager.early_flights == 0
+    sim.run_for(10)
+    assert b.receive_many() == []

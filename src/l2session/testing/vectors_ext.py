@@ -5,7 +5,10 @@ vector files stay byte-identical: every extension of the wire gets its
 vector here, in ``tests/vectors/extensions_kat.json``.
 
 * ``ephemeral_handshake``: a PQXDH handshake whose INIT carries the session
-  kind byte (docs/PROTOCOL.md §2.1), with every secret needed to check it.
+  kind byte (docs/PROTOCOL.md §6.2), with every secret needed to check it.
+* ``resume_early``: a 0-RTT first flight (RESUME_EARLY, docs/PROTOCOL.md
+  §6.5) for a fixed ticket: ``TH_E``, the early key and nonce, the sealed
+  records, and the responder's RESUME_ACK and resumed keys.
 
 Every random byte comes from one :class:`SeededRandom` stream, drawn in the
 order the code below draws it (docs/CRYPTO.md §8 specifies the stream and
@@ -16,6 +19,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from l2session.core import early, resumption
+from l2session.core.keyschedule import early_data_key, ticket_key
+from l2session.core.resumption import StoredSession
 from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.handshake_messages import KIND_EPHEMERAL, HandshakeInit
 from l2session.crypto.pqxdh import InitiatorHandshake, ResponderHandshake
@@ -24,6 +30,9 @@ from l2session.identity.identity import Identity
 from l2session.identity.prekeys import PrekeyPolicy, PrekeyStore
 from l2session.identity.resolver import default_resolver, resolve_signing_key
 from l2session.testing.kem import deterministic_encapsulate
+from l2session.testing.vectors import json_fields
+from l2session.wire.packets import encode_packet
+from l2session.wire.records import Message, Record, Sync, encode_records
 
 EXTENSIONS_FORMAT: Final = "l2session-extensions-kat-1"
 #: 2027-01-15T08:00:00Z, like the other vectors.
@@ -103,11 +112,73 @@ def _ephemeral_handshake(seed: str) -> dict[str, Any]:
     }
 
 
+def _pattern(start: int, n: int) -> bytes:
+    return bytes((start + i) % 256 for i in range(n))
+
+
+def _resume_early(seed: str) -> dict[str, Any]:
+    """A ticket (``R`` pattern from 0xE1, ``L`` from 0xE2), a RESUME_EARLY
+    carrying a SYNC and two messages, and the responder's answer.  Draws:
+    the initiator's ephemeral (32), then the responder's (32)."""
+    rng = SeededRandom(seed)
+    now = EXTENSIONS_NOW
+    secret, lineage = _pattern(0xE1, 32), _pattern(0xE2, 32)
+    issued = now - 600.0
+    ours = StoredSession(
+        local_did="did:example:initiator",
+        peer_did="did:example:responder",
+        peer_signing_key=_pattern(0xE3, 32),
+        resumption_secret=secret,
+        lineage=lineage,
+        pq_keyed_at=issued,
+        issued_at=issued,
+    )
+    records: list[Record] = [
+        Sync(0x5152535455565758, 3, 0x6162636465666768, 9),
+        Message(3, b"first early message"),
+        Message(4, b"second"),
+    ]
+    pending = resumption.start_resume(ours, rng=rng, now=now)
+    flight = early.seal(ours, pending.packet, records)
+    raw = encode_packet(flight)
+    th_e = early.early_transcript(pending.packet)
+    key, nonce = early_data_key(secret, lineage, th_e)
+    if early.open_records(ours, flight) != records:
+        raise AssertionError("extensions vector: the early data does not open")
+    answer = resumption.answer_resume(flight.resume, ours, rng=rng, now=now)
+    return {
+        "description": (
+            "RESUME_EARLY: the RESUME's 90 bytes, then ChaCha20-Poly1305 under "
+            "KDF('session early data', R, L, TH_E; 44) with those 90 bytes as AD"
+        ),
+        "seed": seed,
+        "now": now,
+        "resumption_secret": secret.hex(),
+        "lineage": lineage.hex(),
+        "ticket_id": ours.ticket_id.hex(),
+        "ticket_key": ticket_key(secret).hex(),
+        "initiator_ephemeral_private": pending.ephemeral.private_bytes().hex(),
+        "responder_ephemeral_private": answer.ephemeral.private_bytes().hex(),
+        "records": [{"kind": type(r).__name__.upper(), "fields": json_fields(r)} for r in records],
+        "plaintext": encode_records(records).hex(),
+        "early_transcript": th_e.hex(),
+        "early_key": key.hex(),
+        "early_nonce": nonce.hex(),
+        "associated_data": raw[:90].hex(),
+        "packet": raw.hex(),
+        "resume_ack": encode_packet(answer.reply).hex(),
+        "resumed_session_id": answer.keys.session_id.hex(),
+    }
+
+
 def extensions_vector(seed: str = "l2session extensions kat v1") -> dict[str, Any]:
     """Every extension vector (tests/vectors/extensions_kat.json)."""
     return {
         "format": EXTENSIONS_FORMAT,
-        "description": "Additive protocol extensions: the session kind in INIT",
+        "description": (
+            "Additive protocol extensions: the session kind in INIT, 0-RTT resumption"
+        ),
         "seed": seed,
         "ephemeral_handshake": _ephemeral_handshake(f"{seed}/ephemeral"),
+        "resume_early": _resume_early(f"{seed}/resume early"),
     }
