@@ -175,9 +175,7 @@ def extensions_vector(seed: str = "l2session extensions kat v1") -> dict[str, An
     """Every extension vector (tests/vectors/extensions_kat.json)."""
     return {
         "format": EXTENSIONS_FORMAT,
-        "description": (
-            "Additive protocol extensions: the session kind in INIT, 0-RTT resumption"
-        ),
+        "description": ("Additive protocol extensions: the session kind in INIT, 0-RTT resumption"),
         "seed": seed,
         "ephemeral_handshake": _ephemeral_handshake(f"{seed}/ephemeral"),
         "resume_early": _resume_early(f"{seed}/resume early"),
