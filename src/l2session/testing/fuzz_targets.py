@@ -55,6 +55,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from l2session.core import early
 from l2session.core.config import SessionConfig
 from l2session.core.envelope import (
     AccessRecord,
@@ -163,14 +164,16 @@ from l2session.wire.packets import (
     PKT_HANDSHAKE,
     PKT_RESUME,
     PKT_RESUME_ACK,
+    PKT_RESUME_EARLY,
     PKT_RESUME_REJECT,
     ResumeAckPacket,
+    ResumeEarlyPacket,
     ResumePacket,
     decode_packet,
     encode_packet,
 )
+from l2session.wire.records import Message, Record, Sync, encode_records
 from l2session.wire.records import decode_records as _decode_records
-from l2session.wire.records import encode_records
 
 #: Wall-clock time of every target (2027-01-15T08:00:00Z, as the tests).
 NOW: Final = 1_800_000_000.0
@@ -969,6 +972,28 @@ def _resume_answer(data: bytes) -> None:
     _require(bytes(data) == resumption.resume, "the responder accepted a forged RESUME")
 
 
+@functools.cache
+def _early_flight() -> bytes:
+    """A genuine 0-RTT first flight (RESUME_EARLY) for the fuzz ticket."""
+    stored = _stored_session()
+    pending = start_resume(stored, rng=SeededRandom("fuzz resume early"), now=NOW)
+    records: list[Record] = [Sync(7, 0, 9, 3), Message(0, b"early"), Message(1, b"data")]
+    return encode_packet(early.seal(stored, pending.packet, records))
+
+
+def _early_open(data: bytes) -> None:
+    """The responder opens only the genuine RESUME_EARLY: the MAC covers the
+    RESUME part, the AEAD (with those 90 bytes as associated data) the
+    rest; and only a SYNC followed by messages is accepted."""
+    packet = decode_packet(data)
+    if not isinstance(packet, ResumeEarlyPacket):
+        raise MalformedMessage("not a RESUME_EARLY")
+    stored = _stored_session()
+    answer_resume(packet.resume, stored, rng=SeededRandom("fuzz resume ack"), now=NOW)
+    early.open_records(stored, packet)
+    _require(bytes(data) == _early_flight(), "the responder opened a forged 0-RTT flight")
+
+
 def _resume_finish(data: bytes) -> None:
     """The initiator accepts only the genuine RESUME_ACK."""
     resumption = _resumption()
@@ -1121,6 +1146,7 @@ def packet_kind(data: bytes) -> str:
         PKT_RESUME: "RESUME",
         PKT_RESUME_ACK: "RESUME_ACK",
         PKT_RESUME_REJECT: "RESUME_REJ",
+        PKT_RESUME_EARLY: "RESUME_EARLY",
     }
     return names.get(kind, "?")
 
@@ -1698,6 +1724,14 @@ TARGETS: Final[tuple[FuzzTarget, ...]] = (
         lambda: (_resumption().resume,),
         _RESUME_REFUSES,
         max_len=256,
+    ),
+    _decoder(
+        "resume_early",
+        ("l2session.core.early:open_records",),
+        _early_open,
+        lambda: (_early_flight(),),
+        _RESUME_REFUSES,
+        max_len=512,
     ),
     _decoder(
         "resume_finish",
