@@ -20,7 +20,14 @@ noise hits both alike:
 ``*_ratio``
     ``zero_rtt / one_rtt`` per path: below 1 is the gain.  On loopback a
     round trip costs tens of microseconds, so the gain is mostly the second
-    flight's processing; over a real link 0-RTT saves one round trip.
+    flight's processing and drowns in scheduling noise on a busy machine;
+    over a real link 0-RTT saves one round trip.
+``zero_rtt_first_message_delayed_ms`` / ``one_rtt_first_message_delayed_ms`` / ``delayed_ratio``
+    The same over μTCP with an emulated one-way delay of ``--delay-ms``
+    (10 ms) on every session packet: each node hands a received packet to
+    its session manager that much later (the benchmark's own Node subclass;
+    the TCP connect itself is not delayed).  Expected: 0-RTT one delay
+    after the connect, 1-RTT three.
 ``sim_zero_rtt_first_message_ms`` / ``sim_one_rtt_first_message_ms``
     The same first message on the seeded simulation with a 25 ms one-way
     link (virtual time: a model, not a measurement of this machine): one
@@ -58,6 +65,27 @@ ONE_RTT: Final = replace(DEMO_CONFIG, early_data_bytes=0)
 SIM_LATENCY: Final = 0.025
 
 
+class DelayedNode(Node):
+    """A node that hands each received packet to its session manager
+    ``delay`` seconds late: an emulated one-way link delay, for the
+    benchmark only (no netem needed)."""
+
+    delay = 0.0
+
+    def packet_received(self, data: bytes, address: str, path: str) -> None:
+        if self.delay <= 0:
+            super().packet_received(data, address, path)
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.delay, Node.packet_received, self, data, address, path)
+
+
+def _node(delay: float, **kwargs: Any) -> Node:
+    node = DelayedNode(**kwargs)
+    node.delay = delay
+    return node
+
+
 async def _first_message(
     b: Node, make_a: Any, listen: str, config: SessionConfig, index: int
 ) -> float:
@@ -91,9 +119,9 @@ async def _first_message(
     return seconds
 
 
-async def samples(path: str, count: int) -> tuple[list[float], list[float]]:
+async def samples(path: str, count: int, delay: float = 0.0) -> tuple[list[float], list[float]]:
     """``count`` first-message latencies per mode over ``path``,
-    interleaved on one pair of nodes."""
+    interleaved on one pair of nodes (``delay``: emulated one-way delay)."""
     zero: list[float] = []
     one: list[float] = []
     with tempfile.TemporaryDirectory(prefix="l2session-0rtt-") as tmp:
@@ -101,9 +129,9 @@ async def samples(path: str, count: int) -> tuple[list[float], list[float]]:
         bench._make_store(a_path)
 
         def make_a(listen: str, config: SessionConfig) -> Node:
-            return Node(store=a_path, listen=listen, paths=(path,), config=config)
+            return _node(delay, store=a_path, listen=listen, paths=(path,), config=config)
 
-        async with Node(listen=f"{HOST}:0", paths=(path,), config=ZERO_RTT) as b:
+        async with _node(delay, listen=f"{HOST}:0", paths=(path,), config=ZERO_RTT) as b:
             a = make_a(f"{HOST}:0", ZERO_RTT)
             await a.start()
             try:
@@ -150,13 +178,16 @@ def simulated(early: bool) -> float:
     return sim.run_until(lambda: peer.available > 0, timeout=10)
 
 
-async def measure(count: int, repeat: int) -> dict[str, Any]:
+async def measure(count: int, repeat: int, delay: float) -> dict[str, Any]:
     runs: dict[str, list[float]] = {}
     for _ in range(repeat):
         for path in ("tcp", "quic"):
             zero_samples, one_samples = await samples(path, count)
             runs.setdefault(f"zero_rtt_{path}", []).append(1e3 * statistics.median(zero_samples))
             runs.setdefault(f"one_rtt_{path}", []).append(1e3 * statistics.median(one_samples))
+        zero_samples, one_samples = await samples("tcp", count, delay)
+        runs.setdefault("zero_rtt_delayed", []).append(1e3 * statistics.median(zero_samples))
+        runs.setdefault("one_rtt_delayed", []).append(1e3 * statistics.median(one_samples))
     out: dict[str, Any] = {}
     for path in ("tcp", "quic"):
         zero = statistics.median(runs[f"zero_rtt_{path}"])
@@ -164,6 +195,12 @@ async def measure(count: int, repeat: int) -> dict[str, Any]:
         out[f"zero_rtt_first_message_{path}_ms"] = round(zero, 3)
         out[f"one_rtt_first_message_{path}_ms"] = round(one, 3)
         out[f"{path}_ratio"] = round(zero / one, 3)
+    zero = statistics.median(runs["zero_rtt_delayed"])
+    one = statistics.median(runs["one_rtt_delayed"])
+    out["delay_ms"] = round(1e3 * delay, 3)
+    out["zero_rtt_first_message_delayed_ms"] = round(zero, 3)
+    out["one_rtt_first_message_delayed_ms"] = round(one, 3)
+    out["delayed_ratio"] = round(zero / one, 3)
     out["zero_rtt_first_message_ms"] = out["zero_rtt_first_message_tcp_ms"]
     out["one_rtt_first_message_ms"] = out["one_rtt_first_message_tcp_ms"]
     out["sim_one_way_ms"] = 1e3 * SIM_LATENCY
@@ -178,10 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--samples", type=int, default=20, help="samples per mode per run (20)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure, median (3)")
+    parser.add_argument(
+        "--delay-ms", type=float, default=10.0, help="emulated one-way delay (10 ms)"
+    )
     args = parser.parse_args(argv)
-    if min(args.samples, args.repeat) < 1:
-        parser.error("--samples and --repeat must be positive")
-    figures = bench.run(measure(args.samples, args.repeat))
+    if min(args.samples, args.repeat) < 1 or not args.delay_ms > 0:
+        parser.error("--samples, --repeat and --delay-ms must be positive")
+    figures = bench.run(measure(args.samples, args.repeat, args.delay_ms / 1e3))
     if args.json:
         print(json.dumps(figures))
     else:

@@ -19,7 +19,7 @@ SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "zero_rtt.py"
 
 def test_small_run_reports_both_modes_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
     module = load_script(SCRIPT, "l2session_benchmark_zero_rtt")
-    assert module.main(["--samples", "2", "--repeat", "1", "--json"]) == 0
+    assert module.main(["--samples", "2", "--repeat", "1", "--delay-ms", "2", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     for path in ("tcp", "quic"):
         zero = figures[f"zero_rtt_first_message_{path}_ms"]
@@ -27,6 +27,12 @@ def test_small_run_reports_both_modes_side_by_side(capsys: pytest.CaptureFixture
         assert positive(zero)
         assert positive(one)
         assert figures[f"{path}_ratio"] == pytest.approx(zero / one, rel=0.01)
+    zero = figures["zero_rtt_first_message_delayed_ms"]
+    one = figures["one_rtt_first_message_delayed_ms"]
+    assert positive(zero)
+    assert positive(one)
+    assert figures["delayed_ratio"] == pytest.approx(zero / one, rel=0.01)
+    assert figures["delay_ms"] == 2
     assert figures["zero_rtt_first_message_ms"] == figures["zero_rtt_first_message_tcp_ms"]
     one_way = figures["sim_one_way_ms"]
     assert figures["sim_zero_rtt_first_message_ms"] == pytest.approx(one_way)
