@@ -18,9 +18,10 @@ sent about 14,000 datagrams.  The bounds and why:
 * partition: no side sends faster than its fastest timer, the degraded
   heartbeat every ``heartbeat_interval / heartbeat_tolerance``; so at most
   2 * (T / that + 1) datagrams in a partition of T seconds.
-* recovery: RESUME from each side (they cross), one RESUME_ACK, and no
-  HANDSHAKE packet at all; with the SYNC and the queued messages and their
-  ACKs, at most 12.
+* recovery: a RESUME from each side (RESUME_EARLY, carrying the messages
+  queued during the partition as 0-RTT data; they cross and the lower
+  DID's wins), one RESUME_ACK, and no HANDSHAKE packet at all; with the
+  SYNC, the loser's messages and the ACKs, at most 12.
 """
 
 from __future__ import annotations

@@ -382,3 +382,11 @@ def test_a_peer_that_predates_resume_early_gets_a_plain_resume_next() -> None:
     assert bob.manager.early_flights == 0
     sim.run_for(10)
     assert b.receive_many() == []
+
+
+@pytest.mark.parametrize("value", [-1, (1 << 16) + 1, 1.5, True])
+def test_early_data_bytes_is_validated(value: object) -> None:
+    from l2session.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="early_data_bytes"):
+        SessionConfig(early_data_bytes=value)  # type: ignore[arg-type]
