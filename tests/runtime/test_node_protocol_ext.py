@@ -103,3 +103,13 @@ def test_0rtt_resumption_between_two_nodes(tmp_path: Path, paths: tuple[str, ...
 
 def test_1rtt_resumption_between_two_nodes_when_0rtt_is_off(tmp_path: Path) -> None:
     _queued_then_restarted(tmp_path, ("tcp",), replace(DEMO_CONFIG, early_data_bytes=0))
+
+
+def test_the_node_builds_its_replay_guard_from_its_config() -> None:
+    config = replace(DEMO_CONFIG, handshake_max_skew=4321.0)
+
+    async def scenario() -> None:
+        async with Node(paths=("tcp",), config=config) as node:
+            assert node.manager.ctx.keys.guard.max_skew == 4321.0
+
+    run(scenario())
