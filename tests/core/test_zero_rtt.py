@@ -390,3 +390,31 @@ def test_early_data_bytes_is_validated(value: object) -> None:
 
     with pytest.raises(ConfigError, match="early_data_bytes"):
         SessionConfig(early_data_bytes=value)  # type: ignore[arg-type]
+
+
+def test_a_replay_after_a_power_cut_delivers_nothing() -> None:
+    """With the barrier (the default ``durability="power"``) the commit that
+    consumed the ticket and handed the messages over survives a power cut:
+    the replayed flight delivers nothing.  (``"process"`` makes no such
+    promise across a power cut; PROTOCOL.md §6.5 says so.)"""
+    sim = Simulation("0rtt-power", profile=LinkProfile(latency=LATENCY))
+    alice_store, bob_store = MemoryStore(), MemoryStore(durability="power")
+    alice = sim.add_node("alice", store=alice_store)
+    bob = sim.add_node("bob", store=bob_store)
+    alice.manager.establish(bob.did)
+    sim.run_until(lambda: _established(alice, bob) and _established(bob, alice), timeout=10)
+    alice, _ = _restart_with_queue(sim, alice, bob, alice_store, 3)
+    recorder = Recorder(sim)
+    b = bob.session(alice)
+    assert b is not None
+    _collect(sim, b, 3)  # the application has read them
+    (flight,) = recorder.flights
+    bob_store.power_cut()
+    bob = sim.restart("bob", bob_store)
+    again = bob.session(alice)
+    assert again is not None
+    bob.manager.receive_datagram(flight, "alice", "quic")
+    assert again.receive_many() == []
+    assert bob.manager.early_flights == 0
+    sim.run_for(5)
+    assert again.receive_many() == []
