@@ -12,6 +12,10 @@ It owns every session of a node and is the only thing the runtime talks to
   (the deadline moved later) just reschedules, so heartbeats on busy
   sessions cost no heap churn;
 * keeps the resumption tickets and the quarantine list;
+* maintains the node's private prekeys on the same heap of time (rotation,
+  pruning, one-time refill: :meth:`PrekeyStore.maintain`), journalling the
+  new private keys so they are committed before any packet that names them
+  (a bundle, a RESPONSE) leaves;
 * admits handshake-opening packets (INIT, RESUME, BUNDLE_REQUEST) through
   per-host and global budgets before any crypto is spent on them, and
   quarantines hosts that keep failing (:mod:`l2session.core.admission`);
@@ -136,6 +140,12 @@ class SessionManager:
         #: Sessions with messages queued by the application since the last
         #: datagrams_to_send(): packed into packets there, many per packet.
         self._to_flush: dict[Session, None] = {}
+        #: When the private prekeys are next maintained (None: this
+        #: context holds no prekeys or no clock).  Due at once: a node may
+        #: have been stopped longer than a maintenance interval.
+        self._prekeys_at: float | None = (
+            ctx.now() if ctx.crypto_pqxdh is not None and ctx.time is not None else None
+        )
         if not ctx._manager:
             ctx._manager.append(self)
 
@@ -248,6 +258,24 @@ class SessionManager:
             prekeys = self.ctx.keys.prekeys
             self.journal.put_prekeys(prekeys.to_bytes())
             self._prekeys_saved = prekeys.generation
+
+    def maintain_prekeys(self, now: float) -> None:
+        """Rotate, prune and refill the private prekeys as their policy says
+        (a deadline in :meth:`tick`), and journal them if they changed: the
+        commit before the next packet leaves makes them durable before any
+        bundle or answer names them."""
+        prekeys = self.ctx.keys.prekeys
+        before = prekeys.one_time_count, prekeys.signed_set_ids
+        if prekeys.maintain(rng=self.ctx.rng, now=now):
+            _log.info(
+                "prekeys maintained: one-time %d -> %d, signed sets %s -> %s",
+                before[0],
+                prekeys.one_time_count,
+                before[1],
+                prekeys.signed_set_ids,
+            )
+            self.prekeys_changed()
+        self._prekeys_at = prekeys.next_maintenance(now)
 
     def consume_ticket(self, stored: StoredSession, request: bytes, reply: bytes) -> None:
         """Single use: the ticket is gone before the answer leaves."""
@@ -392,6 +420,8 @@ class SessionManager:
         """Run every timer that is due (SPEC-018 ``tick``).  With
         ``sessions``, run just those sessions' timers."""
         now = self.now()
+        if self._prekeys_at is not None and now >= self._prekeys_at:
+            self.maintain_prekeys(now)
         if sessions is not None:
             for session in sessions:
                 session.timer_at = None
@@ -421,7 +451,11 @@ class SessionManager:
         heap = self._heap
         while heap and (heap[0][2].timer_at != heap[0][0] or heap[0][2].closed):
             heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        first = heap[0][0] if heap else None
+        prekeys_at = self._prekeys_at
+        if prekeys_at is not None and (first is None or prekeys_at < first):
+            return prekeys_at
+        return first
 
     # ------------------------------------------------------------------
     # runtime I/O

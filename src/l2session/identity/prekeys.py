@@ -47,13 +47,18 @@ class PrekeyPolicy:
     ``one_time_pool_size``
         how many one-time prekeys to publish (default 100, at most 1,000);
     ``one_time_refill_threshold``
-        refill the pool when fewer than this many remain (default 25).
+        refill the pool when fewer than this many remain (default 25);
+    ``maintenance_interval``
+        how often a running node checks (default 1 hour, 1 s to 1 day): the
+        longest a drained one-time pool stays below its threshold.  Rotation
+        and pruning are due at exact times and are scheduled for them.
     """
 
     signed_prekey_lifetime: float = 7 * DAY
     signed_prekey_overlap: float = 2 * DAY
     one_time_pool_size: int = 100
     one_time_refill_threshold: int = 25
+    maintenance_interval: float = 3600.0
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -76,6 +81,11 @@ class PrekeyPolicy:
             raise ConfigError(
                 f"{name}.one_time_refill_threshold must be between 0 and one_time_pool_size "
                 f"({self.one_time_pool_size}), got {self.one_time_refill_threshold!r}"
+            )
+        if not 1.0 <= self.maintenance_interval <= DAY:
+            raise ConfigError(
+                f"{name}.maintenance_interval must be between 1 s and 1 day, "
+                f"got {self.maintenance_interval!r}"
             )
 
 
@@ -169,6 +179,19 @@ class PrekeyStore:
         if changed:
             self._generation += 1
         return changed
+
+    def next_maintenance(self, now: float) -> float:
+        """When :meth:`maintain` has work next: the current set's rotation,
+        the earliest expiry of a held set, or one ``maintenance_interval``
+        from ``now`` (the pool check), whichever comes first."""
+        due = now + self._policy.maintenance_interval
+        current = self._sets.get(self._current) if self._current is not None else None
+        if current is not None:
+            rotate_ms = current.record.created_ms + int(self._policy.signed_prekey_lifetime * 1000)
+            due = min(due, (rotate_ms + 1) / 1000.0)
+        for secrets in self._sets.values():
+            due = min(due, (secrets.record.expires_ms + 1) / 1000.0)
+        return max(due, now)
 
     def _rotate_signed(self, rng: RandomSource, now_ms: int) -> None:
         identity = self._identity

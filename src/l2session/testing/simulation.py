@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from l2session.core.config import SessionConfig
-from l2session.core.context import Context, LocalKeys, StaticDirectory
+from l2session.core.context import BundleLookup, Context, LocalKeys, StaticDirectory
 from l2session.core.events import SessionEvent
 from l2session.core.manager import SessionManager
 from l2session.core.persistence import Journal
@@ -104,10 +104,12 @@ class Simulation:
         encapsulator: Encapsulator | None = None,
         connect: bool = True,
         store: Journal | None = None,
+        bundles: BundleLookup | None = None,
     ) -> SimNode:
         """A node; with ``store`` its persistent sessions are durable (its
         prekeys are committed to the store at once) and it can be
-        :meth:`restart`-ed."""
+        :meth:`restart`-ed.  ``bundles`` gives the node prekey bundles of
+        its peers without asking them (``Context.bundles``)."""
         if name in self.nodes or name in self._bound:
             raise ConfigError(f"node {name!r} exists")
         rng = SeededRandom(f"{self.seed}/{name}")
@@ -128,6 +130,7 @@ class Simulation:
             did_resolve=self.resolver,
             crypto_pqxdh=keys,
             net_connect=self.directory if connect else None,
+            bundles=bundles,
             store=store,
         )
         manager = SessionManager(ctx, config=config)
