@@ -119,12 +119,10 @@ def test_forged_response_is_refused_or_fails_the_session_as_specified(
 
     assert len(refusals) == 1, packet_kind(forged)
     event(f"refused: {refusals[0].reason}")
-    if refusals[0].reason == "invalid_signature":
-        # PROTOCOL.md §6.4: a RESPONSE whose signature does not verify fails
-        # the session and quarantines the peer at that address.
-        assert _state(session) is State.FAILED
-        assert alice.manager.quarantined_until(duo.bob.did, duo.bob.address, NOW) > NOW
-        return
+    # PROTOCOL.md §6.4: whatever is wrong with it (an invalid signature
+    # too), an unauthenticated RESPONSE fails nothing and quarantines no
+    # one; the genuine RESPONSE still completes the handshake.
+    assert alice.manager.quarantined_until(duo.bob.did, duo.bob.address, NOW) == 0.0
     assert _state(session) is State.HANDSHAKE_INITIATED
     assert session.handshake is waiting
     assert duo.outbox(alice) == []  # no FINISH for a refused RESPONSE

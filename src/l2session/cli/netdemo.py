@@ -262,6 +262,14 @@ class Demo:
             self.say(f"and refuses again at once: {error}")
         finally:
             await mallory.close()
+        # Bob answered Carol's relayed INIT; his half of it times out too.
+        half_open = bob.session(carol.did)
+        if half_open is not None:
+            await self.wait(
+                "bob's half-open handshake to end",
+                lambda: half_open.state is not State.HANDSHAKE_RECEIVED,
+                timeout=30,
+            )
 
     async def act_membrane(self, alice: Node, bob: Node) -> None:
         self.act("7. Bob's Membrane screens Alice's capability requests")

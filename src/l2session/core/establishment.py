@@ -155,6 +155,7 @@ def _send_init(session: Session, bundle: PrekeyBundle, now: float) -> None:
         session_kind=session.config.kind.wire,
     )
     session.handshake = handshake
+    session.refused_responses = 0
     if session.bundle_nonce is not None:
         session.owner.unroute_ticket(session.bundle_nonce)
     session.bundle_nonce = None
@@ -183,11 +184,12 @@ def on_response(session: Session, message: bytes, now: float) -> None:
     try:
         result, finish = handshake.receive_response(message)
     except AuthenticationFailed as error:
-        if error.reason != "invalid_signature":
-            raise
-        session.owner.quarantine(session.peer_did, session.address, now)
-        session.owner.unroute(session, handshake.session_id)
-        session.fail(Trigger.INVALID_SIG, now, "authentication_failed")
+        # Anyone who saw the session id can send this, from any address:
+        # refuse and count it (the handshake state is unchanged), keep
+        # waiting for the genuine RESPONSE, and fail authentication_failed
+        # only if none arrives by handshake_timeout (on_handshake_timer).
+        if error.reason == "invalid_signature":
+            session.refused_responses += 1
         raise
     finish_packet = encode_packet(HandshakePacket(result.session_id, finish))
     session.owner.transmit(session, finish_packet)
@@ -531,7 +533,12 @@ def on_handshake_timer(session: Session, now: float) -> None:
                 session.no_early_data = True
         session.handshake_deadline = None
         session.handshake_resend_at = None
-        if session.state in (State.HANDSHAKE_INITIATED, State.HANDSHAKE_RECEIVED):
+        forged, session.refused_responses = session.refused_responses, 0
+        if session.state is State.HANDSHAKE_INITIATED and forged:
+            # Only RESPONSEs with invalid signatures came (SPEC-018 §2.1).
+            owner.quarantine(session.peer_did, session.address, now)
+            session.fail(Trigger.INVALID_SIG, now, "authentication_failed")
+        elif session.state in (State.HANDSHAKE_INITIATED, State.HANDSHAKE_RECEIVED):
             session.fail(Trigger.TIMEOUT, now, "timeout")
         else:
             session.handshake = None  # an abandoned re-key from the peer

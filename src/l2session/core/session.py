@@ -112,6 +112,7 @@ class Session:
         "peer_did",
         "peer_signing_key",
         "pq_keyed_at",
+        "refused_responses",
         "rejected",
         "resume",
         "retry_at",
@@ -177,6 +178,10 @@ class Session:
         #: The last handshake message answered and our answer, so that a
         #: retransmission gets the same answer instead of a new handshake.
         self.answers: dict[bytes, bytes] | None = None
+        #: RESPONSEs with an invalid signature refused in this attempt: an
+        #: unauthenticated packet fails nothing, but an attempt that ends
+        #: without a valid RESPONSE after one fails authentication_failed.
+        self.refused_responses = 0
         self.rotation: Rotation | None = None
         self.failure_reason = ""
         self.retry_at: float | None = None
