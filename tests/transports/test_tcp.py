@@ -551,3 +551,108 @@ def test_is_a_transport() -> None:
     transport: Transport = TcpTransport()  # mypy checks the protocol
     assert transport.name == "tcp"
     assert transport.stats.dropped == 0
+
+
+# --------------------------------------------------------------------------
+# A HELLO is a claim, not a route (review finding 3): before the fix any
+# process sharing the peer's IP could connect, send HELLO(<the peer's
+# port>) and receive everything sent to that peer (send used the newest
+# connection).  An inbound connection now carries our packets only once the
+# core authenticated a packet on it (TcpTransport.confirm).
+
+
+class Confirming(Recorder):
+    """A listener that plays the core: packets starting with ``genuine``
+    authenticate (and confirm their connection), anything else does not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transport: TcpTransport | None = None
+
+    def packet_received(self, data: bytes, address: str, path: str) -> None:
+        super().packet_received(data, address, path)
+        if data.startswith(b"genuine") and self.transport is not None:
+            self.transport.confirm(address)
+
+
+async def _attacker(
+    victim_port: int, claimed_port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection(HOST, victim_port)
+    writer.write(encode_hello(claimed_port) + encode_frame(b"forged, not authenticated"))
+    await writer.drain()
+    return reader, writer
+
+
+async def _read_some(reader: asyncio.StreamReader) -> bytes:
+    with contextlib.suppress(TimeoutError):
+        return await asyncio.wait_for(reader.read(65536), 0.5)
+    return b""
+
+
+def test_an_unconfirmed_hello_does_not_take_over_a_working_route(run: Run[None]) -> None:
+    async def main() -> None:
+        victim_rec = Confirming()
+        victim = TcpTransport()
+        port = await victim.start(victim_rec, HOST, 0)
+        victim_rec.transport = victim
+        try:
+            async with node() as (peer, peer_rec, peer_addr):
+                peer.send(f"{HOST}:{port}", b"genuine hello")
+                await wait_until(lambda: len(victim_rec.packets) == 1, "the peer's packet")
+                victim.send(peer_addr, b"before")
+                await wait_until(lambda: peer_rec.data() == [b"before"], "the reply")
+                # Mallory shares the host and claims the peer's port.
+                peer_port = int(peer_addr.rsplit(":", 1)[1])
+                reader, writer = await _attacker(port, peer_port)
+                await wait_until(lambda: len(victim_rec.packets) == 2, "mallory's packet")
+                assert victim_rec.packets[1][1] == peer_addr  # the claim is accepted as a key
+                victim.send(peer_addr, b"secret")
+                await wait_until(lambda: peer_rec.data() == [b"before", b"secret"], "the secret")
+                assert b"secret" not in await _read_some(reader)
+                writer.close()
+        finally:
+            await victim.close()
+
+    run(main())
+
+
+def test_a_claim_alone_gets_nothing_the_genuine_listener_is_dialled(run: Run[None]) -> None:
+    async def main() -> None:
+        victim_rec = Confirming()
+        victim = TcpTransport()
+        port = await victim.start(victim_rec, HOST, 0)
+        victim_rec.transport = victim
+        try:
+            async with node() as (_, peer_rec, peer_addr):
+                peer_port = int(peer_addr.rsplit(":", 1)[1])
+                reader, writer = await _attacker(port, peer_port)  # before the peer
+                await wait_until(lambda: len(victim_rec.packets) == 1, "mallory's packet")
+                victim.send(peer_addr, b"to the peer")
+                await wait_until(lambda: peer_rec.data() == [b"to the peer"], "dialled")
+                assert b"to the peer" not in await _read_some(reader)
+                writer.close()
+        finally:
+            await victim.close()
+
+    run(main())
+
+
+def test_a_confirmed_inbound_connection_carries_the_replies(run: Run[None]) -> None:
+    async def main() -> None:
+        victim_rec = Confirming()
+        victim = TcpTransport()
+        port = await victim.start(victim_rec, HOST, 0)
+        victim_rec.transport = victim
+        try:
+            async with node() as (peer, peer_rec, peer_addr):
+                peer.send(f"{HOST}:{port}", b"genuine")
+                await wait_until(lambda: len(victim_rec.packets) == 1, "the packet")
+                victim.send(peer_addr, b"reply")
+                await wait_until(lambda: peer_rec.data() == [b"reply"], "the reply")
+                assert victim.stats.connects == 0  # no dial: the inbound one was used
+                assert victim.stats.extra.get("confirmed") == 1
+        finally:
+            await victim.close()
+
+    run(main())

@@ -135,6 +135,8 @@ class SessionManager:
         self._prekeys_saved = (
             ctx.crypto_pqxdh.prekeys.generation if ctx.crypto_pqxdh is not None else 0
         )
+        #: The session the packet being received authenticated for.
+        self._authentic: Session | None = None
         #: Persistent sessions whose durable row changed since the last commit.
         self._dirty: set[Session] = set()
         #: Sessions with messages queued by the application since the last
@@ -534,15 +536,30 @@ class SessionManager:
     def session(self, peer_did: str) -> Session | None:
         return self.sessions.get(peer_did)
 
-    def receive_datagram(self, data: bytes, address: str, path: str) -> None:
+    def receive_datagram(self, data: bytes, address: str, path: str) -> bool:
         """Feed one packet from a transport.  Anything that does not verify
-        is counted and dropped; it never raises and never changes a session."""
+        is counted and dropped; it never raises and never changes a session.
+
+        Returns whether the packet authenticated as coming from the peer of
+        a session that is reached at ``address`` (DATA that decrypted, a
+        RESPONSE, FINISH or RESUME_ACK that completed a handshake of ours).
+        A transport whose addresses are mere claims (μTCP's HELLO) moves
+        traffic to a new connection only on that proof
+        (``Transport.confirm``)."""
         now = self.now()
+        self._authentic = None
         try:
             self._dispatch(data, address, path, now)
         except L2SessionError as error:
             self.reject(address, str(getattr(error, "reason", type(error).__name__)))
             _log.debug("packet from %s rejected: %s", address, error)
+            return False
+        session, self._authentic = self._authentic, None
+        return session is not None and _reached_at(session, address)
+
+    def authenticated(self, session: Session) -> None:
+        """The packet being received authenticated as ``session``'s peer."""
+        self._authentic = session
 
     def connectivity(self, address: str, path: str, up: bool) -> None:
         """The runtime reports a path to ``address`` lost or restored.  A
@@ -624,6 +641,7 @@ class SessionManager:
         elif isinstance(packet, ResumeAckPacket):
             session = self._ticket_session(packet.ticket_id)
             establishment.on_resume_ack(session, packet, now)
+            self.authenticated(session)
         elif isinstance(packet, ResumeRejectPacket):
             session = self._ticket_session(packet.ticket_id)
             establishment.on_resume_reject(session, packet, now)
@@ -667,6 +685,8 @@ class SessionManager:
             establishment.on_finish(session, packet.message, now)
         else:
             raise MalformedMessage(f"unknown handshake message type {kind}")
+        if session.channel is not None:
+            self.authenticated(session)
         self.reschedule(session)
 
     def _on_bundle_request(
@@ -695,3 +715,12 @@ class SessionManager:
         if session is None:
             raise MalformedMessage("resumption answer for no resumption of ours")
         return session
+
+
+def _reached_at(session: Session, address: str) -> bool:
+    """Whether ``address`` is where ``session`` sends: its primary route
+    or another validated one (any path)."""
+    if session.address == address:
+        return True
+    routes = session.routes
+    return routes is not None and any(route[0] == address for route in routes.extra)

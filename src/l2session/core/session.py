@@ -470,6 +470,7 @@ class Session:
         if channel is None or self._closed:
             raise InvalidState("no channel is established for this session id")
         records = channel.open(packet)
+        self.owner.authenticated(self)
         self._on_authenticated(now)
         if source is not None:
             migration.check_source(self, records, source, now)

@@ -381,7 +381,10 @@ class Node:
             return
         if self.stall_watch is not None:
             self.stall_watch.heard(address, path)
-        self.manager.receive_datagram(data, address, path)
+        if self.manager.receive_datagram(data, address, path):
+            transport = self.transports.get(path)
+            if transport is not None:
+                transport.confirm(address)  # μTCP: this connection is the peer's
         self.kick()
 
     @property

@@ -80,6 +80,14 @@ class Transport(Protocol):
         """Drop every connection to ``address`` (no ``path_down`` report)."""
         ...
 
+    def confirm(self, address: str) -> None:
+        """Called *during* ``packet_received``: the session core
+        authenticated the packet being delivered as coming from the peer it
+        reaches at ``address``.  A transport whose addresses are claims
+        (μTCP's HELLO names a port anyone on the host can claim) sends to a
+        new connection only once it is confirmed; others ignore it."""
+        ...
+
     async def close(self) -> None:
         """Stop listening and close every connection."""
         ...

@@ -228,6 +228,10 @@ class QuicTransport:
         peer = self._peers.get(address)
         return peer is not None and any(link.established for link in peer.links)
 
+    def confirm(self, address: str) -> None:
+        """Nothing to do: a QUIC connection is keyed by the UDP source
+        address it comes from, which is not a claim."""
+
     def disconnect(self, address: str) -> None:
         peer = self._peers.pop(address, None)
         if peer is not None:

@@ -21,7 +21,19 @@ only has to move bytes fast and survive hostile peers.  Hence:
   pushes back (``pause_writing``).
 * **Edges**: ``path_up`` when the first connection to an address is up,
   ``path_down`` when the last is lost or a connect fails.  Simultaneous
-  connects in both directions are both kept; sends use the newest.
+  connects in both directions are both kept; sends use the newest
+  *confirmed* one.
+* **Claims are not routes.**  An inbound connection's address is a claim
+  (the HELLO's port): any process sharing the peer's IP -- another local
+  user, a container, a host behind the same NAT -- can connect and claim
+  the peer's port.  So an inbound connection carries our packets only
+  after the session core authenticated a packet that arrived on it
+  (:meth:`TcpTransport.confirm`, called by the runtime during
+  ``packet_received``); connections we dialled ourselves are confirmed by
+  construction.  With no confirmed connection, ``send`` dials the claimed
+  address itself (where only the genuine listener answers).  An inbound
+  connection that said HELLO(0) (not listening) is keyed by its own
+  ephemeral port, which no one else can claim, and is used as it is.
 """
 
 from __future__ import annotations
@@ -93,6 +105,12 @@ class _Connection(asyncio.Protocol):
         self.owner = owner
         self.address = address  # canonical peer address; inbound: None until HELLO
         self.attempt = attempt
+        #: May carry our packets: we dialled it, or the core authenticated
+        #: a packet that arrived on it (see the module docstring).
+        self.confirmed = address is not None
+        #: An inbound connection whose HELLO named a listening port (a
+        #: claim another process on the peer's host could also make).
+        self.claimed = False
         self.transport: asyncio.Transport | None = None
         self.head = b""  # the peer's HELLO, as it arrives
         self.decoder: FrameDecoder | None = None  # set once the HELLO is complete
@@ -166,10 +184,14 @@ class _Connection(asyncio.Protocol):
         address = self.address
         assert address is not None
         deliver = owner._deliver
-        for frame in frames:
-            deliver(frame, address)
-            if t.is_closing():
-                break
+        owner._delivering = self
+        try:
+            for frame in frames:
+                deliver(frame, address)
+                if t.is_closing():
+                    break
+        finally:
+            owner._delivering = None
 
     def _hold(self, buffered: int) -> None:
         """Account for the incomplete frame now ``buffered`` bytes long."""
@@ -269,6 +291,7 @@ class _Connection(asyncio.Protocol):
             if address is None:
                 raise MalformedMessage("the peer's address is unknown")
             self.address = address
+            self.claimed = port != 0
             self.unidentified = False
             self.owner._unidentified -= 1
             self.owner._register(self)
@@ -279,6 +302,15 @@ class _Connection(asyncio.Protocol):
         if self.decoder is None and self.transport is not None and not self.transport.is_closing():
             self.owner.stats.malformed += 1
             self.abort(f"no HELLO within {self.owner.hello_timeout:g} s")
+
+
+def _usable(conns: list[_Connection]) -> _Connection | None:
+    """The newest connection that may carry our packets: confirmed, or an
+    inbound one keyed by its own ephemeral port (HELLO 0, not a claim)."""
+    for conn in reversed(conns):
+        if conn.confirmed or not conn.claimed:
+            return conn
+    return None
 
 
 def _count(stats: TransportStats, key: str) -> None:
@@ -352,6 +384,8 @@ class TcpTransport:
         self._tasks: set[asyncio.Task[None]] = set()
         self._unidentified = 0
         self._closed = False
+        #: The connection whose packets are being delivered (for confirm).
+        self._delivering: _Connection | None = None
 
     @property
     def local_port(self) -> int:
@@ -388,8 +422,11 @@ class TcpTransport:
             raise MessageTooLarge(f"a packet of {len(data)} bytes exceeds {MAX_FRAME}")
         conns = self._conns.get(address)
         if conns:
-            conns[-1].enqueue(data)
-            return
+            conn = _usable(conns)
+            if conn is not None:
+                conn.enqueue(data)
+                return
+            # Only claims: dial the address itself (below).
         host, port = parse_address(address)
         canonical = format_address(host, port)
         if canonical != address:
@@ -416,7 +453,23 @@ class TcpTransport:
         attempt.nbytes += len(data)
 
     def is_connected(self, address: str) -> bool:
+        """Whether a connection keyed by ``address`` is open (confirmed or
+        not: a claim still delivers what arrives on it)."""
         return bool(self._conns.get(address))
+
+    def confirm(self, address: str) -> None:
+        """The packet being delivered from ``address`` authenticated: its
+        connection may carry our packets from now on (the newest confirmed
+        one does)."""
+        conn = self._delivering
+        if conn is None or conn.address != address or conn.confirmed:
+            return
+        conn.confirmed = True
+        _count(self.stats, "confirmed")
+        conns = self._conns.get(address)
+        if conns is not None and conn in conns:
+            conns.remove(conn)  # now the newest: sends use it
+            conns.append(conn)
 
     def probe(self, address: str) -> None:
         """Connect to ``address`` if not connected or connecting (ignoring the
@@ -426,7 +479,9 @@ class TcpTransport:
         address = format_address(host, port)
         if self._listener is None:
             raise TransportFailed("the μTCP transport is not started")
-        if not self._closed and address not in self._conns and address not in self._attempts:
+        conns = self._conns.get(address)
+        usable = conns is not None and _usable(conns) is not None
+        if not self._closed and not usable and address not in self._attempts:
             self._start_attempt(address, host, port)
 
     def disconnect(self, address: str) -> None:
@@ -512,7 +567,8 @@ class TcpTransport:
         conns = self._conns.setdefault(address, [])
         conns.append(conn)
         self._failed_at.pop(address, None)
-        attempt = self._attempts.pop(address, None)
+        # An unconfirmed claim never takes over what waits for our dial.
+        attempt = self._attempts.pop(address, None) if _usable([conn]) else None
         if attempt is not None and attempt.queue:
             conn.queue[:0] = attempt.queue
             conn.nbytes += attempt.nbytes
