@@ -166,11 +166,16 @@ def test_format_span_shows_two_units(seconds: float, text: str) -> None:
         ("chapter://berlin//", "chapter://berlin"),
         ("feed://", "feed://"),
         ("feed:///", "feed://"),
-        ("a://x//y", "a://x//y"),
+        ("chapter://berlin%2Fproposals", "chapter://berlin/proposals"),
     ],
 )
 def test_normalize_resource(resource: str, normal: str) -> None:
     assert normalize_resource(resource) == normal
+
+
+def test_normalize_resource_refuses_what_resource_problem_refuses() -> None:
+    with pytest.raises(ConfigError, match="empty segment"):
+        normalize_resource("a://x//y")
 
 
 def test_name_and_peer_rules() -> None:

@@ -72,24 +72,104 @@ def action_problem(action: object) -> str | None:
 def resource_problem(resource: object) -> str | None:
     """Why ``resource`` is not a valid resource URI (None when it is).  A
     resource is ``scheme://path`` in printable ASCII without spaces, such as
-    ``feed://my-channel`` or ``chapter://berlin/proposals``."""
+    ``feed://my-channel`` or ``chapter://berlin/proposals``; see
+    :func:`canonical_resource` for what else is refused."""
+    return _canonical(resource)[1]
+
+
+def canonical_resource(resource: str) -> str:
+    """The one form in which resources are compared (docs/MEMBRANE.md §3).
+
+    Grants match by prefix, segment by segment, and the application acts on
+    the resource it is given; if the two read it differently a request can
+    escape its grant (``chapter://berlin/proposals/..%2F..%2Fmunich`` under a
+    grant on ``chapter://berlin/proposals``).  So every resource -- a grant's
+    when the policy is built, a request's when it is made or decoded -- goes
+    through this one function, and what the Membrane checked is exactly the
+    string the application gets:
+
+    1. the path (after ``scheme://``) is percent-decoded once, as UTF-8;
+       a ``%`` not followed by two hex digits, or bytes that are not UTF-8,
+       are refused;
+    2. the decoded path is refused if it holds a backslash, a ``%`` (the
+       input was encoded twice), or a control character;
+    3. it is split at every ``/`` -- encoded ones too, so ``%2F`` *is* a
+       separator -- and a ``.`` or ``..`` segment, or an empty segment
+       inside the path (``//``), is refused; trailing slashes are dropped;
+    4. it is written again with only spaces and non-ASCII characters
+       percent-encoded (upper-case hex).
+
+    The result is idempotent (canonical of canonical is itself).  Raises
+    :class:`~l2session.errors.ConfigError` naming the problem.
+    """
+    canonical, problem = _canonical(resource)
+    if problem is not None:
+        raise ConfigError(problem)
+    assert canonical is not None
+    return canonical
+
+
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+
+
+def _canonical(resource: object) -> tuple[str | None, str | None]:
     if not isinstance(resource, str) or not _RESOURCE.fullmatch(resource):
-        return (
+        return None, (
             f"resource {resource!r} is not a URI of the form scheme://path "
             "(lower-case scheme, printable ASCII, no spaces), such as 'feed://my-channel'"
         )
     if len(resource) > MAX_RESOURCE_BYTES:
-        return f"resource URI of {len(resource)} characters exceeds {MAX_RESOURCE_BYTES}"
-    # Matching is by prefix, segment by segment: a segment that means
-    # "here" or "up" once resolved would let a request escape its grant.
-    segments = resource.split("://", 1)[1].split("/")
-    for i, segment in enumerate(segments):
-        lowered = segment.lower()
-        if segment in (".", "..") or lowered.replace("%2e", ".") in (".", ".."):
-            return f"resource {resource!r} has a '.' or '..' segment; name the resource itself"
-        if not segment and 0 < i < len(segments) - 1:
-            return f"resource {resource!r} has an empty segment ('//')"
-    return None
+        return None, f"resource URI of {len(resource)} characters exceeds {MAX_RESOURCE_BYTES}"
+    scheme, _, path = resource.partition("://")
+    raw = bytearray()
+    i = 0
+    while i < len(path):
+        char = path[i]
+        if char == "%":
+            digits = path[i + 1 : i + 3]
+            if len(digits) != 2 or not set(digits) <= _HEX:
+                return None, f"resource {resource!r} has a malformed %-escape at {i}"
+            raw.append(int(digits, 16))
+            i += 3
+        else:
+            raw.append(ord(char))
+            i += 1
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, f"resource {resource!r} does not decode to UTF-8"
+    for char in decoded:
+        if char in "\\%" or ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0:
+            return None, (
+                f"resource {resource!r} holds {char!r} once decoded "
+                "(backslashes, double encoding and control characters are refused)"
+            )
+    segments = decoded.split("/")
+    while len(segments) > 1 and not segments[-1]:
+        segments.pop()  # trailing slashes
+    for index, segment in enumerate(segments):
+        if segment in (".", ".."):
+            # Matching is by prefix, segment by segment: a segment that
+            # means "here" or "up" once resolved would escape its grant.
+            return (
+                None,
+                f"resource {resource!r} has a '.' or '..' segment; name the resource itself",
+            )
+        if not segment and index > 0:
+            return None, f"resource {resource!r} has an empty segment ('//')"
+    canonical = scheme + "://" + "/".join(_encode(segment) for segment in segments)
+    if len(canonical) > MAX_RESOURCE_BYTES:
+        return None, f"resource URI of {len(canonical)} characters exceeds {MAX_RESOURCE_BYTES}"
+    return canonical, None
+
+
+def _encode(segment: str) -> str:
+    if segment.isascii() and " " not in segment:
+        return segment
+    return "".join(
+        char if char.isascii() and char != " " else "".join(f"%{b:02X}" for b in char.encode())
+        for char in segment
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +182,14 @@ class Request:
     units: int = 1
 
     def __post_init__(self) -> None:
-        problem = action_problem(self.action) or resource_problem(self.resource)
+        canonical, problem = _canonical(self.resource)
+        problem = action_problem(self.action) or problem
         if problem is None and (type(self.units) is not int or not 1 <= self.units <= MAX_UNITS):
             problem = f"units must be an int in 1..{MAX_UNITS}, got {self.units!r}"
         if problem is not None:
             raise ConfigError(problem)
+        # What the Membrane checks is exactly what the application gets.
+        object.__setattr__(self, "resource", canonical)
 
     @classmethod
     def parse(cls, text: str) -> Request:

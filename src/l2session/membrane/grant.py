@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from l2session.core.envelope import action_problem, resource_problem
+from l2session.core.envelope import action_problem, canonical_resource, resource_problem
 from l2session.errors import ConfigError, InvalidDid
 from l2session.identity.did import Did
 from l2session.membrane.conditions import (
@@ -40,12 +40,13 @@ MAX_ACTIONS_PER_GRANT: Final = 64
 
 
 def normalize_resource(resource: str) -> str:
-    """``resource`` without trailing slashes, except the bare ``scheme://``:
-    ``chapter://berlin/`` -> ``chapter://berlin``, ``feed:///`` -> ``feed://``."""
-    if resource[-1:] != "/":
-        return resource
-    head, sep, path = resource.partition("://")
-    return head + sep + path.rstrip("/")
+    """The canonical form of ``resource`` (:func:`canonical_resource`: the
+    one place grants and requests are canonicalised): percent-decoded once,
+    dot segments, ``//``, backslashes and double encoding refused, trailing
+    slashes dropped -- ``chapter://berlin/`` -> ``chapter://berlin``,
+    ``feed:///`` -> ``feed://``, ``chapter://berlin%2Fx`` -> ``chapter://berlin/x``.
+    Raises :class:`~l2session.errors.ConfigError` for a resource it refuses."""
+    return canonical_resource(resource)
 
 
 # --------------------------------------------------------------------------
@@ -186,7 +187,10 @@ class Grant:
     def covers(self, resource: str) -> bool:
         """Whether this grant's resource prefix covers ``resource``
         (segment-aware: ``chapter://berlin`` does not cover ``chapter://berlinale``)."""
-        target = normalize_resource(resource)
+        try:
+            target = canonical_resource(resource)
+        except ConfigError:
+            return False  # a resource that is refused is covered by nothing
         mine = self.resource
         if target == mine:
             return True

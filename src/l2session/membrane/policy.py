@@ -344,8 +344,12 @@ class MembranePolicy:
         """Every grant whose resource prefix covers ``resource``, whatever
         its peers and actions, most specific first (for explanations)."""
         found: list[Grant] = []
+        try:
+            resource = normalize_resource(resource)
+        except ConfigError:
+            return found  # refused: no grant covers it
         head = resource.find("://") + 3
-        pos = len(normalize_resource(resource))
+        pos = len(resource)
         while True:
             bucket = self._index.get(resource[:pos])
             if bucket is not None:
