@@ -226,6 +226,22 @@ def test_prekeys_last_write_wins(node: Node) -> None:
     assert node.store.load().prekeys == b"second"
 
 
+def test_the_handshake_replay_guard_survives_a_restart_and_expired_entries_go(
+    node: Node,
+) -> None:
+    store = node.store
+    assert store.load().handshake_guard == ()
+    store.remember_init(b"alice+ek1", 400.0, 100.0)
+    store.remember_init(b"bob+ek2", 450.0, 150.0)
+    store.commit()
+    store.remember_init(b"lost+ek", 500.0, 200.0)  # never committed
+    node.restart()
+    assert sorted(node.store.load().handshake_guard) == [(b"alice+ek1", 400.0), (b"bob+ek2", 450.0)]
+    node.store.remember_init(b"carol+ek3", 720.0, 420.0)  # alice's entry expired at 400
+    node.store.commit()
+    assert sorted(node.store.load().handshake_guard) == [(b"bob+ek2", 450.0), (b"carol+ek3", 720.0)]
+
+
 def test_audit_trail_is_oldest_first_and_limited_to_the_newest(node: Node) -> None:
     store = node.store
     for n in range(3):

@@ -232,3 +232,41 @@ def test_a_version_2_audit_trail_is_chained_and_ff_payloads_escaped(tmp_path: Pa
         assert store.verify_audit().count == 4
     SqliteStore.open(tmp_path / "new.db").close()
     assert shape(path) == shape(tmp_path / "new.db")
+
+
+def version_3(path: Path) -> Path:
+    """The v2 fixture upgraded by the frozen version 3 step (what a node of
+    schema version 3 left behind)."""
+    version_2(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    for statement in schema.MIGRATIONS[2]:
+        if isinstance(statement, str):
+            conn.execute(statement)
+        else:
+            statement(conn)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute("COMMIT")
+    conn.close()
+    return path
+
+
+def test_a_version_3_database_gains_the_handshake_replay_guard(tmp_path: Path) -> None:
+    path = version_3(tmp_path / "v3.db")
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    conn.close()
+    with SqliteStore.open(path) as store:
+        snap = store.load()
+        assert snap.handshake_guard == ()
+        assert snap.prekeys == b"prekeys v1 fixture"  # the rest is untouched
+        assert store.verify_audit().count == 3
+        store.remember_init(b"did+ephemeral", 1_800_000_300.0, 1_800_000_000.0)
+        store.commit()
+    with SqliteStore.open(path) as store:
+        assert store.load_handshake_guard() == ((b"did+ephemeral", 1_800_000_300.0),)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 4
+    conn.close()
+    SqliteStore.open(tmp_path / "new.db").close()
+    assert shape(path) == shape(tmp_path / "new.db")

@@ -27,7 +27,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from l2session.core import early, resumption
+from l2session.core import early, migration, multipath, resumption
 from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.events import SessionAccepted
@@ -73,6 +73,7 @@ def begin(session: Session, now: float, trigger: Trigger, reason: str) -> None:
     """Enter ``handshake_initiated`` and send the first message."""
     session.fire(trigger, now, reason)
     session.handshake_deadline = now + session.config.handshake_timeout
+    session.handshake_route = None
     owner = session.owner
     stored = owner.stored.get(session.peer_did)
     if stored is not None and resumable(stored, session.config, now):
@@ -136,8 +137,38 @@ def _send_handshake(session: Session, packet: bytes, now: float) -> None:
     session.handshake_packet = packet
     session.handshake_sends = 1
     session.handshake_resend_at = now + session.config.resend_delay(1)
-    session.owner.transmit(session, packet)
+    _transmit_handshake(session, packet)
     session.owner.reschedule(session)
+
+
+def _transmit_handshake(session: Session, packet: bytes) -> None:
+    route = session.handshake_route
+    if route is not None:
+        session.owner.send_raw(route[0], route[1], packet)
+    else:
+        session.owner.transmit(session, packet)
+
+
+def _answer_at(session: Session, address: str, path: str) -> None:
+    """An inbound attempt came from ``(address, path)``.  A session that
+    was never established moves there; an established one keeps its route
+    (the packet's source is a claim anyone who captured it can make) and
+    only answers there (:func:`_follow` validates it afterwards)."""
+    if not session.established_once or session.address is None:
+        session.address, session.path = address, path
+        session.handshake_route = None
+    elif (address, path) == (session.address, session.path):
+        session.handshake_route = None
+    else:
+        session.handshake_route = (address, path)
+
+
+def _follow(session: Session, now: float) -> None:
+    """A completed inbound attempt came from elsewhere: that route becomes
+    a migration candidate, used only once PATH_CHALLENGE validates it."""
+    route, session.handshake_route = session.handshake_route, None
+    if route is not None and not multipath.is_known(session, route):
+        migration.begin(session, route, now, move=True)
 
 
 def _send_init(session: Session, bundle: PrekeyBundle, now: float) -> None:
@@ -338,7 +369,8 @@ def on_init(
     if session is not None and session.answers:
         cached = session.answers.get(packet.message)
         if cached is not None:
-            owner.transmit(session, cached)  # our RESPONSE was lost
+            _answer_at(session, address, path)
+            owner.send_raw(address, path, cached)  # our RESPONSE was lost
             return session
     if _yield_to(owner, session):
         return None
@@ -366,7 +398,7 @@ def on_init(
     if session is None:
         session = owner.create_session(initiator, config, address, path, now)
         session.opened_by_peer = True
-    session.address, session.path = address, path
+    _answer_at(session, address, path)
     is_new = not _enter_as_responder(session, now, "PQXDH INIT")
     if isinstance(session.handshake, ResponderHandshake):
         owner.unroute(session, session.handshake.session_id)
@@ -409,6 +441,7 @@ def on_finish(session: Session, message: bytes, now: float) -> None:
     # the cached INIT and RESPONSE are ~4 KB per session.
     session.answers = None
     _arrive(session, now, "PQXDH complete")
+    _follow(session, now)
 
 
 def _arrive(session: Session, now: float, reason: str) -> None:
@@ -479,7 +512,7 @@ def on_resume(
     created = session is None
     if session is None:
         session = owner.create_session(stored.peer_did, config, address, path, now)
-    session.address, session.path = address, path
+    _answer_at(session, address, path)
     _enter_as_responder(session, now, "RESUME")
     ratchet = DoubleRatchet.for_responder(
         root_key=answer.keys.epoch.root_key,
@@ -511,6 +544,7 @@ def on_resume(
         # Early data we did not open: our SYNC tells the peer at once that
         # we lack those messages (it holds them back until it hears).
         session.send_records([])
+    _follow(session, now)
     return session
 
 
@@ -533,6 +567,7 @@ def on_handshake_timer(session: Session, now: float) -> None:
                 session.no_early_data = True
         session.handshake_deadline = None
         session.handshake_resend_at = None
+        session.handshake_route = None
         forged, session.refused_responses = session.refused_responses, 0
         if session.state is State.HANDSHAKE_INITIATED and forged:
             # Only RESPONSEs with invalid signatures came (SPEC-018 §2.1).
@@ -547,7 +582,7 @@ def on_handshake_timer(session: Session, now: float) -> None:
     if resend is not None and now >= resend and session.handshake_packet is not None:
         session.handshake_sends += 1
         session.handshake_resend_at = now + session.config.resend_delay(session.handshake_sends)
-        session.owner.transmit(session, session.handshake_packet)
+        _transmit_handshake(session, session.handshake_packet)
 
 
 def retry(session: Session, now: float) -> None:

@@ -135,6 +135,9 @@ class SessionManager:
         self._prekeys_saved = (
             ctx.crypto_pqxdh.prekeys.generation if ctx.crypto_pqxdh is not None else 0
         )
+        if self.journal is not None and ctx.crypto_pqxdh is not None:
+            # Every INIT answered is journalled with the answer's commit.
+            ctx.crypto_pqxdh.guard.sink = self.journal.remember_init
         #: The session the packet being received authenticated for.
         self._authentic: Session | None = None
         #: Persistent sessions whose durable row changed since the last commit.

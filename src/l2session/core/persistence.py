@@ -16,8 +16,9 @@ What is durable, and when (DESIGN.md §4):
 * the resumption tickets (so a restarted node resumes instead of running a
   full handshake), the private prekeys whenever they change (the manager
   watches ``PrekeyStore.generation`` at every commit, so a one-time prekey
-  spent by any code is stored before the next packet leaves), and the audit
-  trail of state transitions.
+  spent by any code is stored before the next packet leaves), the audit
+  trail of state transitions, and the handshake replay guard (every INIT
+  answered, until it is stale).
 
 The commit points are what make delivery exactly-once across restarts:
 
@@ -138,6 +139,9 @@ class Snapshot:
     tickets: tuple[StoredSession, ...] = ()
     #: The private prekey state (``PrekeyStore.to_bytes``), if ever saved.
     prekeys: bytes | None = field(default=None, repr=False)
+    #: The handshake replay guard: ``(key, expires)`` of INITs answered
+    #: (``HandshakeReplayGuard.restore``); expired ones may be left out.
+    handshake_guard: tuple[tuple[bytes, float], ...] = field(default=(), repr=False)
 
 
 class Journal(Protocol):
@@ -187,6 +191,13 @@ class Journal(Protocol):
     def put_prekeys(self, state: bytes) -> None:
         """The private prekey state changed (a one-time prekey was spent,
         or new ones were made)."""
+        ...
+
+    def remember_init(self, key: bytes, expires: float, now: float) -> None:
+        """The handshake replay guard accepted an INIT (``key``: its DID and
+        ephemeral key) that stays fresh until ``expires``; entries expired
+        at ``now`` may be deleted.  Committed before the RESPONSE leaves, so
+        a restarted responder still refuses a replay of that INIT."""
         ...
 
     def append_audit(self, record: AuditRecord) -> None:

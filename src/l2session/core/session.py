@@ -93,6 +93,7 @@ class Session:
         "handshake_packet",
         "handshake_resend_at",
         "handshake_sends",
+        "handshake_route",
         "hb_counter",
         "hb_misses",
         "hb_outstanding",
@@ -167,6 +168,11 @@ class Session:
         self.handshake_resend_at: float | None = None
         #: Transmissions of ``handshake_packet`` so far (resend backoff).
         self.handshake_sends = 0
+        #: Where this attempt's handshake answers go when it is not the
+        #: primary route: a handshake or RESUME packet never re-addresses a
+        #: session that was established; its source is answered and, once
+        #: the attempt completes, validated as a migration candidate.
+        self.handshake_route: tuple[str, str] | None = None
         self.resume: PendingResume | None = None
         #: Messages sent as 0-RTT early data whose fate the peer's SYNC in
         #: the resumed channel settles (core/early.py).

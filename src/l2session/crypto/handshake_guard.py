@@ -11,7 +11,11 @@ work or answer again.  Two mechanisms together make that sound:
   that someone copying Alice's ephemeral key into their own INIT cannot
   block hers.)
 
-So every replay is either remembered or stale.  One-time prekeys add a third
+So every replay is either remembered or stale -- across restarts too: a
+node with a store gives the guard a ``sink`` that journals every accepted
+INIT (committed before the RESPONSE leaves) and :meth:`restore`-s the
+unexpired entries at start, so a captured INIT replayed to a restarted
+responder is still refused.  One-time prekeys add a third
 line: a consumed one-time prekey cannot be used again at all.  Memory is
 bounded (``max_entries``); past it the oldest entries are dropped, which at
 worst lets a replay reach the signature check and prekey lookup, never
@@ -21,6 +25,7 @@ complete a handshake (the attacker lacks the ephemeral private keys).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from l2session.errors import ConfigError, HandshakeError, ReplayDetected
@@ -28,11 +33,14 @@ from l2session.errors import ConfigError, HandshakeError, ReplayDetected
 DEFAULT_MAX_SKEW: Final = 300.0
 DEFAULT_MAX_ENTRIES: Final = 65_536
 
+#: Told every accepted INIT: ``(key, expires, now)``, all seconds.
+GuardSink = Callable[[bytes, float, float], None]
+
 
 class HandshakeReplayGuard:
     """Freshness window plus memory of recently accepted INIT messages."""
 
-    __slots__ = ("_entries", "_max_entries", "_max_skew")
+    __slots__ = ("_entries", "_max_entries", "_max_skew", "sink")
 
     def __init__(
         self, *, max_skew: float = DEFAULT_MAX_SKEW, max_entries: int = DEFAULT_MAX_ENTRIES
@@ -44,6 +52,8 @@ class HandshakeReplayGuard:
         self._max_skew = float(max_skew)
         self._max_entries = max_entries
         self._entries: OrderedDict[bytes, float] = OrderedDict()
+        #: Called with every accepted INIT (a node's store journals it).
+        self.sink: GuardSink | None = None
 
     @property
     def max_skew(self) -> float:
@@ -76,4 +86,14 @@ class HandshakeReplayGuard:
             if entries[oldest_key] >= now and len(entries) < self._max_entries:
                 break
             del entries[oldest_key]
-        entries[key] = timestamp_ms / 1000.0 + self._max_skew
+        expires = timestamp_ms / 1000.0 + self._max_skew
+        entries[key] = expires
+        if self.sink is not None:
+            self.sink(key, expires, now)
+
+    def restore(self, entries: Iterable[tuple[bytes, float]], now: float) -> None:
+        """Remember ``(key, expires)`` entries kept by a store (those
+        expired at ``now`` are skipped), soonest expiry first."""
+        for key, expires in sorted(entries, key=lambda entry: entry[1]):
+            if expires >= now and len(self._entries) < self._max_entries:
+                self._entries[bytes(key)] = float(expires)

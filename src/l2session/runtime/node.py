@@ -235,13 +235,12 @@ class Node:
             self._identity, self._passphrase, self.rng
         )
         prekeys = self._storage.prekeys(identity, self.rng, self.clock.now())
+        guard = self._storage.replay_guard(self.clock.now(), self.config.handshake_max_skew)
         ctx = Context(
             rng=self.rng,
             time=self.clock,
             did_resolve=self.resolver,
-            crypto_pqxdh=LocalKeys(
-                identity, prekeys, HandshakeReplayGuard(max_skew=self.config.handshake_max_skew)
-            ),
+            crypto_pqxdh=LocalKeys(identity, prekeys, guard),
             net_connect=self.directory,
             store=journal,
         )

@@ -14,6 +14,7 @@ import fcntl
 import os
 from pathlib import Path
 
+from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.rng import RandomSource
 from l2session.errors import StoreLocked, StoreNotFound
 from l2session.identity.identity import Identity
@@ -93,6 +94,18 @@ class NodeStorage:
                 store.save_identity(identity, passphrase)
                 return identity
         return Identity.generate(rng)
+
+    def replay_guard(self, now: float, max_skew: float) -> HandshakeReplayGuard:
+        """The handshake replay guard with the INITs answered before a
+        restart that are still fresh (a captured INIT replayed to the
+        restarted node is refused)."""
+        guard = HandshakeReplayGuard(max_skew=max_skew)
+        store = self.store
+        if isinstance(store, SqliteStore):
+            guard.restore(store.load_handshake_guard(), now)
+        elif isinstance(store, MemoryStore):
+            guard.restore(store.load().handshake_guard, now)
+        return guard
 
     def prekeys(self, identity: Identity, rng: RandomSource, now: float) -> PrekeyStore:
         """The committed private prekeys (topped up), or a fresh set."""

@@ -43,6 +43,10 @@ class Batch:
     dropped: dict[tuple[str, int], int] = field(default_factory=dict)
     tickets: dict[str, StoredSession | None] = field(default_factory=dict)
     prekeys: bytes | None = None
+    #: Handshake replay guard entries: key -> expiry; and the latest
+    #: ``now`` they were written at (older entries may be deleted).
+    guard: dict[bytes, float] = field(default_factory=dict)
+    guard_now: float | None = None
     audit: list[AuditRecord] = field(default_factory=list)
     #: Per (issuer, subject): the newest signed trust statement (QVL).
     trust: dict[tuple[str, str], bytes] = field(default_factory=dict)
@@ -61,6 +65,7 @@ class Batch:
             or self.tickets
             or self.trust
             or self.prekeys is not None
+            or self.guard
             or self.audit
         )
 
@@ -154,6 +159,11 @@ class WriteBuffer:
 
     def put_prekeys(self, state: bytes) -> None:
         self._batch.prekeys = bytes(state)
+
+    def remember_init(self, key: bytes, expires: float, now: float) -> None:
+        b = self._batch
+        b.guard[bytes(key)] = float(expires)
+        b.guard_now = now if b.guard_now is None else max(b.guard_now, now)
 
     def append_audit(self, record: AuditRecord) -> None:
         self._batch.audit.append(record)

@@ -51,6 +51,8 @@ class _Tables:
     prekeys: bytes | None = None
     audit: list[AuditEntry] = field(default_factory=list)
     trust: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    #: The handshake replay guard: key -> expiry.
+    guard: dict[bytes, float] = field(default_factory=dict)
 
     def copy(self) -> _Tables:
         return _Tables(
@@ -64,6 +66,7 @@ class _Tables:
             self.prekeys,
             list(self.audit),
             dict(self.trust),
+            dict(self.guard),
         )
 
     def apply(self, b: Batch) -> None:
@@ -98,6 +101,11 @@ class _Tables:
                 self.tickets[peer] = ticket
         if b.prekeys is not None:
             self.prekeys = b.prekeys
+        if b.guard_now is not None:
+            now = b.guard_now
+            for key in [k for k, expires in self.guard.items() if expires < now]:
+                del self.guard[key]
+        self.guard.update(b.guard)
         if b.audit:
             last = self.audit[-1] if self.audit else None
             self.audit.extend(
@@ -213,6 +221,7 @@ class MemoryStore(WriteBuffer):
             },
             tickets=tuple(live.tickets.values()),
             prekeys=live.prekeys,
+            handshake_guard=tuple(live.guard.items()),
         )
 
     def audit_trail(self, limit: int | None = None) -> list[TransitionRecord]:

@@ -34,7 +34,7 @@ from l2session.membrane import audit
 #: ``PRAGMA application_id``: "L2SS".
 APPLICATION_ID: Final = 0x4C32_5353
 #: ``PRAGMA user_version`` of files this code writes.
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 #: Offset of the stored form of unsigned 64-bit values.
 U64_OFFSET: Final = 1 << 63
@@ -117,6 +117,13 @@ _TRUST_V3: Final = """CREATE TABLE trust (
 )"""
 
 
+_GUARD_V4: Final = """CREATE TABLE handshake_guard (
+    id INTEGER PRIMARY KEY,
+    key BLOB NOT NULL UNIQUE,
+    expires REAL NOT NULL
+)"""
+
+
 def _chain_old_audit(conn: sqlite3.Connection) -> None:
     """Version 3 chains the audit log (membrane/audit.py): the version 2
     rows are chained as they are, in their order, then the old table goes.
@@ -165,13 +172,15 @@ def _escape_payloads(conn: sqlite3.Connection) -> None:
 #: A migration step: SQL text, or a function run on the connection.
 Step = str | Callable[[sqlite3.Connection], None]
 
-#: The statements that create a current (version 3) database.
-CREATE: Final = (*_V1, _AUDIT_LOG_V3, _TRUST_V3)
+#: The statements that create a current (version 4) database.
+CREATE: Final = (*_V1, _AUDIT_LOG_V3, _TRUST_V3, _GUARD_V4)
 
 #: ``MIGRATIONS[v]`` upgrades a version ``v`` database to ``v + 1``.
 MIGRATIONS: Final[dict[int, tuple[Step, ...]]] = {
     1: (_AUDIT_V2,),
     2: (_AUDIT_LOG_V3, _TRUST_V3, _chain_old_audit, _escape_payloads),
+    # Version 4 keeps the handshake replay guard (docs/STORE.md).
+    3: (_GUARD_V4,),
 }
 
 _TABLES_V1: Final = frozenset(
@@ -192,6 +201,7 @@ TABLES: Final[dict[int, frozenset[str]]] = {
     1: _TABLES_V1,
     2: _TABLES_V1 | {"audit"},
     3: _TABLES_V1 | {"audit_log", "trust"},
+    4: _TABLES_V1 | {"audit_log", "trust", "handshake_guard"},
 }
 
 

@@ -112,6 +112,11 @@ _UPSERT_TICKET: Final = (
     " ON CONFLICT (peer) DO UPDATE SET ticket = excluded.ticket"
 )
 _DELETE_TICKET: Final = "DELETE FROM tickets WHERE peer = ?"
+_PUT_GUARD: Final = (
+    "INSERT INTO handshake_guard (key, expires) VALUES (?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET expires = excluded.expires"
+)
+_PRUNE_GUARD: Final = "DELETE FROM handshake_guard WHERE expires < ?"
 _PUT_PREKEYS: Final = (
     "INSERT INTO prekeys (id, state) VALUES (1, ?)"
     " ON CONFLICT (id) DO UPDATE SET state = excluded.state"
@@ -487,6 +492,10 @@ class SqliteStore(AuditReads, WriteBuffer):
             self._put_tickets(conn, b, added)
         if b.prekeys is not None:
             conn.execute(_PUT_PREKEYS, (b.prekeys,))
+        if b.guard_now is not None:
+            conn.execute(_PRUNE_GUARD, (b.guard_now,))
+        if b.guard:
+            conn.executemany(_PUT_GUARD, list(b.guard.items()))
         if b.trust:
             conn.executemany(
                 _UPSERT_TRUST, [(issuer, subject, st) for (issuer, subject), st in b.trust.items()]
@@ -604,7 +613,13 @@ class SqliteStore(AuditReads, WriteBuffer):
                 StoredSession.from_bytes(ticket) for (ticket,) in conn.execute(_LOAD_TICKETS)
             )
             row = conn.execute("SELECT state FROM prekeys").fetchone()
-        return Snapshot(sessions, outbound, inbound, tickets, None if row is None else row[0])
+            guard = tuple(
+                (bytes(key), float(expires))
+                for key, expires in conn.execute("SELECT key, expires FROM handshake_guard")
+            )
+        return Snapshot(
+            sessions, outbound, inbound, tickets, None if row is None else row[0], guard
+        )
 
     @contextlib.contextmanager
     def _reading(self, doing: str) -> Iterator[sqlite3.Connection]:
@@ -685,6 +700,14 @@ class SqliteStore(AuditReads, WriteBuffer):
                 "or save one with save_identity()"
             )
         return decode_identity(bytes(row[0]), passphrase=passphrase, source=f"{self._path}")
+
+    def load_handshake_guard(self) -> tuple[tuple[bytes, float], ...]:
+        """The committed handshake replay guard entries ``(key, expires)``."""
+        with self._reading("loading the handshake replay guard") as conn:
+            return tuple(
+                (bytes(key), float(expires))
+                for key, expires in conn.execute("SELECT key, expires FROM handshake_guard")
+            )
 
     def load_prekeys(
         self, identity: Identity, policy: PrekeyPolicy | None = None

@@ -184,7 +184,7 @@ class Simulation:
         its timers and every uncommitted write are gone (pass the store
         after its ``crash()``, or a fresh handle on the same file).  The new
         node has the same identity and address, its private prekeys as
-        stored, a fresh replay guard and fresh randomness, and resumes its
+        stored, its replay guard as stored, fresh randomness, and resumes its
         sessions with :meth:`SessionManager.restore`."""
         old = self.nodes[name]  # dropped: its outbox and timers die with it
         snapshot = store.load()
@@ -195,6 +195,7 @@ class Simulation:
             else old.party.prekeys
         )
         party = Party(identity, prekeys, type(old.party.guard)(max_skew=old.party.guard.max_skew))
+        party.guard.restore(snapshot.handshake_guard, self.now)
         restarts = old.restarts + 1
         rng = SeededRandom(f"{self.seed}/{name}/restart-{restarts}")
         keys = LocalKeys(identity, prekeys, party.guard, old.ctx.keys.encapsulator)
