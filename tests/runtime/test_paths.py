@@ -44,7 +44,9 @@ def test_node_moves_to_a_new_port_mid_stream() -> None:
             await drain(ba, 1000, got)
             assert got == [b"%d" % i for i in range(1000)]
             await until(lambda: ba.address == new, "bob to follow alice to her new port")
-            assert moves
+            # The event is dispatched by the node's next pump, which may run
+            # after this coroutine wakes.
+            await until(lambda: bool(moves), "the PathMigrated event")
             assert moves[-1].address == new
             assert moves[-1].previous_address == old
             assert b.directory.address_of(a.did) == new

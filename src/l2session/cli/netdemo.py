@@ -160,6 +160,15 @@ class Demo:
                 await self.act_impostor(carol, bob)
             finally:
                 await carol.stop()
+            # Alice notices carol leave before the next act's lines start.
+            quic = alice.transports.get("quic")
+            if quic is not None:
+                await self.wait(
+                    "alice to see carol leave",
+                    lambda: not quic.is_connected(carol.address),
+                    timeout=15,
+                )
+                await asyncio.sleep(0.05)
             await self.act_membrane(alice, bob)
 
     async def act_establish(self, alice: Node, bob: Node, carol: Node) -> None:

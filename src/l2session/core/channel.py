@@ -25,6 +25,7 @@ class Channel:
     key the next epoch derives from."""
 
     __slots__ = (
+        "_lineages",
         "_ratchets",
         "bytes_sent",
         "keyed_at",
@@ -46,6 +47,9 @@ class Channel:
         self.session_id = session_id
         self.send_epoch = epoch
         self._ratchets: dict[int, DoubleRatchet] = {epoch: ratchet}
+        #: The lineage each installed epoch derived: the next rotation
+        #: derives from the newest one still installed (see :meth:`discard`).
+        self._lineages: dict[int, bytes] = {epoch: lineage}
         self.lineage = lineage
         self.keyed_at = keyed_at
         self.messages_sent = 0
@@ -62,13 +66,20 @@ class Channel:
             raise MalformedMessage(f"key epoch {epoch} is not newer than {self.newest_epoch}")
         for old in [e for e in self._ratchets if e < self.send_epoch]:
             del self._ratchets[old]
+            self._lineages.pop(old, None)
         self._ratchets[epoch] = ratchet
+        self._lineages[epoch] = lineage
         self.lineage = lineage
 
     def discard(self, epoch: int) -> None:
-        """Forget an installed epoch that never became the sending one."""
-        if epoch != self.send_epoch:
-            self._ratchets.pop(epoch, None)
+        """Forget an installed epoch that never became the sending one (an
+        abandoned rotation), and its lineage with it: the lineage is again
+        the one of the newest epoch left, which is what the peer -- who
+        never got our ROTATE_RESPONSE -- still holds, so the next rotation
+        derives the same keys on both sides."""
+        if epoch != self.send_epoch and self._ratchets.pop(epoch, None) is not None:
+            self._lineages.pop(epoch, None)
+            self.lineage = self._lineages[self.newest_epoch]
 
     def switch_send(self, epoch: int, now: float) -> None:
         if epoch not in self._ratchets:

@@ -299,6 +299,13 @@ class MockNetwork:
             return False
         return self.profile_for(source, destination, path).loss < 1.0
 
+    def drop_in_flight(self, doomed: Callable[[Datagram], bool]) -> int:
+        """Lose the datagrams in flight for which ``doomed`` is true (one
+        chosen packet, not a whole link); returns how many."""
+        before = len(self._queue)
+        self._retract(doomed)
+        return before - len(self._queue)
+
     def _retract(self, doomed: Callable[[Datagram], bool]) -> None:
         kept = [entry for entry in self._queue if not doomed(entry[2])]
         self._dropped_partition += len(self._queue) - len(kept)
