@@ -95,8 +95,8 @@ def test_receiver_killed_mid_stream_loses_and_repeats_nothing(kind: str, tmp_pat
 
     positions: list[int] = []
 
-    def crash_after(data: bytes, address: str, path: str) -> None:
-        real(data, address, path)
+    def crash_after(data: bytes, address: str, path: str) -> bool:
+        authentic = real(data, address, path)
         if not kill.done and len(stream.received) >= TOTAL // 3:
             session = bob.session(alice)
             if session is not None and session.available:
@@ -106,6 +106,7 @@ def test_receiver_killed_mid_stream_loses_and_repeats_nothing(kind: str, tmp_pat
                 new = sim.restart("bob", kill.reopen()).session(alice)
                 assert new is not None
                 positions.append(new.inbound.next_expected)
+        return authentic
 
     bob.manager.receive_datagram = crash_after  # type: ignore[method-assign]
     stream.run()
