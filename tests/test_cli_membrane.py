@@ -16,6 +16,7 @@ from l2session.core.envelope import AccessRecord
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.crypto.rng import SeededRandom
 from l2session.identity.identity import Identity
+from l2session.membrane import audit
 from l2session.store.sqlite import SqliteStore
 
 PEER = Identity.generate(SeededRandom("cli membrane peer")).did_text
@@ -206,3 +207,81 @@ def test_audit_tail_and_verify(home: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert code == 1
     assert out.startswith("audit log TAMPERED: entry #4 does not match its digest")
     assert "up to #3" in out
+
+
+# --------------------------------------------------------------------------
+# Checkpoints (review finding 6): before them, --expect compared the head,
+# so on a running node an honest log that grew and a rewritten one looked
+# the same.  A checkpoint fixes an entry instead.
+
+
+def _rewrite_from(home: Path, first: int) -> None:
+    """What someone who can write the file does: edit entry ``first`` and
+    recompute every digest from there, so the chain verifies again."""
+    conn = sqlite3.connect(home / "node.db")
+    rows = conn.execute(
+        "SELECT id, at, kind, subject, body FROM audit_log WHERE id >= ? ORDER BY id", (first,)
+    ).fetchall()
+    (prev,) = conn.execute("SELECT digest FROM audit_log WHERE id = ?", (first - 1,)).fetchone()
+    for entry_id, at, kind, subject, body in rows:
+        if entry_id == first:
+            body = body.replace("dial", "DIAL")
+        prev = audit.link(prev, entry_id, at, kind, subject, body)
+        conn.execute(
+            "UPDATE audit_log SET body = ?, digest = ? WHERE id = ?", (body, prev, entry_id)
+        )
+    conn.commit()
+    conn.close()
+
+
+def test_a_signed_checkpoint_tells_growth_from_a_rewrite(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(home)
+    code, out, _ = cli(monkeypatch, "audit", "checkpoint", "--home", str(home))
+    assert code == 0
+    point, signature_line, signer = out.splitlines()[:3]
+    assert point.startswith("#10 ")
+    signature = signature_line.removeprefix("signature: ")
+    assert signer.startswith("signed by: did:key:")
+    expect = ("audit", "verify", "--home", str(home), "--expect", point)
+
+    fill(home)  # the node ran on: ten more entries
+    code, out, _ = cli(monkeypatch, *expect, "--signature", signature)
+    assert code == 0, out
+    assert "signature by this node's DID verifies" in out
+    assert f"checkpoint {point} holds: the chain verifies through it and 10 entries beyond" in out
+
+    forged = ("0" if signature[0] != "0" else "1") + signature[1:]
+    code, _, err = cli(monkeypatch, *expect, "--signature", forged)
+    assert code == 1
+    assert "does not verify" in err
+
+    _rewrite_from(home, 3)  # the chain alone cannot see this
+    code, out, _ = cli(monkeypatch, "audit", "verify", "--home", str(home))
+    assert code == 0
+    code, out, _ = cli(monkeypatch, *expect)
+    assert code == 1
+    assert "CHECKPOINT BROKEN: entry #10" in out
+
+
+def test_a_checkpoint_past_a_cut_tail_is_lost(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fill(home)
+    _, out, _ = cli(monkeypatch, "audit", "checkpoint", "--home", str(home))
+    point = out.splitlines()[0]
+    conn = sqlite3.connect(home / "node.db")
+    conn.execute("DELETE FROM audit_log WHERE id >= 9")
+    conn.commit()
+    conn.close()
+    code, out, _ = cli(monkeypatch, "audit", "verify", "--home", str(home), "--expect", point)
+    assert code == 1
+    assert "CHECKPOINT LOST: entry #10 no longer exists (the log ends at #8)" in out
+    code, _, err = cli(monkeypatch, "audit", "verify", "--home", str(home), "--expect", "#x y")
+    assert code == 1
+    assert "'#ID HEX'" in err
+
+
+def test_an_empty_log_has_no_checkpoint(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = cli(monkeypatch, "audit", "checkpoint", "--home", str(home))
+    assert code == 1
+    assert "empty" in out

@@ -1,5 +1,5 @@
-"""The Membrane commands: ``audit verify``, ``audit tail``, ``policy check``
-and ``trust``.
+"""The Membrane commands: ``audit verify``, ``audit tail``, ``audit
+checkpoint`` (cli/audit_checkpoint.py), ``policy check`` and ``trust``.
 
 They read the node's store (``--home``) directly, so they work whether or
 not the node runs (SQLite readers do not block the node's writer).  Exit
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from l2session.cli import audit_checkpoint
 from l2session.cli.commands import STORE_NAME, add_home, fail, home_of, passphrase_of
 from l2session.core.envelope import Request
 from l2session.errors import ConfigError, MalformedMessage, StoreNotFound
@@ -63,19 +64,16 @@ def audit_verify(args: argparse.Namespace, out: TextIO) -> int:
         return 1
     out.write(f"audit log intact: {report.count} entries\nhead: {head}\n")
     if args.expect is not None:
-        expected = args.expect.strip().lower()
-        if expected not in (
-            report.head.hex(),
-            head.lower(),
-            f"{report.head_id}:{report.head.hex()}",
-        ):
-            out.write(
-                f"but the head differs from the expected {args.expect}: entries were "
-                "removed from the end, or the log was rewritten\n"
-            )
-            return 1
-        out.write("head matches the expected one\n")
+        with _store(args) as store:
+            return audit_checkpoint.check_expected(store, report, args.expect, args.signature, out)
+    if args.signature is not None:
+        raise ConfigError("--signature checks a checkpoint: pass it with --expect '#ID HEX'")
     return 0
+
+
+def audit_sign_checkpoint(args: argparse.Namespace, out: TextIO) -> int:
+    with _store(args) as store:
+        return audit_checkpoint.checkpoint(store, passphrase_of(args), out)
 
 
 def _when(at: float) -> str:
@@ -222,8 +220,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
     p = audit_sub.add_parser("verify", help="check every entry of the chain; name the first bad")
     add_home(p)
-    p.add_argument("--expect", metavar="HEAD", help="the head digest recorded earlier")
+    p.add_argument(
+        "--expect",
+        metavar="'#ID HEX'",
+        help="a checkpoint kept earlier: entry ID must still have digest HEX",
+    )
+    p.add_argument(
+        "--signature", metavar="HEX", help="the checkpoint's signature, checked against the DID"
+    )
     p.set_defaults(handler=audit_verify)
+    p = audit_sub.add_parser(
+        "checkpoint", help="print the head as '#ID HEX', signed with the node's DID key"
+    )
+    add_home(p)
+    p.add_argument("--passphrase-env", metavar="VAR", help="the key's passphrase is in $VAR")
+    p.set_defaults(handler=audit_sign_checkpoint)
     p = audit_sub.add_parser("tail", help="the most recent entries")
     add_home(p)
     p.add_argument("-n", dest="count", type=int, default=20, help="how many (default 20)")

@@ -43,6 +43,9 @@ DIGEST_SIZE: Final = 32
 GENESIS: Final = bytes(DIGEST_SIZE)
 DOMAIN: Final = b"l2session audit v1\x00"
 
+#: What a checkpoint signature covers (see :func:`checkpoint_message`).
+CHECKPOINT_DOMAIN: Final = b"l2session audit checkpoint v1\x00"
+
 KIND_TRANSITION: Final = "transition"
 KIND_ACCESS: Final = "access"
 KIND_ROUTE: Final = "route"
@@ -263,3 +266,55 @@ def verify(entries: Iterable[AuditEntry]) -> AuditReport:
             return AuditReport(count, expected - 1, prev, entry.id, problem)
         prev, expected, count = digest, expected + 1, count + 1
     return AuditReport(count, expected - 1, prev)
+
+
+# --------------------------------------------------------------------------
+# checkpoints
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """An audit entry's id and digest, as an operator keeps it outside the
+    database (``#ID HEX``): later, the entry must still have that digest
+    and the chain must verify through it (docs/MEMBRANE.md §4.3)."""
+
+    entry_id: int
+    digest: bytes
+
+    def __str__(self) -> str:
+        return f"#{self.entry_id} {self.digest.hex()}"
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        """``#ID HEX`` (or ``ID:HEX``, as ``audit verify`` printed it before)."""
+        cleaned = text.strip()
+        if cleaned.startswith("#"):
+            head, _, rest = cleaned[1:].partition(" ")
+        else:
+            head, _, rest = cleaned.partition(":")
+        rest = rest.strip().lower()
+        if not (head.isascii() and head.isdecimal() and int(head) >= 1):
+            raise MalformedMessage(f"checkpoint {text!r} is not '#ID HEX' (ID a positive number)")
+        if len(rest) != 2 * DIGEST_SIZE or not all(c in "0123456789abcdef" for c in rest):
+            raise MalformedMessage(
+                f"checkpoint {text!r}: the digest must be {2 * DIGEST_SIZE} hex digits"
+            )
+        return cls(int(head), bytes.fromhex(rest))
+
+    def matches(self, digest: bytes | None) -> bool:
+        """Whether the entry's digest (None: the entry is gone) is this one."""
+        return digest is not None and hmac.compare_digest(digest, self.digest)
+
+
+def checkpoint_message(did: str, checkpoint: Checkpoint) -> bytes:
+    """The bytes a node signs with its DID key for a checkpoint:
+    ``CHECKPOINT_DOMAIN || u16 len || DID || u64 id || digest``.  The DID is
+    inside, so a signature cannot be presented as another node's."""
+    raw = did.encode()
+    return (
+        CHECKPOINT_DOMAIN
+        + struct.pack(">H", len(raw))
+        + raw
+        + struct.pack(">Q", checkpoint.entry_id)
+        + checkpoint.digest
+    )

@@ -66,6 +66,20 @@ class AuditReads:
         with self._reading("verifying the audit log") as conn:
             return audit.verify(_checked(row) for row in conn.execute(_AUDIT_ALL))
 
+    def audit_digest(self, entry_id: int) -> bytes | None:
+        """The stored digest of audit entry ``entry_id`` (None: no such
+        entry).  Proven only together with :meth:`verify_audit`."""
+        with self._reading("reading an audit entry") as conn:
+            row = conn.execute("SELECT digest FROM audit_log WHERE id = ?", (entry_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def stored_did(self) -> str | None:
+        """The DID of the identity kept in this store (None: none yet),
+        read without the key file's passphrase."""
+        with self._reading("reading the identity's DID") as conn:
+            row = conn.execute("SELECT did FROM identity").fetchone()
+        return None if row is None else str(row[0])
+
     def trust_statements(self) -> list[bytes]:
         """Every committed trust statement, as stored by ``put_trust``."""
         with self._reading("reading the trust statements") as conn:
