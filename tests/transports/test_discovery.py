@@ -19,6 +19,7 @@ from l2session.transports.address import format_address, parse_address
 from l2session.transports.discovery import DiscoveryEndpoint
 from l2session.transports.discovery_wire import (
     DiscoveryLimits,
+    DiscoveryResponder,
     Here,
     Probe,
     WhoHas,
@@ -146,15 +147,60 @@ def test_who_has_finds_the_node_by_did_and_not_a_wrong_one() -> None:
     run(scenario)
 
 
-def test_an_unspecified_announced_host_means_the_sender() -> None:
+def test_an_unspecified_listen_host_is_announced_as_the_address_toward_the_asker() -> None:
     async def scenario() -> None:
         async with (
             await DiscoveryEndpoint.open() as me,
             await DiscoveryEndpoint.open(identity=NODE, listen_address="0.0.0.0:7000") as peer,
         ):
+            # Signed with the concrete host (the route toward the asker).
             assert await me.who_has(NODE.did_text, [peer.address], timeout=5.0) == ANNOUNCED
 
     run(scenario)
+
+
+def test_a_relayed_here_for_an_unspecified_host_does_not_make_the_relayer_the_address() -> None:
+    """Review finding 7: before, a signed HERE naming ``0.0.0.0:PORT`` made
+    the asker take the packet's source IP, so a relayer (here 127.0.0.2)
+    that passed on the owner's genuine answer became the DID's address."""
+
+    def relay(data: bytes) -> bytes | None:
+        request = decode_message(data)
+        if not isinstance(request, WhoHas):
+            return None
+        return Here.signed(NODE, request.nonce, "0.0.0.0:7000").encode()  # genuine, relayed
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        transport, relayer = await loop.create_datagram_endpoint(
+            lambda: Raw(relay), local_addr=("127.0.0.2", 0)
+        )
+        relayer.transport = transport
+        host, port = transport.get_extra_info("sockname")[:2]
+        try:
+            async with await DiscoveryEndpoint.open() as me:
+                found = await me.who_has(NODE.did_text, [format_address(host, port)], timeout=0.5)
+                assert relayer.received
+                assert found is None
+                assert me.stats.unusable >= 1
+        finally:
+            transport.close()
+
+    run(scenario)
+
+
+def test_a_responder_without_a_concrete_address_does_not_answer() -> None:
+    responder = DiscoveryResponder(bytes(32), identity=NODE, listen_address="0.0.0.0:7000")
+    question = WhoHas.padded(bytes(16), NODE.did_text).encode()
+    assert responder.handle(question, "127.0.0.1:5000", 0.0) is None
+    assert responder.handle(question, "127.0.0.1:5001", 0.0, lambda: None) is None
+    assert responder.stats.ignored == 2
+    answer = responder.handle(question, "127.0.0.1:5002", 0.0, lambda: "192.0.2.7")
+    assert answer is not None
+    here = decode_message(answer)
+    assert isinstance(here, Here)
+    assert here.address == "192.0.2.7:7000"
+    here.verify(NODE.signing_public)  # the concrete address is what is signed
 
 
 @pytest.mark.parametrize("signer", [IMPOSTOR, None], ids=["wrong key", "unsigned"])

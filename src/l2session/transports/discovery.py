@@ -52,6 +52,7 @@ from l2session.transports.discovery_wire import (
     Probe,
     Reflex,
     WhoHas,
+    announces_unspecified,
     decode_message,
 )
 
@@ -71,6 +72,8 @@ class EndpointStats:
     answers: int = 0
     unsolicited: int = 0  # no question in flight with that nonce, or wrong sender
     bad_signatures: int = 0
+    #: HEREs naming an unspecified host (an old responder's, or a relayed one).
+    unusable: int = 0
     malformed: int = 0
     send_errors: int = 0
 
@@ -315,7 +318,9 @@ class DiscoveryEndpoint:
             self.stats.malformed += 1
             return
         if len(data) >= HEADER_SIZE and data[HEADER_SIZE - 1] in REQUEST_TYPES:
-            answer = self.responder.handle(data, source, self._loop.time())
+            answer = self.responder.handle(
+                data, source, self._loop.time(), lambda: _local_host_toward(addr)
+            )
             if answer is not None and not self._transport.is_closing():
                 self._transport.sendto(answer, addr)
             return
@@ -357,11 +362,32 @@ class DiscoveryEndpoint:
             except L2SessionError:
                 self.stats.bad_signatures += 1
                 return
-        host, port = parse_address(message.address)
-        if ipaddress.ip_address(host).is_unspecified:  # "where this came from"
-            host = parse_address(source)[0]
+        if announces_unspecified(message.address):
+            # The signature does not cover the IP we would have to take from
+            # the packet's source, so a relayer would become the DID's
+            # address: refused (current responders announce concrete hosts).
+            self.stats.unusable += 1
+            return
         self.stats.answers += 1
-        question.future.set_result(format_address(host, port))
+        question.future.set_result(message.address)
+
+
+def _local_host_toward(addr: tuple[str | int, ...]) -> str | None:
+    """This machine's address on the route toward ``addr``: a UDP socket
+    "connected" there (no packet is sent) is bound by the kernel to the
+    source address it would use."""
+    host = str(addr[0])
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, int(addr[1])))
+            local = str(probe.getsockname()[0])
+    except (OSError, ValueError):
+        return None
+    ip = ipaddress.ip_address(local)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return local
 
 
 def _join_group(sock: socket.socket, group: str) -> None:

@@ -30,7 +30,9 @@ Sans-I/O: the cookie secret and ``now`` are passed in; no sockets here.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -420,8 +422,21 @@ class DiscoveryResponder:
             self._global = _Bucket(lim.global_burst, now)
         return self._global.take(lim.global_rate, lim.global_burst, now)
 
-    def handle(self, data: bytes, source_address: str, now: float) -> bytes | None:
-        """The answer to send back to ``source_address``, or ``None``."""
+    def handle(
+        self,
+        data: bytes,
+        source_address: str,
+        now: float,
+        local_host: Callable[[], str | None] | None = None,
+    ) -> bytes | None:
+        """The answer to send back to ``source_address``, or ``None``.
+
+        A HERE always names a concrete address, because the asker uses it as
+        signed: with ``listen_address`` on an unspecified host (``0.0.0.0``,
+        ``::``) the host announced is ``local_host()``, this machine's
+        address toward the asker (the caller asks the routing table); with
+        none known, WHO_HAS is not answered.  (Before, the asker took such a
+        HERE's *source* IP, so whoever relayed it became the DID's address.)"""
         stats = self.stats
         if not self._admit(source_address, now):
             stats.rate_limited += 1
@@ -451,6 +466,10 @@ class DiscoveryResponder:
             if identity is None or address is None or message.did != identity.did_text:
                 stats.ignored += 1
                 return None
+            address = _concrete(address, local_host)
+            if address is None:
+                stats.ignored += 1
+                return None
             size = HEADER_SIZE + NONCE_SIZE + 3 + len(message.did.encode()) + len(address.encode())
             if size + SIGNATURE_SIZE <= limit:  # refuse before paying for a signature
                 answer = Here.signed(identity, message.nonce, address).encode()
@@ -460,3 +479,21 @@ class DiscoveryResponder:
         stats.answered += 1
         stats.validated += int(validated)
         return answer
+
+
+def announces_unspecified(address: str) -> bool:
+    """Whether ``address``'s host is unspecified (``0.0.0.0``, ``::``): a
+    HERE naming one is refused by the asker (see ``handle``)."""
+    host, _ = parse_address(address)
+    return ipaddress.ip_address(host).is_unspecified
+
+
+def _concrete(address: str, local_host: Callable[[], str | None] | None) -> str | None:
+    """``address``, with an unspecified host replaced by ``local_host()``
+    (None: no concrete address is known)."""
+    if not announces_unspecified(address):
+        return address
+    host = local_host() if local_host is not None else None
+    if host is None or ipaddress.ip_address(host).is_unspecified:
+        return None
+    return format_address(host, parse_address(address)[1])
