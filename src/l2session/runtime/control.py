@@ -74,6 +74,10 @@ def session_row(node: Node, peer_did: str) -> Json:
     }
 
 
+#: The umask the control socket is bound under: it is created 0600.
+SOCKET_UMASK: Final = 0o177
+
+
 class ControlServer:
     """Serves the control protocol for ``node`` on ``path``."""
 
@@ -85,16 +89,23 @@ class ControlServer:
         self._listening = False
 
     async def start(self) -> None:
-        """Listen on the socket.  Its directory is the node's 0700 data
-        directory, so no one else can reach it even before the chmod."""
+        """Listen on the socket.  It is created 0600 by ``bind`` itself,
+        under a umask of 0177, so there is no moment in which it is open to
+        others (a chmod after bind leaves one); and its directory is the
+        node's 0700 data directory besides."""
         path = self.path
         check_socket_path(path)
         if path.exists():
             if await _answers(path):
                 raise ConfigError(f"a node is already running with control socket {path}")
             path.unlink()  # left behind by a node that died
-        self._server = await asyncio.start_unix_server(self._serve, path=str(path), limit=MAX_LINE)
-        os.chmod(path, 0o600)
+        previous = os.umask(SOCKET_UMASK)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(path), limit=MAX_LINE
+            )
+        finally:
+            os.umask(previous)
 
     async def close(self) -> None:
         if self._server is not None:

@@ -146,6 +146,14 @@ def _check_directory(directory: Path) -> None:
         raise StoreError(f"{directory}: cannot use this directory: {reason(exc)}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise StoreError(f"{directory} is not a directory; cannot keep a database there")
+    if st.st_uid != os.geteuid():
+        # Its owner can replace or remove anything in it, whatever the mode
+        # bits say (and chmod them at will).
+        raise StorePermissionError(
+            f"{directory} is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()}): "
+            f"its owner can replace the database and its -wal file. Fix: chown "
+            f"{os.geteuid()} {directory}, or keep the database in a directory of your own"
+        )
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o022:
         raise StorePermissionError(
