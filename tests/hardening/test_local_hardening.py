@@ -56,7 +56,7 @@ def test_the_control_socket_is_born_private(
         seen.append(stat.S_IMODE(os.stat(kwargs["path"]).st_mode))
         return server
 
-    monkeypatch.setattr(control.asyncio, "start_unix_server", observed)
+    monkeypatch.setattr(asyncio, "start_unix_server", observed)
     home = tmp_path / "home"
     files.make_private_dirs(home)
     path = home / "control.sock"
