@@ -81,6 +81,7 @@ NOT_FUZZED = {
     "l2session.store.sqlite:SqliteStore.load": "the node's own database (tests/store)",
     "l2session.store.sqlite:SqliteStore.load_identity": "decode_identity (keyfile)",
     "l2session.store.sqlite:SqliteStore.load_prekeys": "PrekeyStore.from_bytes (prekey_store)",
+    "l2session.store.sqlite:SqliteStore.load_handshake_guard": "the node's own database",
     "l2session.testing.vectors:from_json_fields": "a test helper, not product code",
 }
 

@@ -43,6 +43,8 @@ DIGEST_SIZE: Final = 32
 GENESIS: Final = bytes(DIGEST_SIZE)
 DOMAIN: Final = b"l2session audit v1\x00"
 
+#: The largest entry id (SQLite's largest rowid).
+MAX_ENTRY_ID: Final = (1 << 63) - 1
 #: What a checkpoint signature covers (see :func:`checkpoint_message`).
 CHECKPOINT_DOMAIN: Final = b"l2session audit checkpoint v1\x00"
 
@@ -293,8 +295,10 @@ class Checkpoint:
         else:
             head, _, rest = cleaned.partition(":")
         rest = rest.strip().lower()
-        if not (head.isascii() and head.isdecimal() and int(head) >= 1):
-            raise MalformedMessage(f"checkpoint {text!r} is not '#ID HEX' (ID a positive number)")
+        if not (head.isascii() and head.isdecimal() and 1 <= int(head) <= MAX_ENTRY_ID):
+            raise MalformedMessage(
+                f"checkpoint {text!r} is not '#ID HEX' (ID a number from 1 to {MAX_ENTRY_ID})"
+            )
         if len(rest) != 2 * DIGEST_SIZE or not all(c in "0123456789abcdef" for c in rest):
             raise MalformedMessage(
                 f"checkpoint {text!r}: the digest must be {2 * DIGEST_SIZE} hex digits"

@@ -130,7 +130,7 @@ from l2session.identity.identity import Identity
 from l2session.identity.keyfile import decode_identity, encode_identity
 from l2session.identity.prekeys import PrekeyPolicy, PrekeyStore
 from l2session.identity.resolver import default_resolver, resolve_signing_key
-from l2session.membrane.audit import decode_record, encode_record
+from l2session.membrane.audit import Checkpoint, decode_record, encode_record
 from l2session.membrane.policy_file import parse_policy
 from l2session.membrane.trust_statement import TrustStatement
 from l2session.runtime.directory import parse_peer
@@ -1333,6 +1333,13 @@ def _handler(
     return FuzzTarget(name, entries, check, seeds, refuses, False, max_len, cost)
 
 
+def _check_checkpoint(data: bytes, point: object) -> None:
+    """An accepted checkpoint prints back to what it parses from."""
+    assert isinstance(point, Checkpoint)
+    _require(point.entry_id >= 1 and len(point.digest) == 32, "a checkpoint out of range")
+    _require(Checkpoint.parse(str(point)) == point, "a checkpoint does not round-trip")
+
+
 def _constant(*seeds: bytes) -> Callable[[], tuple[bytes, ...]]:
     return lambda: seeds
 
@@ -1481,6 +1488,16 @@ TARGETS: Final[tuple[FuzzTarget, ...]] = (
         verify=_check_address,
         max_len=256,
         tokens=(b"[", b"]:", b"::", b"%", b"127.0.0.1", b":65535", b"::ffff:"),
+    ),
+    _text_decoder(
+        "audit_checkpoint",
+        ("l2session.membrane.audit:Checkpoint.parse",),
+        Checkpoint.parse,
+        _constant(b"#1 " + b"ab" * 32, b"42:" + b"0f" * 32, b"#9223372036854775807 " + b"00" * 32),
+        (MalformedMessage,),
+        verify=_check_checkpoint,
+        max_len=256,
+        tokens=(b"#", b":", b" ", b"0x", b"-1"),
     ),
     _text_decoder(
         "peer",
