@@ -1,6 +1,6 @@
 """Atheris target ``audit_checkpoint``: ``l2session.membrane.audit.Checkpoint.parse``.
 
-Run: ``python fuzz/fuzz_peer.py fuzz/corpus/audit_checkpoint``
+Run: ``python fuzz/fuzz_audit_checkpoint.py fuzz/corpus/audit_checkpoint``
 (fuzz/README.md).  The target is ``audit_checkpoint`` in ``l2session.testing.fuzz_targets``.
 """
 

@@ -89,3 +89,37 @@ def test_a_genuine_init_from_elsewhere_does_not_re_address_an_established_sessio
     ours.send(b"still here")
     sim.run_until(lambda: session.available == 1, timeout=10)
     assert session.receive() == b"still here"
+
+
+def test_a_resume_from_elsewhere_does_not_re_address_an_established_session() -> None:
+    sim = Simulation("resume-from-elsewhere")
+    alice_store = MemoryStore()
+    alice = sim.add_node("alice", store=alice_store)
+    bob = sim.add_node("bob", store=MemoryStore())
+    alice.manager.establish(bob.did)
+    sim.run_until(
+        lambda: (s := bob.session(alice)) is not None and s.state is State.ESTABLISHED, timeout=30
+    )
+    sim.run_for(5)
+    session = bob.session(alice)
+    assert session is not None
+    before = (session.address, session.path)
+    alice = sim.restart("alice", alice_store)  # she resumes with her ticket
+    [resume] = alice.manager.datagrams_to_send()
+    # The RESUME arrives first from somewhere else (captured and raced).
+    bob.manager.receive_datagram(resume.data, "mallory", resume.path)
+    assert (session.address, session.path) == before
+    # RESUME_ACK and a PATH_CHALLENGE go there; nothing else.
+    assert [o.address for o in bob.manager.datagrams_to_send()] == ["mallory", "mallory"]
+    # ... and the session is still reached at alice: her copy gets the
+    # cached answer there, and traffic flows.
+    bob.manager.receive_datagram(resume.data, "alice", resume.path)
+    sim.run_until(
+        lambda: (s := alice.session(bob)) is not None and s.state is State.ESTABLISHED, timeout=30
+    )
+    sim.run_for(10)  # the challenge to mallory goes unanswered
+    assert (session.address, session.path) == before
+    ours = alice.session(bob)
+    assert ours is not None
+    ours.send(b"resumed")
+    sim.run_until(lambda: session.available == 1, timeout=10)
