@@ -171,9 +171,10 @@ class Chaos:
             manager.consume_ticket,
         )
 
-        def receive_datagram(data: bytes, address: str, path: str) -> None:
-            receive(data, address, path)
+        def receive_datagram(data: bytes, address: str, path: str) -> bool:
+            authentic = receive(data, address, path)
             self._maybe_crash("receive", name)
+            return authentic
 
         def datagrams_to_send() -> list:  # type: ignore[type-arg]
             out = to_send()
