@@ -363,11 +363,11 @@ def test_a_peer_that_predates_resume_early_gets_a_plain_resume_next() -> None:
     sim, alice, bob, alice_store, _ = _setup("0rtt-legacy")
     original = bob.manager.receive_datagram
 
-    def legacy(data: bytes, address: str, path: str) -> None:
+    def legacy(data: bytes, address: str, path: str) -> bool:
         if data[1] == PKT_RESUME_EARLY:
             bob.manager.reject(address, "MalformedMessage")  # "unknown type"
-            return
-        original(data, address, path)
+            return False
+        return original(data, address, path)
 
     bob.manager.receive_datagram = legacy  # type: ignore[method-assign]
     alice, _ = _restart_with_queue(sim, alice, bob, alice_store, 3)

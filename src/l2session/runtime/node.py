@@ -47,7 +47,6 @@ from l2session.core.events import (
 )
 from l2session.core.manager import SessionManager
 from l2session.core.session import Session
-from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.rng import RandomSource
 from l2session.errors import (
     ConfigError,
