@@ -45,11 +45,13 @@ def _fresh_init(sim: Simulation, initiator: SimNode, responder: SimNode) -> byte
 def test_a_replayed_init_is_refused_by_a_restarted_responder() -> None:
     sim = Simulation("replay-after-restart")
     store = MemoryStore()
-    # Ephemeral sessions: bob restores none, so nothing of his own crosses
-    # the replay; only the guard stands between it and an answer.
-    bob = sim.add_node("bob", store=store, config=SessionConfig(kind=SessionKind.EPHEMERAL))
+    # An ephemeral session (the initiator's kind): bob keeps none of it, so
+    # nothing of his own crosses the replay; only the guard stands between
+    # it and an answer.
+    bob = sim.add_node("bob", store=store)
     alice = sim.add_node(
         "alice",
+        config=SessionConfig(kind=SessionKind.EPHEMERAL),
         bundles=lambda did: _without_one_time(bob.ctx.keys.prekeys.bundle()),
     )
     alice.manager.establish(bob.did)
