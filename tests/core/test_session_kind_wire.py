@@ -185,3 +185,27 @@ def test_a_kind_that_differs_from_the_existing_session_is_refused() -> None:
     session = bob.session(alice)
     assert session is not None
     assert session.state is State.ESTABLISHED
+
+
+def test_a_node_configured_ephemeral_restores_stored_sessions_as_persistent() -> None:
+    """Only persistent sessions are stored, so a restart must bring them back
+    persistent even on a node whose own default kind is ephemeral; else the
+    peer's next (persistent) INIT is refused as 'kind differs'."""
+    sim = Simulation("restore-kind")
+    store = MemoryStore()
+    alice = sim.add_node("alice", store=MemoryStore())
+    bob = sim.add_node("bob", config=SessionConfig(kind=SessionKind.EPHEMERAL), store=store)
+    a = alice.manager.establish(bob.did)
+    a.send(b"before the restart")
+    sim.run_until(lambda: (s := bob.session(alice)) is not None and s.available == 1, timeout=10)
+    kept = bob.session(alice)
+    assert kept is not None
+    assert kept.config.kind is SessionKind.PERSISTENT
+    store.commit()
+    bob = sim.restart("bob", store)
+    restored = bob.session(alice)
+    assert restored is not None
+    assert restored.config.kind is SessionKind.PERSISTENT
+    a.send(b"after the restart")
+    sim.run_until(lambda: restored.available == 2, timeout=30)
+    assert restored.state is State.ESTABLISHED

@@ -31,7 +31,7 @@ import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from l2session.core import establishment, migration, multipath, persistence
@@ -498,13 +498,18 @@ class SessionManager:
             self.stored[stored.peer_did] = stored
             self.tickets[stored.ticket_id] = stored
         restored: list[Session] = []
+        # Only persistent sessions are ever stored, whatever this node's own
+        # default kind: the kind each one was opened with travels in INIT.
+        base = config or self.config
+        if base.kind is not SessionKind.PERSISTENT:
+            base = replace(base, kind=SessionKind.PERSISTENT)
         for record in snapshot.sessions:
             if record.peer_did in self.sessions:
                 raise InvalidState(f"a session with {record.peer_did} exists; restore first")
             session = Session(
                 self,
                 record.peer_did,
-                config or self.config,
+                base,
                 stream=record.out_stream,
                 address=record.address,
                 path=record.path if record.path in self.paths else self.paths[0],
