@@ -53,7 +53,8 @@ def test_the_control_socket_is_born_private(
 
     async def observed(*args: Any, **kwargs: Any) -> asyncio.Server:
         server = await real(*args, **kwargs)
-        seen.append(stat.S_IMODE(os.stat(kwargs["path"]).st_mode))
+        bound = kwargs["sock"].getsockname() if "sock" in kwargs else kwargs["path"]
+        seen.append(stat.S_IMODE(os.stat(bound).st_mode))
         return server
 
     monkeypatch.setattr(asyncio, "start_unix_server", observed)
@@ -76,3 +77,38 @@ def test_the_control_socket_is_born_private(
     finally:
         os.umask(previous)
     assert seen == [0o600]
+
+
+def test_the_socket_umask_does_not_leak_to_other_tasks(tmp_path: Path) -> None:
+    """The umask is process-wide: held across an await (start_unix_server
+    yields to the loop after binding), it would give any file or directory
+    another task creates meanwhile mode & ~0177 (a directory without x).
+    Found in the wave review: the first fix held it across the await."""
+    home = tmp_path / "home"
+    files.make_private_dirs(home)
+    path = home / "control.sock"
+    seen: list[int] = []
+
+    async def bystander() -> None:
+        for _ in range(5):  # every loop iteration start() spends
+            current = os.umask(0o022)
+            os.umask(current)
+            seen.append(current)
+            await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(bystander())
+        server = control.ControlServer(cast(Node, object()), path)
+        await server.start()
+        try:
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        finally:
+            await server.close()
+        await task
+
+    previous = os.umask(0o022)
+    try:
+        asyncio.run(scenario())
+    finally:
+        os.umask(previous)
+    assert seen and set(seen) == {0o022}, [oct(mask) for mask in seen]

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -99,13 +100,23 @@ class ControlServer:
             if await _answers(path):
                 raise ConfigError(f"a node is already running with control socket {path}")
             path.unlink()  # left behind by a node that died
-        previous = os.umask(SOCKET_UMASK)
+        # The umask is process-wide: hold it only around the synchronous
+        # bind, never across an await (asyncio.start_unix_server yields to
+        # the loop after binding, and any task or thread creating a file or
+        # directory then would get mode & ~0177: a directory without x).
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            previous = os.umask(SOCKET_UMASK)
+            try:
+                sock.bind(str(path))
+            finally:
+                os.umask(previous)
             self._server = await asyncio.start_unix_server(
-                self._serve, path=str(path), limit=MAX_LINE
+                self._serve, sock=sock, limit=MAX_LINE
             )
-        finally:
-            os.umask(previous)
+        except BaseException:
+            sock.close()
+            raise
 
     async def close(self) -> None:
         if self._server is not None:
