@@ -529,3 +529,20 @@ def test_attacker_text_is_escaped_in_error_messages(alice: Party, bob: Party, no
     assert "\n" not in message
     assert "\x1b" not in message
     assert "\\n" in message
+
+
+def test_a_restored_guard_past_its_bound_keeps_the_latest_inits() -> None:
+    """A store may hold more unexpired INITs than ``max_entries`` (it is
+    pruned by time only).  The guard keeps the ones a replay is most
+    likely to reuse -- the latest -- and drops the soonest to expire, as
+    ``commit`` does.  Found in the wave review: restore kept the soonest."""
+    guard = HandshakeReplayGuard(max_skew=300.0, max_entries=2)
+    now = 1_000.0
+    stored = [(b"k-late", now + 290.0), (b"k-early", now + 10.0), (b"k-mid", now + 150.0)]
+    guard.restore([*stored, (b"k-expired", now - 1.0)], now)
+    assert guard.remembered == 2
+    for key in (b"k-late", b"k-mid"):
+        with pytest.raises(ReplayDetected):
+            guard.check(key, int(now * 1000), now)
+    guard.check(b"k-early", int(now * 1000), now)  # the one left out
+    guard.check(b"k-expired", int(now * 1000), now)

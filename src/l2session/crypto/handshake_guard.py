@@ -93,7 +93,14 @@ class HandshakeReplayGuard:
 
     def restore(self, entries: Iterable[tuple[bytes, float]], now: float) -> None:
         """Remember ``(key, expires)`` entries kept by a store (those
-        expired at ``now`` are skipped), soonest expiry first."""
-        for key, expires in sorted(entries, key=lambda entry: entry[1]):
-            if expires >= now and len(self._entries) < self._max_entries:
-                self._entries[bytes(key)] = float(expires)
+        expired at ``now`` are skipped), soonest expiry first.  Past
+        ``max_entries`` the soonest to expire are left out, as
+        :meth:`commit` drops them: the latest INITs are the ones a replay
+        is most likely to reuse (and the store may hold more than fit)."""
+        fresh = sorted(
+            ((bytes(key), float(expires)) for key, expires in entries if expires >= now),
+            key=lambda entry: entry[1],
+        )
+        room = self._max_entries - len(self._entries)
+        for key, expires in fresh[max(len(fresh) - room, 0) :]:
+            self._entries[key] = expires
