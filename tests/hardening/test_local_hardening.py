@@ -111,4 +111,5 @@ def test_the_socket_umask_does_not_leak_to_other_tasks(tmp_path: Path) -> None:
         asyncio.run(scenario())
     finally:
         os.umask(previous)
-    assert seen and set(seen) == {0o022}, [oct(mask) for mask in seen]
+    assert seen
+    assert set(seen) == {0o022}, [oct(mask) for mask in seen]

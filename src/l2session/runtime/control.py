@@ -111,9 +111,7 @@ class ControlServer:
                 sock.bind(str(path))
             finally:
                 os.umask(previous)
-            self._server = await asyncio.start_unix_server(
-                self._serve, sock=sock, limit=MAX_LINE
-            )
+            self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_LINE)
         except BaseException:
             sock.close()
             raise
