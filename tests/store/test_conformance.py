@@ -8,7 +8,12 @@ inbound streams in the snapshot.
 
 from __future__ import annotations
 
+import pytest
+
 from l2session.core.persistence import Snapshot, StoredInbound
+from l2session.crypto.handshake_guard import DEFAULT_MAX_ENTRIES
+from l2session.store import memory as store_memory
+from l2session.store import sqlite as store_sqlite
 
 from .helpers import PEER_A, PEER_B, PEER_C, U64_MAX, Node, session, ticket, transition
 
@@ -240,6 +245,26 @@ def test_the_handshake_replay_guard_survives_a_restart_and_expired_entries_go(
     node.store.remember_init(b"carol+ek3", 720.0, 420.0)  # alice's entry expired at 400
     node.store.commit()
     assert sorted(node.store.load().handshake_guard) == [(b"bob+ek2", 450.0), (b"carol+ek3", 720.0)]
+
+
+def test_the_stored_replay_guard_is_bounded_by_count_keeping_the_newest(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A long freshness window (deep_space) must not let a flood of signed
+    # INITs grow the table without limit: past the cap the oldest go, as in
+    # the in-memory guard (crypto/handshake_guard.py).
+    assert store_sqlite.GUARD_STORE_LIMIT == store_memory.GUARD_STORE_LIMIT == DEFAULT_MAX_ENTRIES
+    monkeypatch.setattr(store_sqlite, "GUARD_STORE_LIMIT", 3)
+    monkeypatch.setattr(store_memory, "GUARD_STORE_LIMIT", 3)
+    store = node.store
+    for n in range(4):
+        store.remember_init(b"init%d" % n, 10_000.0 + n, 100.0)
+    store.commit()
+    store.remember_init(b"init4", 10_004.0, 101.0)
+    store.commit()
+    node.restart()
+    kept = sorted(key for key, _ in node.store.load().handshake_guard)
+    assert kept == [b"init2", b"init3", b"init4"]
 
 
 def test_audit_trail_is_oldest_first_and_limited_to_the_newest(node: Node) -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from l2session.core.persistence import SessionRecord, Snapshot, StoredInbound
 from l2session.core.resumption import StoredSession
 from l2session.core.states import TransitionRecord
+from l2session.crypto.handshake_guard import DEFAULT_MAX_ENTRIES as GUARD_STORE_LIMIT
 from l2session.errors import ConfigError
 from l2session.membrane import audit
 from l2session.membrane.audit import AuditEntry, AuditReport
@@ -106,6 +107,9 @@ class _Tables:
             for key in [k for k, expires in self.guard.items() if expires < now]:
                 del self.guard[key]
         self.guard.update(b.guard)
+        # Bounded by count as well as by time, as the SQLite table is.
+        while len(self.guard) > GUARD_STORE_LIMIT:
+            del self.guard[next(iter(self.guard))]
         if b.audit:
             last = self.audit[-1] if self.audit else None
             self.audit.extend(

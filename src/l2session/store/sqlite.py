@@ -47,6 +47,7 @@ from urllib.parse import quote
 
 from l2session.core.persistence import SessionRecord, Snapshot, StoredInbound
 from l2session.core.resumption import StoredSession
+from l2session.crypto.handshake_guard import DEFAULT_MAX_ENTRIES as GUARD_STORE_LIMIT
 from l2session.errors import (
     ConfigError,
     L2SessionError,
@@ -117,6 +118,13 @@ _PUT_GUARD: Final = (
     " ON CONFLICT (key) DO UPDATE SET expires = excluded.expires"
 )
 _PRUNE_GUARD: Final = "DELETE FROM handshake_guard WHERE expires < ?"
+# Keeps the newest GUARD_STORE_LIMIT rows (ids grow with insertion): the
+# table is bounded by count as well as by time, since a long freshness
+# window (SessionConfig.deep_space) times a flood of signed INITs from
+# throw-away did:keys would otherwise grow it without limit.
+_CAP_GUARD: Final = (
+    "DELETE FROM handshake_guard WHERE id <= (SELECT max(id) FROM handshake_guard) - ?"
+)
 _PUT_PREKEYS: Final = (
     "INSERT INTO prekeys (id, state) VALUES (1, ?)"
     " ON CONFLICT (id) DO UPDATE SET state = excluded.state"
@@ -496,6 +504,7 @@ class SqliteStore(AuditReads, WriteBuffer):
             conn.execute(_PRUNE_GUARD, (b.guard_now,))
         if b.guard:
             conn.executemany(_PUT_GUARD, list(b.guard.items()))
+            conn.execute(_CAP_GUARD, (GUARD_STORE_LIMIT,))
         if b.trust:
             conn.executemany(
                 _UPSERT_TRUST, [(issuer, subject, st) for (issuer, subject), st in b.trust.items()]
