@@ -25,16 +25,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from l2session.core.persistence import SessionRecord, Snapshot, StoredInbound
 from l2session.core.resumption import StoredSession
 from l2session.core.states import TransitionRecord
-from l2session.crypto.handshake_guard import DEFAULT_MAX_ENTRIES as GUARD_STORE_LIMIT
+from l2session.crypto.handshake_guard import DEFAULT_MAX_ENTRIES
 from l2session.errors import ConfigError
 from l2session.membrane import audit
 from l2session.membrane.audit import AuditEntry, AuditReport
 from l2session.store.buffer import Batch, WriteBuffer, acked
 from l2session.store.durability import Durability, check_durability
+
+#: The stored handshake replay guard keeps at most this many entries (the
+#: newest), as the in-memory guard does.
+GUARD_STORE_LIMIT: Final = DEFAULT_MAX_ENTRIES
 
 #: Unsynced commits after which the modelled disk writes the oldest back.
 WRITEBACK_AFTER = 4_096

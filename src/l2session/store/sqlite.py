@@ -47,7 +47,7 @@ from urllib.parse import quote
 
 from l2session.core.persistence import SessionRecord, Snapshot, StoredInbound
 from l2session.core.resumption import StoredSession
-from l2session.crypto.handshake_guard import DEFAULT_MAX_ENTRIES as GUARD_STORE_LIMIT
+from l2session.crypto.handshake_guard import DEFAULT_MAX_ENTRIES
 from l2session.errors import (
     ConfigError,
     L2SessionError,
@@ -66,6 +66,10 @@ from l2session.store.buffer import Batch, WriteBuffer, acked
 from l2session.store.checkpoint import Checkpointer
 from l2session.store.durability import Durability, check_durability
 from l2session.store.files import default_store_path
+
+#: The stored handshake replay guard keeps at most this many entries (the
+#: newest), as the in-memory guard does.
+GUARD_STORE_LIMIT: Final = DEFAULT_MAX_ENTRIES
 
 #: ``synchronous=`` values accepted by :meth:`SqliteStore.open`.
 SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}
