@@ -584,11 +584,11 @@ class Session:
     # ------------------------------------------------------------------
     # outbound
 
-    def send_records(self, records: list[Record]) -> None:
+    def send_records(self, records: list[Record], now: float | None = None) -> None:
         assert self.channel is not None
         if self._sync_pending:
             records = [self.outbound.sync(self.inbound), *records]
-        self.owner.transmit(self, self.channel.seal(records))
+        self.owner.transmit(self, self.channel.seal(records, now))
 
     def flush(self, now: float) -> None:
         """Send what is due: SYNC, heartbeat answers, acknowledgements and
@@ -619,10 +619,13 @@ class Session:
         # is one packet; control records ride in the first.
         batch: list[Record] = [*control, *messages]
         while batch:
-            self.send_records(batch)
+            self.send_records(batch, now)
             batch = []
             if self.state in SENDING and self.outbound.has_unsent:
                 batch.extend(self.outbound.take(now, PACKET_BUDGET, self.config.max_batch))
+        # The packets are out: draw a due DH step's key pair now rather
+        # than in the next send (a no-op unless that send will step).
+        self.channel.prepare_step(now)
         self.owner.reschedule(self)
 
     def _ack_due(self, now: float) -> bool:
