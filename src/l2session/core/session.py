@@ -480,8 +480,21 @@ class Session:
         self._on_authenticated(now)
         if source is not None:
             migration.check_source(self, records, source, now)
+        # Messages, nearly all of a busy packet, are taken inline, and one
+        # MessagesAvailable tells of all delivered by a run of them (not one
+        # event per message); it goes out before any other record's effect.
+        inbound, delivered = self.inbound, False
         for record in records:
+            if type(record) is Message:
+                if self._peer_synced and inbound.accept(record):
+                    delivered = True
+                continue
+            if delivered:
+                self.owner.emit(MessagesAvailable(self.peer_did, inbound.available))
+                delivered = False
             self._on_record(record, now, source)
+        if delivered:
+            self.owner.emit(MessagesAvailable(self.peer_did, inbound.available))
         rotating.after_epoch(self, packet.epoch, now)
         if not self._closed:
             self.flush(now)

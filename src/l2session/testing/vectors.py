@@ -321,14 +321,16 @@ def json_fields(value: Packet | Record) -> dict[str, Any]:
     """A packet's or record's fields as JSON values (bytes as hex, ACK ranges
     as lists of ``[start, end]``)."""
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(value):
-        item = getattr(value, f.name)
+    # __match_args__: the fields in order, of dataclasses and of the
+    # slotted hot-path records (Message) alike.
+    for name in type(value).__match_args__:
+        item = getattr(value, name)
         if isinstance(item, bytes):
-            out[f.name] = item.hex()
+            out[name] = item.hex()
         elif isinstance(item, tuple):
-            out[f.name] = [list(pair) for pair in item]
+            out[name] = [list(pair) for pair in item]
         else:
-            out[f.name] = item
+            out[name] = item
     return out
 
 
