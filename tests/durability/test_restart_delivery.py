@@ -216,7 +216,10 @@ def test_restore_commits_before_the_resume_leaves(tmp_path: Path) -> None:
     datagrams_to_send (the one carrying the RESUME) commits nothing: the
     RESUME needs nothing durable first (issue 18)."""
     sim, _alice, bob, reopen = pair("restore commit", "sqlite", tmp_path)
+    from l2session.store.sqlite import SqliteStore
+
     store = reopen["alice"]()
+    assert isinstance(store, SqliteStore)
     sim.restart("alice", store)
     restarted = sim.nodes["alice"]
     assert restarted.session(bob) is not None
