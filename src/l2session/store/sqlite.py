@@ -303,13 +303,25 @@ class SqliteStore(AuditReads, WriteBuffer):
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             conn.execute(f"PRAGMA user_version = {version:d}")
             conn.execute("COMMIT")
+            # ... and the -wal file's directory entry, which the first
+            # barrier (sync()) would otherwise fsync on that same path.
+            if mode == "power":
+                _sync_directory(target.parent)
         except sqlite3.Error as exc:
             conn.close()
             raise files.error_from(target, exc, "opening the database") from None
+        except OSError as exc:
+            conn.close()
+            raise StoreIOError(
+                f"{target}: cannot fsync its directory ({exc.strerror or exc}). "
+                "Fix: check the disk and the directory's permissions"
+            ) from exc
         except BaseException:
             conn.close()
             raise
-        return cls(conn, target, mode)
+        store = cls(conn, target, mode)
+        store._dir_synced = mode == "power"
+        return store
 
     @property
     def path(self) -> Path:
