@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from l2session.core.persistence import SessionRecord, StoredInbound
 from l2session.core.resumption import StoredSession
 from l2session.crypto.rng import SeededRandom
-from l2session.errors import StoreError
+from l2session.errors import StoreCorrupt, StoreError
 from l2session.identity.identity import Identity
 from l2session.store import SqliteStore, schema
 from l2session.store.files import initialise
@@ -356,3 +358,32 @@ def test_batches_go_only_when_the_cumulative_ack_covers_them(tmp_path: Path) -> 
         assert conn.execute("SELECT count(*) FROM outbound_acked").fetchone()[0] == 1
         conn.close()
         assert store.load().outbound == {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.binary(max_size=40)), max_size=8))
+def test_a_batch_blob_round_trips(messages: list[tuple[int, bytes]]) -> None:
+    assert schema.decode_batch(schema.encode_batch(messages)) == messages
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_a_damaged_batch_blob_raises_only_value_error(blob: bytes) -> None:
+    try:
+        decoded = schema.decode_batch(blob)
+    except ValueError:
+        return
+    assert schema.encode_batch(decoded) == blob
+
+
+def test_a_damaged_batch_in_the_file_is_reported_as_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    with SqliteStore.open(path) as store:
+        store.put_outbound(PEER_A, 1, b"one")
+        store.commit()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE outbound_batches SET messages = X'0000000000000001000000FF'")
+    conn.commit()
+    conn.close()
+    with SqliteStore.open(path) as store, pytest.raises(StoreCorrupt, match="outbound batch"):
+        store.load()
