@@ -269,7 +269,7 @@ def test_a_version_3_database_gains_the_handshake_replay_guard(tmp_path: Path) -
     with SqliteStore.open(path) as store:
         assert store.load_handshake_guard() == ((b"did+ephemeral", 1_800_000_300.0),)
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4 <= schema.SCHEMA_VERSION
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     conn.close()
     SqliteStore.open(tmp_path / "new.db").close()
     assert shape(path) == shape(tmp_path / "new.db")
