@@ -44,6 +44,21 @@ class Reader:
     def remaining(self) -> int:
         return len(self._data) - self._pos
 
+    @property
+    def data(self) -> bytes:
+        """The whole input (for callers with a fast path of their own)."""
+        return self._data
+
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    def seek(self, position: int) -> None:
+        """Continue reading at ``position`` (within the input)."""
+        if not 0 <= position <= len(self._data):
+            raise ValueError(f"position {position} is outside the input")
+        self._pos = position
+
     def _take(self, n: int, field: str) -> bytes:
         end = self._pos + n
         if end > len(self._data):

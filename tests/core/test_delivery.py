@@ -613,3 +613,47 @@ def test_exactly_once_in_order_over_a_lossy_channel(data: st.DataObject) -> None
     assert receiver.available == 0
     assert receiver.buffered == 0
     assert receiver.next_expected == sender.next_seq == len(world.enqueued)
+
+
+# --------------------------------------------------------------------------
+# O(1) release (issue 18): a floor cursor instead of iterating the dict
+
+
+def test_release_after_a_restore_with_gaps_and_selective_acks() -> None:
+    sender = outbound(next_seq=100)
+    sender.restore([(10, b"a"), (11, b"b"), (40, b"c"), (41, b"d"), (99, b"e")])
+    assert sender.first_unacked == 10
+    assert sender.on_ack(Ack(12, ((40, 41),))) == 3  # 10, 11 and 40
+    assert sender.first_unacked == 41
+    assert sender.on_ack(Ack(50)) == 1
+    assert sender.pending_payloads() == [(99, b"e")]
+    assert sender.on_ack(Ack(30)) == 0  # an old cumulative ack changes nothing
+    assert sender.on_ack(Ack(100)) == 1
+    assert len(sender) == 0
+    assert sender.first_unacked == 100
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 60), st.lists(st.tuples(st.integers(0, 60), st.integers(1, 8)))),
+        max_size=20,
+    )
+)
+def test_release_matches_a_plain_model(acks: list[tuple[int, list[tuple[int, int]]]]) -> None:
+    sender = outbound(limit=100, next_seq=0)
+    for seq in range(50):
+        sender.enqueue(b"m%d" % seq)
+    model = set(range(50))
+    for below, raw_ranges in acks:
+        ranges, low = [], below
+        for start, length in sorted(raw_ranges):
+            if start > low:
+                ranges.append((start, start + length))
+                low = start + length
+        released = sender.on_ack(Ack(below, tuple(ranges)))
+        gone = {s for s in model if s < below or any(a <= s < b for a, b in ranges)}
+        assert released == len(gone)
+        model -= gone
+        assert [s for s, _ in sender.pending_payloads()] == sorted(model)
+        assert sender.first_unacked == (min(model) if model else 50)

@@ -209,3 +209,38 @@ def test_restored_session_audit_trail_is_in_the_store(tmp_path: Path) -> None:
     restored = [r for r in after[len(before) :] if r.reason == "restored from store"]
     assert restored
     assert restored[0].source is State.IDLE
+
+
+def test_restore_commits_before_the_resume_leaves(tmp_path: Path) -> None:
+    """What restoring writes is committed by restore() itself, so the first
+    datagrams_to_send (the one carrying the RESUME) commits nothing: the
+    RESUME needs nothing durable first (issue 18)."""
+    sim, _alice, bob, reopen = pair("restore commit", "sqlite", tmp_path)
+    from l2session.store.sqlite import SqliteStore
+
+    store = reopen["alice"]()
+    assert isinstance(store, SqliteStore)
+    sim.restart("alice", store)
+    restarted = sim.nodes["alice"]
+    assert restarted.session(bob) is not None
+    assert not store.pending  # committed inside restore()
+    commits = store.commits
+    outgoing = restarted.manager.datagrams_to_send()
+    assert outgoing  # the RESUME
+    assert store.commits == commits
+
+
+def test_a_store_starts_its_wal_when_it_opens(tmp_path: Path) -> None:
+    """The first write after opening creates the -wal file and syncs its
+    header and directory (milliseconds on a VM disk): open() does it, so no
+    later commit -- after a restart, the resumption's -- pays for it."""
+    from l2session.store.sqlite import SqliteStore
+
+    path = tmp_path / "node.db"
+    SqliteStore.open(path).close()
+    assert not (tmp_path / "node.db-wal").exists() or (tmp_path / "node.db-wal").stat().st_size == 0
+    with SqliteStore.open(path) as store:
+        wal = tmp_path / "node.db-wal"
+        assert wal.exists()
+        assert wal.stat().st_size >= 32  # the WAL header, written and synced
+        assert not store.pending

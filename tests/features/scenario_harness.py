@@ -147,9 +147,9 @@ class World:
             mp.setattr(primitives, name, _counting(self.crypto, name, getattr(primitives, name)))
         seal, open_ = Channel.seal, Channel.open
 
-        def sealing(channel: Channel, records: list[Record]) -> bytes:
+        def sealing(channel: Channel, records: list[Record], now: float | None = None) -> bytes:
             epoch = channel.send_epoch
-            data = seal(channel, records)
+            data = seal(channel, records, now)
             self.sealed.append(
                 Sealed(self.now, self.owner_of(channel), epoch, tuple(records), data)
             )

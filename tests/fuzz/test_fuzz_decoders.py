@@ -79,6 +79,7 @@ NOT_FUZZED = {
     "l2session.store.keyfile:load_identity": "reads a file, then decode_identity (keyfile)",
     "l2session.store.memory:MemoryStore.load": "the node's own memory, not peer input",
     "l2session.store.sqlite:SqliteStore.load": "the node's own database (tests/store)",
+    "l2session.store.schema:decode_batch": "the node's own database (tests/store/test_migration)",
     "l2session.store.sqlite:SqliteStore.load_identity": "decode_identity (keyfile)",
     "l2session.store.sqlite:SqliteStore.load_prekeys": "PrekeyStore.from_bytes (prekey_store)",
     "l2session.store.sqlite:SqliteStore.load_handshake_guard": "the node's own database",

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from l2session.core.persistence import SessionRecord, StoredInbound
 from l2session.core.resumption import StoredSession
 from l2session.crypto.rng import SeededRandom
-from l2session.errors import StoreError
+from l2session.errors import StoreCorrupt, StoreError
 from l2session.identity.identity import Identity
 from l2session.store import SqliteStore, schema
 from l2session.store.files import initialise
@@ -126,7 +128,8 @@ def test_an_upgraded_database_has_the_schema_of_a_new_one(tmp_path: Path) -> Non
     fresh = tmp_path / "new.db"
     SqliteStore.open(fresh).close()
     assert shape(upgraded) == shape(fresh)
-    assert set(shape(fresh)) == schema.TABLES[schema.SCHEMA_VERSION]
+    ours = {name for name in shape(fresh) if not name.startswith("sqlite_")}
+    assert ours == schema.TABLES[schema.SCHEMA_VERSION]
 
 
 def test_the_upgrade_runs_inside_one_transaction(
@@ -266,7 +269,121 @@ def test_a_version_3_database_gains_the_handshake_replay_guard(tmp_path: Path) -
     with SqliteStore.open(path) as store:
         assert store.load_handshake_guard() == ((b"did+ephemeral", 1_800_000_300.0),)
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     conn.close()
     SqliteStore.open(tmp_path / "new.db").close()
     assert shape(path) == shape(tmp_path / "new.db")
+
+
+def version_4(path: Path) -> Path:
+    """The version 3 file upgraded by the frozen version 4 step: one outbound
+    row per message, as versions 1 to 4 wrote them, for two peers (one at
+    the top of the u64 range)."""
+    version_3(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    for statement in schema.MIGRATIONS[3]:
+        if isinstance(statement, str):
+            conn.execute(statement)
+        else:
+            statement(conn)
+    conn.execute("PRAGMA user_version = 4")
+    peer_b = conn.execute("INSERT INTO peers (did) VALUES (?)", (PEER_C,)).lastrowid
+    off = schema.U64_OFFSET
+    conn.executemany(
+        "INSERT INTO outbound (peer, seq, payload) VALUES (?, ?, ?)",
+        [(peer_b, seq - off, b"top %d" % seq) for seq in (2**64 - 3, 2**64 - 2, 2**64 - 1)],
+    )
+    conn.execute("COMMIT")
+    conn.close()
+    return path
+
+
+def test_a_version_4_outbound_queue_becomes_one_batch_per_peer(tmp_path: Path) -> None:
+    path = version_4(tmp_path / "v4.db")
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert conn.execute("SELECT count(*) FROM outbound").fetchone()[0] == 6
+    conn.close()
+    with SqliteStore.open(path) as store:
+        snap = store.load()
+        assert snap.outbound == {
+            PEER_A: [(42, b"message 42"), (43, b"\xff\x00\xff\x01\xab"), (44, b"message 44")],
+            PEER_C: [(seq, b"top %d" % seq) for seq in (2**64 - 3, 2**64 - 2, 2**64 - 1)],
+        }
+        # Acknowledging part of an upgraded batch keeps the rest, across a reopen.
+        store.ack_outbound(PEER_A, 43, ())
+        store.ack_outbound(PEER_C, 0, ((2**64 - 2, 2**64 - 1),))
+        store.put_outbound(PEER_A, 45, b"new 45")
+    with SqliteStore.open(path) as store:
+        assert store.load().outbound == {
+            PEER_A: [(43, b"\xff\x00\xff\x01\xab"), (44, b"message 44"), (45, b"new 45")],
+            PEER_C: [
+                (2**64 - 3, b"top 18446744073709551613"),
+                (2**64 - 1, b"top 18446744073709551615"),
+            ],
+        }
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    assert "outbound" not in tables
+    # One row per peer from the upgrade, one for the commit that put 45.
+    assert conn.execute("SELECT count(*) FROM outbound_batches").fetchone()[0] == 3
+    conn.close()
+    SqliteStore.open(tmp_path / "new.db").close()
+    assert shape(path) == shape(tmp_path / "new.db")
+
+
+def test_batches_go_only_when_the_cumulative_ack_covers_them(tmp_path: Path) -> None:
+    with SqliteStore.open(tmp_path / "node.db") as store:
+        for seq in range(10):
+            store.put_outbound(PEER_A, seq, b"m%d" % seq)
+        store.commit()  # one batch: 0..9
+        for seq in range(10, 20):
+            store.put_outbound(PEER_A, seq, b"m%d" % seq)
+        store.commit()  # another: 10..19
+        store.ack_outbound(PEER_A, 5, ((12, 15),))  # partly SACKed, partly acked
+        store.commit()
+        kept = [s for s, _ in store.load().outbound[PEER_A]]
+        assert kept == [5, 6, 7, 8, 9, 10, 11, 15, 16, 17, 18, 19]
+        conn = sqlite3.connect(tmp_path / "node.db")
+        assert conn.execute("SELECT count(*) FROM outbound_batches").fetchone()[0] == 2
+        store.ack_outbound(PEER_A, 10, ())
+        store.commit()
+        assert conn.execute("SELECT count(*) FROM outbound_batches").fetchone()[0] == 1
+        store.ack_outbound(PEER_A, 20, ())
+        store.commit()
+        assert conn.execute("SELECT count(*) FROM outbound_batches").fetchone()[0] == 0
+        # The floor is all that is left of the acknowledgements.
+        assert conn.execute("SELECT count(*) FROM outbound_acked").fetchone()[0] == 1
+        conn.close()
+        assert store.load().outbound == {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.binary(max_size=40)), max_size=8))
+def test_a_batch_blob_round_trips(messages: list[tuple[int, bytes]]) -> None:
+    assert schema.decode_batch(schema.encode_batch(messages)) == messages
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_a_damaged_batch_blob_raises_only_value_error(blob: bytes) -> None:
+    try:
+        decoded = schema.decode_batch(blob)
+    except ValueError:
+        return
+    assert schema.encode_batch(decoded) == blob
+
+
+def test_a_damaged_batch_in_the_file_is_reported_as_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    with SqliteStore.open(path) as store:
+        store.put_outbound(PEER_A, 1, b"one")
+        store.commit()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE outbound_batches SET messages = X'0000000000000001000000FF'")
+    conn.commit()
+    conn.close()
+    with SqliteStore.open(path) as store, pytest.raises(StoreCorrupt, match="outbound batch"):
+        store.load()

@@ -415,3 +415,56 @@ def test_migrate_and_close_need_their_text() -> None:
     )
     with pytest.raises(MalformedMessage, match=r"endpoint length 256 outside"):
         decode_records(raw)
+
+
+# --------------------------------------------------------------------------
+# The MESSAGE fast path (issue 18) gives the field-by-field codec's bytes
+# and errors.
+
+
+def _slow_encode(records: list[Record]) -> bytes:
+    from l2session.codec import Writer
+    from l2session.wire.records import _write
+
+    out = Writer()
+    for record in records:
+        _write(out, record)
+    return out.getvalue()
+
+
+def test_message_fast_path_is_byte_identical_and_round_trips() -> None:
+    records: list[Record] = [
+        Message(0, b""),
+        Ack(5, ((7, 9),)),
+        Message((1 << 64) - 1, b"x" * 1000),
+        Heartbeat(3),
+        Message(42, b"\xff\x00tail"),
+    ]
+    encoded = encode_records(records)
+    assert encoded == _slow_encode(records)
+    assert decode_records(encoded) == records
+
+
+def test_a_truncated_or_oversized_message_raises_the_readers_error() -> None:
+    good = encode_records([Message(1, b"hello")])
+    with pytest.raises(MalformedMessage, match="truncated"):
+        decode_records(good[:-1])
+    with pytest.raises(MalformedMessage, match="truncated"):
+        decode_records(good[:10])
+    oversized = bytes([0x01]) + (1).to_bytes(8, "big") + (MAX_MESSAGE_BYTES + 1).to_bytes(4, "big")
+    with pytest.raises(MalformedMessage, match="outside"):
+        decode_records(oversized + b"\x00" * (MAX_MESSAGE_BYTES + 1))
+    with pytest.raises(MessageTooLarge):
+        encode_records([Message(1, b"\x00" * (MAX_MESSAGE_BYTES + 1))])
+
+
+def test_message_compares_hashes_and_matches_by_value() -> None:
+    a, b = Message(3, b"p"), Message(3, b"p")
+    assert a == b
+    assert hash(a) == hash(b)
+    assert a != Message(4, b"p")
+    assert a != (3, b"p")
+    assert repr(a) == "Message(seq=3, payload=b'p')"
+    match a:
+        case Message(seq, payload):
+            assert (seq, payload) == (3, b"p")

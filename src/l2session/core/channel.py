@@ -10,6 +10,16 @@ current one and the one before it.
 
 The channel also counts what was sent under the current epoch, for the
 volume limit that forces a rotation long before any AEAD or chain limit.
+
+It also decides *when* the sending ratchet takes its DH steps (DESIGN.md
+§3, CRYPTO.md §5.2).  A step per turn of a ping-pong costs two X25519
+agreements and a key generation per side, more than half of a round trip;
+so with ``step_interval`` > 0 a due step is taken only by a packet that
+carries application data, and only once ``step_interval / 2`` has passed
+since this side's last step or ``step_after`` packets went on the current
+chain.  Half the interval per side is what bounds post-compromise healing
+to one interval plus one round trip of two-way traffic (the proof is in
+CRYPTO.md §5.2).  ``step_interval`` 0 steps at every turn, as Signal does.
 """
 
 from __future__ import annotations
@@ -17,7 +27,12 @@ from __future__ import annotations
 from l2session.crypto.ratchet import DoubleRatchet
 from l2session.errors import MalformedMessage
 from l2session.wire.packets import DataPacket, encode_packet
-from l2session.wire.records import Record, decode_records, encode_records
+from l2session.wire.records import Message, Record, decode_records, encode_records
+
+#: A due step is taken after this many packets on one sending chain even
+#: before the interval has passed (a long one-way stream of data answered
+#: by data still heals in bounded volume).
+DEFAULT_STEP_AFTER = 4_096
 
 
 class Channel:
@@ -33,6 +48,9 @@ class Channel:
         "messages_sent",
         "send_epoch",
         "session_id",
+        "step_after",
+        "step_interval",
+        "stepped_at",
     )
 
     def __init__(
@@ -43,8 +61,15 @@ class Channel:
         ratchet: DoubleRatchet,
         lineage: bytes,
         keyed_at: float,
+        step_interval: float = 0.0,
+        step_after: int = DEFAULT_STEP_AFTER,
     ) -> None:
         self.session_id = session_id
+        self.step_interval = step_interval
+        self.step_after = step_after
+        #: When the sending ratchet last took a DH step (a fresh epoch's
+        #: keys count as one).
+        self.stepped_at = keyed_at
         self.send_epoch = epoch
         self._ratchets: dict[int, DoubleRatchet] = {epoch: ratchet}
         #: The lineage each installed epoch derived: the next rotation
@@ -87,16 +112,53 @@ class Channel:
         if epoch != self.send_epoch:
             self.send_epoch = epoch
             self.keyed_at = now
+            self.stepped_at = now
             self.messages_sent = 0
             self.bytes_sent = 0
 
-    def seal(self, records: list[Record]) -> bytes:
+    def step_allowed(
+        self, ratchet: DoubleRatchet, records: list[Record], now: float | None
+    ) -> bool:
+        """Whether a packet of ``records`` sealed at ``now`` may take the
+        due DH step (see the module docstring).  ``now`` None (a Close
+        sent without a clock) allows it only by count."""
+        interval = self.step_interval
+        if interval <= 0.0:
+            return True
+        if not any(type(record) is Message for record in records):
+            return False  # control records never force a step
+        if ratchet.send_chain_length >= self.step_after:
+            return True
+        return now is not None and now - self.stepped_at >= interval / 2
+
+    def seal(self, records: list[Record], now: float | None = None) -> bytes:
         """Encrypt ``records`` under the sending epoch into a DATA packet."""
         plaintext = encode_records(records)
-        ciphertext = self._ratchets[self.send_epoch].encrypt(plaintext)
+        ratchet = self._ratchets[self.send_epoch]
+        due = ratchet.send_step_due
+        defer = due and not self.step_allowed(ratchet, records, now)
+        ciphertext = ratchet.encrypt(plaintext, defer_step=defer)
+        if due and not ratchet.send_step_due and now is not None:
+            self.stepped_at = now
         self.messages_sent += 1
         self.bytes_sent += len(plaintext)
         return encode_packet(DataPacket(self.session_id, self.send_epoch, ciphertext))
+
+    def prepare_step(self, now: float) -> bool:
+        """Draw the due step's key pair ahead, off the critical path, but
+        only when the next data packet will take the step: a key drawn
+        earlier would sit in memory where a compromise exposes it too."""
+        ratchet = self._ratchets[self.send_epoch]
+        if not ratchet.send_step_due:
+            return False
+        interval = self.step_interval
+        if (
+            interval > 0.0
+            and now - self.stepped_at < interval / 2
+            and ratchet.send_chain_length < self.step_after
+        ):
+            return False
+        return ratchet.prepare_step()
 
     def open(self, packet: DataPacket) -> list[Record]:
         """Authenticate and decrypt one DATA packet.

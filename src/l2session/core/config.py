@@ -209,6 +209,14 @@ class SessionConfig:
     #: First retransmission timeout and its cap (doubling in between).
     initial_rto: float = 0.5
     max_rto: float = 10.0
+    #: Post-compromise healing bound of the Double Ratchet, less one round
+    #: trip (CRYPTO.md §5.2): a side takes a sending DH step at most once
+    #: per half of this, and only in a packet carrying application data;
+    #: 0 steps at every turn of the conversation, as Signal does.
+    dh_step_interval: float = 1.0
+    #: ... or once this many packets went on one sending chain, whichever
+    #: comes first (a one-way stream answered by data heals in volume too).
+    dh_step_after: int = 4_096
 
     # Admission control (core/admission.py): what handshake-opening packets
     # (INIT, RESUME, BUNDLE_REQUEST) a source may make this node process
@@ -269,6 +277,13 @@ class SessionConfig:
         _at_least("SessionConfig.max_message_size", self.max_message_size, 1, MAX_MESSAGE_SIZE)
         _at_least("SessionConfig.max_batch", self.max_batch, 1, 256)
         _at_least("SessionConfig.early_data_bytes", self.early_data_bytes, 0, 1 << 16)
+        _at_least("SessionConfig.dh_step_after", self.dh_step_after, 1, 1 << 24)
+        step = self.dh_step_interval
+        if not (isinstance(step, int | float) and math.isfinite(step) and 0 <= step <= 3600):
+            raise ConfigError(
+                "SessionConfig.dh_step_interval must be in [0, 3600] seconds, "
+                f"got {self.dh_step_interval!r}"
+            )
         _rate("SessionConfig.admission_host_rate", self.admission_host_rate)
         _rate("SessionConfig.admission_global_rate", self.admission_global_rate)
         _at_least("SessionConfig.admission_host_burst", self.admission_host_burst, 1, 1 << 30)

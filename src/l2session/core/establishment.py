@@ -252,6 +252,8 @@ def on_resume_ack(session: Session, packet: ResumeAckPacket, now: float) -> None
         ratchet=ratchet,
         lineage=keys.epoch.lineage,
         keyed_at=now,
+        step_interval=session.config.dh_step_interval,
+        step_after=session.config.dh_step_after,
     )
     session.install_channel(
         channel, peer_signing_key=stored.peer_signing_key, pq_keyed_at=stored.pq_keyed_at, now=now
@@ -288,6 +290,8 @@ def _adopt(session: Session, result: HandshakeResult, now: float) -> None:
         ratchet=result.ratchet,
         lineage=lineage,
         keyed_at=now,
+        step_interval=session.config.dh_step_interval,
+        step_after=session.config.dh_step_after,
     )
     session.install_channel(
         channel, peer_signing_key=result.peer_signing_key, pq_keyed_at=now, now=now
@@ -528,6 +532,8 @@ def on_resume(
         ratchet=ratchet,
         lineage=answer.keys.epoch.lineage,
         keyed_at=now,
+        step_interval=session.config.dh_step_interval,
+        step_after=session.config.dh_step_after,
     )
     owner.send_raw(address, path, reply)
     session.install_channel(

@@ -58,7 +58,7 @@ def send_heartbeat(session: Session, now: float) -> None:
     session.hb_counter += 1
     session.hb_outstanding = session.hb_counter
     session.hb_sent_at = now
-    session.send_records([Heartbeat(session.hb_counter)])
+    session.send_records([Heartbeat(session.hb_counter)], now)
 
 
 def heartbeat_missed(session: Session, now: float) -> None:

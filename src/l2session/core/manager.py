@@ -535,6 +535,12 @@ class SessionManager:
             if session.handshake_role_initiator() and self.ctx.crypto_pqxdh is not None:
                 establishment.begin(session, now, Trigger.INITIATE_HANDSHAKE, "restored from store")
             self.reschedule(session)
+        # What restoring wrote (the session records, the transitions into
+        # resumption) is committed here, while the node starts: a RESUME
+        # needs none of it durable before it leaves (the responder enforces
+        # the ticket's single use), and in the first datagrams_to_send this
+        # commit would sit on the resumption's critical path.
+        self.commit()
         return restored
 
     def events(self) -> list[SessionEvent]:

@@ -64,9 +64,9 @@ def send_record(session: Session, now: float) -> None:
     rotation.sends += 1
     rotation.resend_at = now + session.config.resend_delay(rotation.sends)
     if not rotation.switched:
-        session.send_records([rotation.record])
+        session.send_records([rotation.record], now)
     else:
-        session.send_records([RotateDone(rotation.epoch)])
+        session.send_records([RotateDone(rotation.epoch)], now)
 
 
 def on_init(session: Session, record: RotateInit, now: float) -> None:
@@ -75,7 +75,7 @@ def on_init(session: Session, record: RotateInit, now: float) -> None:
     current = session.rotation
     if current is not None and current.epoch == record.epoch:
         if not current.initiator:
-            session.send_records([current.record])  # our response was lost: resend it
+            session.send_records([current.record], now)  # our response was lost: resend it
             return
         if session.owner.local_did < session.peer_did:
             return  # crossing requests: the lower DID's rotation wins
@@ -141,7 +141,7 @@ def after_epoch(session: Session, epoch: int, now: float) -> None:
     if not rotation.switched:
         session.channel.switch_send(epoch, now)
         rotation.switched = True
-        session.send_records([RotateDone(epoch)])
+        session.send_records([RotateDone(epoch)], now)
     session.rotation = None
     session.pq_keyed_at = now
     _issue_ticket(session, rotation, now)

@@ -480,8 +480,21 @@ class Session:
         self._on_authenticated(now)
         if source is not None:
             migration.check_source(self, records, source, now)
+        # Messages, nearly all of a busy packet, are taken inline, and one
+        # MessagesAvailable tells of all delivered by a run of them (not one
+        # event per message); it goes out before any other record's effect.
+        inbound, delivered = self.inbound, False
         for record in records:
+            if type(record) is Message:
+                if self._peer_synced and inbound.accept(record):
+                    delivered = True
+                continue
+            if delivered:
+                self.owner.emit(MessagesAvailable(self.peer_did, inbound.available))
+                delivered = False
             self._on_record(record, now, source)
+        if delivered:
+            self.owner.emit(MessagesAvailable(self.peer_did, inbound.available))
         rotating.after_epoch(self, packet.epoch, now)
         if not self._closed:
             self.flush(now)
@@ -584,11 +597,11 @@ class Session:
     # ------------------------------------------------------------------
     # outbound
 
-    def send_records(self, records: list[Record]) -> None:
+    def send_records(self, records: list[Record], now: float | None = None) -> None:
         assert self.channel is not None
         if self._sync_pending:
             records = [self.outbound.sync(self.inbound), *records]
-        self.owner.transmit(self, self.channel.seal(records))
+        self.owner.transmit(self, self.channel.seal(records, now))
 
     def flush(self, now: float) -> None:
         """Send what is due: SYNC, heartbeat answers, acknowledgements and
@@ -619,10 +632,13 @@ class Session:
         # is one packet; control records ride in the first.
         batch: list[Record] = [*control, *messages]
         while batch:
-            self.send_records(batch)
+            self.send_records(batch, now)
             batch = []
             if self.state in SENDING and self.outbound.has_unsent:
                 batch.extend(self.outbound.take(now, PACKET_BUDGET, self.config.max_batch))
+        # The packets are out: draw a due DH step's key pair now rather
+        # than in the next send (a no-op unless that send will step).
+        self.channel.prepare_step(now)
         self.owner.reschedule(self)
 
     def _ack_due(self, now: float) -> bool:

@@ -32,7 +32,15 @@ Rules that keep a session safe against hostile or damaged input:
   message, and at most ``max_stored`` (2,000) skipped keys are kept (oldest
   evicted first), as libsignal does.
 * The DH half of a step happens lazily at the next :meth:`DoubleRatchet.encrypt`,
-  so randomness is drawn only for authenticated steps.
+  so randomness is drawn only for authenticated steps.  The caller may
+  *defer* it (``encrypt(..., defer_step=True)``) and keep sending on the
+  current chain: the session layer takes sending steps sparsely (at most a
+  few per second, core/channel.py), because a step per turn of a ping-pong
+  costs two X25519 agreements and a key generation per side.  A deferred
+  step stays due; the peer sees nothing but a longer chain.
+* :meth:`DoubleRatchet.prepare_step` draws the next key pair and its
+  agreement ahead of the step (off the critical path); the step uses them
+  only if the peer key is still the one they were computed against.
 
 Some refusals happen before authentication and may be caused by forged input:
 ``MalformedMessage``, ``ReplayDetected`` (old counter or retired chain) and
@@ -152,6 +160,7 @@ class DoubleRatchet:
         "_ns",
         "_pending",
         "_pn",
+        "_prepared",
         "_recv_epoch",
         "_retired",
         "_rk",
@@ -204,6 +213,9 @@ class DoubleRatchet:
         self._send_epoch = 0
         self._recv_epoch = 0
         self._pending: PendingReseed | None = None
+        # (key pair, the peer key it was agreed with, the agreement): a
+        # step drawn ahead by prepare_step().  Not part of the snapshot.
+        self._prepared: tuple[DhKeyPair, bytes, bytes] | None = None
         self._skipped: OrderedDict[tuple[bytes, int], tuple[bytes, bytes]] = OrderedDict()
         self._retired: deque[bytes] = deque(maxlen=RETIRED_KEYS_KEPT)
         self._window = ReplayWindow(window_size)
@@ -292,6 +304,24 @@ class DoubleRatchet:
         return self._ns
 
     @property
+    def send_step_due(self) -> bool:
+        """Whether the next :meth:`encrypt` would take a sending DH step
+        (the peer has stepped since this side's last step)."""
+        return self._send_step_due
+
+    @property
+    def send_step_required(self) -> bool:
+        """Whether the next :meth:`encrypt` must step even if asked to
+        defer: there is no sending chain yet, or a re-seed this side
+        started waits for the step that applies it."""
+        if not self._send_step_due:
+            return False
+        pending = self._pending
+        return self._cks is None or (
+            pending is not None and pending.initiate and pending.epoch == self._epoch + 1
+        )
+
+    @property
     def skipped_key_count(self) -> int:
         return len(self._skipped)
 
@@ -347,13 +377,18 @@ class DoubleRatchet:
     # ----------------------------------------------------------------------
     # sending
 
-    def encrypt(self, plaintext: bytes) -> bytes:
-        """Encrypt one message (at most ``max_message`` bytes)."""
+    def encrypt(self, plaintext: bytes, *, defer_step: bool = False) -> bytes:
+        """Encrypt one message (at most ``max_message`` bytes).
+
+        With ``defer_step`` a due sending DH step is postponed (it stays
+        due) and the message goes on the current sending chain, unless
+        :attr:`send_step_required`.
+        """
         if len(plaintext) > self._max_message:
             raise MessageTooLarge(
                 f"message of {len(plaintext)} bytes exceeds the limit of {self._max_message}"
             )
-        if self._send_step_due:
+        if self._send_step_due and (not defer_step or self.send_step_required):
             self._send_step()
         n = self._ns
         if n >= MAX_CHAIN_LENGTH:
@@ -380,10 +415,16 @@ class DoubleRatchet:
             assert pending is not None
             root = _pq_reseed(root, pending.secret)
             epoch = pending.epoch
-        new_key = primitives.x25519_generate(self._rng)
-        new_root, chain = _root_step(root, primitives.x25519(new_key, self._dhr))
+        prepared = self._prepared
+        if prepared is not None and prepared[1] == self._dhr:
+            new_key, agreement = prepared[0], prepared[2]
+        else:
+            new_key = primitives.x25519_generate(self._rng)
+            agreement = primitives.x25519(new_key, self._dhr)
+        new_root, chain = _root_step(root, agreement)
         hks = header_key(chain)
         # Commit.
+        self._prepared = None
         if applies:
             self._pending = None
         self._epoch = epoch
@@ -393,6 +434,28 @@ class DoubleRatchet:
         self._ns = 0
         self._send_epoch = epoch
         self._send_step_due = False
+
+    def prepare_step(self) -> bool:
+        """Draw the next sending key pair and its agreement with the peer's
+        current key now, so the due step costs only hashes.  Does nothing
+        (returns False) unless a step is due and none is prepared yet.
+
+        A prepared key is secret state like the current one: call this only
+        when the step will be taken at the next send, or a compromise in
+        between also exposes the key the step is meant to heal with.
+        """
+        if not self._send_step_due:
+            return False
+        prepared = self._prepared
+        if prepared is not None and prepared[1] == self._dhr:
+            return False
+        key = primitives.x25519_generate(self._rng)
+        try:
+            agreement = primitives.x25519(key, self._dhr)
+        except MalformedMessage:
+            return False  # the step itself reports it, in its place
+        self._prepared = (key, self._dhr, agreement)
+        return True
 
     # ----------------------------------------------------------------------
     # receiving

@@ -25,7 +25,8 @@ INTEGER and comparisons (``seq < below``) keep their order.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from l2session.core.states import State, TransitionRecord, Trigger
@@ -34,7 +35,7 @@ from l2session.membrane import audit
 #: ``PRAGMA application_id``: "L2SS".
 APPLICATION_ID: Final = 0x4C32_5353
 #: ``PRAGMA user_version`` of files this code writes.
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 #: Offset of the stored form of unsigned 64-bit values.
 U64_OFFSET: Final = 1 << 63
@@ -169,11 +170,94 @@ def _escape_payloads(conn: sqlite3.Connection) -> None:
         conn.executemany(update, [(b"\xff\x00" + bytes(p), rowid) for rowid, p in rows])
 
 
+#: Version 5: the durable outbound queue as one row per committed batch
+#: (a blob of ``u64 seq || u32 length || payload`` records), instead of one
+#: row per message: a commit of N queued messages writes one row, and a
+#: cumulative ack deletes whole batches.  ``outbound_acked`` holds what was
+#: acknowledged of batches still kept: the cumulative floor (a range from
+#: the lowest stored value) and selective ranges above it, each applying to
+#: the batches up to ``upto`` (the newest batch id when it was acknowledged:
+#: a message put again later under an acknowledged number is new, as in the
+#: memory store; AUTOINCREMENT keeps ids from being reused).  A batch goes
+#: once the floor passes its last message, a range once the floor passes it.
+_OUTBOUND_V5: Final = (
+    """CREATE TABLE outbound_batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer INTEGER NOT NULL REFERENCES peers (id),
+    last_seq INTEGER NOT NULL,
+    messages BLOB NOT NULL
+)""",
+    "CREATE INDEX outbound_batches_by_last ON outbound_batches (peer, last_seq)",
+    """CREATE TABLE outbound_acked (
+    peer INTEGER NOT NULL REFERENCES peers (id),
+    start INTEGER NOT NULL,
+    stop INTEGER NOT NULL,
+    upto INTEGER NOT NULL
+)""",
+    "CREATE INDEX outbound_acked_by_stop ON outbound_acked (peer, stop)",
+)
+
+_BATCH_ENTRY: Final = struct.Struct(">QI")
+
+
+def encode_batch(messages: Iterable[tuple[int, bytes]]) -> bytes:
+    """One ``outbound_batches.messages`` blob (OverflowError for a number
+    that is not an unsigned 64-bit integer, as SQLite gives for a column)."""
+    pack = _BATCH_ENTRY.pack
+    parts: list[bytes] = []
+    for seq, payload in messages:
+        if not 0 <= seq < 1 << 64:
+            raise OverflowError(f"sequence number {seq} is not an unsigned 64-bit integer")
+        parts.append(pack(seq, len(payload)))
+        parts.append(payload)
+    return b"".join(parts)
+
+
+def decode_batch(blob: bytes) -> list[tuple[int, bytes]]:
+    """The ``(seq, payload)`` records of a batch blob; a damaged blob raises
+    ValueError (the store reports the file as corrupt)."""
+    out: list[tuple[int, bytes]] = []
+    unpack, size, pos = _BATCH_ENTRY.unpack_from, len(blob), 0
+    while pos < size:
+        if pos + _BATCH_ENTRY.size > size:
+            raise ValueError("truncated outbound batch")
+        seq, length = unpack(blob, pos)
+        start = pos + _BATCH_ENTRY.size
+        pos = start + length
+        if pos > size:
+            raise ValueError("truncated outbound batch")
+        out.append((seq, blob[start:pos]))
+    return out
+
+
+def _batch_old_outbound(conn: sqlite3.Connection) -> None:
+    """Version 5: each peer's version 4 outbound rows become one batch."""
+    rows: dict[int, list[tuple[int, bytes]]] = {}
+    for peer, seq, payload in conn.execute(
+        "SELECT peer, seq, payload FROM outbound ORDER BY peer, seq"
+    ):
+        rows.setdefault(peer, []).append((seq + U64_OFFSET, bytes(payload)))
+    conn.executemany(
+        "INSERT INTO outbound_batches (peer, last_seq, messages) VALUES (?, ?, ?)",
+        [
+            (peer, messages[-1][0] - U64_OFFSET, encode_batch(messages))
+            for peer, messages in rows.items()
+        ],
+    )
+    conn.execute("DROP TABLE outbound")
+
+
 #: A migration step: SQL text, or a function run on the connection.
 Step = str | Callable[[sqlite3.Connection], None]
 
-#: The statements that create a current (version 4) database.
-CREATE: Final = (*_V1, _AUDIT_LOG_V3, _TRUST_V3, _GUARD_V4)
+#: The statements that create a current (version 5) database.
+CREATE: Final = (
+    *(statement for statement in _V1 if "outbound" not in statement),
+    _AUDIT_LOG_V3,
+    _TRUST_V3,
+    _GUARD_V4,
+    *_OUTBOUND_V5,
+)
 
 #: ``MIGRATIONS[v]`` upgrades a version ``v`` database to ``v + 1``.
 MIGRATIONS: Final[dict[int, tuple[Step, ...]]] = {
@@ -181,6 +265,8 @@ MIGRATIONS: Final[dict[int, tuple[Step, ...]]] = {
     2: (_AUDIT_LOG_V3, _TRUST_V3, _chain_old_audit, _escape_payloads),
     # Version 4 keeps the handshake replay guard (docs/STORE.md).
     3: (_GUARD_V4,),
+    # Version 5 stores the outbound queue as batches (issue 18).
+    4: (*_OUTBOUND_V5, _batch_old_outbound),
 }
 
 _TABLES_V1: Final = frozenset(
@@ -202,6 +288,9 @@ TABLES: Final[dict[int, frozenset[str]]] = {
     2: _TABLES_V1 | {"audit"},
     3: _TABLES_V1 | {"audit_log", "trust"},
     4: _TABLES_V1 | {"audit_log", "trust", "handshake_guard"},
+    # (and SQLite's own sqlite_sequence, made with the AUTOINCREMENT table)
+    5: (_TABLES_V1 - {"outbound"})
+    | {"audit_log", "trust", "handshake_guard", "outbound_batches", "outbound_acked"},
 }
 
 

@@ -87,10 +87,7 @@ _UPSERT_SESSION: Final = (
     " path = excluded.path, out_stream = excluded.out_stream, next_seq = excluded.next_seq,"
     " in_stream = excluded.in_stream, next_expected = excluded.next_expected"
 )
-_UPSERT_OUTBOUND: Final = (
-    "INSERT INTO outbound (peer, seq, payload) VALUES (?, ?, ?)"
-    " ON CONFLICT (peer, seq) DO UPDATE SET payload = excluded.payload"
-)
+_PUT_BATCH: Final = "INSERT INTO outbound_batches (peer, last_seq, messages) VALUES (?, ?, ?)"
 _ADD_STREAM: Final = (
     "INSERT INTO inbound_streams (peer, stream) VALUES (?, ?) ON CONFLICT (peer, stream) DO NOTHING"
 )
@@ -98,8 +95,19 @@ _UPSERT_INBOUND: Final = (
     "INSERT INTO inbound (peer, stream, seq, payload) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (peer, stream, seq) DO UPDATE SET payload = excluded.payload"
 )
-_ACK_BELOW: Final = "DELETE FROM outbound WHERE peer = ? AND seq < ?"
-_ACK_RANGE: Final = "DELETE FROM outbound WHERE peer = ? AND seq >= ? AND seq < ?"
+# A cumulative ack: whole batches below it go, and so do the ack ranges it
+# covers (the old floor among them), then the new floor is kept as a range
+# from the lowest stored value.  A selective ack range is only recorded.
+_ACK_BATCHES: Final = "DELETE FROM outbound_batches WHERE peer = ? AND last_seq < ?"
+_ACK_COVERED: Final = "DELETE FROM outbound_acked WHERE peer = ? AND stop <= ?"
+_ACK_ADD: Final = (
+    "INSERT INTO outbound_acked (peer, start, stop, upto) VALUES (?, ?, ?,"
+    " (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'outbound_batches'))"
+)
+_ACK_CONTAINED: Final = (
+    "DELETE FROM outbound_acked WHERE peer = ? AND start >= ? AND stop <= ? AND start > ?"
+)
+_LOWEST: Final = -(1 << 63)
 _TAKE: Final = "DELETE FROM inbound WHERE peer = ? AND stream = ? AND seq <= ?"
 _DROP: Final = "DELETE FROM inbound WHERE peer = ? AND stream = ? AND seq >= ?"
 _FORGET_EMPTY_STREAM: Final = (
@@ -108,7 +116,8 @@ _FORGET_EMPTY_STREAM: Final = (
 )
 _DELETE_SESSION: Final = (
     "DELETE FROM sessions WHERE peer = ?",
-    "DELETE FROM outbound WHERE peer = ?",
+    "DELETE FROM outbound_batches WHERE peer = ?",
+    "DELETE FROM outbound_acked WHERE peer = ?",
     "DELETE FROM inbound WHERE peer = ?",
     "DELETE FROM inbound_streams WHERE peer = ?",
 )
@@ -146,8 +155,11 @@ _LOAD_SESSIONS: Final = (
     " FROM sessions s JOIN peers p ON p.id = s.peer ORDER BY s.id"
 )
 _LOAD_OUTBOUND: Final = (
-    "SELECT p.did, o.seq, o.payload FROM outbound o JOIN peers p ON p.id = o.peer"
-    " ORDER BY o.peer, o.seq"
+    "SELECT p.did, o.id, o.messages FROM outbound_batches o JOIN peers p ON p.id = o.peer"
+    " ORDER BY o.peer, o.id"
+)
+_LOAD_ACKED: Final = (
+    "SELECT p.did, a.start, a.stop, a.upto FROM outbound_acked a JOIN peers p ON p.id = a.peer"
 )
 _LOAD_INBOUND: Final = (
     "SELECT p.did, i.stream, i.seq, i.payload FROM inbound i"
@@ -295,13 +307,33 @@ class SqliteStore(AuditReads, WriteBuffer):
             # Deleted rows are zeroed where that costs no extra write
             # (commit() turns it fully on when secrets are replaced).
             conn.execute("PRAGMA secure_delete = FAST")
+            # Start the WAL here: the first write after opening creates the
+            # -wal file and syncs its header and the directory (2-8 ms on a
+            # VM disk).  In the first commit that cost lands on whatever
+            # waits for it -- after a restart, the RESUME (docs/NETWORK.md).
+            conn.execute("BEGIN IMMEDIATE")
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            conn.execute(f"PRAGMA user_version = {version:d}")
+            conn.execute("COMMIT")
+            # ... and the -wal file's directory entry, which the first
+            # barrier (sync()) would otherwise fsync on that same path.
+            if mode == "power":
+                _sync_directory(target.parent)
         except sqlite3.Error as exc:
             conn.close()
             raise files.error_from(target, exc, "opening the database") from None
+        except OSError as exc:
+            conn.close()
+            raise StoreIOError(
+                f"{target}: cannot fsync its directory ({exc.strerror or exc}). "
+                "Fix: check the disk and the directory's permissions"
+            ) from exc
         except BaseException:
             conn.close()
             raise
-        return cls(conn, target, mode)
+        store = cls(conn, target, mode)
+        store._dir_synced = mode == "power"
+        return store
 
     @property
     def path(self) -> Path:
@@ -526,22 +558,23 @@ class SqliteStore(AuditReads, WriteBuffer):
             )
 
     def _put_outbound(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
+        """One row per peer per commit: the batch's messages in one blob."""
         ids = self._ids(conn, (did for did, _ in b.outbound), added)
-        items: Iterable[tuple[tuple[str, int], bytes]] = b.outbound.items()
-        if b.acked_below or b.acked_ranges:
+        ranges: dict[str, list[tuple[int, int]]] = {}
+        for did, start, end in b.acked_ranges:
+            ranges.setdefault(did, []).append((start, end))
+        below = b.acked_below
+        per_peer: dict[str, list[tuple[int, bytes]]] = {}
+        for (did, seq), payload in b.outbound.items():
             # Queued and acknowledged within one commit: never written.
-            ranges: dict[str, list[tuple[int, int]]] = {}
-            for did, start, end in b.acked_ranges:
-                ranges.setdefault(did, []).append((start, end))
-            below = b.acked_below
-            items = [
-                item
-                for item in items
-                if not acked(item[0][1], below.get(item[0][0], 0), ranges.get(item[0][0], []))
-            ]
-        conn.executemany(
-            _UPSERT_OUTBOUND, [(ids[did], seq - _OFF, payload) for (did, seq), payload in items]
-        )
+            if (below or ranges) and acked(seq, below.get(did, 0), ranges.get(did, [])):
+                continue
+            per_peer.setdefault(did, []).append((seq, payload))
+        rows = []
+        for did, messages in per_peer.items():
+            messages.sort()
+            rows.append((ids[did], messages[-1][0] - _OFF, schema.encode_batch(messages)))
+        conn.executemany(_PUT_BATCH, rows)
 
     def _put_inbound(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
         ids = self._ids(conn, (did for did, _ in b.streams), added)
@@ -563,11 +596,16 @@ class SqliteStore(AuditReads, WriteBuffer):
         for did, below in b.acked_below.items():
             peer = self._known(conn, did)
             if peer is not None:
-                conn.execute(_ACK_BELOW, (peer, below - _OFF))
+                stored = below - _OFF
+                conn.execute(_ACK_BATCHES, (peer, stored))
+                conn.execute(_ACK_COVERED, (peer, stored))
+                conn.execute(_ACK_ADD, (peer, _LOWEST, stored))
         for did, start, end in b.acked_ranges:
             peer = self._known(conn, did)
-            if peer is not None and start < end:
-                conn.execute(_ACK_RANGE, (peer, start - _OFF, end - _OFF))
+            if peer is not None and start < end and end > b.acked_below.get(did, 0):
+                # A later ACK repeats and widens its ranges: keep the widest.
+                conn.execute(_ACK_CONTAINED, (peer, start - _OFF, end - _OFF, _LOWEST))
+                conn.execute(_ACK_ADD, (peer, start - _OFF, end - _OFF))
 
     def _put_tickets(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
         for did, ticket in b.tickets.items():
@@ -614,9 +652,23 @@ class SqliteStore(AuditReads, WriteBuffer):
                 SessionRecord(did, address, path, out + _OFF, nxt + _OFF, inn + _OFF, exp + _OFF)
                 for did, address, path, out, nxt, inn, exp in conn.execute(_LOAD_SESSIONS)
             )
-            outbound: dict[str, list[tuple[int, bytes]]] = {}
-            for did, seq, payload in conn.execute(_LOAD_OUTBOUND):
-                outbound.setdefault(did, []).append((seq + _OFF, payload))
+            acked_ranges: dict[str, list[tuple[int, int, int]]] = {}
+            for did, start, stop, upto in conn.execute(_LOAD_ACKED):
+                acked_ranges.setdefault(did, []).append((start + _OFF, stop + _OFF, upto))
+            queued: dict[str, dict[int, bytes]] = {}
+            for did, batch_id, blob in conn.execute(_LOAD_OUTBOUND):
+                try:
+                    messages = schema.decode_batch(blob)
+                except ValueError as exc:
+                    raise StoreCorrupt(f"{self._path}: an outbound batch is damaged") from exc
+                kept = queued.setdefault(did, {})
+                done = [(a, b) for a, b, upto in acked_ranges.get(did, ()) if batch_id <= upto]
+                for seq, payload in messages:
+                    if not any(start <= seq < stop for start, stop in done):
+                        kept[seq] = payload  # a later batch's copy wins
+            outbound = {
+                did: sorted(messages.items()) for did, messages in queued.items() if messages
+            }
             inbound: dict[str, list[StoredInbound]] = {}
             for did, stream, seq, payload in conn.execute(_LOAD_INBOUND):
                 inbound.setdefault(did, []).append(

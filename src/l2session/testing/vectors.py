@@ -86,6 +86,9 @@ from l2session.wire.records import (
 VECTOR_FORMAT: Final = "l2session-kat-v1"
 #: 2027-01-15T08:00:00Z, a fixed "now" for every timestamp in the vectors.
 VECTOR_NOW: Final = 1_800_000_000.0
+#: The vectors pin a DH ratchet step at every turn (``dh_step_interval`` 0,
+#: CRYPTO.md §5.2): the sparse default changes no byte a receiver sees.
+PER_TURN: Final = 0.0
 
 # The scripted conversation: (sender, plaintext).  Delivery order is below.
 _SCRIPT: Final = (
@@ -318,14 +321,16 @@ def json_fields(value: Packet | Record) -> dict[str, Any]:
     """A packet's or record's fields as JSON values (bytes as hex, ACK ranges
     as lists of ``[start, end]``)."""
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(value):
-        item = getattr(value, f.name)
+    # __match_args__: the fields in order, of dataclasses and of the
+    # slotted hot-path records (Message) alike.
+    for name in type(value).__match_args__:
+        item = getattr(value, name)
         if isinstance(item, bytes):
-            out[f.name] = item.hex()
+            out[name] = item.hex()
         elif isinstance(item, tuple):
-            out[f.name] = [list(pair) for pair in item]
+            out[name] = [list(pair) for pair in item]
         else:
-            out[f.name] = item
+            out[name] = item
     return out
 
 
@@ -609,7 +614,12 @@ def _data_part(rng: SeededRandom) -> dict[str, Any]:
     )
     channels = {
         name: Channel(
-            session_id=session_id, epoch=0, ratchet=ratchet, lineage=bytes(32), keyed_at=VECTOR_NOW
+            session_id=session_id,
+            epoch=0,
+            ratchet=ratchet,
+            lineage=bytes(32),
+            keyed_at=VECTOR_NOW,
+            step_interval=PER_TURN,
         )
         for name, ratchet in (("responder", responder), ("initiator", initiator))
     }
@@ -675,7 +685,12 @@ def _rotation_part(rng: SeededRandom) -> dict[str, Any]:
             rng=rng,
         )
         channels[name] = Channel(
-            session_id=session_id, epoch=0, ratchet=ratchet, lineage=lineage, keyed_at=VECTOR_NOW
+            session_id=session_id,
+            epoch=0,
+            ratchet=ratchet,
+            lineage=lineage,
+            keyed_at=VECTOR_NOW,
+            step_interval=PER_TURN,
         )
     started = rotation.start(
         channel=channels["initiator"], signing=signing["initiator"], rng=rng, now=VECTOR_NOW
@@ -798,6 +813,7 @@ def _resumption_part(rng: SeededRandom) -> dict[str, Any]:
         ratchet=ratchet,
         lineage=keys.epoch.lineage,
         keyed_at=VECTOR_NOW,
+        step_interval=PER_TURN,
     )
     first: list[Record] = [
         Sync(0x3132333435363738, 5, 0x4142434445464748, 7),
