@@ -18,9 +18,10 @@ $(VENV)/.installed-base: $(VENV)/.created pyproject.toml
 	touch $@
 
 # Tests, linters and benchmarks share one environment: mypy also checks
-# benchmarks/, which import the bench extra.
+# benchmarks/, which import the bench extra; the nostr extra runs the
+# federation tests and the demo's Nostr act.
 $(VENV)/.installed-dev: $(VENV)/.created pyproject.toml
-	$(PIP) install -e ".[test,bench,fast]"
+	$(PIP) install -e ".[test,bench,fast,nostr]"
 	touch $@
 
 demo: $(VENV)/.installed-base

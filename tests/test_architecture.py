@@ -32,6 +32,7 @@ LAYER_ORDER = (
     "membrane",
     "store",
     "transports",
+    "bridges",
     "runtime",
     "cli",
 )

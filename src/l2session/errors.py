@@ -342,3 +342,31 @@ __all__ = [
     "UnsupportedKeyType",
     "WrongPassphrase",
 ]
+
+
+# ---------------------------------------------------------------------------
+# federation (docs/FEDERATION.md)
+
+
+class FederationError(L2SessionError):
+    """Base class of federated-session (bridge) errors."""
+
+
+class InvalidForeignIdentity(FederationError, ValueError):
+    """A foreign peer name (``nostr:npub1…``, an npub, 64 hex digits) does not parse."""
+
+
+class BridgeUnavailable(FederationError):
+    """The bridge named is not available here (not implemented, its extra is
+    not installed, or no entry point provides it); the message says which."""
+
+
+class ForgedEvent(FederationError, AuthenticationFailed):
+    """A foreign event failed its protocol's authentication (a bad signature,
+    or a seal whose author is not the message's author); it is refused and
+    counted.  ``reason`` is ``"bad_signature"`` or ``"author_mismatch"``."""
+
+
+class ForeignMessageRejected(FederationError, MalformedMessage):
+    """A foreign event is malformed or its content is too large; the message
+    says which limit or field, and nothing else is affected."""

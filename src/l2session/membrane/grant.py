@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from l2session.core.envelope import action_problem, canonical_resource, resource_problem
-from l2session.errors import ConfigError, InvalidDid
+from l2session.errors import ConfigError, InvalidDid, InvalidForeignIdentity
 from l2session.identity.did import Did
+from l2session.identity.foreign import ForeignIdentity, is_foreign
 from l2session.membrane.conditions import (
     CONDITION_ORDER,
     NAME_RULE,
@@ -55,7 +56,7 @@ def normalize_resource(resource: str) -> str:
 
 def peer_problem(peer: object) -> str | None:
     """Why ``peer`` cannot be a ``peers`` entry (None when it can): ``"*"``,
-    ``"group:NAME"`` or a DID."""
+    ``"group:NAME"``, a DID or a foreign peer (``nostr:npub1…``)."""
     if not isinstance(peer, str):
         return f"a peer must be a string, got {type(peer).__name__}"
     if peer == ANY:
@@ -65,10 +66,25 @@ def peer_problem(peer: object) -> str | None:
         if name_problem(name) is not None:
             return f"group name {name!r} in {peer!r} is not {NAME_RULE}"
         return None
+    if is_foreign(peer):
+        return canonical_foreign_problem(peer)
     try:
         Did.parse(peer)
     except InvalidDid as exc:
-        return f"{exc} (a peer is '*', a DID, or 'group:NAME')"
+        return f"{exc} (a peer is '*', a DID, 'nostr:npub1…' or 'group:NAME')"
+    return None
+
+
+def canonical_foreign_problem(peer: str) -> str | None:
+    """Why ``peer`` is not a foreign peer's canonical name (``nostr:npub1…``):
+    sessions, the audit chain and the store use that one form, so a policy
+    must too, or it would never match."""
+    try:
+        canonical = ForeignIdentity.parse(peer).text
+    except InvalidForeignIdentity as exc:
+        return str(exc)
+    if canonical != peer:
+        return f"write the foreign peer {peer!r} as {canonical!r}"
     return None
 
 

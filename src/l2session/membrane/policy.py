@@ -59,6 +59,7 @@ from types import MappingProxyType
 from l2session.core.envelope import Request
 from l2session.errors import ConfigError, InvalidDid, PolicyError
 from l2session.identity.did import Did
+from l2session.identity.foreign import is_foreign
 from l2session.membrane.conditions import (
     CONSTRAINT_ORDER,
     MAX_TIMESTAMP,
@@ -86,6 +87,7 @@ from l2session.membrane.grant import (
     MAX_GROUPS,
     MAX_PEERS_PER_GRANT,
     Grant,
+    canonical_foreign_problem,
     normalize_resource,
     peer_problem,
 )
@@ -168,6 +170,11 @@ def _validate_members(source: str, group: str, members: object) -> frozenset[str
                 f"group {group!r}: a member must be a DID string, got {member!r}",
                 field_=f"groups.{group}",
             )
+        if is_foreign(member):
+            problem = canonical_foreign_problem(member)
+            if problem is not None:
+                raise _fail(source, f"group {group!r}: {problem}", field_=f"groups.{group}")
+            continue
         try:
             Did.parse(member)
         except InvalidDid as exc:

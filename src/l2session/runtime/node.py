@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 from l2session.core.config import SessionConfig
 from l2session.core.context import Context, LocalKeys
@@ -45,10 +45,12 @@ from l2session.core.events import (
     SessionEvent,
     StateChanged,
 )
+from l2session.core.federated import FederationConfig
 from l2session.core.manager import SessionManager
 from l2session.core.session import Session
 from l2session.crypto.rng import RandomSource
 from l2session.errors import (
+    BridgeUnavailable,
     ConfigError,
     InvalidState,
     SessionClosed,
@@ -67,6 +69,7 @@ from l2session.runtime.directory import AddressBook
 from l2session.runtime.entropy import SystemRandom
 from l2session.runtime.events import Bridge, NodeEvent, NodeListener
 from l2session.runtime.faults import Faults
+from l2session.runtime.federation import FederatedHandle, Federation
 from l2session.runtime.handle import SessionHandle
 from l2session.runtime.listening import bind_paths
 from l2session.runtime.paths import PathMonitor
@@ -123,6 +126,8 @@ class Node:
         rng: RandomSource | None = None,
         policy: MembranePolicy | str | Path | None = None,
         durability: Durability = "power",
+        bridges: Mapping[str, Mapping[str, Any]] | None = None,
+        federation: FederationConfig | None = None,
     ) -> None:
         self._host, self._requested_port = parse_address(listen, allow_zero_port=True)
         self._discovery_at = (
@@ -191,6 +196,11 @@ class Node:
         self.paths_seen = PathMonitor(self)
         self.stall_watch: StallWatch | None = None
         self._running = False
+        #: Bridges to foreign networks, by protocol name (``{"nostr":
+        #: {"relays": [...]}}``), started with the node (docs/FEDERATION.md).
+        self.bridge_options = dict(bridges or {})
+        self.federation_config = federation or FederationConfig()
+        self.federation: Federation | None = None
 
     # ------------------------------------------------------------------
     # lifecycle
@@ -225,6 +235,13 @@ class Node:
         _log.info("node %s listening on %s (%s)", self.did, self.address, ", ".join(self.paths))
         if self.stall_watch is not None and "quic" in self.transports:
             self.stall_watch.start()
+        if self.bridge_options:
+            self.federation = Federation(self, self.bridge_options, self.federation_config)
+            try:
+                await self.federation.start()
+            except BaseException:
+                await self.stop()
+                raise
         self.kick()
 
     async def _start(self) -> None:
@@ -288,6 +305,9 @@ class Node:
         if not self._running:
             return
         self._running = False
+        if self.federation is not None:
+            await self.federation.stop()
+            self.federation = None
         if self._manager is not None:
             with contextlib.suppress(StoreError):
                 self._pump()  # what is queued is committed and handed to the transports
@@ -404,6 +424,17 @@ class Node:
 
     def sessions(self) -> list[SessionHandle]:
         return [self._handle(s) for s in self.manager.sessions.values()]
+
+    def federate(self, peer: str) -> FederatedHandle:
+        """The federated session with a foreign peer (``nostr:npub1…``,
+        an npub or hex key), opened if new; sends queue until a relay is up.
+        Raises InvalidForeignIdentity, or BridgeUnavailable without the bridge."""
+        if self.federation is None:
+            raise BridgeUnavailable(
+                f"this node runs no bridge for {peer!r}: start it with bridges=… "
+                "(CLI: l2session node --nostr-relay ws://…)"
+            )
+        return self.federation.open(peer)
 
     def session(self, peer_did: str) -> SessionHandle | None:
         session = self.manager.session(peer_did)

@@ -36,6 +36,7 @@ from l2session.membrane import audit
 from l2session.membrane.audit import AuditEntry, AuditReport
 from l2session.store.buffer import Batch, WriteBuffer, acked
 from l2session.store.durability import Durability, check_durability
+from l2session.store.federation import MemoryFederation
 
 #: The stored handshake replay guard keeps at most this many entries (the
 #: newest), as the in-memory guard does.
@@ -140,7 +141,16 @@ class _Tables:
 class MemoryStore(WriteBuffer):
     """A :class:`~l2session.core.persistence.Journal` kept in dictionaries."""
 
-    __slots__ = ("_disk", "_durability", "_live", "_unsynced", "_writeback", "commits", "syncs")
+    __slots__ = (
+        "_disk",
+        "_durability",
+        "_live",
+        "_unsynced",
+        "_writeback",
+        "commits",
+        "federation",
+        "syncs",
+    )
 
     def __init__(
         self, *, durability: Durability = "power", writeback_after: int = WRITEBACK_AFTER
@@ -160,6 +170,9 @@ class MemoryStore(WriteBuffer):
         self.commits = 0
         #: Barriers that had commits to cover (what would be fsyncs).
         self.syncs = 0
+        #: Federated sessions' records (store/federation.py; written at
+        #: once, so not part of the modelled disk's write-back).
+        self.federation = MemoryFederation()
 
     @property
     def durability(self) -> Durability:

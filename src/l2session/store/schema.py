@@ -31,11 +31,12 @@ from typing import Final
 
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.membrane import audit
+from l2session.store import federation
 
 #: ``PRAGMA application_id``: "L2SS".
 APPLICATION_ID: Final = 0x4C32_5353
 #: ``PRAGMA user_version`` of files this code writes.
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 #: Offset of the stored form of unsigned 64-bit values.
 U64_OFFSET: Final = 1 << 63
@@ -250,13 +251,14 @@ def _batch_old_outbound(conn: sqlite3.Connection) -> None:
 #: A migration step: SQL text, or a function run on the connection.
 Step = str | Callable[[sqlite3.Connection], None]
 
-#: The statements that create a current (version 5) database.
+#: The statements that create a current (version 6) database.
 CREATE: Final = (
     *(statement for statement in _V1 if "outbound" not in statement),
     _AUDIT_LOG_V3,
     _TRUST_V3,
     _GUARD_V4,
     *_OUTBOUND_V5,
+    *federation.TABLES_V6,
 )
 
 #: ``MIGRATIONS[v]`` upgrades a version ``v`` database to ``v + 1``.
@@ -267,6 +269,8 @@ MIGRATIONS: Final[dict[int, tuple[Step, ...]]] = {
     3: (_GUARD_V4,),
     # Version 5 stores the outbound queue as batches (issue 18).
     4: (*_OUTBOUND_V5, _batch_old_outbound),
+    # Version 6: federated sessions (store/federation.py); nothing older changes.
+    5: federation.TABLES_V6,
 }
 
 _TABLES_V1: Final = frozenset(
@@ -291,6 +295,9 @@ TABLES: Final[dict[int, frozenset[str]]] = {
     # (and SQLite's own sqlite_sequence, made with the AUTOINCREMENT table)
     5: (_TABLES_V1 - {"outbound"})
     | {"audit_log", "trust", "handshake_guard", "outbound_batches", "outbound_acked"},
+    6: (_TABLES_V1 - {"outbound"})
+    | {"audit_log", "trust", "handshake_guard", "outbound_batches", "outbound_acked"}
+    | federation.NAMES_V6,
 }
 
 

@@ -65,6 +65,7 @@ from l2session.store.audit_reads import AuditReads
 from l2session.store.buffer import Batch, WriteBuffer, acked
 from l2session.store.checkpoint import Checkpointer
 from l2session.store.durability import Durability, check_durability
+from l2session.store.federation import SqliteFederation
 from l2session.store.files import default_store_path
 
 #: The stored handshake replay guard keeps at most this many entries (the
@@ -210,6 +211,7 @@ class SqliteStore(AuditReads, WriteBuffer):
         "_sync_error",
         "_unsynced",
         "commits",
+        "federation",
         "syncs",
     )
 
@@ -240,6 +242,8 @@ class SqliteStore(AuditReads, WriteBuffer):
         #: WAL checkpoints run off the commit path (see store/checkpoint.py).
         self._checkpointer = Checkpointer(f"file:{quote(str(path))}?mode=rw")
         self._changes = conn.total_changes
+        #: Federated sessions' records (store/federation.py).
+        self.federation = SqliteFederation(self._connection)
 
     # ------------------------------------------------------------------
     # opening and closing
