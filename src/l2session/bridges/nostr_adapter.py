@@ -197,6 +197,7 @@ class RelayClient:
         self._sub_id = "l2s-" + keys.public_hex[:16]
         self._subscribed: dict[str, bool] = {str(u): False for u in self._urls}
         self._connected: dict[str, bool] = dict.fromkeys(self._subscribed, False)
+        self._ever: dict[str, bool] = dict.fromkeys(self._subscribed, False)
         self._tasks: list[asyncio.Task[None]] = []
         self._last = -1
         self._extra: set[str] = set()
@@ -242,11 +243,15 @@ class RelayClient:
                 up = relay.status() == ns.RelayStatus.CONNECTED
                 if up and not self._connected[key]:
                     self._connected[key] = True
-                    try:
-                        await relay.subscribe(query, id=self._sub_id)
-                    except Exception as exc:
-                        _log.warning("subscribing on %s failed: %s", key, exc)
-                        self._connected[key] = False
+                    if not self._ever[key]:
+                        # nostr-sdk re-sends a relay's subscriptions itself
+                        # after a reconnect; its EOSE marks it subscribed.
+                        try:
+                            await relay.subscribe(query, id=self._sub_id)
+                            self._ever[key] = True
+                        except Exception as exc:
+                            _log.warning("subscribing on %s failed: %s", key, exc)
+                            self._connected[key] = False
                 elif not up and self._connected[key]:
                     self._connected[key] = False
                     self._subscribed[key] = False
@@ -317,4 +322,8 @@ class RelayClient:
         except Exception as exc:
             _log.debug("publishing %s failed: %s", event.id().to_hex()[:16], exc)
             return 0
-        return len(output.success)
+        # A relay that already has the event (we crashed after it accepted
+        # it, before we recorded that) answers OK false "duplicate:" (NIP-01):
+        # for us that is acceptance.
+        duplicates = [u for u, why in output.failed.items() if str(why).startswith("duplicate")]
+        return len(output.success) + len(duplicates)
