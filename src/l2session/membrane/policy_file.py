@@ -100,6 +100,8 @@ from typing import Final
 from l2session.core.envelope import MAX_UNITS, action_problem, resource_problem
 from l2session.errors import ConfigError, InvalidDid, PolicyError
 from l2session.identity.did import Did
+from l2session.identity.foreign import is_foreign
+from l2session.membrane.grant import canonical_foreign_problem
 from l2session.membrane.policy import (
     ANY,
     GROUP_PREFIX,
@@ -441,6 +443,11 @@ class _Loader:
                         f"{did!r} is not a DID; a group lists DIDs only "
                         "('*' and groups of groups are for a grant's peers)",
                     )
+                if is_foreign(did):
+                    foreign = canonical_foreign_problem(did)
+                    if foreign is not None:
+                        raise self.error((*where, index), foreign)
+                    continue
                 try:
                     Did.parse(did)
                 except InvalidDid as exc:
@@ -547,10 +554,15 @@ class _Loader:
                 name = peer[len(GROUP_PREFIX) :]
                 self.group_name((*where, number), name, groups, prefixed=True)
                 continue
+            if is_foreign(peer):
+                foreign = canonical_foreign_problem(peer)
+                if foreign is not None:
+                    raise self.error((*where, number), foreign)
+                continue
             try:
                 Did.parse(peer)
             except InvalidDid as exc:
-                hint = 'a peer is "*", a DID, or "group:NAME"'
+                hint = 'a peer is "*", a DID, "nostr:npub1…" or "group:NAME"'
                 if peer in groups:
                     hint = f"to name the group, write {GROUP_PREFIX + peer!r}"
                 raise self.error((*where, number), f"{exc}; {hint}") from None

@@ -18,7 +18,7 @@ makes the promises docs/FEDERATION.md writes down:
   (others) before delivery; live messages are delivered as they arrive.
 
 Every state change goes to the node's audit chain, and the Membrane's
-decisions on foreign peers (Request ``deliver bridge/<protocol>``) too.
+decisions on foreign peers (Request ``deliver bridge://<protocol>``) too.
 """
 
 from __future__ import annotations
@@ -394,7 +394,7 @@ class Federation:
         unread = Unread(sender, 0, message.event_id, message.text.encode())
         refused = None
         if membrane is not None:
-            refused = membrane.screen(sender, Request(ACTION, f"bridge/{proto.name}"), now)
+            refused = membrane.screen(sender, Request(ACTION, f"bridge://{proto.name}"), now)
         if refused is not None:
             seen[message.event_id] = message.created_at
             self._remember_refusal(proto, message)
