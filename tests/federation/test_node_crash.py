@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .relay_process import RelayProcess
+from l2session.testing.nostr_relay import RelayProcess
 
 AGENT = Path(__file__).with_name("node_agent.py")
 
@@ -59,7 +59,7 @@ class Agent:
 def test_a_node_killed_and_restarted_loses_and_duplicates_nothing(
     relay: RelayProcess, tmp_path: Path
 ) -> None:
-    from .plain_client import PlainClient
+    from l2session.testing.nostr_client import PlainClient
 
     store = tmp_path / "node.db"
 

@@ -9,8 +9,7 @@ import pytest
 
 from l2session import Node
 from l2session.core.states import State
-
-from .relay_process import RelayProcess
+from l2session.testing.nostr_relay import RelayProcess
 
 
 async def _started(relay: RelayProcess, store: Path | None = None) -> Node:
@@ -20,7 +19,7 @@ async def _started(relay: RelayProcess, store: Path | None = None) -> Node:
 
 
 def test_a_message_each_way_is_an_ordinary_nip17_dm(relay: RelayProcess) -> None:
-    from .plain_client import PlainClient
+    from l2session.testing.nostr_client import PlainClient
 
     async def main() -> None:
         node = await _started(relay)
@@ -48,7 +47,7 @@ def test_a_message_each_way_is_an_ordinary_nip17_dm(relay: RelayProcess) -> None
 
 
 def test_a_thousand_messages_each_way_arrive_once_and_in_order(relay: RelayProcess) -> None:
-    from .plain_client import PlainClient
+    from l2session.testing.nostr_client import PlainClient
 
     count = 1000
 
@@ -83,7 +82,7 @@ def test_a_thousand_messages_each_way_arrive_once_and_in_order(relay: RelayProce
 def test_a_relay_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(
     relay: RelayProcess,
 ) -> None:
-    from .plain_client import PlainClient
+    from l2session.testing.nostr_client import PlainClient
 
     async def main() -> None:
         node = await _started(relay)
@@ -119,7 +118,7 @@ def test_a_relay_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(
 
 
 def test_two_relays_one_dies_and_messages_still_flow(tmp_path: Path) -> None:
-    from .plain_client import PlainClient
+    from l2session.testing.nostr_client import PlainClient
 
     first, second = RelayProcess(tmp_path / "r1"), RelayProcess(tmp_path / "r2")
     first.start()
@@ -162,8 +161,7 @@ def test_oversized_and_non_text_messages_are_refused_with_nothing_lost(
     relay: RelayProcess,
 ) -> None:
     from l2session.errors import ForeignMessageRejected
-
-    from .plain_client import PlainClient
+    from l2session.testing.nostr_client import PlainClient
 
     async def main() -> None:
         node = await _started(relay)

@@ -8,14 +8,13 @@ from pathlib import Path
 
 from l2session import Node
 from l2session.membrane.policy_file import parse_policy
-
-from .relay_process import RelayProcess
+from l2session.testing.nostr_relay import RelayProcess
 
 
 def test_forged_events_are_refused_and_counted(tmp_path: Path) -> None:
     import nostr_sdk as ns
 
-    from .plain_client import PlainClient
+    from l2session.testing.nostr_client import PlainClient
 
     relay = RelayProcess(tmp_path / "relay", check_signatures=False)
     relay.start()
@@ -72,7 +71,7 @@ def test_forged_events_are_refused_and_counted(tmp_path: Path) -> None:
 def test_a_policy_refusing_a_foreign_peer_is_in_the_audit_chain(
     relay: RelayProcess, tmp_path: Path
 ) -> None:
-    from .plain_client import PlainClient
+    from l2session.testing.nostr_client import PlainClient
 
     async def main() -> None:
         friend, stranger = PlainClient([relay.url]), PlainClient([relay.url])
@@ -105,7 +104,9 @@ def test_a_policy_refusing_a_foreign_peer_is_in_the_audit_chain(
             assert refusals
             assert "deliver" in refusals[0].body
             transitions = [e for e in log if e.kind == "transition" and friend.npub in e.subject]
-            assert transitions, [(e.kind, e.subject[:20]) for e in log]  # the federated session's states, in the same chain
+            assert transitions, [
+                (e.kind, e.subject[:20]) for e in log
+            ]  # the federated session's states, in the same chain
             assert node.store.verify_audit().ok
         finally:
             await friend.stop()

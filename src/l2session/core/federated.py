@@ -252,7 +252,7 @@ class FederatedSession:
 
     def _schedule_backoff(self, now: float) -> None:
         self._attempt += 1
-        self._next_try = now + self.config.reconnect.delay(self._attempt - 1, self.rng)
+        self._next_try = now + self.config.reconnect.delay(self._attempt, self.rng)
 
     def get_timer(self) -> float | None:
         """When :meth:`tick` next has something to do (None: nothing)."""

@@ -81,7 +81,7 @@ class RelayProcess:
     def start(self, timeout: float = 20.0) -> None:
         exe = Path(sys.executable).with_name("nostr-relay")
         with (self.workdir / "relay.log").open("ab") as log:
-            self.process = subprocess.Popen(
+            self.process = subprocess.Popen(  # noqa: S603 - our own relay binary
                 [str(exe), "-c", str(self.config), "serve"],
                 stdout=log,
                 stderr=subprocess.STDOUT,

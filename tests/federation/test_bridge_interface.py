@@ -1,0 +1,150 @@
+"""The bridge interface, foreign names, the federated state mapping and
+the schema upgrade: no relay needed."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from l2session import Node
+from l2session.bridges.base import load_bridge
+from l2session.core.federated import FederatedSession, FederationConfig
+from l2session.core.states import State
+from l2session.errors import BridgeUnavailable, InvalidForeignIdentity
+from l2session.identity.foreign import BridgeProtocol, ForeignIdentity
+from l2session.identity.identity import Identity
+from l2session.store import federation as fed_tables
+from l2session.store import schema
+from l2session.store.sqlite import SqliteStore
+from l2session.testing import SeededRandom
+
+NPUB = "npub1k4qsp3j0h76z9ekuv0ve62gccjwhns87lpsvs26mtj4rj0lt3c3sj0fqgh"
+HEX = "b54100c64fbfb422e6dc63d99d2918c49d79c0fef860c82b5b5caa393feb8e23"
+
+
+def _state(session: FederatedSession) -> State:
+    """The state, read through a call (mypy would narrow a property)."""
+    return session.state
+
+
+@pytest.fixture
+def custom_dist() -> Iterator[None]:
+    where = str(Path(__file__).with_name("custom_dist"))
+    sys.path.insert(0, where)
+    try:
+        yield
+    finally:
+        sys.path.remove(where)
+        sys.modules.pop("tiny_bridge", None)
+
+
+def test_a_nostr_peer_has_one_canonical_name_in_every_spelling() -> None:
+    names = {ForeignIdentity.parse(t).text for t in (NPUB, f"nostr:{NPUB}", HEX, HEX.upper())}
+    assert names == {f"nostr:{NPUB}"}
+    assert ForeignIdentity.parse(NPUB).hex == HEX
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        (NPUB[:-1] + "q", "checksum"),
+        ("nsec1" + NPUB[5:], "secret key"),
+        ("npub1", "not bech32"),
+        ("ab" * 31, "not a Nostr public key"),
+    ],
+)
+def test_a_bad_foreign_name_is_refused_saying_why(text: str, why: str) -> None:
+    with pytest.raises(InvalidForeignIdentity, match=why):
+        ForeignIdentity.parse(text)
+
+
+@pytest.mark.parametrize("name", ["activitypub", "xmtp"])
+def test_activitypub_and_xmtp_are_named_but_not_available(name: str) -> None:
+    identity = Identity.generate(SeededRandom(1))
+    with pytest.raises(BridgeUnavailable, match="not available"):
+        load_bridge(name, identity)
+    with pytest.raises(BridgeUnavailable, match="no custom bridge named 'nope'"):
+        load_bridge(BridgeProtocol.Custom("nope"), identity)
+
+
+def test_a_custom_bridge_is_found_through_its_entry_point(custom_dist: None) -> None:
+    async def main() -> None:
+        async with Node(bridges={"custom:loopback": {}}) as node:
+            session = node.federate("custom:loopback:alice")
+            await session.established(5)
+            await session.send(b"ping")
+            assert await session.receive(5) == b"echo: ping"
+            assert [r.url for r in session.relays()] == ["loopback"]
+
+    asyncio.run(main())
+
+
+def test_the_federated_states_follow_the_relays_and_the_spec_timeouts() -> None:
+    peer = ForeignIdentity.parse(NPUB)
+    records: list[object] = []
+    session = FederatedSession(
+        "did:key:z6Mk", peer, config=FederationConfig(), rng=SeededRandom(2), sink=records.append
+    )
+    session.open(0.0)
+    assert _state(session) is State.HANDSHAKE_INITIATED
+    session.links_changed(1, 1.0)
+    assert _state(session) is State.ESTABLISHED
+    session.links_changed(0, 2.0)
+    assert _state(session) is State.DEGRADED
+    session.tick(61.0)
+    assert _state(session) is State.DEGRADED
+    session.tick(62.0)
+    assert _state(session) is State.SUSPENDED
+    session.tick(122.0)
+    assert session.reconnect_due == 122.0
+    session.links_changed(1, 123.0)
+    assert _state(session) is State.ESTABLISHED
+    session.close(124.0)
+    assert session.closed
+    assert len(records) == 9  # every transition reached the audit sink
+
+
+def test_no_relay_within_the_connect_timeout_fails_then_retries_with_backoff() -> None:
+    session = FederatedSession(
+        "did:key:z6Mk",
+        ForeignIdentity.parse(NPUB),
+        config=FederationConfig(connect_timeout=5.0),
+        rng=SeededRandom(3),
+    )
+    session.open(0.0)
+    session.tick(5.0)
+    assert _state(session) is State.FAILED
+    timer = session.get_timer()
+    assert timer is not None
+    assert 5.0 < timer <= 6.0  # the ReconnectionPolicy's first delay, jittered
+    session.tick(timer)
+    assert _state(session) is State.HANDSHAKE_INITIATED
+    assert session.reconnect_due == timer
+
+
+def test_a_version_3_database_is_upgraded_with_the_federation_tables(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path)
+    for statement in schema.CREATE[: len(schema.CREATE) - len(fed_tables.TABLES_V4)]:
+        conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute("INSERT INTO peers (did) VALUES ('did:key:z6MkOld')")
+    conn.commit()
+    conn.close()
+    path.chmod(0o600)
+    store = SqliteStore.open(path)
+    try:
+        store.federation.put_link(fed_tables.Link("d", "f", b"s"))
+        assert [link.statement for link in store.federation.links()] == [b"s"]
+    finally:
+        store.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+    assert check.execute("SELECT did FROM peers").fetchall() == [("did:key:z6MkOld",)]
+    check.close()
