@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from l2session.cli import federation
 from l2session.core.config import SessionConfig
 from l2session.core.envelope import Request
 from l2session.errors import ConfigError, L2SessionError, PolicyError
@@ -122,6 +123,7 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         discovery_targets=args.discover_via,
         policy=args.policy,
         durability=args.durability,
+        bridges=federation.bridges_of(args),
     )
 
     def show(event: NodeEvent) -> None:
@@ -160,6 +162,10 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         server = control.ControlServer(node, home / control.SOCKET_NAME)
         await server.start()
         out.write(f"node {node.did} listening on {node.address} (quic, tcp)\n")
+        if node.federation is not None:
+            for bridge in node.federation.bridges.values():
+                relays = ", ".join(link.url for link in bridge.links())
+                out.write(f"{bridge.protocol} bridge as {bridge.local_id.text} via {relays}\n")
         if args.policy is not None:
             out.write(
                 f"capability requests screened by {args.policy} "
@@ -219,9 +225,12 @@ def sessions(args: argparse.Namespace, out: TextIO) -> int:
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
+    for row, raw in zip(table, [{}, *rows], strict=True):
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         out.write("\n")
+        relays = federation.describe_relays(raw)
+        if relays is not None:
+            out.write(relays + "\n")
     return 0
 
 
@@ -240,6 +249,9 @@ def send(args: argparse.Namespace, out: TextIO) -> int:
         Request.parse(args.capability)  # a clear error before the node is asked
         body["capability"] = args.capability
     response = run(control.request(socket_of(args), body, timeout=args.timeout + 5))
+    if response.get("bridge"):
+        federation.write_sent(response, args.timeout, out)
+        return 0
     if response.get("denied"):
         out.write(f"denied #{response['seq']}: {response['denied']}\n")
         return 3
@@ -333,6 +345,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "process: no fsyncs, survives crashes only -- a power cut may lose messages peers "
         "were told had arrived (docs/STORE.md)",
     )
+    federation.add_node_options(p)
     p.set_defaults(handler=run_node)
 
     p = commands.add_parser("sessions", help="the running node's sessions")
@@ -342,7 +355,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     p = commands.add_parser("send", help="send a message to a peer (establishes a session)")
     add_home(p)
-    p.add_argument("did")
+    p.add_argument("did", help="the peer: a DID, or a Nostr peer as nostr:npub1…")
     p.add_argument("message", help="the text to send; - reads it from standard input")
     p.add_argument("--to", metavar="HOST:PORT", help="where the peer listens, if not known")
     p.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS")

@@ -31,7 +31,9 @@ from typing import Any, Final
 from l2session.core.envelope import Request
 from l2session.core.events import MessageDenied, MessagesAvailable, RequestRefused, StateChanged
 from l2session.errors import ConfigError, L2SessionError, SessionTimeout, TransportFailed
+from l2session.identity.foreign import is_foreign
 from l2session.runtime.events import NodeEvent, PathChanged
+from l2session.runtime.federation_control import federated_rows, send_federated
 from l2session.runtime.node import Node
 
 _log = logging.getLogger("l2session.control")
@@ -179,7 +181,7 @@ class ControlServer:
             }
         if op == "sessions":
             rows = [session_row(node, did) for did in list(node.manager.sessions)]
-            return {"ok": True, "sessions": rows}
+            return {"ok": True, "sessions": rows + federated_rows(node)}
         if op == "send":
             return await self._send(request)
         raise ConfigError(f"unknown control request {op!r}")
@@ -200,6 +202,10 @@ class ControlServer:
             raise ConfigError("send: 'capability' is text: 'ACTION RESOURCE [UNITS]'")
         wanted = None if capability is None else Request.parse(capability)
         node = self.node
+        if is_foreign(did):
+            if wanted is not None:
+                raise ConfigError("send: --capability is for native sessions, not a foreign peer")
+            return await send_federated(node, did, data, timeout)
         started = time.perf_counter()
         handle = node.session(did)
         if handle is None:
