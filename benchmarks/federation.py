@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
 from l2session import Node
-from l2session.testing.nostr_relay import RelayProcess
+from l2session.bridges.local_relay import RelayProcess
 
 
 async def _direct(url: str, count: int) -> tuple[float, float]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from l2session.testing.nostr_relay import RelayProcess
+from l2session.bridges.local_relay import RelayProcess
 
 
 def _missing() -> str | None:

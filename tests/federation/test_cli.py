@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from l2session.testing.nostr_relay import RelayProcess
+from l2session.bridges.local_relay import RelayProcess
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 NODE = (sys.executable, "-m", "l2session", "node")

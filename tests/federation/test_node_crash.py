@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from l2session.testing.nostr_relay import RelayProcess
+from l2session.bridges.local_relay import RelayProcess
 
 AGENT = Path(__file__).with_name("node_agent.py")
 

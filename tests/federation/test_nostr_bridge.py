@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from l2session import Node
+from l2session.bridges.local_relay import RelayProcess
 from l2session.core.states import State
-from l2session.testing.nostr_relay import RelayProcess
 
 
 async def _started(relay: RelayProcess, store: Path | None = None) -> Node:

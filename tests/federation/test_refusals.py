@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from l2session import Node
+from l2session.bridges.local_relay import RelayProcess
 from l2session.membrane.policy_file import parse_policy
-from l2session.testing.nostr_relay import RelayProcess
 
 
 def test_forged_events_are_refused_and_counted(tmp_path: Path) -> None:

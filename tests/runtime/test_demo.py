@@ -20,8 +20,13 @@ def test_network_demo_shows_every_act() -> None:
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     assert "demo complete" in out
     acts = re.split(r"^== ", out, flags=re.MULTILINE)
-    assert len(acts) == 8, out
-    establish, rotation, partition, fallback, restart, impostor, membrane = acts[1:]
+    assert len(acts) == 9, out
+    establish, rotation, partition, fallback, restart, impostor, membrane, nostr = acts[1:]
+    if "skipped" not in nostr:
+        assert "erin reads a NIP-17 DM" in nostr
+        assert "'hello Erin, this is Dave on l2session'" in nostr
+        assert "dave reads from npub1" in nostr
+        assert "verifies: True" in nostr
     assert "alice->bob: handshake_initiated -> established  (PQXDH complete)" in establish
     assert "bob reads: 'hello Bob, this is Alice'" in establish
     assert re.search(r"key epoch 0 -> [1-9]", rotation)

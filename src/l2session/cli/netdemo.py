@@ -16,6 +16,8 @@ story takes about half a minute).  The acts:
 7. Bob's Membrane: his policy refuses Alice's payment request (trust),
    allows it once Bob trusts her, then refuses one over the quota; every
    decision is in Bob's hash-chained audit log.
+8. Federation (cli/nostrdemo.py): Dave's node and a plain Nostr client
+   exchange NIP-17 messages through a local relay (with the nostr extra).
 
 Faults 3 and 4 are injected in-process (:mod:`l2session.runtime.faults`,
 the QUIC transport's ``drop_filter``); kernel-level chaos is issue 7's.
@@ -32,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from l2session.cli import nostrdemo
 from l2session.core.config import ReconnectionPolicy, SessionConfig
 from l2session.core.envelope import Request
 from l2session.core.events import StateChanged
@@ -170,6 +173,7 @@ class Demo:
                 )
                 await asyncio.sleep(0.05)
             await self.act_membrane(alice, bob)
+        await nostrdemo.act(self.home, self.act, self.say)
 
     async def act_establish(self, alice: Node, bob: Node, carol: Node) -> None:
         self.act("1. PQXDH (X25519 + ML-KEM-768) over QUIC, then messages")

@@ -1,6 +1,6 @@
-"""A real Nostr relay (the ``nostr-relay`` PyPI server) as a separate
-process on 127.0.0.1, started and stopped by the tests (and the demo's
-and benchmark's harness copies of the same idea).
+"""A real Nostr relay (the ``nostr-relay`` PyPI server, in the nostr extra)
+as a separate process on 127.0.0.1, started and stopped by the tests, the
+benchmark and ``l2session demo``.
 
 The relay keeps its events in an SQLite file, so a relay killed and started
 again still has what it accepted, as a real relay would.  Signature checks
