@@ -148,3 +148,40 @@ def test_a_version_3_database_is_upgraded_with_the_federation_tables(tmp_path: P
     assert check.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     assert check.execute("SELECT did FROM peers").fetchall() == [("did:key:z6MkOld",)]
     check.close()
+
+
+def test_seen_ids_stay_bounded_and_the_floor_refuses_what_was_forgotten(
+    custom_dist: None, tmp_path: Path
+) -> None:
+    from l2session.bridges.base import ForeignMessage
+
+    async def main() -> None:
+        config = FederationConfig(seen_limit=16)
+        node = Node(store=tmp_path / "n.db", bridges={"custom:loopback": {}}, federation=config)
+        async with node:
+            fed = node.federation
+            assert fed is not None
+            session = node.federate("custom:loopback:bob")
+            await session.established(5)
+            for i in range(40):
+                await session.send(f"m {i}".encode())
+            got: list[bytes] = []
+            while len(got) < 40:
+                got += await session.receive_many(100, 5)
+            assert got == [f"echo: m {i}".encode() for i in range(40)]
+            proto = session.protocol
+            assert len(fed.seen[proto]) <= 16
+            floor = fed.cursors[proto].floor
+            assert floor > 1000.0
+            assert fed.tables.cursor(str(proto)).floor == floor  # persisted
+            assert len(fed.tables.seen(str(proto))) == len(fed.seen[proto])
+            hooks = fed._hooks(proto)
+            peer = ForeignIdentity.parse("custom:loopback:bob")
+            hooks.on_message(ForeignMessage("old", peer, "replayed", floor - 1, floor - 1))
+            newest = max(fed.seen[proto], key=lambda e: fed.seen[proto][e])
+            hooks.on_message(ForeignMessage(newest, peer, "again", 2000.0, 2000.0))
+            assert fed.refused["below_floor"] == 1
+            assert fed.refused["duplicate"] == 1
+            assert session.available == 0
+
+    asyncio.run(main())

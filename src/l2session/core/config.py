@@ -36,7 +36,9 @@ MAX_MESSAGE_SIZE: Final = MAX_PAYLOAD_BYTES
 
 
 class SessionKind(StrEnum):
-    """The overview's session kinds (Federated comes with bridges, later)."""
+    """The overview's native session kinds.  Federated sessions are not a
+    value here: they never negotiate with an l2session peer, so they are
+    their own class (core/federated.py, docs/FEDERATION.md)."""
 
     #: One handshake, one request/response, nothing kept.
     EPHEMERAL = "ephemeral"

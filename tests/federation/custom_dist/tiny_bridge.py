@@ -34,13 +34,13 @@ class LoopbackBridge:
 
     def seal(self, peer: ForeignIdentity, text: str, seq: int) -> Sealed:
         digest = hashlib.sha256(f"{peer.text}/{seq}/{text}".encode()).hexdigest()
-        return Sealed(digest, text.encode())
+        return Sealed(digest, f"{seq}\n{text}".encode())
 
     async def publish(self, peer: ForeignIdentity, sealed: Sealed) -> int:
         if self._hooks is not None:
-            self._hooks.on_message(
-                ForeignMessage(sealed.event_id, peer, "echo: " + sealed.event.decode(), 1.0, 1.0)
-            )
+            seq, _, text = sealed.event.decode().partition("\n")
+            at = 1000.0 + int(seq)  # each echo a second later than the one before
+            self._hooks.on_message(ForeignMessage(sealed.event_id, peer, "echo: " + text, at, at))
         return 1
 
     def links(self) -> list[LinkStatus]:
