@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ async def _started(relay: RelayProcess, store: Path | None = None) -> Node:
 
 
 def test_a_message_each_way_is_an_ordinary_nip17_dm(relay: RelayProcess) -> None:
+    from l2session.bridges.nostr import verify_link
     from l2session.testing.nostr_client import PlainClient
 
     async def main() -> None:
@@ -39,6 +41,12 @@ def test_a_message_each_way_is_an_ordinary_nip17_dm(relay: RelayProcess) -> None
             assert dm.sender == local.npub
             assert await friend.send(local.npub, "hello from plain nostr")
             assert await session.receive(10) == b"hello from plain nostr"
+            # The DID <-> Nostr link, as any Nostr user can fetch and check it:
+            profile = await friend.fetch(0, local.hex)
+            assert verify_link(profile) == (node.did, local.hex)
+            relay_list = json.loads(await friend.fetch(10050, local.hex))
+            assert ["relay", relay.url] in relay_list["tags"]
+            assert node.store is None or node.store.federation.links()
         finally:
             await friend.stop()
             await node.stop()

@@ -20,6 +20,8 @@ the link between the two is published both ways (docs/FEDERATION.md):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from typing import Final
@@ -97,8 +99,11 @@ class NostrBridge:
         self._dm_relays: dict[str, list[str]] = {}
         self._client: adapter.RelayClient | None = None
         self._hooks: BridgeHooks | None = None
-        #: The signed kind 0 link event, once published.
+        #: The signed kind 0 link event (made at start, published once a relay is up).
         self.link_event: bytes | None = None
+        #: Whether a relay accepted the relay list and the link event.
+        self.announced = False
+        self._announce: asyncio.Future[None] | None = None
 
     @property
     def local_id(self) -> ForeignIdentity:
@@ -124,20 +129,38 @@ class NostrBridge:
             self._keys,
             self.relays,
             retry_interval=self._retry,
-            on_links=hooks.on_links,
+            on_links=self._links,
             on_event=self._on_event,
             on_synced=hooks.on_synced,
         )
-        await client.start(since)
         self.link_event = self.link_statement()
-        if self._publish_profile:
-            relay_list = self._keys.signed_event(
-                adapter.KIND_DM_RELAYS, "", [["relay", url] for url in self.relays]
-            )
-            await client.publish(relay_list)
-            await client.publish(self.link_event)
+        await client.start(since)
+
+    def _links(self, count: int, detail: str) -> None:
+        """Pass link changes on; the first time a relay is up, publish the
+        kind 10050 relay list and the kind 0 DID link (a relay still
+        connecting would refuse them)."""
+        if self._hooks is not None:
+            self._hooks.on_links(count, detail)
+        if count > 0 and self._publish_profile and self._announce is None:
+            self._announce = asyncio.ensure_future(self._publish_announcements())
+
+    async def _publish_announcements(self) -> None:
+        client = self._client
+        if client is None or self.link_event is None:
+            return
+        relay_list = self._keys.signed_event(
+            adapter.KIND_DM_RELAYS, "", [["relay", url] for url in self.relays]
+        )
+        self.announced = await client.publish(relay_list) > 0
+        self.announced = await client.publish(self.link_event) > 0 and self.announced
 
     async def stop(self) -> None:
+        if self._announce is not None:
+            self._announce.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._announce
+            self._announce = None
         if self._client is not None:
             await self._client.stop()
             self._client = None

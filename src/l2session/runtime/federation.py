@@ -343,22 +343,36 @@ class Federation:
         from l2session.bridges.base import Sealed
 
         while self.running:
-            head = self.outbound[0] if self.outbound else None
-            handle = None if head is None else self.handles.get(head.peer)
-            if head is None or handle is None or not handle.session.sending:
+            found = self._next_sendable()
+            if found is None:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), TICK)
                 continue
+            head, handle = found
             bridge = self.bridge_for(handle.session.protocol)
             accepted = await bridge.publish(handle.session.peer, Sealed(head.event_id, head.event))
             if accepted <= 0:
                 await asyncio.sleep(TICK)  # a relay outage: try again
                 continue
             self.tables.accepted(head.peer, head.seq)
-            if self.outbound and self.outbound[0] is head:
-                self.outbound.popleft()
+            with contextlib.suppress(ValueError):
+                self.outbound.remove(head)
             handle.notify()
+
+    def _next_sendable(self) -> tuple[Queued, FederatedHandle] | None:
+        """The oldest queued message whose session is up.  A peer's
+        messages are all up or all not, so each peer's order is kept, and
+        a peer whose session is down (or closed) holds up no one else."""
+        blocked: set[str] = set()
+        for queued in self.outbound:
+            if queued.peer in blocked:
+                continue
+            handle = self.handles.get(queued.peer)
+            if handle is not None and handle.session.sending:
+                return queued, handle
+            blocked.add(queued.peer)
+        return None
 
     # ------------------------------------------------------------------
     # receiving

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import nostr_sdk as ns
@@ -93,6 +94,23 @@ class PlainClient:
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), min(remaining, 0.5))
+
+    async def fetch(self, kind: int, author_hex: str, timeout: float = 10.0) -> bytes:
+        """The newest event of ``kind`` by ``author_hex`` (JSON), waiting
+        up to ``timeout`` for it to be published."""
+        query = ns.Filter().kind(ns.Kind(kind)).author(ns.PublicKey.parse(author_hex))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            events = await self.client.fetch_events(
+                ns.ReqTarget.auto([query]), timeout=timedelta(seconds=2)
+            )
+            if events:
+                newest = max(events, key=lambda e: e.created_at().as_secs())
+                return str(newest.as_json()).encode()
+            if loop.time() > deadline:
+                raise TimeoutError(f"no kind {kind} event by {author_hex[:16]}")
+            await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
         if self._task is not None:
