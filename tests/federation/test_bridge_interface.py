@@ -185,3 +185,41 @@ def test_seen_ids_stay_bounded_and_the_floor_refuses_what_was_forgotten(
             assert session.available == 0
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("max_message", 70_000, "at most 65535"),
+        ("seen_limit", 3, "seen_limit must be an int >= 16"),
+        ("degraded_timeout", 0, "degraded_timeout must be a positive number"),
+        ("max_sessions", 0, "max_sessions must be an int >= 1"),
+    ],
+)
+def test_every_federation_limit_is_validated(field: str, value: object, why: str) -> None:
+    from l2session.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=why):
+        FederationConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_more_foreign_peers_than_max_sessions_are_dropped_and_counted(
+    custom_dist: None,
+) -> None:
+    from l2session.bridges.base import ForeignMessage
+
+    async def main() -> None:
+        config = FederationConfig(max_sessions=2)
+        async with Node(bridges={"custom:loopback": {}}, federation=config) as node:
+            fed = node.federation
+            assert fed is not None
+            proto = BridgeProtocol.Custom("loopback")
+            hooks = fed._hooks(proto)
+            for i in range(3):
+                peer = ForeignIdentity.parse(f"custom:loopback:p{i}")
+                hooks.on_message(ForeignMessage(f"e{i}", peer, "hi", 10.0 + i, 10.0 + i))
+            assert len(fed.sessions()) == 2
+            assert fed.refused["too_many_sessions"] == 1
+            assert "e2" not in fed.seen[proto]  # a later start gets it again
+
+    asyncio.run(main())

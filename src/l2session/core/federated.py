@@ -80,6 +80,10 @@ class FederationConfig:
     lookback: float = NIP59_LOOKBACK
     #: Received messages waiting for the application.
     max_unread: int = 100_000
+    #: Federated sessions at once: anyone on Nostr can write to the node,
+    #: so a message from a new peer beyond this is dropped (and counted),
+    #: not stored; the relay still has it for a later start.
+    max_sessions: int = 10_000
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "degraded_timeout", "recovery_interval", "lookback"):
@@ -92,6 +96,7 @@ class FederationConfig:
             )
         _count("seen_limit", self.seen_limit, 16)
         _count("max_unread", self.max_unread, 1)
+        _count("max_sessions", self.max_sessions, 1)
         if not isinstance(self.reconnect, ReconnectionPolicy):
             raise ConfigError("FederationConfig.reconnect must be a ReconnectionPolicy")
 

@@ -422,6 +422,9 @@ class Federation:
         if sum(len(h.unread) for h in self.handles.values()) >= self.config.max_unread:
             self._count("unread_full")
             return  # not marked seen: the relay gives it again after a restart
+        if sender not in self.handles and len(self.handles) >= self.config.max_sessions:
+            self._count("too_many_sessions")
+            return  # likewise
         rowid = self.tables.received(str(proto), message.event_id, message.created_at, unread)
         seen[message.event_id] = message.created_at
         handle = self._handle(message.sender, now)
