@@ -166,6 +166,7 @@ class FederatedHandle:
         if not batch:
             raise SessionClosed(f"the federated session with {self.peer} is closed")
         self._fed.tables.taken([u.id for u in batch])
+        self._fed.barrier()  # taken for good before the application sees them
         return [u.payload for u in batch]
 
     async def close(self) -> None:
@@ -299,6 +300,13 @@ class Federation:
         if store is not None:
             store.append_audit(record)
 
+    def barrier(self) -> None:
+        """The store's barrier (store/durability.py): with ``"power"``
+        durability, what was committed survives power loss from now on."""
+        store = self.node.store
+        if store is not None:
+            store.sync()
+
     def _commit(self) -> None:
         store = self.node.store
         if store is not None:
@@ -334,6 +342,7 @@ class Federation:
         sealed = self.bridge_for(session.protocol).seal(session.peer, text, seq)
         queued = Queued(peer, seq, sealed.event_id, sealed.event)
         self.tables.queue(queued)  # durable before it is ever published
+        self.barrier()  # and before send() tells the application it is queued
         self.outbound.append(queued)
         self._wake.set()
         return seq

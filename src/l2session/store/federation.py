@@ -17,9 +17,12 @@ A federated session's guarantees (docs/FEDERATION.md) rest on four tables:
 * ``fed_links``: the signed links between this node's DID and its foreign
   keys (docs/FEDERATION.md, "The DID ↔ Nostr link").
 
-Writes are small and commit at once (a received event must be durable
-before it is acknowledged to anyone), in their own transaction, outside the
-session core's group commit.  Both stores implement :class:`FederationTables`.
+Writes are small and commit at once, each in its own transaction, outside
+the session core's group commit; the store's barrier (``sync``,
+store/durability.py) covers them, and the runtime raises it before a
+promise: before ``send`` returns (the message is queued) and before
+``receive`` returns (the messages were taken).  Both stores implement
+:class:`FederationTables`.
 """
 
 from __future__ import annotations
@@ -135,10 +138,14 @@ NAMES_V6: frozenset[str] = frozenset(
 class SqliteFederation:
     """:class:`FederationTables` on the node's SQLite connection."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_wrote")
 
-    def __init__(self, connection: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(
+        self, connection: Callable[[], sqlite3.Connection], wrote: Callable[[], None]
+    ) -> None:
         self._conn = connection
+        #: Tells the store a commit happened, so its barrier covers it.
+        self._wrote = wrote
 
     def _write(self, doing: str, *statements: tuple[str, tuple[object, ...]]) -> int:
         conn = self._conn()
@@ -152,6 +159,7 @@ class SqliteFederation:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise StoreError(f"federation store: {doing} failed: {exc}") from exc
+        self._wrote()
         return last
 
     def queue(self, message: Queued) -> None:

@@ -243,7 +243,7 @@ class SqliteStore(AuditReads, WriteBuffer):
         self._checkpointer = Checkpointer(f"file:{quote(str(path))}?mode=rw")
         self._changes = conn.total_changes
         #: Federated sessions' records (store/federation.py).
-        self.federation = SqliteFederation(self._connection)
+        self.federation = SqliteFederation(self._connection, self._federation_wrote)
 
     # ------------------------------------------------------------------
     # opening and closing
@@ -453,6 +453,11 @@ class SqliteStore(AuditReads, WriteBuffer):
         self._changes = changes
         nbytes += sum(map(len, batch.outbound.values())) + sum(map(len, batch.inbound.values()))
         self._checkpointer.wrote(nbytes, conn, Path(f"{self._path}-wal"))
+
+    def _federation_wrote(self) -> None:
+        """A federation table committed (store/federation.py): the next
+        barrier covers it too."""
+        self._unsynced += 1
 
     def sync(self) -> None:
         """The barrier: once this returns, every commit so far survives
