@@ -251,7 +251,7 @@ BAD_FILES: list[tuple[str, str, int, str, str]] = [
         5,
         "grant[1].peers[2]",
         "grant #1 peers[2]: 'did:key:': the method-specific identifier is empty; "
-        'a peer is "*", a DID, or "group:NAME"',
+        'a peer is "*", a DID, "nostr:npub1…" or "group:NAME"',
     ),
     (
         "a group name without its prefix",

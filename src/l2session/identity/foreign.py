@@ -201,6 +201,10 @@ class ForeignIdentity:
                 protocol = BridgeProtocol.Custom(name)
             except BridgeUnavailable as exc:
                 raise InvalidForeignIdentity(str(exc)) from None
+            if not (ident.isascii() and ident.isprintable()):
+                raise InvalidForeignIdentity(
+                    f"{text!r}: a custom bridge's peer id is printable ASCII"
+                )
             return cls(protocol, ident.encode())
         return cls.nostr(text)
 

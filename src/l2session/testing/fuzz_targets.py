@@ -96,11 +96,13 @@ from l2session.crypto.ratchet_state import decode_snapshot, encode_snapshot
 from l2session.crypto.rng import RandomSource, SeededRandom
 from l2session.errors import (
     AuthenticationFailed,
+    BridgeUnavailable,
     ConfigError,
     DidResolutionError,
     HandshakeError,
     IdentityError,
     InvalidDid,
+    InvalidForeignIdentity,
     InvalidTrustStatement,
     KeyFileError,
     L2SessionError,
@@ -126,6 +128,7 @@ from l2session.identity.did import (
     encode_varint,
 )
 from l2session.identity.document import DidDocument, did_key_document
+from l2session.identity.foreign import BridgeProtocol, ForeignIdentity
 from l2session.identity.identity import Identity
 from l2session.identity.keyfile import decode_identity, encode_identity
 from l2session.identity.prekeys import PrekeyPolicy, PrekeyStore
@@ -1424,6 +1427,21 @@ _AUDIT_TOKENS: Final = (
     b"NaN",
 )
 
+#: Foreign peer names (identity/foreign.py) in every accepted spelling.
+_FOREIGN_SEEDS: Final = (
+    b"nostr:npub1k4qsp3j0h76z9ekuv0ve62gccjwhns87lpsvs26mtj4rj0lt3c3sj0fqgh",
+    b"npub1k4qsp3j0h76z9ekuv0ve62gccjwhns87lpsvs26mtj4rj0lt3c3sj0fqgh",
+    b"b54100c64fbfb422e6dc63d99d2918c49d79c0fef860c82b5b5caa393feb8e23",
+    b"custom:loopback:alice",
+)
+
+
+def _check_foreign(data: bytes, result: object) -> None:
+    """An accepted name has one canonical text, which parses to itself."""
+    assert isinstance(result, ForeignIdentity)
+    assert ForeignIdentity.parse(result.text) == result
+
+
 TARGETS: Final[tuple[FuzzTarget, ...]] = (
     # wire/
     _decoder(
@@ -1498,6 +1516,25 @@ TARGETS: Final[tuple[FuzzTarget, ...]] = (
         verify=_check_checkpoint,
         max_len=256,
         tokens=(b"#", b":", b" ", b"0x", b"-1"),
+    ),
+    _text_decoder(
+        "foreign_identity",
+        ("l2session.identity.foreign:ForeignIdentity.parse",),
+        ForeignIdentity.parse,
+        _constant(*_FOREIGN_SEEDS),
+        (InvalidForeignIdentity,),
+        verify=_check_foreign,
+        max_len=256,
+        tokens=(b"nostr:", b"npub1", b"custom:", b"qpzry9x8", b"0123456789abcdef"),
+    ),
+    _text_decoder(
+        "bridge_protocol",
+        ("l2session.identity.foreign:BridgeProtocol.parse",),
+        BridgeProtocol.parse,
+        _constant(b"nostr", b"activitypub", b"xmtp", b"custom:echo", b"Custom:x.y-z"),
+        (BridgeUnavailable,),
+        max_len=128,
+        tokens=(b"custom:", b"nostr"),
     ),
     _text_decoder(
         "peer",
