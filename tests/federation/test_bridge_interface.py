@@ -127,13 +127,13 @@ def test_no_relay_within_the_connect_timeout_fails_then_retries_with_backoff() -
     assert session.reconnect_due == timer
 
 
-def test_a_version_4_database_is_upgraded_with_the_federation_tables(tmp_path: Path) -> None:
-    path = tmp_path / "v4.db"
+def test_a_version_5_database_is_upgraded_with_the_federation_tables(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
     conn = sqlite3.connect(path)
-    for statement in schema.CREATE[: len(schema.CREATE) - len(fed_tables.TABLES_V5)]:
+    for statement in schema.CREATE[: len(schema.CREATE) - len(fed_tables.TABLES_V6)]:
         conn.execute(statement)
     conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
-    conn.execute("PRAGMA user_version = 4")
+    conn.execute("PRAGMA user_version = 5")
     conn.execute("INSERT INTO peers (did) VALUES ('did:key:z6MkOld')")
     conn.commit()
     conn.close()
