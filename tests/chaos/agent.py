@@ -52,6 +52,10 @@ def payload(index: int, size: int = PAYLOAD_SIZE) -> bytes:
     return (b"%010d|" % index).ljust(size, b".")
 
 
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
 def say(event: str, **fields: Any) -> None:
     sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
     sys.stdout.flush()
@@ -106,7 +110,8 @@ async def session_of(node: Node, args: argparse.Namespace) -> tuple[SessionHandl
         await handle.established(timeout=WAIT)
         return handle, True
     if args.role == "sender":
-        return await node.establish(args.peer, args.peer_address, timeout=WAIT), False
+        timeout = args.establish_timeout or WAIT
+        return await node.establish(args.peer, args.peer_address, timeout=timeout), False
     handle = await node.accept(timeout=WAIT)
     await handle.established(timeout=WAIT)
     return handle, False
@@ -167,8 +172,10 @@ async def main(args: argparse.Namespace) -> int:
     async with node:
         say("ready", did=node.did, address=node.address)
         reader = asyncio.create_task(commands(node, stop))
+        started = loop_time()
         handle, restored = await session_of(node, args)
-        say("session", peer=handle.peer_did, restored=restored, path=handle.path)
+        seconds = round(loop_time() - started, 3)
+        say("session", peer=handle.peer_did, restored=restored, path=handle.path, seconds=seconds)
         watcher = asyncio.create_task(watch_route(handle))
         if args.role == "sender":
             await send(handle, args.count, args.size)
@@ -198,6 +205,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quic-idle", type=float, default=4.0)
     parser.add_argument("--quic-probe", type=float, default=2.0)
     parser.add_argument("--quic-stall", type=float, default=1.0)
+    parser.add_argument(
+        "--establish-timeout", type=float, default=0.0, help="establish() timeout (0: the default)"
+    )
     return parser.parse_args(argv)
 
 

@@ -174,6 +174,10 @@ class SessionConfig:
     #: How several validated routes to the peer are used
     #: (core/multipath.py): primary with failover, round-robin, or all.
     multipath: MultipathStrategy = MultipathStrategy.FAILOVER
+    #: Happy eyeballs (core/race.py): an establishment whose path has not
+    #: connected after this long is raced on the node's next path too
+    #: (RFC 8305's 250 ms); 0 starts every path at once.
+    path_race_delay: float = 0.25
 
     #: Outbound messages held (unsent or unacknowledged) before ``send``
     #: raises QueueFull.
@@ -268,6 +272,23 @@ class SessionConfig:
             "resend_max_interval",
         ):
             _positive(f"SessionConfig.{name}", getattr(self, name))
+        if not (
+            isinstance(self.path_race_delay, int | float)
+            and math.isfinite(self.path_race_delay)
+            and self.path_race_delay >= 0
+        ):
+            raise ConfigError(
+                f"SessionConfig.path_race_delay must be 0 or more seconds, "
+                f"got {self.path_race_delay!r}"
+            )
+        if self.path_race_delay + RESEND_INTERVAL >= self.handshake_timeout:
+            # The last path raced must get its first packet and one resend
+            # before the attempt is abandoned, or the race cannot help.
+            raise ConfigError(
+                f"SessionConfig.handshake_timeout ({self.handshake_timeout!r}) must be longer "
+                f"than path_race_delay ({self.path_race_delay!r}) plus one handshake resend "
+                f"({RESEND_INTERVAL!r} s): the path race runs inside the handshake"
+            )
         _at_least("SessionConfig.heartbeat_tolerance", self.heartbeat_tolerance, 1, 255)
         _at_least("SessionConfig.rekey_after_messages", self.rekey_after_messages, 1, 1 << 31)
         _at_least("SessionConfig.rekey_after_bytes", self.rekey_after_bytes, 1)

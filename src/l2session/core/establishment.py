@@ -27,11 +27,12 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from l2session.core import early, migration, multipath, resumption
+from l2session.core import early, migration, multipath, race, resumption
 from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.events import SessionAccepted
 from l2session.core.keyschedule import initial_lineage
+from l2session.core.multipath import Route
 from l2session.core.resumption import StoredSession
 from l2session.core.session import Session
 from l2session.core.states import State, Trigger
@@ -74,6 +75,7 @@ def begin(session: Session, now: float, trigger: Trigger, reason: str) -> None:
     session.fire(trigger, now, reason)
     session.handshake_deadline = now + session.config.handshake_timeout
     session.handshake_route = None
+    race.start(session, now)
     owner = session.owner
     stored = owner.stored.get(session.peer_did)
     if stored is not None and resumable(stored, session.config, now):
@@ -146,7 +148,7 @@ def _transmit_handshake(session: Session, packet: bytes) -> None:
     if route is not None:
         session.owner.send_raw(route[0], route[1], packet)
     else:
-        session.owner.transmit(session, packet)
+        race.send(session, packet)  # the primary, and every raced path
 
 
 def _answer_at(session: Session, address: str, path: str) -> None:
@@ -194,22 +196,25 @@ def _send_init(session: Session, bundle: PrekeyBundle, now: float) -> None:
     _send_handshake(session, encode_packet(HandshakePacket(handshake.session_id, init)), now)
 
 
-def on_bundle(session: Session, packet: BundlePacket, now: float) -> None:
+def on_bundle(
+    session: Session, packet: BundlePacket, now: float, source: Route | None = None
+) -> None:
     if session.bundle_nonce is None or packet.nonce != session.bundle_nonce:
         raise MalformedMessage("prekey bundle answers no request of ours")
     bundle = PrekeyBundle.decode(packet.bundle)
     if str(bundle.did) != session.peer_did:
         raise AuthenticationFailed("prekey bundle is for another DID", reason="wrong_did")
     bundle.verify(session.owner.ctx.resolver, now=now)
+    race.settle(session, source, now)  # signed by the peer: this path works
     _send_init(session, bundle, now)
 
 
-def on_response(session: Session, message: bytes, now: float) -> None:
+def on_response(session: Session, message: bytes, now: float, source: Route | None = None) -> None:
     handshake = session.handshake
     if not isinstance(handshake, InitiatorHandshake):
         cached = session.answers.get(message) if session.answers else None
         if cached is not None:
-            session.owner.transmit(session, cached)  # our FINISH was lost
+            _answer(session, cached, source)  # our FINISH was lost
             return
         raise MalformedMessage("handshake RESPONSE without a handshake waiting for it")
     try:
@@ -222,6 +227,7 @@ def on_response(session: Session, message: bytes, now: float) -> None:
         if error.reason == "invalid_signature":
             session.refused_responses += 1
         raise
+    race.settle(session, source, now)  # authenticated: this path wins
     finish_packet = encode_packet(HandshakePacket(result.session_id, finish))
     session.owner.transmit(session, finish_packet)
     _adopt(session, result, now)
@@ -230,11 +236,14 @@ def on_response(session: Session, message: bytes, now: float) -> None:
     session.on_established(now)
 
 
-def on_resume_ack(session: Session, packet: ResumeAckPacket, now: float) -> None:
+def on_resume_ack(
+    session: Session, packet: ResumeAckPacket, now: float, source: Route | None = None
+) -> None:
     pending = session.resume
     if pending is None:
         raise MalformedMessage("RESUME_ACK without a resumption waiting for it")
     keys, transcript = resumption.finish_resume(pending, packet)
+    race.settle(session, source, now)  # authenticated: this path wins
     owner = session.owner
     owner.unroute_ticket(pending.packet.ticket_id)
     ratchet = DoubleRatchet.for_initiator(
@@ -434,11 +443,22 @@ def _config_for_kind(config: SessionConfig, wire: int, session: Session | None) 
     return config if config.kind is kind else replace(config, kind=kind)
 
 
-def on_finish(session: Session, message: bytes, now: float) -> None:
+def _answer(session: Session, packet: bytes, source: Route | None) -> None:
+    """Send a cached answer again: on the path the repeat came by when it
+    comes from the peer's address (a racing peer, core/race.py)."""
+    route = race.answer_route(session, source)
+    if route is None:
+        session.owner.transmit(session, packet)
+    else:
+        session.owner.send_raw(*route, packet)
+
+
+def on_finish(session: Session, message: bytes, now: float, source: Route | None = None) -> None:
     handshake = session.handshake
     if not isinstance(handshake, ResponderHandshake):
         raise MalformedMessage("handshake FINISH without a handshake waiting for it")
     result = handshake.receive_finish(message)
+    race.follow(session, source)  # the path the initiator's race settled on
     _adopt(session, result, now)
     # FINISH proves the initiator has our RESPONSE: nothing is left to
     # answer again (a late copy of INIT is refused by the replay guard), and

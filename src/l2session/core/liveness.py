@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from l2session.core import migration, rotating
+from l2session.core import migration, race, rotating
 from l2session.core.config import SessionKind
 from l2session.core.states import CARRYING, SENDING, State, Trigger
 from l2session.wire.records import Heartbeat
@@ -108,6 +108,9 @@ def next_deadline(session: Session) -> float | None:
         times.append(session.handshake_deadline)
         if session.handshake_resend_at is not None:
             times.append(session.handshake_resend_at)
+        widen = race.next_deadline(session)
+        if widen is not None:
+            times.append(widen)
     if state in (State.FAILED, State.SUSPENDED):
         if session.retry_at is not None:
             times.append(session.retry_at)
@@ -146,6 +149,7 @@ def on_timer(session: Session, now: float) -> None:
     migration.on_timer(session, now)  # path validation: challenges, MIGRATE resends
     state = session.state
     if session.handshake_deadline is not None:
+        race.on_timer(session, now)
         establishment.on_handshake_timer(session, now)
         state = session.state
     if state in (State.FAILED, State.SUSPENDED):

@@ -30,7 +30,7 @@ import heapq
 import itertools
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -117,6 +117,12 @@ class SessionManager:
         self._quarantine: OrderedDict[tuple[str, str | None], float] = OrderedDict()
         #: Paths the runtime reported lost, per address (until restored).
         self._paths_down: dict[str, set[str]] = {}
+        #: Routes the runtime reported connected (a path race stops
+        #: widening once one of its paths is up, core/race.py).
+        self._paths_up: dict[str, set[str]] = {}
+        #: Set by the runtime: whether a path to an address has heard from
+        #: the peer although it is not up yet (a QUIC handshake under way).
+        self.path_progress: Callable[[str, str], bool] | None = None
         self._heap: list[tuple[float, int, Session]] = []
         self._counter = itertools.count()
         self._outbox: list[Outgoing] = []
@@ -223,6 +229,20 @@ class SessionManager:
         not yet restored)."""
         down = self._paths_down.get(address)
         return down is not None and path in down
+
+    def route_up(self, address: str, path: str) -> bool:
+        """Whether the runtime reported ``path`` to ``address`` connected
+        (and not lost since)."""
+        up = self._paths_up.get(address)
+        return up is not None and path in up
+
+    def route_progressed(self, address: str, path: str) -> bool:
+        """Whether ``path`` to ``address`` is up, or (asking the runtime's
+        :attr:`path_progress`) has at least heard from the peer."""
+        if self.route_up(address, path):
+            return True
+        progress = self.path_progress
+        return progress is not None and progress(address, path)
 
     def send_raw(self, address: str, path: str, data: bytes) -> None:
         self._outbox.append(Outgoing(address, path, data))
@@ -585,12 +605,17 @@ class SessionManager:
         again (see core/multipath.py)."""
         now = self.now()
         down = self._paths_down.setdefault(address, set())
+        live = self._paths_up.setdefault(address, set())
         if up:
             down.discard(path)
+            live.add(path)
         else:
             down.add(path)
+            live.discard(path)
         if not down:
             del self._paths_down[address]
+        if not live:
+            del self._paths_up[address]
         for session in list(self.sessions.values()):
             if multipath.on_connectivity(session, address, path, up, now):
                 self.reschedule(session)
@@ -651,10 +676,10 @@ class SessionManager:
             return
         if isinstance(packet, BundlePacket):
             session = self._pending_bundle(packet.nonce)
-            establishment.on_bundle(session, packet, now)
+            establishment.on_bundle(session, packet, now, (address, path))
         elif isinstance(packet, ResumeAckPacket):
             session = self._ticket_session(packet.ticket_id)
-            establishment.on_resume_ack(session, packet, now)
+            establishment.on_resume_ack(session, packet, now, (address, path))
             self.authenticated(session)
         elif isinstance(packet, ResumeRejectPacket):
             session = self._ticket_session(packet.ticket_id)
@@ -694,9 +719,9 @@ class SessionManager:
         if session is None:
             raise MalformedMessage("handshake message for an unknown session id")
         if kind == TYPE_RESPONSE:
-            establishment.on_response(session, packet.message, now)
+            establishment.on_response(session, packet.message, now, (address, path))
         elif kind == TYPE_FINISH:
-            establishment.on_finish(session, packet.message, now)
+            establishment.on_finish(session, packet.message, now, (address, path))
         else:
             raise MalformedMessage(f"unknown handshake message type {kind}")
         if session.channel is not None:

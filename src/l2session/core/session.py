@@ -28,6 +28,7 @@ from l2session.core.delivery import Inbound, Outbound
 from l2session.core.events import MessagesAvailable, SessionClosedEvent
 from l2session.core.multipath import Route, Routes
 from l2session.core.persistence import Journal
+from l2session.core.race import PathRace
 from l2session.core.resumption import PendingResume
 from l2session.core.rotation import Rotation
 from l2session.core.states import (
@@ -113,6 +114,7 @@ class Session:
         "peer_did",
         "peer_signing_key",
         "pq_keyed_at",
+        "race",
         "refused_responses",
         "rejected",
         "resume",
@@ -181,6 +183,8 @@ class Session:
         #: (the peer may predate RESUME_EARLY).
         self.no_early_data = False
         self.bundle_nonce: bytes | None = None
+        #: The paths an establishment attempt races (core/race.py).
+        self.race: PathRace | None = None
         #: The last handshake message answered and our answer, so that a
         #: retransmission gets the same answer instead of a new handshake.
         self.answers: dict[bytes, bytes] | None = None
@@ -436,6 +440,7 @@ class Session:
         self.handshake_packet = None
         self.handshake_deadline = None
         self.handshake_resend_at = None
+        self.race = None
         self.resume = None
         self.early_unconfirmed = None
         self.rotation = None

@@ -150,6 +150,12 @@ class Node:
         self._identity = identity
         self.paths = paths
         self.config = config or SessionConfig()
+        if connect_timeout <= self.config.path_race_delay:
+            raise ConfigError(
+                f"connect_timeout ({connect_timeout!r}) must be longer than "
+                f"SessionConfig.path_race_delay ({self.config.path_race_delay!r}): a path "
+                "would be declared failed before the next one joins the race"
+            )
         self.directory = AddressBook(peers or {})
         self.resolver = resolver or default_resolver()
         self.connect_timeout = connect_timeout
@@ -244,6 +250,7 @@ class Node:
             store=journal,
         )
         self._manager = SessionManager(ctx, config=self.config, paths=self.paths)
+        self._manager.path_progress = self._path_progress
         if self.policy is not None:
             now = ctx.now()
             self.membrane = policyfile.node_membrane(self.policy, journal, identity.did_text, now)
@@ -372,6 +379,10 @@ class Node:
     @property
     def running(self) -> bool:
         return self._running
+
+    def _path_progress(self, address: str, path: str) -> bool:
+        transport = self.transports.get(path)
+        return transport is not None and transport.progressed(address)
 
     def packet_received(self, data: bytes, address: str, path: str) -> None:
         """A transport delivered a packet (see :class:`Bridge`)."""

@@ -70,6 +70,12 @@ class Transport(Protocol):
 
     def is_connected(self, address: str) -> bool: ...
 
+    def progressed(self, address: str) -> bool:
+        """Whether a connection to ``address`` has heard from the peer, even
+        if it is not up yet (an establishment's path race, core/race.py,
+        waits for such a path instead of racing the next one)."""
+        ...
+
     def probe(self, address: str) -> None:
         """Try to connect to ``address`` without sending a packet (QUIC is
         probed again this way after a fallback); the result is reported as

@@ -232,6 +232,12 @@ class QuicTransport:
         """Nothing to do: a QUIC connection is keyed by the UDP source
         address it comes from, which is not a claim."""
 
+    def progressed(self, address: str) -> bool:
+        """Whether a connection to ``address`` has heard from the peer (its
+        handshake is under way, so UDP gets through)."""
+        peer = self._peers.get(address)
+        return peer is not None and any(link.heard for link in peer.links)
+
     def disconnect(self, address: str) -> None:
         peer = self._peers.pop(address, None)
         if peer is not None:

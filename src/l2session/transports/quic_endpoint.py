@@ -87,6 +87,7 @@ class QuicLink:
         "decoder",
         "detached",
         "established",
+        "heard",
         "is_client",
         "queue",
         "queued_bytes",
@@ -113,6 +114,9 @@ class QuicLink:
         #: its events are ignored while QUIC finishes closing.
         self.detached = False
         self.established = False
+        #: The peer has sent at least one datagram on it: UDP gets through,
+        #: the handshake is progressing (core/race.py waits for it).
+        self.heard = False
         #: The stream we send on (chosen at the first write) and the one the
         #: peer sends on (the first stream it sent data on).
         self.stream_id: int | None = None
@@ -271,6 +275,7 @@ class QuicEndpoint(asyncio.DatagramProtocol):
         read meanwhile."""
         if link.terminated:
             return
+        link.heard = True
         try:
             if len(datagrams) == 1:
                 link.quic.receive_datagram(datagrams[0], addr, now)

@@ -471,6 +471,10 @@ class TcpTransport:
             conns.remove(conn)  # now the newest: sends use it
             conns.append(conn)
 
+    def progressed(self, address: str) -> bool:
+        """A TCP connection has progressed once it is connected."""
+        return bool(self._conns.get(address))
+
     def probe(self, address: str) -> None:
         """Connect to ``address`` if not connected or connecting (ignoring the
         retry interval: the caller paces probes); the outcome is reported as
