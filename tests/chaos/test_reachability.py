@@ -54,8 +54,10 @@ def test_udp_dropped_establish_succeeds_over_tcp_within_a_second(
     b = lab.address["b"]
     receiver = Agent(
         receiver_home,
-        ["--role", "receiver", "--listen", f"{b}:{PORT}", "--count", str(MESSAGES)]
-        + ["--log", str(log)],
+        [
+            *("--role", "receiver", "--listen", f"{b}:{PORT}"),
+            *("--count", str(MESSAGES), "--log", str(log)),
+        ],
         prefix=lab.prefix("b"),
         name="receiver",
     )
@@ -63,10 +65,12 @@ def test_udp_dropped_establish_succeeds_over_tcp_within_a_second(
     did = receiver.expect("ready")["did"]
     sender = Agent(
         sender_home,
-        ["--role", "sender", "--listen", f"{lab.address['a']}:{PORT}", "--peer", did]
-        + ["--peer-address", f"{b}:{PORT}", "--count", str(MESSAGES)]
-        # QUIC's connect timeout far beyond the budget: no fallback helps.
-        + ["--connect-timeout", "5", "--establish-timeout", str(ESTABLISH_BUDGET)],
+        [
+            *("--role", "sender", "--listen", f"{lab.address['a']}:{PORT}", "--peer", did),
+            *("--peer-address", f"{b}:{PORT}", "--count", str(MESSAGES)),
+            # QUIC's connect timeout far beyond the budget: no fallback helps.
+            *("--connect-timeout", "5", "--establish-timeout", str(ESTABLISH_BUDGET)),
+        ],
         prefix=lab.prefix("a"),
         name="sender",
     )

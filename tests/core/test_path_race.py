@@ -9,7 +9,6 @@ comes back.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 import pytest
@@ -24,8 +23,8 @@ from l2session.testing.simulation import SimNode, Simulation
 from l2session.wire.packets import PKT_DATA, HandshakePacket, encode_packet
 
 
-def _pair(seed: str, **kwargs: bool) -> tuple[Simulation, SimNode, SimNode]:
-    sim = Simulation(seed, **kwargs)
+def _pair(seed: str) -> tuple[Simulation, SimNode, SimNode]:
+    sim = Simulation(seed)
     return sim, sim.add_node("alice"), sim.add_node("bob")
 
 
@@ -138,7 +137,7 @@ def test_a_forged_answer_on_the_raced_path_does_not_pick_it() -> None:
     session_id = getattr(handshake, "session_id", None)
     if session_id is None:  # still fetching the bundle: forge a RESPONSE anyway
         session_id = bytes(16)
-    forged = encode_packet(HandshakePacket(session_id, bytes([1, 2]) + os.urandom(64)))
+    forged = encode_packet(HandshakePacket(session_id, bytes([1, 2]) + bytes(range(64))))
     before = dict(alice.manager.rejections)
     alice.manager.receive_datagram(forged, "bob", "tcp")
     assert alice.manager.rejections != before  # refused and counted
@@ -180,9 +179,7 @@ def test_a_resumption_races_too() -> None:
     assert took < alice.manager.config.path_race_delay + 0.1
     session = _session(alice, bob)
     assert session.path == "tcp"
-    assert not any(
-        t.reason == "PQXDH complete" for t in session.history if t.at >= sim.now - took
-    )
+    assert not any(t.reason == "PQXDH complete" for t in session.history if t.at >= sim.now - took)
 
 
 @pytest.mark.parametrize(
@@ -197,8 +194,13 @@ def test_a_resumption_races_too() -> None:
 def test_no_timeout_is_shorter_than_the_race_it_depends_on(
     changes: dict[str, float], field: str
 ) -> None:
+    base = SessionConfig()
     with pytest.raises(ConfigError, match=field):
-        replace(SessionConfig(), **changes)
+        replace(
+            base,
+            path_race_delay=changes.get("path_race_delay", base.path_race_delay),
+            handshake_timeout=changes.get("handshake_timeout", base.handshake_timeout),
+        )
 
 
 def test_a_handshake_timeout_just_above_the_race_is_accepted() -> None:

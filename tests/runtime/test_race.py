@@ -19,8 +19,10 @@ def test_a_peer_whose_udp_is_dropped_is_reached_over_tcp_by_the_race() -> None:
     async def scenario() -> None:
         # QUIC's connect timeout (20 s) is far beyond the handshake timeout
         # (5 s): only the race can reach Bob before the attempt gives up.
-        slow = {"config": DEMO_CONFIG, "connect_timeout": 20.0, "quic_probe_interval": 0.5}
-        async with Node(**slow) as a, Node(**slow) as b:
+        def slow() -> Node:
+            return Node(config=DEMO_CONFIG, connect_timeout=20.0, quic_probe_interval=0.5)
+
+        async with slow() as a, slow() as b:
             assert a.config.handshake_timeout < a.connect_timeout
             edges: list[tuple[str, bool]] = []
 

@@ -277,6 +277,36 @@ def test_client_only_transport_is_keyed_by_its_ephemeral_address(run: Run[None])
     run(main())
 
 
+@pytest.mark.parametrize("options", [{"listen": False}, {"advertise": False}])
+def test_a_hello_port_0_address_is_routed_by_its_connection_and_never_dialled(
+    run: Run[None], options: dict[str, bool]
+) -> None:
+    async def main() -> None:
+        async with node(**options) as (c, c_rec, _), node() as (b, b_rec, b_addr):
+            assert c.hello_port == 0
+            await connected(c, b_rec, b_addr)
+            [(_, seen)] = b_rec.packets
+            assert not b.dialable(seen)
+            assert c.dialable(b_addr)
+            b.send(seen, b"over the live connection")
+            await wait_until(lambda: bool(c_rec.packets), "the reply")
+            c.disconnect(b_addr)
+            await wait_until(lambda: b_rec.events[-1][:2] == ("down", seen), "b sees it gone")
+            b.send(seen, b"nobody listens there")
+            b.probe(seen)
+            await asyncio.sleep(0.05)
+            assert b.stats.extra["not_dialled"] == 1
+            assert b.stats.connects == 0
+            assert not b._attempts
+            # It comes back from a new port, routed by that connection.
+            await connected(c, b_rec, b_addr)
+            again = b_rec.packets[-1][1]
+            assert again != seen
+            assert not b.dialable(again)
+
+    run(main())
+
+
 def test_simultaneous_connects_keep_both_and_send_on_the_newest(run: Run[None]) -> None:
     async def main() -> None:
         async with node() as (a, a_rec, a_addr), node() as (b, b_rec, b_addr):

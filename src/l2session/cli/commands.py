@@ -122,6 +122,7 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         discovery_targets=args.discover_via,
         policy=args.policy,
         durability=args.durability,
+        outbound_only=args.outbound_only,
     )
 
     def show(event: NodeEvent) -> None:
@@ -320,6 +321,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="ask here (unicast or broadcast) where an unknown DID is; repeatable",
     )
     p.add_argument("--quiet", action="store_true", help="do not print state changes")
+    p.add_argument(
+        "--outbound-only",
+        action="store_true",
+        help="not reachable where it listens (behind a NAT): peers never dial this node",
+    )
     p.add_argument(
         "--policy",
         metavar="FILE",

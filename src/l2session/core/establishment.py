@@ -614,6 +614,11 @@ def on_handshake_timer(session: Session, now: float) -> None:
 def retry(session: Session, now: float) -> None:
     """A scheduled retry is due (failed: backoff; suspended: recovery)."""
     session.retry_at = None
+    if session.owner.is_outbound_only(session.address):
+        # The peer does not listen: only it can come back (its own retry
+        # reaches us); dialling its old ephemeral port reaches nobody.
+        _log.info("session %s: waiting for the outbound-only peer to return", session.peer_did)
+        return
     if session.state is State.SUSPENDED:
         begin(session, now, Trigger.RETRY, "recovery attempt")
     else:

@@ -180,7 +180,9 @@ def on_timer(session: Session, now: float) -> None:
         and now >= degraded_at + session.config.degraded_timeout
     ):
         session.fire(Trigger.TIMEOUT, now, "degraded without recovery")
-        session.retry_at = now + session.config.recovery_interval
+        # An outbound-only peer is not dialled: it comes back by itself.
+        outbound_only = session.owner.is_outbound_only(session.address)
+        session.retry_at = None if outbound_only else now + session.config.recovery_interval
         session.degraded_at = None
         return
     if session.hb_outstanding and now >= session.hb_sent_at + session.config.heartbeat_timeout:

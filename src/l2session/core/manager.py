@@ -123,6 +123,12 @@ class SessionManager:
         #: Set by the runtime: whether a path to an address has heard from
         #: the peer although it is not up yet (a QUIC handshake under way).
         self.path_progress: Callable[[str, str], bool] | None = None
+        #: Set by the runtime: whether the peer at an address said it does
+        #: not listen there (μTCP HELLO port 0).  Such an address is routed
+        #: only by its live connection and never dialled: no fallback to
+        #: another transport there, no retries; the session waits for the
+        #: peer to come back.
+        self.outbound_only: Callable[[str], bool] | None = None
         self._heap: list[tuple[float, int, Session]] = []
         self._counter = itertools.count()
         self._outbox: list[Outgoing] = []
@@ -235,6 +241,11 @@ class SessionManager:
         (and not lost since)."""
         up = self._paths_up.get(address)
         return up is not None and path in up
+
+    def is_outbound_only(self, address: str | None) -> bool:
+        """Whether ``address`` must never be dialled (see ``outbound_only``)."""
+        check = self.outbound_only
+        return address is not None and check is not None and check(address)
 
     def route_progressed(self, address: str, path: str) -> bool:
         """Whether ``path`` to ``address`` is up, or (asking the runtime's

@@ -178,13 +178,16 @@ def switch_primary(
 
 def _alternative(session: Session) -> Route | None:
     """Where a session goes when its primary is lost: the next live
-    validated route, else another transport to the same address."""
+    validated route, else another transport to the same address (unless
+    the peer does not listen there: an outbound-only peer)."""
     down = session.owner.route_down
     for route in others(session):
         if not down(*route):
             return route
     address = session.address
     assert address is not None
+    if session.owner.is_outbound_only(address):
+        return None  # the peer does not listen there: only its connection reached it
     for path in session.owner.paths:
         if not down(address, path):
             return (address, path)

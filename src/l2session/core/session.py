@@ -412,6 +412,10 @@ class Session:
             self.retry_at = None
             self.fire(Trigger.CLEANUP, now, "no retry possible")
             return
+        if self.owner.is_outbound_only(self.address):
+            # Kept (queue and all) until its lease ends; the peer comes back.
+            self.retry_at = None
+            return
         delay = policy.delay(self.retry_attempt, self.owner.ctx.rng)
         until = self.owner.quarantined_until(self.peer_did, self.address, now)
         self.retry_at = max(now + delay, until)

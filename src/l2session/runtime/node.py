@@ -101,6 +101,9 @@ class Node:
     handshake spend a ticket or one-time prekey twice** (docs/STORE.md).
     ``identity``: given, else loaded from the SQLite store (``l2session
     init`` creates one), else generated for this run.
+    ``outbound_only``: this node is not reachable where it listens (behind
+    a NAT or firewall): its μTCP HELLO says port 0, so peers route it by
+    its live connections and never dial it; it reaches out itself.
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class Node:
         rng: RandomSource | None = None,
         policy: MembranePolicy | str | Path | None = None,
         durability: Durability = "power",
+        outbound_only: bool = False,
     ) -> None:
         self._host, self._requested_port = parse_address(listen, allow_zero_port=True)
         self._discovery_at = (
@@ -159,6 +163,7 @@ class Node:
         self.directory = AddressBook(peers or {})
         self.resolver = resolver or default_resolver()
         self.connect_timeout = connect_timeout
+        self.outbound_only = outbound_only
         # Heartbeats are the only traffic of an idle session: QUIC's idle
         # timeout must outlast several of them or the connection churns.
         self.quic_idle_timeout = (
@@ -251,6 +256,7 @@ class Node:
         )
         self._manager = SessionManager(ctx, config=self.config, paths=self.paths)
         self._manager.path_progress = self._path_progress
+        self._manager.outbound_only = self._outbound_only
         if self.policy is not None:
             now = ctx.now()
             self.membrane = policyfile.node_membrane(self.policy, journal, identity.did_text, now)
@@ -334,7 +340,7 @@ class Node:
             return QuicTransport(
                 connect_timeout=self.connect_timeout, idle_timeout=self.quic_idle_timeout
             )
-        return TcpTransport(connect_timeout=self.connect_timeout)
+        return TcpTransport(connect_timeout=self.connect_timeout, advertise=not self.outbound_only)
 
     async def rebind(self, listen: str) -> str:
         """Move this node to another address (an interface or port change,
@@ -379,6 +385,9 @@ class Node:
     @property
     def running(self) -> bool:
         return self._running
+
+    def _outbound_only(self, address: str) -> bool:
+        return any(not t.dialable(address) for t in self.transports.values())
 
     def _path_progress(self, address: str, path: str) -> bool:
         transport = self.transports.get(path)

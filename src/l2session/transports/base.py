@@ -70,6 +70,12 @@ class Transport(Protocol):
 
     def is_connected(self, address: str) -> bool: ...
 
+    def dialable(self, address: str) -> bool:
+        """False when the peer at ``address`` said it does not listen there
+        (μTCP HELLO port 0): it is reached only over its live connection,
+        and the node must never dial it."""
+        ...
+
     def progressed(self, address: str) -> bool:
         """Whether a connection to ``address`` has heard from the peer, even
         if it is not up yet (an establishment's path race, core/race.py,

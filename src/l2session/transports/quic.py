@@ -232,6 +232,11 @@ class QuicTransport:
         """Nothing to do: a QUIC connection is keyed by the UDP source
         address it comes from, which is not a claim."""
 
+    def dialable(self, address: str) -> bool:
+        """QUIC cannot tell: a peer's packets come from its listening
+        socket, or from its NAT's mapping of it."""
+        return True
+
     def progressed(self, address: str) -> bool:
         """Whether a connection to ``address`` has heard from the peer (its
         handshake is under way, so UDP gets through)."""

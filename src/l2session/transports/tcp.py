@@ -8,7 +8,11 @@ only has to move bytes fast and survive hostile peers.  Hence:
 * **Framing** (:mod:`.framing`): a 4-byte length and the packet.  Each side's
   first frame is a HELLO with its listening port (0: not listening), so the
   acceptor keys a connection by ``peer_ip:listen_port`` -- the address the
-  connector is reached at again -- not by its ephemeral port.  The HELLO is
+  connector is reached at again -- not by its ephemeral port.  A HELLO
+  with port 0 (the peer does not listen, or is behind a NAT and says so)
+  keys the connection by its ``ip:ephemeral_port``; such an address is
+  *outbound-only*: it is routed by its live connection and never dialled
+  (:meth:`TcpTransport.dialable`).  The HELLO is
   checked byte by byte as it arrives; anything else first, an oversized
   header, or no HELLO within ``hello_timeout`` aborts the connection and
   counts ``stats.malformed``.
@@ -78,6 +82,8 @@ MAX_BUFFERED_BYTES: Final = 64 << 20
 #: Seconds a frame may take to arrive once its first byte did (a slow-drip
 #: sender holding a buffer open is reset).
 FRAME_TIMEOUT: Final = 30.0
+#: Outbound-only addresses remembered (HELLO port 0; oldest forgotten first).
+MAX_OUTBOUND_ONLY: Final = 4096
 
 _HELLO_FRAME: Final = HEADER + HELLO_SIZE
 _HELLO_PREFIX: Final = encode_hello(0)[: HEADER + 4]  # the length and the magic
@@ -153,7 +159,7 @@ class _Connection(asyncio.Protocol):
             owner._unidentified += 1
         else:
             owner.stats.connects += 1
-        hello = encode_hello(owner.local_port)
+        hello = encode_hello(owner.hello_port)
         t.write(hello)
         owner.stats.bytes_sent += len(hello)
         self.hello_timer = owner._loop.call_later(owner.hello_timeout, self._hello_expired)
@@ -294,6 +300,8 @@ class _Connection(asyncio.Protocol):
             self.claimed = port != 0
             self.unidentified = False
             self.owner._unidentified -= 1
+            if port == 0:
+                self.owner._mark_outbound_only(address)
             self.owner._register(self)
         return head[_HELLO_FRAME:]
 
@@ -332,12 +340,16 @@ class TcpTransport:
 
     ``listen=False`` makes a client-only transport: ``start`` binds nothing
     and returns 0, and peers key it by its ephemeral ``ip:port``.
+    ``advertise=False`` listens but says port 0 in its HELLO all the same
+    (a node behind a NAT: its listening port is not reachable from
+    outside, so peers must not dial it).
     """
 
     def __init__(
         self,
         *,
         listen: bool = True,
+        advertise: bool = True,
         connect_timeout: float = 5.0,
         retry_interval: float = 0.5,
         hello_timeout: float = HELLO_TIMEOUT,
@@ -361,6 +373,7 @@ class TcpTransport:
         self.name = PATH
         self.stats = TransportStats()
         self.listen = listen
+        self.advertise = advertise
         self.connect_timeout = connect_timeout
         self.retry_interval = retry_interval
         self.hello_timeout = hello_timeout
@@ -380,6 +393,8 @@ class TcpTransport:
         self._conns: dict[str, list[_Connection]] = {}  # registered, oldest first
         self._attempts: dict[str, _Attempt] = {}
         self._failed_at: dict[str, float] = {}
+        #: Addresses whose peer said HELLO port 0: never dialled.
+        self._outbound_only: dict[str, None] = {}
         self._all: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unidentified = 0
@@ -391,6 +406,22 @@ class TcpTransport:
     def local_port(self) -> int:
         """The TCP port listened on (0: not listening)."""
         return self._port
+
+    @property
+    def hello_port(self) -> int:
+        """The port our HELLO names (0: peers must not dial us)."""
+        return self._port if self.advertise else 0
+
+    def dialable(self, address: str) -> bool:
+        """False for an address whose peer said HELLO port 0: its port is
+        ephemeral (or a NAT's), nobody listens there."""
+        return address not in self._outbound_only
+
+    def _mark_outbound_only(self, address: str) -> None:
+        self._outbound_only.pop(address, None)
+        self._outbound_only[address] = None
+        while len(self._outbound_only) > MAX_OUTBOUND_ONLY:
+            del self._outbound_only[next(iter(self._outbound_only))]
 
     async def start(self, listener: TransportListener, host: str, port: int) -> int:
         if self._listener is not None or self._closed:
@@ -434,6 +465,10 @@ class TcpTransport:
             return
         if self._listener is None:
             raise TransportFailed("the μTCP transport is not started")
+        if address in self._outbound_only:
+            self.stats.dropped += 1  # its connection is gone: never dial an ephemeral port
+            _count(self.stats, "not_dialled")
+            return
         attempt = self._attempts.get(address)
         if attempt is None:
             failed = self._failed_at.get(address)
@@ -483,6 +518,8 @@ class TcpTransport:
         address = format_address(host, port)
         if self._listener is None:
             raise TransportFailed("the μTCP transport is not started")
+        if address in self._outbound_only:
+            return
         conns = self._conns.get(address)
         usable = conns is not None and _usable(conns) is not None
         if not self._closed and not usable and address not in self._attempts:
