@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,7 +99,9 @@ def test_two_processes_talk_through_the_cli(pair: tuple[RunningNode, RunningNode
     a, b = pair
     sent = cli("send", "--home", str(a.home), b.did, "hello from a", "--to", b.address)
     assert sent.returncode == 0, sent.stderr
-    assert "delivered #0 over quic" in sent.stdout
+    # QUIC, unless it made no progress within the path race's 250 ms on a
+    # busy machine (then μTCP carried the handshake, core/race.py).
+    assert re.search(r"delivered #0 over (quic|tcp)", sent.stdout), sent.stdout
     heard = cli("listen", "--home", str(b.home), "--count", "1", "--timeout", "20")
     assert heard.returncode == 0, heard.stderr
     assert heard.stdout.strip() == f"{a.did}: hello from a"
@@ -109,7 +113,8 @@ def test_two_processes_talk_through_the_cli(pair: tuple[RunningNode, RunningNode
     assert table.returncode == 0, table.stderr
     header, row = table.stdout.splitlines()
     assert header.split() == ["PEER", "STATE", "TRANSPORT", "AGE", "EPOCH", "QUEUED"]
-    assert row.split()[:3] == [b.did, "established", "quic"]
+    assert row.split()[:2] == [b.did, "established"]
+    assert row.split()[2] in ("quic", "tcp")
     heard = cli("listen", "--home", str(b.home), "--count", "1", "--timeout", "20")
     assert heard.stdout.strip() == f"{a.did}: second"
 
@@ -302,3 +307,28 @@ def test_a_policy_screens_cli_requests_and_reloads_on_sighup(tmp_path: Path) -> 
     verified = cli("audit", "verify", "--home", str(b.home))
     assert verified.returncode == 0
     assert verified.stdout.startswith("audit log intact")
+
+
+def test_sessions_shows_what_peers_said_about_reachability(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    b = RunningNode(tmp_path / "b", extra=("--discovery", f"127.0.0.1:{port}"))
+    try:
+        a = RunningNode(tmp_path / "a", extra=("--discover-via", f"127.0.0.1:{port}"))
+        try:
+            for _ in range(200):  # the check runs in the background at start
+                table = cli("sessions", "--home", str(a.home))
+                assert table.returncode == 0, table.stderr
+                if table.stdout.startswith("reachability:"):
+                    break
+                time.sleep(0.1)
+            first = table.stdout.splitlines()[0]
+            assert first.startswith("reachability: public, seen as 127.0.0.1:"), table.stdout
+            assert f"dialled back by 127.0.0.1:{port}" in first
+            status = cli("sessions", "--home", str(a.home), "--json")
+            assert status.returncode == 0
+        finally:
+            a.stop()
+    finally:
+        b.stop()

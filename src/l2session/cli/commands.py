@@ -33,6 +33,7 @@ from l2session.runtime.events import NodeEvent
 from l2session.runtime.loop import run
 from l2session.runtime.node import Node
 from l2session.runtime.policyfile import load_policy
+from l2session.runtime.reachability import Reachability
 from l2session.store.files import data_home, make_private_dirs
 from l2session.store.sqlite import SqliteStore
 from l2session.transports.address import parse_address
@@ -204,6 +205,9 @@ def sessions(args: argparse.Namespace, out: TextIO) -> int:
 
         out.write(json.dumps(rows, indent=2) + "\n")
         return 0
+    reach = response.get("reachability") or {}
+    if reach.get("checked_at") is not None:
+        out.write(Reachability(**{**reach, "by": tuple(reach["by"])}).describe() + "\n")
     if not rows:
         out.write("no sessions\n")
         return 0

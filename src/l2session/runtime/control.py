@@ -176,10 +176,11 @@ class ControlServer:
                 # (core/admission.py) did with handshake-opening packets.
                 "rejections": dict(manager.rejections),
                 "admission": manager.admission.snapshot(),
+                "reachability": node.reachability.as_json(),
             }
         if op == "sessions":
             rows = [session_row(node, did) for did in list(node.manager.sessions)]
-            return {"ok": True, "sessions": rows}
+            return {"ok": True, "sessions": rows, "reachability": node.reachability.as_json()}
         if op == "send":
             return await self._send(request)
         raise ConfigError(f"unknown control request {op!r}")

@@ -70,6 +70,8 @@ from l2session.runtime.faults import Faults
 from l2session.runtime.handle import SessionHandle
 from l2session.runtime.listening import bind_paths
 from l2session.runtime.paths import PathMonitor
+from l2session.runtime.reachability import Reachability
+from l2session.runtime.reachability import check as check_reachability
 from l2session.runtime.stall import StallWatch
 from l2session.runtime.storage import NodeStorage
 from l2session.store.durability import Durability, check_durability
@@ -201,6 +203,9 @@ class Node:
         self._timer_at: float | None = None
         self.paths_seen = PathMonitor(self)
         self.stall_watch: StallWatch | None = None
+        #: What peers told us about our reachability (runtime/reachability.py).
+        self.reachability = Reachability()
+        self._reachability_task: asyncio.Task[None] | None = None
         self._running = False
 
     # ------------------------------------------------------------------
@@ -236,7 +241,32 @@ class Node:
         _log.info("node %s listening on %s (%s)", self.did, self.address, ", ".join(self.paths))
         if self.stall_watch is not None and "quic" in self.transports:
             self.stall_watch.start()
+        if self.discovery is not None and self.discovery_targets:
+            self._reachability_task = asyncio.get_running_loop().create_task(
+                self._check_in_background()
+            )
         self.kick()
+
+    async def _check_in_background(self) -> None:
+        try:
+            await self.check_reachability()
+        except Exception:  # advice only: never let it take the node down
+            _log.exception("the reachability check failed")
+
+    async def check_reachability(self, targets: Sequence[str] | None = None) -> Reachability:
+        """Ask discovery ``targets`` (default: ``discovery_targets``) where
+        they see us and whether a new connection to our μTCP port gets
+        through (runtime/reachability.py); the result is kept in
+        :attr:`reachability` and shown by ``l2session sessions``."""
+        if self.discovery is None:
+            raise InvalidState("this node has no discovery endpoint: pass Node(discovery=...)")
+        asked = list(targets or self.discovery_targets)
+        if not asked:
+            raise ConfigError("no discovery targets to ask")
+        result = await check_reachability(self.discovery, asked, self.port, self.clock.now())
+        self.reachability = result
+        _log.info("node %s: %s", self.did, result.describe())
+        return result
 
     async def _start(self) -> None:
         journal = self._storage.open()
@@ -315,6 +345,9 @@ class Node:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._reachability_task is not None:
+            self._reachability_task.cancel()
+            self._reachability_task = None
         self.paths_seen.cancel_probes()
         if self.stall_watch is not None:
             self.stall_watch.cancel()

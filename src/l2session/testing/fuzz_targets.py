@@ -140,7 +140,11 @@ from l2session.testing.simulation import SimNode, Simulation
 from l2session.testing.vectors import wire_vector
 from l2session.transports.address import InvalidAddress, format_address, parse_address
 from l2session.transports.discovery_wire import (
+    DIAL_REACHED,
     MAX_DATAGRAM,
+    DialBack,
+    DialJob,
+    DialResult,
     DiscoveryResponder,
     Here,
     Probe,
@@ -485,17 +489,27 @@ def _discovery_seeds() -> tuple[bytes, ...]:
         WhoHas.padded(nonce, bob.did_text).encode(),
         WhoHas.padded(nonce, bob.did_text, cookie).encode(),
         Here.signed(bob, nonce, _DISCOVERY_LISTEN).encode(),
+        DialBack(nonce, cookie, 7000).encode(),
+        DialResult(nonce, DIAL_REACHED, _DISCOVERY_SOURCE).encode(),
     )
 
 
 def _discovery_responder(data: bytes) -> bool:
-    """DiscoveryResponder.handle never raises, counts each datagram once,
+    """DiscoveryResponder.receive never raises, counts each datagram once,
     and never answers an unvalidated source with more than it sent."""
     responder = _responder()
-    answer = responder.handle(data, _DISCOVERY_SOURCE, NOW)
+    answer = responder.receive(data, _DISCOVERY_SOURCE, NOW)
     stats = responder.stats
     counted = stats.answered + stats.refused + stats.malformed + stats.rate_limited + stats.ignored
     _require(counted == 1, f"one datagram counted {counted} times: {stats}")
+    if isinstance(answer, DialJob):
+        # Only a proven source is dialled, and only at its own IP.
+        _require(stats.validated == 1, "a dial-back for an unvalidated source")
+        _require(
+            answer.address.rsplit(":", 1)[0] == _DISCOVERY_SOURCE.rsplit(":", 1)[0],
+            "a dial-back to another host than the asker",
+        )
+        answer = answer.answer(DIAL_REACHED)
     if answer is not None:
         _require(len(answer) <= MAX_DATAGRAM, "discovery answer exceeds the datagram limit")
         _require(
