@@ -129,6 +129,9 @@ class SessionManager:
         #: another transport there, no retries; the session waits for the
         #: peer to come back.
         self.outbound_only: Callable[[str], bool] | None = None
+        #: Set by the runtime: the one path an address can be reached on
+        #: (a relay route: ``"relay"``), else None (any of ``paths``).
+        self.fixed_path: Callable[[str], str | None] | None = None
         self._heap: list[tuple[float, int, Session]] = []
         self._counter = itertools.count()
         self._outbox: list[Outgoing] = []
@@ -241,6 +244,11 @@ class SessionManager:
         (and not lost since)."""
         up = self._paths_up.get(address)
         return up is not None and path in up
+
+    def fixed_path_of(self, address: str | None) -> str | None:
+        """The only path ``address`` is reached on, or None (see ``fixed_path``)."""
+        check = self.fixed_path
+        return None if address is None or check is None else check(address)
 
     def is_outbound_only(self, address: str | None) -> bool:
         """Whether ``address`` must never be dialled (see ``outbound_only``)."""
@@ -436,7 +444,8 @@ class SessionManager:
         existing = self.sessions.get(peer_did)
         if existing is not None:
             raise InvalidState(f"a session with {peer_did} exists ({existing.state.value}); use it")
-        session = self.create_session(peer_did, config or self.config, address, self.paths[0], now)
+        path = self.fixed_path_of(address) or self.paths[0]
+        session = self.create_session(peer_did, config or self.config, address, path, now)
         establishment.begin(session, now, Trigger.INITIATE_HANDSHAKE, why)
         return session
 

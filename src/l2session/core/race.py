@@ -65,8 +65,8 @@ def start(session: Session, now: float) -> None:
     session.race = None
     if address is None or len(session.owner.paths) < 2:
         return
-    if session.owner.is_outbound_only(address):
-        return  # reached only over its live connection: nothing to race
+    if session.owner.is_outbound_only(address) or session.owner.fixed_path_of(address):
+        return  # reached only over its live connection or its relay: nothing to race
     session.race = PathRace(address, session.path, now + session.config.path_race_delay)
 
 

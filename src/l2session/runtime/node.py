@@ -72,6 +72,7 @@ from l2session.runtime.listening import bind_paths
 from l2session.runtime.paths import PathMonitor
 from l2session.runtime.reachability import Reachability
 from l2session.runtime.reachability import check as check_reachability
+from l2session.runtime.relaying import Relaying
 from l2session.runtime.stall import StallWatch
 from l2session.runtime.storage import NodeStorage
 from l2session.store.durability import Durability, check_durability
@@ -81,12 +82,16 @@ from l2session.transports.address import format_address, parse_address
 from l2session.transports.base import Transport
 from l2session.transports.discovery import DiscoveryEndpoint
 from l2session.transports.quic import QuicTransport
+from l2session.transports.relay import relay_address
+from l2session.transports.relay_server import RelayLimits
 from l2session.transports.tcp import TcpTransport
 
 _log = logging.getLogger("l2session.node")
 
 #: Paths in order of preference (the core falls back along this order).
 DEFAULT_PATHS: Final = ("quic", "tcp")
+#: How a peer reached through a relay is written (``relay://host:port``).
+RELAY_SCHEME: Final = "relay://"
 #: Sessions opened by peers and not yet taken by accept().
 MAX_PENDING_ACCEPTS: Final = 1024
 
@@ -106,6 +111,9 @@ class Node:
     ``outbound_only``: this node is not reachable where it listens (behind
     a NAT or firewall): its μTCP HELLO says port 0, so peers route it by
     its live connections and never dial it; it reaches out itself.
+    ``relays``: ``DID@host:port`` of relays to hold reservations on (peers
+    then reach this node as ``relay://host:port``); ``relay=True`` serves
+    as a relay itself, within ``relay_limits`` (runtime/relaying.py).
     """
 
     def __init__(
@@ -129,6 +137,9 @@ class Node:
         policy: MembranePolicy | str | Path | None = None,
         durability: Durability = "power",
         outbound_only: bool = False,
+        relay: bool = False,
+        relays: Sequence[str] = (),
+        relay_limits: RelayLimits | None = None,
     ) -> None:
         self._host, self._requested_port = parse_address(listen, allow_zero_port=True)
         self._discovery_at = (
@@ -166,6 +177,9 @@ class Node:
         self.resolver = resolver or default_resolver()
         self.connect_timeout = connect_timeout
         self.outbound_only = outbound_only
+        #: The relay path, and the relay service when ``relay`` is set.
+        self._relay_args = (list(relays), relay, relay_limits)
+        self.relaying = Relaying(self, *self._relay_args)
         # Heartbeats are the only traffic of an idle session: QUIC's idle
         # timeout must outlast several of them or the connection churns.
         self.quic_idle_timeout = (
@@ -287,11 +301,14 @@ class Node:
         self._manager = SessionManager(ctx, config=self.config, paths=self.paths)
         self._manager.path_progress = self._path_progress
         self._manager.outbound_only = self._outbound_only
+        self._manager.fixed_path = self.relaying.fixed_path
         if self.policy is not None:
             now = ctx.now()
             self.membrane = policyfile.node_membrane(self.policy, journal, identity.did_text, now)
             self._manager.gate = self.membrane
         await self._listen()
+        await self.relaying.start()
+        self.transports["relay"] = self.relaying.client_transport()
         if self._discovery_at is not None:
             self.discovery = await DiscoveryEndpoint.open(
                 *self._discovery_at,
@@ -318,6 +335,7 @@ class Node:
             None if self.quic_stall_timeout is None else StallWatch(self, self.quic_stall_timeout)
         )
         self.queue_waiters = set()
+        self.relaying = Relaying(self, *self._relay_args)
         self._timer = None
         self._timer_at = None
         self._kicked = False
@@ -349,6 +367,7 @@ class Node:
             self._reachability_task.cancel()
             self._reachability_task = None
         self.paths_seen.cancel_probes()
+        await self.relaying.close()
         if self.stall_watch is not None:
             self.stall_watch.cancel()
         if self.discovery is not None:
@@ -367,6 +386,8 @@ class Node:
             self._make_transport,
             partial(Bridge, self),
         )
+        if self.relaying.client is not None:  # a rebind keeps the relay path
+            self.transports["relay"] = self.relaying.client
 
     def _make_transport(self, path: str) -> Transport:
         if path == "quic":
@@ -430,6 +451,9 @@ class Node:
         """A transport delivered a packet (see :class:`Bridge`)."""
         if not self._running or self.faults.drops(address, path):
             return
+        if self.relaying.intercept(data, address, path):
+            self.kick()
+            return
         if self.stall_watch is not None:
             self.stall_watch.heard(address, path)
         if self.manager.receive_datagram(data, address, path):
@@ -487,9 +511,20 @@ class Node:
             self.membrane.trust = policyfile.load_trust(self.store, self.did, self.clock.now())
 
     def add_peer(self, did: str, address: str) -> None:
-        """Tell the node where ``did`` listens (``host:port``)."""
+        """Tell the node where ``did`` listens (``host:port``), or through
+        which relay it is reached (``relay://host:port``)."""
+        if address.startswith(RELAY_SCHEME):
+            self.directory.learn(did, relay_address(address[len(RELAY_SCHEME) :], did))
+            return
         parse_address(address)
         self.directory.add(did, address)
+
+    def add_relay_route(self, peer_did: str, relay: str) -> None:
+        """Offer the session with ``peer_did`` a route through ``relay``
+        (``host:port``): validated like any route, then a standby it fails
+        over to (or, with another multipath strategy, shares traffic with)."""
+        self.manager.add_route(peer_did, relay_address(relay, peer_did), "relay")
+        self.kick()
 
     # ------------------------------------------------------------------
     # sessions
