@@ -7,11 +7,16 @@ back without loss."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from l2session.cli.netdemo import DEMO_CONFIG
+from l2session.crypto.rng import SeededRandom
+from l2session.identity.identity import Identity
+from l2session.membrane.policy_file import parse_policy
 from l2session.runtime.node import Node
 from l2session.transports.quic import QuicTransport
+from l2session.wire.relay import DENIED, REASONS
 
 from .support import drain, run, until
 
@@ -101,3 +106,39 @@ def test_a_session_fails_over_to_its_relayed_route_and_back() -> None:
                 assert server.stats.packets_forwarded > 0
 
     run(scenario(), 120)
+
+
+def test_who_may_reserve_is_the_relays_membrane_decision_and_audited(tmp_path: Path) -> None:
+    allowed = Identity.generate(SeededRandom("relay test: allowed"))
+    refused = Identity.generate(SeededRandom("relay test: refused"))
+    policy = parse_policy(
+        "version = 1\n[[grant]]\n"
+        f'peers = ["{allowed.did_text}"]\nresource = "relay://reserve"\nactions = ["reserve"]\n'
+    )
+
+    async def scenario() -> None:
+        async with Node(config=CONFIG, relay=True, policy=policy, store=tmp_path / "r.db") as relay:
+            via = f"{relay.did}@{relay.address}"
+            async with (
+                Node(config=CONFIG, relays=[via], identity=allowed) as a,
+                Node(config=CONFIG, relays=[via], identity=refused) as b,
+            ):
+                a_client, b_client = a.relaying.client, b.relaying.client
+                assert a_client is not None
+                assert b_client is not None
+                await until(lambda: a_client.reserved(relay.address), "A's reservation")
+                b_reservation = b_client.reservations[relay.address]
+                await until(lambda: b_reservation.error is not None, "B's refusal")
+                assert not b_client.reserved(relay.address)
+                assert b_reservation.error == REASONS[DENIED]
+            server = relay.relaying.server
+            assert server is not None
+            assert server.stats.refused.get("denied", 0) >= 1
+            store = relay.store
+            assert store is not None
+            decisions = [str(entry.record()) for entry in store.audit_log()]
+            assert any(allowed.did_text in d and "relay://reserve" in d for d in decisions)
+            assert any(refused.did_text in d and "relay://reserve" in d for d in decisions)
+            assert store.verify_audit().ok
+
+    run(scenario(), 90)

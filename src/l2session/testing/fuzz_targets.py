@@ -53,7 +53,7 @@ import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 
 from l2session.core import early
 from l2session.core.config import SessionConfig
@@ -161,6 +161,7 @@ from l2session.transports.framing import (
     encode_frames,
     encode_hello,
 )
+from l2session.transports.relay_server import RelayServer
 from l2session.wire.packets import (
     PKT_BUNDLE,
     PKT_BUNDLE_REQUEST,
@@ -178,6 +179,20 @@ from l2session.wire.packets import (
 )
 from l2session.wire.records import Message, Record, Sync, encode_records
 from l2session.wire.records import decode_records as _decode_records
+from l2session.wire.relay import (
+    CircuitEnd,
+    Connect,
+    ConnectOk,
+    ConnectReject,
+    RelayData,
+    RelayPacket,
+    Reserve,
+    ReserveOk,
+    ReserveReject,
+    decode_relay,
+    encode_relay,
+    reserve_signed_bytes,
+)
 
 #: Wall-clock time of every target (2027-01-15T08:00:00Z, as the tests).
 NOW: Final = 1_800_000_000.0
@@ -463,6 +478,42 @@ def _frame_seeds() -> tuple[bytes, ...]:
 def _check_discovery(data: bytes, message: object) -> None:
     encode = getattr(message, "encode", None)
     _require(callable(encode) and encode() == bytes(data), "discovery message re-encodes")
+
+
+def _relay_seeds() -> tuple[bytes, ...]:
+    nonce, circuit = bytes(range(16)), bytes(range(8))
+    alice = _keys("alice").identity
+    signed = reserve_signed_bytes(_RELAY_DID, alice.did_text, int(NOW * 1000), nonce)
+    signature = primitives.ed25519_sign(alice.signing, signed)
+    return (
+        encode_relay(Reserve(int(NOW * 1000), nonce, alice.did_text, signature)),
+        encode_relay(ReserveOk(nonce, 600, _DISCOVERY_SOURCE)),
+        encode_relay(ReserveReject(nonce, 2)),
+        encode_relay(Connect(nonce, alice.did_text)),
+        encode_relay(ConnectOk(nonce, circuit, 1 << 30, 3600)),
+        encode_relay(ConnectReject(nonce, 6)),
+        encode_relay(RelayData(circuit, b"\x01\x20" + bytes(40))),
+        encode_relay(CircuitEnd(circuit, 8)),
+    )
+
+
+def _check_relay(data: bytes, message: object) -> None:
+    _require(encode_relay(cast(RelayPacket, message)) == bytes(data), "relay packet re-encodes")
+
+
+_RELAY_DID: Final = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
+_RELAY_SOURCE: Final = ("198.51.100.7:4433", "quic")
+
+
+def _relay_server(data: bytes) -> bool:
+    """RelayServer.receive never raises and answers only its source (a
+    stranger's bytes never reach anyone else)."""
+    server = RelayServer(
+        _RELAY_DID, lambda did: _keys("alice").identity.signing.public, SeededRandom("relay")
+    )
+    out = server.receive(data, _RELAY_SOURCE, NOW)
+    _require(all(route == _RELAY_SOURCE for route, _ in out), "a relay answered someone else")
+    return bool(out)
 
 
 _DISCOVERY_SECRET: Final = bytes(range(32))
@@ -1485,9 +1536,26 @@ TARGETS: Final[tuple[FuzzTarget, ...]] = (
         verify=_check_discovery,
         max_len=2 * MAX_DATAGRAM,
     ),
+    _decoder(
+        "wire_relay",
+        ("l2session.wire.relay:decode_relay", "l2session.wire.relay:_decode"),
+        decode_relay,
+        _relay_seeds,
+        _M,
+        verify=_check_relay,
+        max_len=4096,
+    ),
+    _handler(
+        "relay_server",
+        ("l2session.transports.relay_server:RelayServer.receive",),
+        _relay_server,
+        _relay_seeds,
+        (),
+        max_len=4096,
+    ),
     _handler(
         "discovery_responder",
-        ("l2session.transports.discovery_wire:DiscoveryResponder.handle",),
+        ("l2session.transports.discovery_wire:DiscoveryResponder.receive",),
         _discovery_responder,
         _discovery_seeds,
         (),

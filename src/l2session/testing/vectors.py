@@ -82,6 +82,19 @@ from l2session.wire.records import (
     Sync,
     encode_records,
 )
+from l2session.wire.relay import (
+    CircuitEnd,
+    Connect,
+    ConnectOk,
+    ConnectReject,
+    RelayData,
+    RelayPacket,
+    Reserve,
+    ReserveOk,
+    ReserveReject,
+    encode_relay,
+    reserve_signed_bytes,
+)
 
 VECTOR_FORMAT: Final = "l2session-kat-v1"
 #: 2027-01-15T08:00:00Z, a fixed "now" for every timestamp in the vectors.
@@ -862,4 +875,43 @@ def session_vector(seed: str = "l2session session kat v1") -> dict[str, Any]:
         "data": _data_part(rng),
         "rotation": _rotation_part(rng),
         "resumption": _resumption_part(rng),
+    }
+
+
+def relay_vector() -> dict[str, Any]:
+    """Every relay packet (docs/PROTOCOL.md §3.10) with its bytes; the
+    RESERVE signature is by a fixed identity and verifies."""
+    alice = Identity.generate(SeededRandom("relay vector alice"))
+    relay = Identity.generate(SeededRandom("relay vector relay"))
+    nonce, circuit, timestamp = bytes(range(16)), bytes(range(0xA0, 0xA8)), 1_800_000_000_000
+    signed = reserve_signed_bytes(relay.did_text, alice.did_text, timestamp, nonce)
+    signature = primitives.ed25519_sign(alice.signing, signed)
+    examples: list[tuple[str, RelayPacket]] = [
+        ("RESERVE", Reserve(timestamp, nonce, alice.did_text, signature)),
+        ("RESERVE_OK", ReserveOk(nonce, 600, "203.0.113.7:40001")),
+        ("RESERVE_REJ per_ip", ReserveReject(nonce, 3)),
+        ("CONNECT", Connect(nonce, alice.did_text)),
+        ("CONNECT_OK", ConnectOk(nonce, circuit, 1 << 30, 3600)),
+        ("CONNECT_REJ no_reservation", ConnectReject(nonce, 6)),
+        ("RELAY_DATA", RelayData(circuit, bytes([1, 0x20]) + bytes(4))),
+        ("CIRCUIT_END byte_budget", CircuitEnd(circuit, 8)),
+    ]
+    return {
+        "format": VECTOR_FORMAT,
+        "description": "docs/PROTOCOL.md §3.10 relay packets: fields and exact encoding",
+        "relay_did": relay.did_text,
+        "reserving_did": alice.did_text,
+        "reserve_signed_bytes": _hex(signed),
+        "packets": [
+            {
+                "name": name,
+                "kind": type(packet).__name__,
+                "fields": {
+                    k: (v.hex() if isinstance(v, bytes) else v)
+                    for k, v in dataclasses.asdict(packet).items()
+                },
+                "hex": _hex(encode_relay(packet)),
+            }
+            for name, packet in examples
+        ],
     }
