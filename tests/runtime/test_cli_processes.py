@@ -332,3 +332,39 @@ def test_sessions_shows_what_peers_said_about_reachability(tmp_path: Path) -> No
             a.stop()
     finally:
         b.stop()
+
+
+def test_a_message_through_a_relay_from_the_command_line(tmp_path: Path) -> None:
+    relay = RunningNode(tmp_path / "relay", extra=("--relay",))
+    try:
+        via = f"{relay.did}@{relay.address}"
+        a = RunningNode(tmp_path / "a", extra=("--reserve-on", via))
+        b = RunningNode(tmp_path / "b")
+        try:
+            for _ in range(200):  # the reservation is made at start
+                table = cli("sessions", "--home", str(a.home))
+                if "reserved (seen as" in table.stdout:
+                    break
+                time.sleep(0.1)
+            assert f"relay {relay.address}: reserved" in table.stdout, table.stdout
+            assert f"reach us as relay://{relay.address}" in table.stdout
+            sent = cli(
+                "send",
+                "--home",
+                str(b.home),
+                a.did,
+                "via the relay",
+                "--to",
+                f"relay://{relay.address}",
+            )
+            assert sent.returncode == 0, sent.stderr
+            assert "over relay" in sent.stdout
+            heard = cli("listen", "--home", str(a.home), "--count", "1", "--timeout", "20")
+            assert heard.stdout.strip() == f"{b.did}: via the relay"
+            served = cli("sessions", "--home", str(relay.home))
+            assert "relaying: 1 reservations, 1 circuits" in served.stdout, served.stdout
+        finally:
+            a.stop()
+            b.stop()
+    finally:
+        relay.stop()

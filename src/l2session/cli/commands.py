@@ -124,6 +124,8 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         policy=args.policy,
         durability=args.durability,
         outbound_only=args.outbound_only,
+        relay=args.relay,
+        relays=args.reserve_on,
     )
 
     def show(event: NodeEvent) -> None:
@@ -208,6 +210,8 @@ def sessions(args: argparse.Namespace, out: TextIO) -> int:
     reach = response.get("reachability") or {}
     if reach.get("checked_at") is not None:
         out.write(Reachability(**{**reach, "by": tuple(reach["by"])}).describe() + "\n")
+    for line in response.get("relaying") or []:
+        out.write(f"{line}\n")
     if not rows:
         out.write("no sessions\n")
         return 0
@@ -232,7 +236,7 @@ def sessions(args: argparse.Namespace, out: TextIO) -> int:
 
 def send(args: argparse.Namespace, out: TextIO) -> int:
     if args.to is not None:
-        parse_address(args.to)
+        parse_address(args.to.removeprefix("relay://"))
     text = sys.stdin.read() if args.message == "-" else args.message
     body = {
         "op": "send",
@@ -326,6 +330,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument("--quiet", action="store_true", help="do not print state changes")
     p.add_argument(
+        "--relay",
+        action="store_true",
+        help="also serve as a relay for others (off by default; limits: docs/NETWORK.md)",
+    )
+    p.add_argument(
+        "--reserve-on",
+        action="append",
+        default=[],
+        metavar="DID@HOST:PORT",
+        help="hold a reservation on this relay (peers reach us as relay://HOST:PORT); repeatable",
+    )
+    p.add_argument(
         "--outbound-only",
         action="store_true",
         help="not reachable where it listens (behind a NAT): peers never dial this node",
@@ -354,7 +370,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_home(p)
     p.add_argument("did")
     p.add_argument("message", help="the text to send; - reads it from standard input")
-    p.add_argument("--to", metavar="HOST:PORT", help="where the peer listens, if not known")
+    p.add_argument(
+        "--to",
+        metavar="HOST:PORT",
+        help="where the peer listens, if not known (relay://HOST:PORT: through that relay)",
+    )
     p.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS")
     p.add_argument(
         "--capability",

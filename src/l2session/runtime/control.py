@@ -177,10 +177,16 @@ class ControlServer:
                 "rejections": dict(manager.rejections),
                 "admission": manager.admission.snapshot(),
                 "reachability": node.reachability.as_json(),
+                "relaying": node.relaying.describe(),
             }
         if op == "sessions":
             rows = [session_row(node, did) for did in list(node.manager.sessions)]
-            return {"ok": True, "sessions": rows, "reachability": node.reachability.as_json()}
+            return {
+                "ok": True,
+                "sessions": rows,
+                "reachability": node.reachability.as_json(),
+                "relaying": node.relaying.describe(),
+            }
         if op == "send":
             return await self._send(request)
         raise ConfigError(f"unknown control request {op!r}")
@@ -205,6 +211,8 @@ class ControlServer:
         handle = node.session(did)
         if handle is None:
             handle = await node.establish(did, address, timeout=timeout)
+        elif address is not None and address.startswith("relay://"):
+            node.add_relay_route(did, address.removeprefix("relay://"))
         elif address is not None and address != handle.address:
             handle.add_path(handle.path, address)  # validated before it is used
         # A session that exists takes the message at once, whatever its

@@ -86,6 +86,29 @@ class Relaying:
             )
             self._sweep = asyncio.get_running_loop().call_later(SWEEP_INTERVAL, self._expire)
 
+    def describe(self) -> list[str]:
+        """Lines for ``l2session sessions``: our reservations, and what
+        the relay service carries."""
+        lines: list[str] = []
+        client = self.client
+        if client is not None:
+            for address, reservation in client.reservations.items():
+                if client.reserved(address):
+                    state = f"reserved (seen as {reservation.observed})"
+                elif reservation.error is not None:
+                    state = f"not reserved: {reservation.error}"
+                else:
+                    state = "reserving"
+                lines.append(f"relay {address}: {state}; reach us as relay://{address}")
+        server = self.server
+        if server is not None:
+            stats = server.stats
+            lines.append(
+                f"relaying: {server.reservations} reservations, {server.circuits} circuits, "
+                f"{stats.packets_forwarded} packets ({stats.bytes_forwarded} bytes) forwarded"
+            )
+        return lines
+
     def client_transport(self) -> RelayTransport:
         assert self.client is not None
         return self.client
