@@ -173,7 +173,9 @@ class Node:
                 f"SessionConfig.path_race_delay ({self.config.path_race_delay!r}): a path "
                 "would be declared failed before the next one joins the race"
             )
-        self.directory = AddressBook(peers or {})
+        self.directory = AddressBook()
+        for peer_did, peer_address in (peers or {}).items():
+            self.add_peer(peer_did, peer_address)  # host:port or relay://host:port
         self.resolver = resolver or default_resolver()
         self.connect_timeout = connect_timeout
         self.outbound_only = outbound_only
