@@ -142,3 +142,39 @@ def test_who_may_reserve_is_the_relays_membrane_decision_and_audited(tmp_path: P
             assert store.verify_audit().ok
 
     run(scenario(), 90)
+
+
+def test_a_silent_relay_is_declared_lost_and_the_session_moves_to_the_standby() -> None:
+    async def scenario() -> None:
+        async with Node(config=CONFIG, relay=True) as r1, Node(config=CONFIG, relay=True) as r2:
+            vias = [f"{r.did}@{r.address}" for r in (r1, r2)]
+            async with Node(config=CONFIG, relays=vias) as a, Node(config=CONFIG) as b:
+                client = a.relaying.client
+                assert client is not None
+                await until(
+                    lambda: client.reserved(r1.address) and client.reserved(r2.address),
+                    "A's reservations",
+                )
+                ba = await b.establish(a.did, f"relay://{r1.address}", timeout=10)
+                ab = await a.accept(timeout=10)
+                b.add_relay_route(a.did, r2.address)
+                standby = (f"{r2.address}/{a.did}", "relay")
+                await until(
+                    lambda: ba.session.routes is not None and standby in ba.session.routes.extra,
+                    "the standby relay validated",
+                )
+                got: list[bytes] = []
+                for i in range(300):
+                    ba.send_nowait(b"%d" % i)
+                await drain(ab, 300, got)  # an idle session: only heartbeats flow
+                r1.faults.block()  # the first relay goes silent (as if killed)
+                await until(lambda: ba.address == standby[0], "B on the standby", limit=30)
+                for i in range(300, 600):
+                    ba.send_nowait(b"%d" % i)
+                await drain(ab, 600, got)
+                assert got == [b"%d" % i for i in range(600)]
+                b_client = b.relaying.client
+                assert b_client is not None
+                assert b_client.stats.extra.get("silent_relays", 0) >= 1
+
+    run(scenario(), 120)

@@ -43,6 +43,9 @@ _log = logging.getLogger("l2session.node")
 
 #: What the Membrane is asked before a DID may reserve.
 RESERVE_REQUEST: Final = Request("reserve", "relay://reserve")
+#: How often a reservation is refreshed at most (it keeps the connection
+#: to the relay and the NAT's mapping for it alive, like DERP's keepalives).
+KEEPALIVE: Final = 15.0
 #: How often the relay service ends expired reservations and circuits.
 SWEEP_INTERVAL: Final = 1.0
 
@@ -74,6 +77,9 @@ class Relaying:
             node.rng,
             relays=[(did, address) for did, address in self.relays],
             connect_timeout=node.connect_timeout,
+            silence_timeout=max(node.connect_timeout, 3 * node.config.heartbeat_timeout),
+            keepalive=min(KEEPALIVE, node.quic_idle_timeout / 2),
+            lost=self._silent,
         )
         await self.client.start(Bridge(node, PATH), "", 0)
         if self.serve:
@@ -140,16 +146,25 @@ class Relaying:
         return True
 
     def path_down(self, address: str, path: str, reason: str) -> None:
-        """A transport lost ``address`` on ``path``: if it is how we reach a
-        relay, move to the next path and drop the circuits through it."""
-        client = self.client
-        if client is None or self._path.get(address, self.node.paths[0]) != path:
-            return
-        if address not in client.reservations and not client.uses(address):
-            return
-        paths = self.node.paths
-        self._path[address] = paths[(paths.index(path) + 1) % len(paths)]
-        client.relay_lost(address, reason)
+        """A transport lost ``address`` on ``path``.  For a relay that is
+        not news enough: an idle QUIC connection closes and the next packet
+        dials it again from the same socket, which the relay knows as the
+        same route (its circuits still hold).  A relay that is really gone
+        is found by the relay transport's silence check (:meth:`_silent`)."""
+        if self.client is not None and address in self._path:
+            _log.debug("relaying: the %s connection to relay %s closed (%s)", path, address, reason)
+
+    def _silent(self, relay: str) -> None:
+        """The relay transport found ``relay`` silent: drop our connections
+        to it (the next packet dials afresh) and try the next path."""
+        node = self.node
+        for path in node.paths:
+            transport = node.transports.get(path)
+            if transport is not None:
+                transport.disconnect(relay)
+        paths = node.paths
+        current = self._path.get(relay, paths[0])
+        self._path[relay] = paths[(paths.index(current) + 1) % len(paths)]
 
     def fixed_path(self, address: str) -> str | None:
         return PATH if split(address) is not None else None

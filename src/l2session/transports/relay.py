@@ -16,11 +16,18 @@ Relay addresses have two forms, both ``RELAY_HOST:PORT/...``:
 Reservations: for every configured relay (``(relay DID, host:port)``) the
 transport sends RESERVE, signed with the node's DID key and bound to the
 relay's DID, resends it every second until RESERVE_OK, and refreshes it at
-half its lifetime.  Only relays we hold a reservation on may open circuits
+half its lifetime or every ``keepalive`` seconds, whichever comes first
+(this keeps our connection to the relay, and the NAT's mapping for it,
+alive).  Only relays we hold a reservation on may open circuits
 to us.  The relay packets travel on the node's other transports (the
 ``inner`` callable the node passes), which also tell this transport when
 the connection to a relay is lost (:meth:`relay_lost`): every circuit
 through it is reported down, so sessions fail over to their next route.
+A relay that went silent -- circuits through it carried packets for
+``silence_timeout`` seconds and nothing came back from it (a relay killed
+without closing its connections looks like that until QUIC's idle
+timeout) -- is declared lost the same way, and ``lost`` is called so the
+node drops its connection to it.
 """
 
 from __future__ import annotations
@@ -119,10 +126,19 @@ class RelayTransport:
         *,
         relays: Sequence[tuple[str, str]] = (),
         connect_timeout: float = 5.0,
+        silence_timeout: float = 5.0,
+        keepalive: float = 15.0,
+        lost: Callable[[str], None] | None = None,
     ) -> None:
         self.identity = identity
         self.stats = TransportStats()
         self.connect_timeout = connect_timeout
+        self.silence_timeout = silence_timeout
+        self.keepalive = keepalive
+        self._lost_hook = lost
+        #: Loop time a packet last came from / went through each relay.
+        self._heard: dict[str, float] = {}
+        self._sent: dict[str, float] = {}
         self._inner = inner
         self._wall = wall_clock
         self._rng = rng
@@ -204,6 +220,8 @@ class RelayTransport:
             return
         self.stats.packets_received += 1
         self.stats.bytes_received += len(data)
+        if self._loop is not None:
+            self._heard[source] = self._loop.time()
         if isinstance(packet, RelayData):
             self._relayed(packet, source)
         elif isinstance(packet, ConnectOk):
@@ -223,6 +241,7 @@ class RelayTransport:
     def relay_lost(self, relay: str, reason: str) -> None:
         """The connection to ``relay`` is gone: its circuits (and our
         reservation there) went with it."""
+        log.info("relay %s lost: %s", relay, reason)
         reservation = self.reservations.get(relay)
         if reservation is not None:
             reservation.until = 0.0
@@ -241,6 +260,11 @@ class RelayTransport:
 
     def _wrap(self, circuit: tuple[str, bytes], data: bytes) -> None:
         packet = encode_relay(RelayData(circuit[1], data))
+        if self._loop is not None:
+            now = self._loop.time()
+            if circuit[0] not in self._sent or now - self._sent[circuit[0]] > self.silence_timeout:
+                self._heard.setdefault(circuit[0], now)  # silence counts from here
+            self._sent[circuit[0]] = now
         self.stats.packets_sent += 1
         self.stats.bytes_sent += len(packet)
         self._inner(circuit[0], packet)
@@ -313,7 +337,7 @@ class RelayTransport:
             if not reservation.until:
                 log.info("reserved at relay %s (seen as %s)", source, packet.observed)
             reservation.until = now + packet.lifetime
-            reservation.next_at = now + max(RESEND, packet.lifetime / 2)
+            reservation.next_at = now + max(RESEND, min(packet.lifetime / 2, self.keepalive))
             reservation.observed = packet.observed
             reservation.error = None
         else:
@@ -350,6 +374,16 @@ class RelayTransport:
             if now >= reservation.next_at:
                 self._send_reserve(reservation)
         loop_now = self._loop.time()
+        for relay in {via for via, _ in self._circuit_of.values()}:
+            sent, heard = self._sent.get(relay, 0.0), self._heard.get(relay, loop_now)
+            if loop_now - sent < self.silence_timeout and sent - heard > self.silence_timeout:
+                self.stats.extra["silent_relays"] = self.stats.extra.get("silent_relays", 0) + 1
+                reason = f"nothing heard for {self.silence_timeout:g} s"
+                self._heard.pop(relay, None)
+                self._sent.pop(relay, None)
+                if self._lost_hook is not None:
+                    self._lost_hook(relay)
+                self.relay_lost(relay, reason)
         for address, opening in list(self._opening.items()):
             if loop_now - opening.started > self.connect_timeout:
                 self._by_nonce.pop(opening.nonce, None)
@@ -360,12 +394,6 @@ class RelayTransport:
             # No resend: CONNECT rides a QUIC stream or μTCP (reliable), and
             # a copy would open a second circuit at the relay.
         self._timer = self._loop.call_later(RESEND, self._tick)
-
-    def uses(self, relay: str) -> bool:
-        """Whether any circuit (open or opening) goes through ``relay``."""
-        return any(via == relay for via, _ in self._circuit_of.values()) or any(
-            o.relay == relay for o in self._opening.values()
-        )
 
     def reserved(self, relay: str) -> bool:
         """Whether we hold a live reservation at ``relay`` (host:port)."""
