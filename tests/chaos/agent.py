@@ -78,6 +78,7 @@ def config(args: argparse.Namespace) -> SessionConfig:
         max_queued=args.queue,
         recovery_interval=2.0,
         degraded_timeout=60.0,
+        hole_punching=not args.no_punch,
     )
 
 
@@ -99,6 +100,8 @@ async def commands(node: Node, stop: asyncio.Event) -> None:
         verb, _, argument = line.partition(" ")
         if verb == "stop":
             stop.set()
+        elif verb == "stats" and node.relaying.server is not None:
+            say("relayed", **dataclasses.asdict(node.relaying.server.stats))
         elif verb == "rebind":
             address = await node.rebind(argument)
             say("rebound", address=address)
@@ -242,6 +245,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--reserve-on", action="append", default=[], metavar="DID@HOST:PORT")
     parser.add_argument("--standby-relay", action="append", default=[], metavar="HOST:PORT")
+    parser.add_argument("--no-punch", action="store_true", help="keep relayed sessions relayed")
     parser.add_argument("--discovery", metavar="HOST:PORT", help="answer discovery here")
     parser.add_argument("--discover-via", action="append", default=[], metavar="HOST:PORT")
     parser.add_argument("--relay-max-bytes", type=int, default=1 << 30)

@@ -13,9 +13,10 @@ loopback), home A's LAN 10.217.(b+50).0/24 (NAT .1, A .2), home B's LAN
 10.219.b.0/24 (B's), internet side .1, NAT side .2.
 
 Each NAT masquerades what leaves its WAN and drops what arrives there
-unless conntrack knows it (established/related): a real NAT with
-filtering.  ``symmetric=True`` masquerades with ``random`` (a new mapped
-port per destination, where hole punching cannot work); otherwise Linux
+unless conntrack knows it (established/related), whether it is to be
+forwarded or addressed to the NAT itself: a real NAT with filtering.
+``symmetric=True`` masquerades with ``random`` (a new mapped port per
+destination, where hole punching cannot work); otherwise Linux
 keeps the source port (an endpoint-independent mapping).  Everything is
 deleted on close, whatever happened.
 """
@@ -58,6 +59,8 @@ class NatLab:
             for ns in self.ns.values():
                 sh("ip", "-n", ns, "link", "set", "lo", "up")
             sh("ip", "-n", self.ns["inet"], "addr", "add", f"{self.public}/32", "dev", "lo")
+            # The internet routes between the two NATs' WAN links.
+            sh("ip", "netns", "exec", self.ns["inet"], "sysctl", "-qw", "net.ipv4.ip_forward=1")
             for side in ("a", "b"):
                 self._home(side)
         except BaseException:
@@ -111,6 +114,12 @@ class NatLab:
             "  chain inbound { type filter hook forward priority filter; policy accept;\n"
             f'    iifname "{wan_nat}" ct state established,related accept\n'
             f'    iifname "{wan_nat}" counter drop\n  }}\n'
+            # Unsolicited packets to the NAT itself are dropped too (before
+            # conntrack confirms them: a confirmed inbound entry would make
+            # the NAT pick another port for the host's answer).
+            "  chain own { type filter hook input priority filter; policy accept;\n"
+            f'    iifname "{wan_nat}" ct state established,related accept\n'
+            f'    iifname "{wan_nat}" drop\n  }}\n'
             "}\n"
         )
         done = subprocess.run(

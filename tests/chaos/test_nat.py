@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import pytest
 from .chaos_lab import (
     ENV,
     Agent,
+    AgentFailed,
     assert_exactly_once_in_order,
     init_home,
     lab_unavailable,
@@ -111,10 +113,12 @@ def finish(sender: Agent, receiver: Agent, log: Path) -> None:
 
 def test_a_behind_nat_reaches_b_behind_nat_through_a_relay(lab: NatLab, net: Net) -> None:
     relay, via, address = net.relay("relay", 7001)
-    a, log, a_did = net.receiver("a", "home_a", lab.host["home_a"], "--reserve-on", via)
+    a, log, a_did = net.receiver(
+        "a", "home_a", lab.host["home_a"], "--reserve-on", via, "--no-punch"
+    )
     observed = a.expect("reserved")["observed"][address]
     assert observed.startswith(lab.nat_public["a"] + ":")  # the relay sees A's NAT
-    b = net.sender("b", "home_b", lab.host["home_b"], a_did, f"relay://{address}")
+    b = net.sender("b", "home_b", lab.host["home_b"], a_did, f"relay://{address}", "--no-punch")
     session = b.expect("session")
     assert session["path"] == "relay"
     finish(b, a, log)
@@ -137,11 +141,16 @@ def test_a_relay_dies_mid_stream(lab: NatLab, net: Net) -> None:
     _, via2, address2 = net.relay("relay2", 7002)
     # A relayed pair: A reserves on both relays, B has the second as standby.
     a, a_log, a_did = net.receiver(
-        "a", "home_a", lab.host["home_a"], "--reserve-on", via1, "--reserve-on", via2
+        "a", "home_a", lab.host["home_a"], "--reserve-on", via1, "--reserve-on", via2, "--no-punch"
     )
     a.expect("reserved")
     b = net.sender(
-        "b", "home_b", lab.host["home_b"], a_did, f"relay://{address1}", "--standby-relay", address2
+        "b",
+        "home_b",
+        lab.host["home_b"],
+        a_did,
+        f"relay://{address1}",
+        *("--standby-relay", address2, "--no-punch"),
     )
     assert b.expect("session")["path"] == "relay"
     # A direct pair: C behind B's NAT talks to a public node D.
@@ -180,9 +189,11 @@ def test_relay_limits_hold_and_honest_traffic_goes_on(lab: NatLab, net: Net) -> 
     granted, refused = map(int, flood.stdout.split())
     assert (granted, refused) == (2, 18)
     # The honest receiver (another NAT, another IP) still gets its reservation.
-    a, log, a_did = net.receiver("a", "home_a", lab.host["home_a"], "--reserve-on", via)
+    a, log, a_did = net.receiver(
+        "a", "home_a", lab.host["home_a"], "--reserve-on", via, "--no-punch"
+    )
     a.expect("reserved")
-    b = net.sender("b", "home_b", lab.host["home_b"], a_did, f"relay://{address}")
+    b = net.sender("b", "home_b", lab.host["home_b"], a_did, f"relay://{address}", "--no-punch")
     finish(b, a, log)  # the circuit ends at its budget, a new one carries on
     relay.tell("stop")
     stats = relay.expect("relayed")
@@ -224,5 +235,68 @@ def test_a_node_behind_nat_learns_it_is_private_and_how_its_nat_maps(
         assert seen["reflexive"].startswith(lab.nat_public["a"] + ":")
         assert seen["mapping"] == ("endpoint-dependent" if symmetric else "endpoint-independent")
         report("reachability behind NAT", symmetric=symmetric, **seen)
+        for agent in agents:
+            agent.close()
+
+
+def test_hole_punching_moves_a_relayed_session_to_a_direct_path(lab: NatLab, net: Net) -> None:
+    """Endpoint-independent NATs on both sides: the relayed session upgrades
+    to a direct QUIC path between the two NATs' addresses; after that the
+    relay forwards nothing more; nothing lost or duplicated."""
+    relay, via, address = net.relay("relay", 7001)
+    a, log, a_did = net.receiver("a", "home_a", lab.host["home_a"], "--reserve-on", via)
+    a.expect("reserved")
+    b = net.sender("b", "home_b", lab.host["home_b"], a_did, f"relay://{address}")
+    session = b.expect("session")
+    assert session["path"] == "relay"
+    started = time.monotonic()
+    moved = b.expect("route", timeout=60)
+    punched = round(time.monotonic() - started, 2)
+    assert moved["path"] == "quic"
+    assert moved["address"] == f"{lab.nat_public['a']}:{PORT}"  # A's NAT, port kept
+    time.sleep(2.0)  # what was in flight on the relay arrives
+    relay.tell("stats")
+    before = relay.expect("relayed")["packets_forwarded"]
+    finish(b, a, log)
+    relay.tell("stats")
+    after = relay.expect("relayed")["packets_forwarded"]
+    assert after == before  # the relay saw no data after the upgrade
+    report(
+        "hole punching, endpoint-independent NATs",
+        messages=MESSAGES,
+        seconds_to_direct=punched,
+        relay_packets_before_upgrade=before,
+        relay_packets_after_upgrade=after - before,
+        result="direct QUIC between the NATs; relay kept as backup; exactly once, in order",
+    )
+
+
+def test_hole_punching_fails_cleanly_behind_a_symmetric_nat(
+    tmp_path: Path, agents: list[Agent]
+) -> None:
+    with NatLab(symmetric_b=True) as lab:
+        net = Net(lab, tmp_path, agents)
+        _, via, address = net.relay("relay", 7001)
+        a, log, a_did = net.receiver("a", "home_a", lab.host["home_a"], "--reserve-on", via)
+        a.expect("reserved")
+        b = net.sender("b", "home_b", lab.host["home_b"], a_did, f"relay://{address}")
+        assert b.expect("session")["path"] == "relay"
+        finish(b, a, log)
+        with pytest.raises(AgentFailed):
+            b.expect("route", timeout=1)  # never left the relay
+        logs = [tmp_path / "a" / "a.stderr", tmp_path / "b" / "b.stderr"]
+        said = ""
+        for _ in range(300):  # the punch gives up after its three challenges
+            said = "".join(log.read_text() for log in logs)
+            if "hole punching to" in said:
+                break
+            time.sleep(0.1)
+        assert "hole punching to" in said
+        assert "staying on the relay" in said
+        report(
+            "hole punching, symmetric NAT",
+            messages=MESSAGES,
+            result="punch failed and said why; the session stayed relayed; exactly once, in order",
+        )
         for agent in agents:
             agent.close()

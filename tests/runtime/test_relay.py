@@ -20,7 +20,9 @@ from l2session.wire.relay import DENIED, REASONS
 
 from .support import drain, run, until
 
-CONFIG = replace(DEMO_CONFIG, ttl=3600.0, rotation_window=60.0)
+#: Relayed sessions stay relayed here (loopback would punch through at once);
+#: test_hole_punching_on_loopback turns it on.
+CONFIG = replace(DEMO_CONFIG, ttl=3600.0, rotation_window=60.0, hole_punching=False)
 
 
 def test_a_peer_reaches_a_reserved_node_through_a_relay() -> None:
@@ -178,3 +180,34 @@ def test_a_silent_relay_is_declared_lost_and_the_session_moves_to_the_standby() 
                 assert b_client.stats.extra.get("silent_relays", 0) >= 1
 
     run(scenario(), 120)
+
+
+def test_a_relayed_session_punches_through_to_a_direct_path_and_keeps_the_relay() -> None:
+    config = replace(CONFIG, hole_punching=True)
+
+    async def scenario() -> None:
+        async with Node(config=config, relay=True) as relay:
+            via = f"{relay.did}@{relay.address}"
+            async with Node(config=config, relays=[via]) as a, Node(config=config) as b:
+                client = a.relaying.client
+                assert client is not None
+                await until(lambda: client.reserved(relay.address), "A's reservation")
+                ba = await b.establish(a.did, f"relay://{relay.address}", timeout=10)
+                ab = await a.accept(timeout=10)
+                got: list[bytes] = []
+                for i in range(2000):
+                    ba.send_nowait(b"%d" % i)
+                # Each side announced where the relay saw it; each validated
+                # the other's address over QUIC and moved there.
+                await until(lambda: ba.path == "quic" and ab.path == "quic", "the direct path")
+                assert ba.address == a.address
+                assert ab.address == b.address
+                relayed = (f"{relay.address}/{a.did}", "relay")
+                assert ba.session.routes is not None
+                assert relayed in ba.session.routes.extra  # the relay stays as backup
+                for i in range(2000, 4000):
+                    ba.send_nowait(b"%d" % i)
+                await drain(ab, 4000, got)
+                assert got == [b"%d" % i for i in range(4000)]
+
+    run(scenario(), 90)

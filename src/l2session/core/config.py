@@ -178,6 +178,10 @@ class SessionConfig:
     #: connected after this long is raced on the node's next path too
     #: (RFC 8305's 250 ms); 0 starts every path at once.
     path_race_delay: float = 0.25
+    #: A session that comes up over a relay offers a direct path (hole
+    #: punching, core/migration.py ``offer_punch``) and answers the peer's
+    #: offer; False keeps relayed sessions relayed.
+    hole_punching: bool = True
 
     #: Outbound messages held (unsent or unacknowledged) before ``send``
     #: raises QueueFull.
@@ -336,6 +340,10 @@ class SessionConfig:
             raise ConfigError(
                 f"SessionConfig.resend_max_interval ({self.resend_max_interval!r}) must be "
                 f">= resend_interval ({self.resend_interval!r})"
+            )
+        if not isinstance(self.hole_punching, bool):
+            raise ConfigError(
+                f"SessionConfig.hole_punching must be True or False, got {self.hole_punching!r}"
             )
         if not isinstance(self.reconnect, ReconnectionPolicy):
             raise ConfigError("SessionConfig.reconnect must be a ReconnectionPolicy")

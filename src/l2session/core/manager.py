@@ -132,6 +132,9 @@ class SessionManager:
         #: Set by the runtime: the one path an address can be reached on
         #: (a relay route: ``"relay"``), else None (any of ``paths``).
         self.fixed_path: Callable[[str], str | None] | None = None
+        #: Set by the runtime: our reflexive address (as the relay of a
+        #: relay route saw us, on the first direct path), for hole punching.
+        self.reflexive: Callable[[str], str | None] | None = None
         self._heap: list[tuple[float, int, Session]] = []
         self._counter = itertools.count()
         self._outbox: list[Outgoing] = []
@@ -244,6 +247,11 @@ class SessionManager:
         (and not lost since)."""
         up = self._paths_up.get(address)
         return up is not None and path in up
+
+    def reflexive_of(self, address: str | None) -> str | None:
+        """Our address as the relay behind route ``address`` saw it, or None."""
+        check = self.reflexive
+        return None if address is None or check is None else check(address)
 
     def fixed_path_of(self, address: str | None) -> str | None:
         """The only path ``address`` is reached on, or None (see ``fixed_path``)."""

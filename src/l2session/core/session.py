@@ -472,6 +472,7 @@ class Session:
     def on_established(self, now: float) -> None:
         self.established_once = True
         self.retry_attempt = 0
+        migration.offer_punch(self, now)
         self.flush(now)
 
     # ------------------------------------------------------------------

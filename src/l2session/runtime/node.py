@@ -304,6 +304,7 @@ class Node:
         self._manager.path_progress = self._path_progress
         self._manager.outbound_only = self._outbound_only
         self._manager.fixed_path = self.relaying.fixed_path
+        self._manager.reflexive = self.relaying.reflexive
         if self.policy is not None:
             now = ctx.now()
             self.membrane = policyfile.node_membrane(self.policy, journal, identity.did_text, now)

@@ -166,6 +166,18 @@ class Relaying:
         current = self._path.get(relay, paths[0])
         self._path[relay] = paths[(paths.index(current) + 1) % len(paths)]
 
+    def reflexive(self, address: str) -> str | None:
+        """Our address as the relay behind route ``address`` saw it, when we
+        reach that relay over the node's first path (QUIC: the socket the
+        session's direct path would use), else None (no hole punching)."""
+        parts = split(address)
+        client = self.client
+        if parts is None or client is None:
+            return None
+        if self._path.get(parts[0], self.node.paths[0]) != self.node.paths[0]:
+            return None
+        return client.observed(address)
+
     def fixed_path(self, address: str) -> str | None:
         return PATH if split(address) is not None else None
 

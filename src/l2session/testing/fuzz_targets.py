@@ -490,7 +490,7 @@ def _relay_seeds() -> tuple[bytes, ...]:
         encode_relay(ReserveOk(nonce, 600, _DISCOVERY_SOURCE)),
         encode_relay(ReserveReject(nonce, 2)),
         encode_relay(Connect(nonce, alice.did_text)),
-        encode_relay(ConnectOk(nonce, circuit, 1 << 30, 3600)),
+        encode_relay(ConnectOk(nonce, circuit, 1 << 30, 3600, _DISCOVERY_SOURCE)),
         encode_relay(ConnectReject(nonce, 6)),
         encode_relay(RelayData(circuit, b"\x01\x20" + bytes(40))),
         encode_relay(CircuitEnd(circuit, 8)),

@@ -891,7 +891,7 @@ def relay_vector() -> dict[str, Any]:
         ("RESERVE_OK", ReserveOk(nonce, 600, "203.0.113.7:40001")),
         ("RESERVE_REJ per_ip", ReserveReject(nonce, 3)),
         ("CONNECT", Connect(nonce, alice.did_text)),
-        ("CONNECT_OK", ConnectOk(nonce, circuit, 1 << 30, 3600)),
+        ("CONNECT_OK", ConnectOk(nonce, circuit, 1 << 30, 3600, "198.51.100.20:7000")),
         ("CONNECT_REJ no_reservation", ConnectReject(nonce, 6)),
         ("RELAY_DATA", RelayData(circuit, bytes([1, 0x20]) + bytes(4))),
         ("CIRCUIT_END byte_budget", CircuitEnd(circuit, 8)),

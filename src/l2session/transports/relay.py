@@ -149,6 +149,8 @@ class RelayTransport:
         self._listener: TransportListener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        #: Our address as each relay saw us when we opened a circuit there.
+        self._observed: dict[str, str] = {}
         #: address -> (relay, circuit id), and (relay, circuit id) -> address.
         self._circuit_of: dict[str, tuple[str, bytes]] = {}
         self._address_of: dict[tuple[str, bytes], str] = {}
@@ -289,6 +291,7 @@ class RelayTransport:
             self.stats.extra["unsolicited"] = self.stats.extra.get("unsolicited", 0) + 1
             return
         self._opening.pop(opening.address, None)
+        self._observed[source] = packet.observed
         circuit = (source, packet.circuit)
         self._circuit_of[opening.address] = circuit
         self._address_of[circuit] = opening.address
@@ -394,6 +397,17 @@ class RelayTransport:
             # No resend: CONNECT rides a QUIC stream or μTCP (reliable), and
             # a copy would open a second circuit at the relay.
         self._timer = self._loop.call_later(RESEND, self._tick)
+
+    def observed(self, address: str) -> str | None:
+        """Our reflexive address as the relay of route ``address`` saw it
+        (from RESERVE_OK or CONNECT_OK), or None."""
+        parts = split(address)
+        if parts is None:
+            return None
+        reservation = self.reservations.get(parts[0])
+        if reservation is not None and reservation.observed is not None:
+            return reservation.observed
+        return self._observed.get(parts[0])
 
     def reserved(self, relay: str) -> bool:
         """Whether we hold a live reservation at ``relay`` (host:port)."""

@@ -296,7 +296,11 @@ class RelayServer:
         reservation.circuits.add(circuit_id)
         self.stats.circuits_opened += 1
         return ConnectOk(
-            packet.nonce, circuit_id, limits.circuit_max_bytes, limits.circuit_max_seconds
+            packet.nonce,
+            circuit_id,
+            limits.circuit_max_bytes,
+            limits.circuit_max_seconds,
+            source[0],
         )
 
     def _end(self, circuit_id: bytes, reason: int) -> Outgoing:

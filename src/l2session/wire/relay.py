@@ -15,7 +15,7 @@ RESERVE      0x40  timestamp ms (u64) | nonce (16) | DID (u8 len) | Ed25519 sign
 RESERVE_OK   0x41  nonce (16) | lifetime s (u32) | observed address (u8 len)
 RESERVE_REJ  0x42  nonce (16) | reason (u8)
 CONNECT      0x43  nonce (16) | target DID (u8 len)
-CONNECT_OK   0x44  nonce (16) | circuit id (8) | byte budget (u64) | seconds (u32)
+CONNECT_OK   0x44  nonce (16) | circuit (8) | budget (u64) | seconds (u32) | observed (u8 len)
 CONNECT_REJ  0x45  nonce (16) | reason (u8)
 RELAY_DATA   0x46  circuit id (8) | one session packet (the rest)
 CIRCUIT_END  0x47  circuit id (8) | reason (u8)
@@ -113,6 +113,8 @@ class ConnectOk:
     circuit: bytes
     max_bytes: int
     max_seconds: int
+    #: The opener's address as the relay saw it (its reflexive address).
+    observed: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,10 +187,11 @@ def encode_relay(packet: RelayPacket) -> bytes:
         case Connect(nonce, target):
             out = _prefix(PKT_CONNECT).fixed(nonce, NONCE_SIZE, "nonce")
             return _text(out, target, "target DID", MAX_DID_BYTES).getvalue()
-        case ConnectOk(nonce, circuit, max_bytes, max_seconds):
+        case ConnectOk(nonce, circuit, max_bytes, max_seconds, observed):
             out = _prefix(PKT_CONNECT_OK).fixed(nonce, NONCE_SIZE, "nonce")
             out.fixed(circuit, CIRCUIT_ID_SIZE, "circuit id").u64(max_bytes)
-            return out.u32(max_seconds).getvalue()
+            out.u32(max_seconds)
+            return _text(out, observed, "observed address", MAX_ADDRESS_BYTES).getvalue()
         case ConnectReject(nonce, reason):
             return (
                 _prefix(PKT_CONNECT_REJECT).fixed(nonce, NONCE_SIZE, "nonce").u8(reason).getvalue()
@@ -248,7 +251,9 @@ def _decode(data: bytes) -> RelayPacket:
     elif kind == PKT_CONNECT_OK:
         nonce = r.fixed(NONCE_SIZE, "nonce")
         circuit = r.fixed(CIRCUIT_ID_SIZE, "circuit id")
-        packet = ConnectOk(nonce, circuit, r.u64("byte budget"), r.u32("seconds"))
+        budget, seconds = r.u64("byte budget"), r.u32("seconds")
+        observed = _read_text(r, "observed address", MAX_ADDRESS_BYTES)
+        packet = ConnectOk(nonce, circuit, budget, seconds, observed)
     elif kind == PKT_CONNECT_REJECT:
         packet = ConnectReject(r.fixed(NONCE_SIZE, "nonce"), r.u8("reason"))
     elif kind == PKT_CIRCUIT_END:
