@@ -37,5 +37,4 @@ def test_relay_benchmark_reports_every_figure(capsys: pytest.CaptureFixture[str]
     rtt = figures["relay_rtt_64_us"] / figures["direct_rtt_64_us"]
     assert figures["relay_rtt_ratio"] == pytest.approx(rtt, rel=0.01)
     assert figures["establish_target_ms"] == 1000
-    assert figures["hole_punch_ms"] is None
-    assert "hole punching" in figures["notes"]
+    assert positive(figures["hole_punch_ms"])

@@ -203,6 +203,12 @@ def test_no_timeout_is_shorter_than_the_race_it_depends_on(
         )
 
 
+def test_hole_punching_is_a_validated_switch() -> None:
+    assert SessionConfig().hole_punching is True
+    with pytest.raises(ConfigError, match="hole_punching"):
+        SessionConfig(hole_punching="yes")  # type: ignore[arg-type]
+
+
 def test_a_handshake_timeout_just_above_the_race_is_accepted() -> None:
     config = SessionConfig(path_race_delay=0.5, handshake_timeout=0.5 + RESEND_INTERVAL + 0.01)
     assert config.path_race_delay == 0.5
