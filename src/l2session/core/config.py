@@ -285,13 +285,14 @@ class SessionConfig:
                 f"SessionConfig.path_race_delay must be 0 or more seconds, "
                 f"got {self.path_race_delay!r}"
             )
-        if self.path_race_delay + RESEND_INTERVAL >= self.handshake_timeout:
+        if self.path_race_delay + self.resend_interval >= self.handshake_timeout:
             # The last path raced must get its first packet and one resend
             # before the attempt is abandoned, or the race cannot help.
             raise ConfigError(
                 f"SessionConfig.handshake_timeout ({self.handshake_timeout!r}) must be longer "
                 f"than path_race_delay ({self.path_race_delay!r}) plus one handshake resend "
-                f"({RESEND_INTERVAL!r} s): the path race runs inside the handshake"
+                f"(resend_interval {self.resend_interval!r} s): the path race runs inside "
+                "the handshake"
             )
         _at_least("SessionConfig.heartbeat_tolerance", self.heartbeat_tolerance, 1, 255)
         _at_least("SessionConfig.rekey_after_messages", self.rekey_after_messages, 1, 1 << 31)

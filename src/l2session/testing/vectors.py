@@ -879,7 +879,7 @@ def session_vector(seed: str = "l2session session kat v1") -> dict[str, Any]:
 
 
 def relay_vector() -> dict[str, Any]:
-    """Every relay packet (docs/PROTOCOL.md §3.10) with its bytes; the
+    """Every relay packet (docs/PROTOCOL.md §3.11) with its bytes; the
     RESERVE signature is by a fixed identity and verifies."""
     alice = Identity.generate(SeededRandom("relay vector alice"))
     relay = Identity.generate(SeededRandom("relay vector relay"))
@@ -898,7 +898,7 @@ def relay_vector() -> dict[str, Any]:
     ]
     return {
         "format": VECTOR_FORMAT,
-        "description": "docs/PROTOCOL.md §3.10 relay packets: fields and exact encoding",
+        "description": "docs/PROTOCOL.md §3.11 relay packets: fields and exact encoding",
         "relay_did": relay.did_text,
         "reserving_did": alice.did_text,
         "reserve_signed_bytes": _hex(signed),
