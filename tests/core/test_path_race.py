@@ -22,6 +22,9 @@ from l2session.testing.recorder import record_wire
 from l2session.testing.simulation import SimNode, Simulation
 from l2session.wire.packets import PKT_DATA, HandshakePacket, encode_packet
 
+#: The default race delay (the tests run on the default config).
+RACE = 0.25
+
 
 def _pair(seed: str) -> tuple[Simulation, SimNode, SimNode]:
     sim = Simulation(seed)
@@ -52,7 +55,7 @@ def test_a_peer_whose_udp_is_dropped_is_reached_over_tcp_within_the_race_delay()
     wire = record_wire(sim)
     alice.manager.establish(bob.did)
     took = sim.run_until(lambda: _both_established(alice, bob), timeout=10)
-    delay = alice.manager.config.path_race_delay
+    delay = RACE
     assert took < delay + 0.1  # virtual time: the race delay plus round trips
     assert _session(alice, bob).path == "tcp"
     assert _session(bob, alice).path == "tcp"
@@ -74,7 +77,7 @@ def test_a_working_quic_path_is_never_raced() -> None:
     wire = record_wire(sim)
     alice.manager.establish(bob.did)
     took = sim.run_until(lambda: _both_established(alice, bob), timeout=10)
-    assert took < alice.manager.config.path_race_delay
+    assert took < RACE
     assert {s.path for s in wire} == {"quic"}
     assert _session(alice, bob).path == "quic"
     sim.run_for(5)
@@ -176,7 +179,7 @@ def test_a_resumption_races_too() -> None:
     sim.run_for(1)
     alice.manager.establish(bob.did)
     took = sim.run_until(lambda: _both_established(alice, bob), timeout=10)
-    assert took < alice.manager.config.path_race_delay + 0.1
+    assert took < RACE + 0.1
     session = _session(alice, bob)
     assert session.path == "tcp"
     assert not any(t.reason == "PQXDH complete" for t in session.history if t.at >= sim.now - took)
@@ -207,6 +210,11 @@ def test_hole_punching_is_a_validated_switch() -> None:
     assert SessionConfig().hole_punching is True
     with pytest.raises(ConfigError, match="hole_punching"):
         SessionConfig(hole_punching="yes")  # type: ignore[arg-type]
+
+
+def test_the_default_race_delay_is_rfc_8305s_and_deep_space_has_none() -> None:
+    assert SessionConfig().path_race_delay == RACE
+    assert SessionConfig.deep_space(1200.0).path_race_delay is None
 
 
 def test_a_handshake_timeout_just_above_the_race_is_accepted() -> None:

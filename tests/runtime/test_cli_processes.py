@@ -358,7 +358,9 @@ def test_a_message_through_a_relay_from_the_command_line(tmp_path: Path) -> None
                 f"relay://{relay.address}",
             )
             assert sent.returncode == 0, sent.stderr
-            assert "over relay" in sent.stdout
+            # Through the relay, unless the hole punch (both nodes are on
+            # loopback) already moved the session to QUIC.
+            assert re.search(r"over (relay|quic)", sent.stdout), sent.stdout
             heard = cli("listen", "--home", str(a.home), "--count", "1", "--timeout", "20")
             assert heard.stdout.strip() == f"{b.did}: via the relay"
             served = cli("sessions", "--home", str(relay.home))

@@ -176,8 +176,8 @@ class SessionConfig:
     multipath: MultipathStrategy = MultipathStrategy.FAILOVER
     #: Happy eyeballs (core/race.py): an establishment whose path has not
     #: connected after this long is raced on the node's next path too
-    #: (RFC 8305's 250 ms); 0 starts every path at once.
-    path_race_delay: float = 0.25
+    #: (RFC 8305's 250 ms); 0 starts every path at once; None: no race.
+    path_race_delay: float | None = 0.25
     #: A session that comes up over a relay offers a direct path (hole
     #: punching, core/migration.py ``offer_punch``) and answers the peer's
     #: offer; False keeps relayed sessions relayed.
@@ -276,16 +276,15 @@ class SessionConfig:
             "resend_max_interval",
         ):
             _positive(f"SessionConfig.{name}", getattr(self, name))
-        if not (
-            isinstance(self.path_race_delay, int | float)
-            and math.isfinite(self.path_race_delay)
-            and self.path_race_delay >= 0
+        race = self.path_race_delay
+        if race is not None and not (
+            isinstance(race, int | float) and math.isfinite(race) and race >= 0
         ):
             raise ConfigError(
-                f"SessionConfig.path_race_delay must be 0 or more seconds, "
-                f"got {self.path_race_delay!r}"
+                f"SessionConfig.path_race_delay must be 0 or more seconds (or None: no "
+                f"race), got {race!r}"
             )
-        if self.path_race_delay + self.resend_interval >= self.handshake_timeout:
+        if race is not None and race + self.resend_interval >= self.handshake_timeout:
             # The last path raced must get its first packet and one resend
             # before the attempt is abandoned, or the race cannot help.
             raise ConfigError(
@@ -398,6 +397,9 @@ class SessionConfig:
             "max_rto": 2.0 * wait,
             "ack_delay": 1.0,
             "reconnect": ReconnectionPolicy(initial_delay=rtt, max_delay=4.0 * rtt),
+            # No path race: no path answers within a round trip of minutes,
+            # and a copy of every handshake packet on μTCP buys nothing.
+            "path_race_delay": None,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -63,11 +63,12 @@ def start(session: Session, now: float) -> None:
     another path to add."""
     address = session.address
     session.race = None
-    if address is None or len(session.owner.paths) < 2:
+    delay = session.config.path_race_delay
+    if address is None or delay is None or len(session.owner.paths) < 2:
         return
     if session.owner.is_outbound_only(address) or session.owner.fixed_path_of(address):
         return  # reached only over its live connection or its relay: nothing to race
-    session.race = PathRace(address, session.path, now + session.config.path_race_delay)
+    session.race = PathRace(address, session.path, now + delay)
 
 
 def _next_path(session: Session, race: PathRace) -> str | None:
@@ -99,16 +100,17 @@ def on_timer(session: Session, now: float) -> None:
     if path is None:
         race.widen_at = None
         return
+    delay = session.config.path_race_delay or 0.0
     _log.info(
         "session %s: %s has not connected to %s after %.0f ms, racing %s",
         session.peer_did,
         "/".join(race.paths),
         race.address,
-        session.config.path_race_delay * 1000,
+        delay * 1000,
         path,
     )
     race.paths.append(path)
-    race.widen_at = now + session.config.path_race_delay if _next_path(session, race) else None
+    race.widen_at = now + delay if _next_path(session, race) else None
     owner.send_raw(race.address, path, packet)
 
 

@@ -167,7 +167,8 @@ class Node:
         self._identity = identity
         self.paths = paths
         self.config = config or SessionConfig()
-        if connect_timeout <= self.config.path_race_delay:
+        race = self.config.path_race_delay
+        if race is not None and connect_timeout <= race:
             raise ConfigError(
                 f"connect_timeout ({connect_timeout!r}) must be longer than "
                 f"SessionConfig.path_race_delay ({self.config.path_race_delay!r}): a path "
