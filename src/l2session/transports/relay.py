@@ -193,6 +193,10 @@ class RelayTransport:
         parts = split(address)
         return parts is None or not parts[1].startswith("~")
 
+    def confirm(self, address: str) -> None:
+        """Nothing to do: a circuit is the relay's, keyed by an id the relay
+        chose and forwarded only between the circuit's two ends."""
+
     def probe(self, address: str) -> None:
         if address not in self._circuit_of and address not in self._opening:
             self._open(address)
