@@ -43,6 +43,7 @@ def on_heartbeat_ack(session: Session, counter: int, now: float) -> None:
         return
     if counter == session.hb_outstanding:
         session.hb_outstanding = 0
+        session.rtt = max(0.0, now - session.hb_sent_at)
     session.lease_until = now + session.config.ttl
 
 

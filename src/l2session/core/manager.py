@@ -42,7 +42,7 @@ from l2session.core.envelope import AccessGate
 from l2session.core.events import PacketRejected, SessionEvent, StateChanged
 from l2session.core.resumption import StoredSession
 from l2session.core.session import Session
-from l2session.core.states import TransitionRecord, Trigger
+from l2session.core.states import SENDING, State, TransitionRecord, Trigger
 from l2session.crypto.handshake_messages import TYPE_FINISH, TYPE_INIT, TYPE_RESPONSE
 from l2session.errors import (
     ConfigError,
@@ -606,6 +606,38 @@ class SessionManager:
         for session in list(self.sessions.values()):
             if migration.announce(session, new_address, now):
                 self.reschedule(session)
+
+    def redirect(self, peer_did: str, address: str) -> bool:
+        """The operator says ``peer_did`` now listens at ``address`` (CLI
+        ``peer set``, ``send --to``).  A session that carries no traffic
+        (failed, suspended, degraded, or handshaking at the old address)
+        moves there and retries at once, with a fresh lease: two peers
+        that both moved find each other again.  Returns True then.  A
+        session that carries traffic keeps its authenticated route; the
+        address is offered as a new route, validated by PATH_CHALLENGE
+        before it is used, and False is returned."""
+        session = self.sessions.get(peer_did)
+        if session is None or address == session.address:
+            return False
+        now = self.now()
+        if session.state in SENDING:
+            migration.add_route(session, (address, session.path), now)
+            self.reschedule(session)
+            return False
+        session.address = address
+        session.lease_until = max(session.lease_until, now + session.config.ttl)
+        if session.state in (State.FAILED, State.SUSPENDED, State.DEGRADED):
+            session.retry_at = now
+            session.retry_attempt = 0
+        elif session.handshake_resend_at is not None:
+            session.handshake_resend_at = now  # the handshake goes to the new address
+        if session.journal is not None:
+            self.dirty(session)
+        if session.state is State.DEGRADED:
+            session.degraded_at = None
+            session.fire(Trigger.TIMEOUT, now, f"moved to {address} by the operator")
+        self.reschedule(session)
+        return True
 
     def add_route(self, peer_did: str, address: str, path: str) -> None:
         """Offer another route to ``peer_did`` (another address of the

@@ -120,6 +120,7 @@ class Session:
         "retry_attempt",
         "rotation",
         "routes",
+        "rtt",
         "timer_at",
         "validation",
     )
@@ -208,6 +209,8 @@ class Session:
         self.hb_counter = 0
         self.hb_outstanding = 0
         self.hb_sent_at = 0.0
+        #: The last heartbeat's round trip (seconds), None before the first.
+        self.rtt: float | None = None
         self.hb_misses = 0
         self.hb_peer = 0
         self.hb_replies: list[int] | None = None
@@ -321,6 +324,11 @@ class Session:
         relay (the CLI's ``listen``) forwards them, and calls
         :meth:`receive_many` with the count its client confirmed."""
         return screening.peek(self, max_count)
+
+    def peek_deliveries(self, max_count: int = 1024) -> list[tuple[int, envelope.Delivery]]:
+        """:meth:`peek` with each message's (stream, sequence number) and
+        request: what a relay needs to let its consumer deduplicate."""
+        return screening.peek_deliveries(self, max_count)
 
     def receive_many(self, max_count: int = 1024) -> list[bytes]:
         """Up to ``max_count`` delivered messages, in order, with one commit

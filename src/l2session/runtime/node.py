@@ -28,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -72,6 +73,7 @@ from l2session.runtime.listening import bind_paths
 from l2session.runtime.paths import PathMonitor
 from l2session.runtime.stall import StallWatch
 from l2session.runtime.storage import NodeStorage
+from l2session.runtime.traffic import Traffic
 from l2session.store.durability import Durability, check_durability
 from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore
@@ -94,13 +96,15 @@ class Node:
 
     ``store``: a path (an SQLite file, created 0600 if missing), an open
     :class:`SqliteStore` or :class:`MemoryStore`, or None (nothing
-    persisted).  ``durability`` (for a path): ``"power"`` (default) fsyncs
-    before every packet that makes a promise, so acknowledgements survive
-    power loss; ``"process"`` saves those fsyncs but **a power cut may then
-    lose messages the peers were told had arrived, and let a replayed
-    handshake spend a ticket or one-time prekey twice** (docs/STORE.md).
-    ``identity``: given, else loaded from the SQLite store (``l2session
-    init`` creates one), else generated for this run.
+    persisted; an existing empty file is refused).  ``durability`` (for a
+    path): ``"power"`` (default) fsyncs before every packet that makes a
+    promise, so acknowledgements survive power loss; ``"process"`` saves
+    those fsyncs but **a power cut may then lose messages the peers were
+    told had arrived, and let a replayed handshake spend a ticket or
+    one-time prekey twice** (docs/STORE.md).  ``identity``: given, else
+    loaded from the SQLite store (``l2session init`` creates one), else
+    generated for this run -- unless ``create_identity`` is False, as for
+    ``l2session node``: then a store without one is refused.
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class Node:
         rng: RandomSource | None = None,
         policy: MembranePolicy | str | Path | None = None,
         durability: Durability = "power",
+        create_identity: bool = True,
     ) -> None:
         self._host, self._requested_port = parse_address(listen, allow_zero_port=True)
         self._discovery_at = (
@@ -145,7 +150,9 @@ class Node:
         self.policy = policyfile.load_policy(policy) if isinstance(policy, str | Path) else policy
         #: With a policy, the Membrane that screens peers' requests (from start).
         self.membrane: Membrane | None = None
-        self._storage = NodeStorage(store, check_durability(durability))
+        self._storage = NodeStorage(
+            store, check_durability(durability), create_identity=create_identity
+        )
         self._passphrase = passphrase
         self._identity = identity
         self.paths = paths
@@ -167,6 +174,11 @@ class Node:
         self.rng: RandomSource = rng or SystemRandom()
         self.clock = SystemClock()
         self.faults = Faults()
+        #: Packets and bytes each way by peer address (runtime/traffic.py).
+        self.traffic = Traffic()
+        #: Told the duration (seconds) of each pump that committed the store
+        #: (the metrics exporter's commit latency histogram).
+        self.commit_observer: Callable[[float], None] | None = None
         #: Why the node stopped on its own (a store failure), else None.
         self.failure: StoreError | None = None
         #: Set when the node stops (by stop() or on a failure).
@@ -373,12 +385,18 @@ class Node:
     def running(self) -> bool:
         return self._running
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the node runs on (None before start)."""
+        return self._loop
+
     def packet_received(self, data: bytes, address: str, path: str) -> None:
         """A transport delivered a packet (see :class:`Bridge`)."""
         if not self._running or self.faults.drops(address, path):
             return
         if self.stall_watch is not None:
             self.stall_watch.heard(address, path)
+        self.traffic.received(address, len(data), self.clock.now())
         if self.manager.receive_datagram(data, address, path):
             transport = self.transports.get(path)
             if transport is not None:
@@ -433,10 +451,38 @@ class Node:
         if self.membrane is not None:
             self.membrane.trust = policyfile.load_trust(self.store, self.did, self.clock.now())
 
-    def add_peer(self, did: str, address: str) -> None:
-        """Tell the node where ``did`` listens (``host:port``)."""
+    def add_peer(self, did: str, address: str) -> bool:
+        """Tell the node where ``did`` listens (``host:port``): the address
+        book is updated, and a session with ``did`` that carries no traffic
+        (failed, suspended, degraded, still handshaking) moves there and
+        retries at once (True).  A working session keeps its authenticated
+        route and is offered the address as a new one (False); see
+        :meth:`SessionManager.redirect`."""
         parse_address(address)
         self.directory.add(did, address)
+        if self._manager is None:
+            return False
+        self.paths_seen.forget_errors(address)
+        moved = self._manager.redirect(did, address)
+        self.kick()
+        return moved
+
+    def forget_peer(self, did: str) -> bool:
+        """Drop ``did`` from the address book and close its session (queued
+        messages included): ``l2session peer forget``.  Whether there was
+        anything to forget."""
+        known = self.directory.forget(did)
+        return self.close_session(did, "peer forgotten by the operator") or known
+
+    def close_session(self, did: str, reason: str = "closed by the operator") -> bool:
+        """Close the session with ``did`` (the peer is told, best effort);
+        its stored state and queue are dropped.  Whether there was one."""
+        session = self.manager.session(did)
+        if session is None:
+            return False
+        session.close(reason)
+        self.kick()
+        return True
 
     # ------------------------------------------------------------------
     # sessions
@@ -450,6 +496,8 @@ class Node:
         peer unreachable on every path) or SessionTimeout; a session this
         call created and that never came up is removed again."""
         checked_resolve(self.resolver, peer_did)  # a DID we cannot verify fails here
+        if self._identity is not None and peer_did == self._identity.did_text:
+            raise ConfigError(f"{peer_did} is this node's own DID; a session needs another node")
         if address is not None:
             self.add_peer(peer_did, address)
         manager = self.manager
@@ -469,15 +517,27 @@ class Node:
                     f"{', '.join(self.discovery_targets)}"
                 )
         session = existing or manager.establish(peer_did)
+        tcp = self.transports.get("tcp")
+        if existing is None and tcp is not None and session.address is not None:
+            # QUIC is tried first and takes connect_timeout to give up; a
+            # μTCP connect refused at once settles that no node listens
+            # there (every path shares the port), so ask it in parallel.
+            tcp.probe(session.address)
         self.kick()
         handle = self._handle(session)
+
+        def refused() -> str | None:
+            if session.established_once or session.address is None:
+                return None
+            return self.paths_seen.refusal(session.address)
+
         try:
-            await handle.established(timeout)
+            await handle.established(timeout, give_up=refused)
         except TransportFailed as error:
             if existing is None and not session.established_once:
                 self._forget(session)
             target = self.directory.address_of(peer_did)
-            reasons = self._unreachable(target) if target else ""
+            reasons = self._unreachable(target) if target and refused() is None else ""
             raise TransportFailed(f"{error}{reasons}") from None
         except Exception:
             if existing is None and not session.established_once:
@@ -504,7 +564,17 @@ class Node:
         reasons = [f"{p}: {r}" for p, r in self.paths_seen.errors_for(address)]
         if reasons:
             return f" ({address} unreachable: {'; '.join(reasons)})"
-        return f" (no answer from {address}: is a node running there?)"
+        return (
+            f" (no l2session node answered at {address}: either none runs there, or the "
+            "one there has another DID; check the address and the DID)"
+        )
+
+    def wake(self, address: str) -> None:
+        """Wake the waiters of every session at ``address`` (a path to it
+        changed: an establishment may give up early)."""
+        for handle in self._handles.values():
+            if handle.session.address == address:
+                handle.notify()
 
     def _forget(self, session: Session) -> None:
         if not session.closed:
@@ -552,18 +622,25 @@ class Node:
         manager = self._manager
         if manager is None:
             return
+        store, observer = self.store, self.commit_observer
+        commits = 0 if store is None else store.commits
+        started = time.perf_counter()
         try:
             outgoing = manager.datagrams_to_send()
+            if observer is not None and store is not None and store.commits != commits:
+                observer(time.perf_counter() - started)
         except StoreError as error:
             self._fail(error)
             return
         try:
             faults, transports = self.faults, self.transports
+            now = self.clock.now() if outgoing else 0.0
             for packet in outgoing:
                 transport = transports.get(packet.path)
                 if transport is None or faults.drops(packet.address, packet.path):
                     continue
                 transport.send(packet.address, packet.data)
+                self.traffic.sent(packet.address, len(packet.data), now)
             self._dispatch(manager.events())
             if self.queue_waiters:
                 for handle in list(self.queue_waiters):
@@ -576,7 +653,11 @@ class Node:
         node stops and says why (``failure``; the CLI exits 1)."""
         if self.failure is None:
             self.failure = error
-            _log.critical("the store failed, stopping the node: %s", error)
+            _log.critical(
+                "the store failed, stopping the node: %s",
+                error,
+                extra={"l2session": {"event": "store_failed"}},
+            )
             if self._loop is not None and self._running:
                 self._loop.create_task(self.stop())
 

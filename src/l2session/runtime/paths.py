@@ -45,6 +45,19 @@ class PathMonitor:
             probe.cancel()
         self._probes.clear()
 
+    def refusal(self, address: str) -> str | None:
+        """Why no node can be listening at ``address``, if μTCP's connect
+        was refused: a node listens on every path at one port, so a refused
+        TCP connection settles it at once (no need to wait for QUIC's
+        handshake timeout and blame UDP)."""
+        reason = self._errors.get((address, "tcp"))
+        if reason is None or "refused" not in reason.lower():
+            return None
+        return (
+            f"nothing listens at {address} (TCP: {reason}); "
+            "is the peer's node running, and is that its address?"
+        )
+
     def _in_use(self, address: str) -> bool:
         for session in self.node.manager.sessions.values():
             if session.address == address:
@@ -77,6 +90,7 @@ class PathMonitor:
             del self._errors[next(iter(self._errors))]
         node.manager.connectivity(address, path, False)
         node.tell(PathChanged(address, path, False, reason))
+        node.wake(address)
         if path == "quic" and address not in self._probes:
             self._schedule_probe(address)
         node.kick()
