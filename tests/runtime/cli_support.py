@@ -62,9 +62,18 @@ class RunningNode:
             env=ENV,
         )
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()  # blocks until the node is up
-        found = re.search(r"listening on (\S+)", line)
-        assert found is not None, (line, self.process.stderr.read() if self.process.stderr else "")
+        # Blocks until the node is up; sessions restored from the store may
+        # print their state changes first.
+        lines = []
+        for _ in range(100):
+            lines.append(self.process.stdout.readline())
+            found = re.search(r"listening on (\S+)", lines[-1])
+            if found is not None or not lines[-1]:
+                break
+        if found is None:
+            self.process.kill()
+            _, err = self.process.communicate(timeout=20)
+            raise AssertionError(f"the node did not start: {lines} {err}")
         self.address = found.group(1)
 
     def kill(self) -> None:

@@ -539,6 +539,15 @@ class Node:
             target = self.directory.address_of(peer_did)
             reasons = self._unreachable(target) if target and refused() is None else ""
             raise TransportFailed(f"{error}{reasons}") from None
+        except SessionTimeout:
+            if existing is not None or session.established_once:
+                raise
+            self._forget(session)
+            target = self.directory.address_of(peer_did)
+            raise SessionTimeout(
+                f"{peer_did} did not answer at {target} within {timeout:g} s: no node runs "
+                "there, or the one there has another DID, or it needs longer (--timeout)"
+            ) from None
         except Exception:
             if existing is None and not session.established_once:
                 self._forget(session)
