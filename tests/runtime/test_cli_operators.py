@@ -289,6 +289,30 @@ def test_peers_that_both_moved_find_each_other(tmp_path: Path) -> None:
         b.stop()
 
 
+def test_node_peer_flag_wins_over_a_stored_address(tmp_path: Path) -> None:
+    """Issue 21 bug 2: ``node --peer DID@NEW`` did not help a restored
+    session that remembered the old address."""
+    a = RunningNode(tmp_path / "a")
+    b = RunningNode(tmp_path / "b")
+    try:
+        sent = cli("send", "--home", str(a.home), b.did, "before", "--to", b.address)
+        assert sent.returncode == 0, sent.stderr
+        a.stop()
+        b.stop()
+        a2 = RunningNode(a.home, init=False)
+        b2 = RunningNode(b.home, init=False, extra=("--peer", f"{a.did}@{a2.address}"))
+        a2.did, b2.did = a.did, b.did
+        a, b = a2, b2
+        back = cli("send", "--home", str(b.home), a.did, "from b", "--timeout", "30")
+        assert back.returncode == 0, (back.stdout, back.stderr)
+        # a learned b's new address from b's authenticated packets.
+        forth = cli("send", "--home", str(a.home), b.did, "from a", "--timeout", "30")
+        assert forth.returncode == 0, (forth.stdout, forth.stderr)
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_errors_are_one_line(pair: tuple[RunningNode, RunningNode], tmp_path: Path) -> None:
     """Issue 21 bugs 7 and 8, and the README's promise."""
     a, b = pair

@@ -13,7 +13,6 @@ cli/demo.py) and ``bench`` -- is registered on demand.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -78,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(full=_command(args_list) not in control_commands.COMMANDS)
     args = parser.parse_args(args_list)
     if args.verbose:
+        import logging  # not for client commands by default: every import costs start-up
+
         level = logging.DEBUG if args.verbose > 1 else logging.INFO
         logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
     handler = getattr(args, "handler", None)

@@ -158,6 +158,9 @@ class Node:
         self.paths = paths
         self.config = config or SessionConfig()
         self.directory = AddressBook(peers or {})
+        #: Addresses the operator gave (``--peer``): they win over the
+        #: addresses stored sessions remember (the peer may have moved).
+        self._given_peers = dict(peers or {})
         self.resolver = resolver or default_resolver()
         self.connect_timeout = connect_timeout
         # Heartbeats are the only traffic of an idle session: QUIC's idle
@@ -276,6 +279,9 @@ class Node:
                 if session.address is not None:
                     self.directory.learn(session.peer_did, session.address)
                 self._handle(session)
+            for did, address in self._given_peers.items():
+                self.directory.learn(did, address)
+                self._manager.redirect(did, address)
 
     def _reset(self) -> None:
         """Fresh per-run state (a node object can be started again)."""
