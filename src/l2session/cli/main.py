@@ -75,7 +75,18 @@ def _command(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(full=_command(args_list) not in control_commands.COMMANDS)
-    args = parser.parse_args(args_list)
+    args, extra = parser.parse_known_args(args_list)
+    if (
+        extra
+        and getattr(args, "command", None) == "send"
+        and args.message is None
+        and (extra[0] == "-" or not extra[0].startswith("-"))
+    ):
+        # ``send DID --to ADDR "text"``: argparse fills an optional
+        # positional only from the first run of positionals.
+        args.message, extra = extra[0], extra[1:]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.verbose:
         import logging  # not for client commands by default: every import costs start-up
 
