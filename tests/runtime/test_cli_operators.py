@@ -515,3 +515,55 @@ def test_every_node_option_is_documented() -> None:
     network = (CONTRIB.parent / "docs" / "NETWORK.md").read_text()
     for option in NODE_OPTIONS:
         assert f"| `{option.key}` |" in network, option.key
+
+
+def test_a_node_whose_store_fails_exits_with_one_line(
+    pair: tuple[RunningNode, RunningNode], tmp_path: Path
+) -> None:
+    """The store cannot grow (RLIMIT_FSIZE: a full disk or a quota): the
+    node stops with one line and exit 1 instead of hanging."""
+    import resource
+
+    a, _ = pair
+    home = tmp_path / "small"
+    assert cli("init", "--home", str(home)).returncode == 0
+    size = (home / "node.db").stat().st_size
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 50_000, size + 50_000))
+
+    node = subprocess.Popen(
+        [sys.executable, "-m", "l2session", "node", "--home", str(home), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        preexec_fn=limit,
+    )
+    try:
+        assert node.stdout is not None
+        address = re.search(r"listening on (\S+)", node.stdout.readline())
+        assert address is not None
+        did = cli("id", "--home", str(home)).stdout.strip()
+        argv = [sys.executable, "-m", "l2session", "send", "--home", str(a.home), did]
+        argv += ["--batch", "--to", address.group(1), "--timeout", "5"]
+        batch = subprocess.run(
+            argv,
+            input="".join("x" * 1000 + "\n" for _ in range(200)),
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=120,
+            check=False,
+        )
+        assert batch.returncode in (0, 2), batch.stderr
+        _, err = node.communicate(timeout=60)
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.communicate()
+    assert node.returncode == 1
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("l2session: error: the node stopped: ")
+    assert "node.db" in lines[0]

@@ -310,11 +310,16 @@ class Node:
             with contextlib.suppress(StoreError):
                 self._pump()  # what is queued is committed and handed to the transports
         await asyncio.sleep(0)
-        await self._teardown()
-        for handle in self._handles.values():
-            handle.notify("the node stopped")
-        self._accepted.set()
-        self.stopped.set()
+        try:
+            await self._teardown()
+        finally:
+            # Whatever closing the store raised, the node is stopped: its
+            # waiters wake and the CLI exits (issue 21: a failed store left
+            # ``l2session node`` hanging).
+            for handle in self._handles.values():
+                handle.notify("the node stopped")
+            self._accepted.set()
+            self.stopped.set()
 
     async def _teardown(self) -> None:
         if self._timer is not None:
@@ -327,8 +332,15 @@ class Node:
             self.discovery.close()
             self.discovery = None
         await self._close_transports()
-        self._storage.close()
-        self.store = None
+        try:
+            self._storage.close()
+        except StoreError:
+            if self.failure is None:
+                raise
+            # The store already failed (``failure`` says how): its final
+            # commit failing too is the same failure, not news.
+        finally:
+            self.store = None
 
     async def _listen(self) -> None:
         """Bind every path to one port number (runtime/listening.py)."""

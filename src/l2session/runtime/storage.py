@@ -86,10 +86,12 @@ class NodeStorage:
 
     def close(self) -> None:
         """Close a store this node opened and release its lock."""
-        if isinstance(self._arg, str | Path) and isinstance(self.store, SqliteStore):
-            self.store.close()
-        self.store = None
-        self._unlock()
+        try:
+            if isinstance(self._arg, str | Path) and isinstance(self.store, SqliteStore):
+                self.store.close()
+        finally:
+            self.store = None
+            self._unlock()
 
     def identity(
         self, given: Identity | None, passphrase: str | None, rng: RandomSource
