@@ -161,6 +161,7 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         loop.add_signal_handler(signal.SIGHUP, reload_policy)
     async with node:
         server = control.ControlServer(node, home / SOCKET_NAME, send_ids=home / SEND_IDS_NAME)
+        server.send_ids.prune(node)  # keys whose message the store never committed
         await server.start()
         exporter = None
         if metrics_at is not None:
