@@ -59,6 +59,7 @@ from l2session.wire.packets import (
     BundleRequest,
     DataPacket,
     HandshakePacket,
+    PrekeyGonePacket,
     ResumeAckPacket,
     ResumeEarlyPacket,
     ResumePacket,
@@ -648,6 +649,10 @@ class SessionManager:
             except L2SessionError:
                 self.admission.failure(address, now)
                 raise
+            finally:
+                # What it really cost (a stranger's packet is billed to the
+                # CPU budget; a refused or known one bills nothing).
+                self.admission.charge(self.now() - now)
             return
         if isinstance(packet, BundlePacket):
             session = self._pending_bundle(packet.nonce)
@@ -659,6 +664,12 @@ class SessionManager:
         elif isinstance(packet, ResumeRejectPacket):
             session = self._ticket_session(packet.ticket_id)
             establishment.on_resume_reject(session, packet, now)
+        elif isinstance(packet, PrekeyGonePacket):
+            found = self._by_id.get(packet.session_id)
+            if found is None:
+                raise MalformedMessage("PREKEY_GONE for an unknown session id")
+            session = found
+            establishment.on_prekey_gone(session, packet, now)
         self.reschedule(session)
 
     def _on_opening(
@@ -711,8 +722,10 @@ class SessionManager:
             raise MalformedMessage("bundle request for another DID")
         if not self.admit(address, now):
             return  # the answer is twice the request's size: budgeted
+        # One one-time prekey per answer, never the same one twice
+        # (concurrent initiators would otherwise race for it).
         full = keys.prekeys.bundle()
-        one = full.pick_one_time(self.ctx.rng)
+        one = keys.prekeys.hand_out()
         bundle = PrekeyBundle(
             full.did, full.signing_key, full.signed_prekeys, (one,) if one else ()
         )

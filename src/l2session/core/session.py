@@ -113,6 +113,7 @@ class Session:
         "peer_did",
         "peer_signing_key",
         "pq_keyed_at",
+        "prekey_retries",
         "refused_responses",
         "rejected",
         "resume",
@@ -181,6 +182,8 @@ class Session:
         #: (the peer may predate RESUME_EARLY).
         self.no_early_data = False
         self.bundle_nonce: bytes | None = None
+        #: Fresh bundles fetched in this attempt after PREKEY_GONE.
+        self.prekey_retries = 0
         #: The last handshake message answered and our answer, so that a
         #: retransmission gets the same answer instead of a new handshake.
         self.answers: dict[bytes, bytes] | None = None
