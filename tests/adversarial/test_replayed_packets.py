@@ -171,7 +171,7 @@ def test_a_replayed_packet_is_rejected_counted_and_changes_nothing(
     epochs = settled_epochs(capture)
     sent, counted = replay(capture, packets)
     # A replayed INIT names a one-time prekey its first copy consumed: the
-    # responder refuses it and answers PREKEY_GONE (docs/PROTOCOL.md §3.9),
+    # responder refuses it and answers PREKEY_GONE (docs/PROTOCOL.md §3.11),
     # which the initiator, with no INIT pending under that id, refuses in
     # turn -- two rejections, both counted.
     expected = 2 * sent if kind == "init" else sent

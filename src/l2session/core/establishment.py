@@ -212,7 +212,7 @@ def _send_init(session: Session, bundle: PrekeyBundle, now: float) -> None:
 
 def on_prekey_gone(session: Session, packet: PrekeyGonePacket, now: float) -> None:
     """The peer no longer holds a prekey our INIT named (docs/PROTOCOL.md
-    §3.9): fetch a fresh bundle from the peer at once (not from
+    §3.11): fetch a fresh bundle from the peer at once (not from
     ``ctx.bundles``, which may hold the same stale one) and send a new
     INIT, at most :data:`MAX_PREKEY_RETRIES` times per attempt; after that
     the answer is ignored and the attempt runs into its handshake timeout
@@ -448,7 +448,7 @@ def on_init(
     except PrekeyNotFound:
         # Named a prekey we no longer hold (another initiator used it, or a
         # signed set rotated out); the replay and freshness checks passed
-        # and no crypto was spent.  Say so at once (docs/PROTOCOL.md §3.9).
+        # and no crypto was spent.  Say so at once (docs/PROTOCOL.md §3.11).
         gone = _gone_prekey(keys.prekeys, init, now)
         if gone is None:
             raise

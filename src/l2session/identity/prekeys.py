@@ -259,7 +259,7 @@ class PrekeyStore:
         PQXDH allows).  The key stays usable until an INIT consumes it;
         what was handed out is kept in memory only, so after a restart a
         key may be handed out once more, and the second INIT naming it is
-        answered PREKEY_GONE (docs/PROTOCOL.md §3.9)."""
+        answered PREKEY_GONE (docs/PROTOCOL.md §3.11)."""
         fresh = self._fresh
         while fresh:
             prekey_id, _ = fresh.popitem(last=False)
