@@ -147,7 +147,7 @@ class StallWatch:
         manager = self.node.manager
         while waiting:
             address, since = next(iter(waiting.items()))
-            if since >= due:
+            if since > due:
                 break  # the rest waited less (insertion order)
             del waiting[address]
             self.checked += 1
