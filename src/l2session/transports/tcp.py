@@ -438,6 +438,8 @@ class TcpTransport:
         self._closed = False
         #: The connection whose packets are being delivered (for confirm).
         self._delivering: _Connection | None = None
+        #: The address outbound connections are made from (None: any).
+        self._source: str | None = None
 
     @property
     def local_port(self) -> int:
@@ -454,6 +456,12 @@ class TcpTransport:
         if not 0 <= port <= 65535:
             raise InvalidAddress(f"port {port!r} is not 0-65535")
         self._loop = asyncio.get_running_loop()
+        ip = ipaddress.ip_address(host)
+        # Dial from the address we listen on (not the wildcard): the peer
+        # keys us, and admission-controls us, by the address it sees, and
+        # two nodes on one machine with their own addresses must not look
+        # like one host (core/admission.py keys by host).
+        self._source = None if ip.is_unspecified or not self.listen else str(ip)
         if self.listen:
             try:
                 self._server = await self._loop.create_server(
@@ -590,8 +598,15 @@ class TcpTransport:
     async def _connect(self, attempt: _Attempt, host: str, port: int) -> None:
         try:
             async with asyncio.timeout(self.connect_timeout):
+                source = self._source
+                local = None
+                if source is not None and (":" in source) == (":" in host):
+                    local = (source, 0)
                 await self._loop.create_connection(
-                    lambda: _Connection(self, attempt.address, attempt), host, port
+                    lambda: _Connection(self, attempt.address, attempt),
+                    host,
+                    port,
+                    local_addr=local,
                 )
         except TimeoutError:
             self._connect_failed(attempt, f"connect timed out after {self.connect_timeout:g} s")
