@@ -54,6 +54,11 @@ Figures (``--json``: one object; each ``<figure>`` is given per
 ``hub_cpu_share_establish`` / ``clients_cpu_share_establish``
     CPU shares of the hub and of the peers' processes together during
     establishment: which side was the bottleneck.
+    ``hub_runqueue_wait_share_establish``: the share of that time the
+    hub's event loop was runnable but waiting for a CPU (schedstat): on a
+    shared machine, what held it back.  ``establish_per_hub_cpu_s``:
+    sessions established per second of hub CPU -- the rate one core would
+    sustain were the hub alone on it.
 ``admission``
     The hub's admission counters after establishment (l2session only).
 
@@ -116,6 +121,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Time the process's main thread spent runnable but waiting for a CPU
+    (/proc/<pid>/schedstat): how much a shared machine held it back."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -158,6 +172,24 @@ async def _serve(handlers: dict[str, Callable[..., Any]]) -> None:
 
 # ----------------------------------------------------------------------
 # the hub
+
+
+def _profiling() -> dict[str, Callable[..., Any]]:
+    """``prof_on`` / ``prof_off(path)``: cProfile (CPU time) one window."""
+    import cProfile
+
+    profiler = cProfile.Profile(time.process_time)
+
+    def on() -> dict[str, Any]:
+        profiler.enable()
+        return {}
+
+    def off(path: str) -> dict[str, Any]:
+        profiler.disable()
+        profiler.dump_stats(path)
+        return {}
+
+    return {"prof_on": on, "prof_off": off}
 
 
 class HubCounters:
@@ -218,7 +250,9 @@ async def hub_l2s(transport: str) -> None:
                 return out
 
             _say({"ready": True, "address": node.address, "did": node.did})
-            await _serve({"stats": stats, "gc": lambda: {"collected": gc.collect()}})
+            await _serve(
+                {"stats": stats, "gc": lambda: {"collected": gc.collect()}, **_profiling()}
+            )
             acceptor.cancel()
 
 
@@ -539,11 +573,13 @@ def scenario(mode: str, transport: str, n: int, opts: argparse.Namespace) -> dic
             return sum(cpu_seconds(p) for p in pids)
 
         hub_cpu0, clients_cpu0, t0 = cpu_seconds(hub.proc.pid), clients_cpu(), time.monotonic()
+        hub_wait0 = runqueue_wait_seconds(hub.proc.pid)
         for client in clients:
             client.send("go")
         answers = [client.read(1200) for client in clients]
         wall = time.monotonic() - t0
         hub_cpu1, clients_cpu1 = cpu_seconds(hub.proc.pid), clients_cpu()
+        hub_wait1 = runqueue_wait_seconds(hub.proc.pid)
         time.sleep(2.0)  # the last FINISHes are processed
         hub.ask("gc")
         stats = hub.ask("stats")
@@ -560,6 +596,10 @@ def scenario(mode: str, transport: str, n: int, opts: argparse.Namespace) -> dic
             else None,
             "establish_wall_s": round(wall, 2),
             "hub_cpu_share_establish": round((hub_cpu1 - hub_cpu0) / wall, 3),
+            "hub_runqueue_wait_share_establish": round((hub_wait1 - hub_wait0) / wall, 3),
+            "establish_per_hub_cpu_s": round(established / (hub_cpu1 - hub_cpu0), 1)
+            if hub_cpu1 > hub_cpu0
+            else None,
             "clients_cpu_share_establish": round((clients_cpu1 - clients_cpu0) / wall, 3),
             "rss_per_session_kb": round((rss_after - rss_before) / max(1, established), 2),
             "hub_rss_mb": round(rss_after / 1024, 1),
@@ -568,9 +608,14 @@ def scenario(mode: str, transport: str, n: int, opts: argparse.Namespace) -> dic
             out["admission"] = stats["admission"]
             out["rejections"] = stats["rejections"]
         # idle
+        profile = os.environ.get("L2S_HUB_PROFILE_IDLE")  # cProfile the idle window into it
+        if profile and mode == "l2s":
+            hub.ask("prof_on")
         hub_cpu0, clients_cpu0, t0 = cpu_seconds(hub.proc.pid), clients_cpu(), time.monotonic()
         time.sleep(opts.idle)
         span = time.monotonic() - t0
+        if profile and mode == "l2s":
+            hub.ask("prof_off", path=f"{profile}.{transport}_{n}")
         idle_share = (cpu_seconds(hub.proc.pid) - hub_cpu0) / span
         out["idle_cpu_ms_per_30s"] = round(idle_share * 30_000, 1)
         out["idle_cpu_share"] = round(idle_share, 4)
@@ -624,6 +669,14 @@ def main() -> None:
     opts = parser.parse_args()
     _raise_nofile()
     if opts.role == "hub":
+        profile = os.environ.get("L2S_HUB_PROFILE")  # a file: cProfile the hub into it
+        if profile:
+            import cProfile
+
+            with cProfile.Profile(time.process_time) as profiler:
+                _run((hub_l2s if opts.mode == "l2s" else hub_raw)(opts.transport))
+            profiler.dump_stats(profile)
+            return
         _run((hub_l2s if opts.mode == "l2s" else hub_raw)(opts.transport))
         return
     if opts.role == "clients":

@@ -94,7 +94,7 @@ from l2session.identity import (
     default_resolver,
     resolve_signing_key,
 )
-from l2session.runtime import Node, PathChanged, SessionHandle, SystemRandom
+from l2session.runtime import Node, NodeLimits, PathChanged, SessionHandle, SystemRandom
 from l2session.store import (
     MemoryStore,
     SqliteStore,
@@ -139,6 +139,7 @@ __all__ = [
     "MissingCapability",
     "MultipathStrategy",
     "Node",
+    "NodeLimits",
     "OneTimePrekey",
     "PassphraseRequired",
     "PathChanged",

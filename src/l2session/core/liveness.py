@@ -51,6 +51,13 @@ def heartbeat_due(session: Session) -> float:
     if session.state is State.DEGRADED:
         interval = interval / session.config.heartbeat_tolerance
         return max(session.last_inbound, session.hb_sent_at) + interval
+    if session.opened_by_peer:
+        # The side that accepted the session waits heartbeat_timeout
+        # longer, so that the two sides' heartbeats do not cross: the
+        # opener's arrives first and answering it resets this side's idle
+        # time.  An idle session then costs one exchange per interval, not
+        # two (a hub answers its peers' heartbeats instead of doubling them).
+        interval += session.config.heartbeat_timeout
     return max(session.last_inbound, session.hb_sent_at if session.hb_misses else 0.0) + interval
 
 
