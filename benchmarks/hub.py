@@ -215,14 +215,17 @@ class HubCounters:
         }
 
 
-async def hub_l2s(transport: str) -> None:
+async def hub_l2s(transport: str, durability: str = "power") -> None:
     from l2session.runtime.node import Node
 
     counters = HubCounters()
     readers: set[asyncio.Task[None]] = set()
     with tempfile.TemporaryDirectory(prefix="l2s-hub-") as tmp:
         async with Node(
-            store=Path(tmp) / "hub.db", listen="127.0.0.1:0", paths=(transport,)
+            store=Path(tmp) / "hub.db",
+            listen="127.0.0.1:0",
+            paths=(transport,),
+            durability=durability,  # type: ignore[arg-type]
         ) as node:
 
             async def read(handle: Any) -> None:
@@ -546,7 +549,10 @@ class Child:
 
 
 def scenario(mode: str, transport: str, n: int, opts: argparse.Namespace) -> dict[str, Any]:
-    hub = Child("--role", "hub", "--mode", mode, "--transport", transport)
+    hub = Child(
+        "--role", "hub", "--mode", mode, "--transport", transport,
+        "--durability", opts.durability,
+    )  # fmt: skip
     clients: list[Child] = []
     try:
         ready = hub.read()
@@ -659,6 +665,12 @@ def main() -> None:
     )
     parser.add_argument("--idle", type=float, default=None, help="idle window, s (30)")
     parser.add_argument("--msg-window", type=float, default=None, help="message window, s (60)")
+    parser.add_argument(
+        "--durability",
+        default="power",
+        choices=["power", "process"],
+        help="the hub store's durability (Node(durability=...); default power)",
+    )
     parser.add_argument("--role", choices=["hub", "clients"], help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="l2s", help=argparse.SUPPRESS)
     parser.add_argument("--transport", default="tcp", help=argparse.SUPPRESS)
@@ -674,10 +686,18 @@ def main() -> None:
             import cProfile
 
             with cProfile.Profile(time.process_time) as profiler:
-                _run((hub_l2s if opts.mode == "l2s" else hub_raw)(opts.transport))
+                _run(
+                    hub_l2s(opts.transport, opts.durability)
+                    if opts.mode == "l2s"
+                    else hub_raw(opts.transport)
+                )
             profiler.dump_stats(profile)
             return
-        _run((hub_l2s if opts.mode == "l2s" else hub_raw)(opts.transport))
+        _run(
+            hub_l2s(opts.transport, opts.durability)
+            if opts.mode == "l2s"
+            else hub_raw(opts.transport)
+        )
         return
     if opts.role == "clients":
         if opts.mode == "l2s":
@@ -695,6 +715,7 @@ def main() -> None:
     opts.msg_window = opts.msg_window or (10.0 if quick else 60.0)
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]},
+        "durability": opts.durability,
         "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
     }
     for transport in opts.transports.split(","):
