@@ -725,8 +725,8 @@ def main() -> None:
                 if not opts.json:
                     print(f"{key} ...", file=sys.stderr, flush=True)
                 results[key] = scenario(mode, transport, n, opts)
-                if not opts.json:
-                    print(f"{key}: {json.dumps(results[key])}", file=sys.stderr, flush=True)
+                # Each scenario as it completes (a long run keeps what it has).
+                print(f"{key}: {json.dumps(results[key])}", file=sys.stderr, flush=True)
     results["machine"]["load_after"] = os.getloadavg()[0]
     print(json.dumps(results, indent=None if opts.json else 2))
 

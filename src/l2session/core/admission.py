@@ -168,7 +168,7 @@ class TokenBucket:
             return True
         return False
 
-    def ready(self, rate: float, burst: float, now: float) -> bool:
+    def has_credit(self, rate: float, burst: float, now: float) -> bool:
         """Refill like :meth:`take`; True while the bucket is not in debt
         (the caller charges the real cost afterwards)."""
         elapsed = max(0.0, now - self.last)
@@ -266,7 +266,7 @@ class AdmissionControl:
             cpu = self._cpu
             if cpu is None:
                 cpu = self._cpu = TokenBucket(config.admission_cpu_burst, now)
-            if not cpu.ready(config.admission_cpu_share, config.admission_cpu_burst, now):
+            if not cpu.has_credit(config.admission_cpu_share, config.admission_cpu_burst, now):
                 stats.cpu_budget += 1
                 return CPU_BUDGET
             self._billing = True
