@@ -170,12 +170,7 @@ def test_a_replayed_packet_is_rejected_counted_and_changes_nothing(
     assert packets, f"the capture has no {kind} packet"
     epochs = settled_epochs(capture)
     sent, counted = replay(capture, packets)
-    # A replayed INIT names a one-time prekey its first copy consumed: the
-    # responder refuses it and answers PREKEY_GONE (docs/PROTOCOL.md §3.11),
-    # which the initiator, with no INIT pending under that id, refuses in
-    # turn -- two rejections, both counted.
-    expected = 2 * sent if kind == "init" else sent
-    assert counted == expected, f"{sent} {kind} packets replayed, {counted} rejections counted"
+    assert counted == sent, f"{sent} {kind} packets replayed, {counted} rejections counted"
     still_works(capture, epochs)
 
 
