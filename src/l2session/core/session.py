@@ -72,12 +72,13 @@ class Session:
     """A session with one peer DID (SPEC-018 ``Session``)."""
 
     __slots__ = (
+        "_address",
         "_closed",
         "_ephemeral_sends",
+        "_indexed",
         "_peer_synced",
         "_sync_pending",
         "ack_at",
-        "address",
         "answers",
         "bundle_nonce",
         "channel",
@@ -113,6 +114,7 @@ class Session:
         "peer_did",
         "peer_signing_key",
         "pq_keyed_at",
+        "prekey_retries",
         "refused_responses",
         "rejected",
         "resume",
@@ -140,7 +142,10 @@ class Session:
         self.peer_did = peer_did
         self.config = config
         self.machine = StateMachine(peer_did, sink=owner.record_transition, history_limit=32)
-        self.address = address
+        #: Whether the manager's address index holds this session (set by
+        #: the manager while the session is one of its sessions).
+        self._indexed = False
+        self._address = address
         self.path = path
         #: Other validated routes and path validation, allocated when first
         #: needed (core/multipath.py, core/migration.py).
@@ -182,6 +187,8 @@ class Session:
         #: (the peer may predate RESUME_EARLY).
         self.no_early_data = False
         self.bundle_nonce: bytes | None = None
+        #: Fresh bundles fetched in this attempt after PREKEY_GONE.
+        self.prekey_retries = 0
         #: The last handshake message answered and our answer, so that a
         #: retransmission gets the same answer instead of a new handshake.
         self.answers: dict[bytes, bytes] | None = None
@@ -217,6 +224,19 @@ class Session:
         self.degraded_at: float | None = None
         self.down_since: float | None = None
         self._ephemeral_sends = 0
+
+    @property
+    def address(self) -> str | None:
+        """Where the peer is reached (the primary route's address)."""
+        return self._address
+
+    @address.setter
+    def address(self, value: str | None) -> None:
+        old = self._address
+        if value != old:
+            self._address = value
+            if self._indexed:
+                self.owner.address_moved(self, old, value)
 
     def __repr__(self) -> str:
         return f"Session({self.peer_did!r}, state={self.state.value})"

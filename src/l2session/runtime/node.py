@@ -52,6 +52,7 @@ from l2session.crypto.rng import RandomSource
 from l2session.errors import (
     ConfigError,
     InvalidState,
+    PeerRefused,
     SessionClosed,
     SessionTimeout,
     StoreError,
@@ -69,6 +70,7 @@ from l2session.runtime.entropy import SystemRandom
 from l2session.runtime.events import Bridge, NodeEvent, NodeListener
 from l2session.runtime.faults import Faults
 from l2session.runtime.handle import SessionHandle
+from l2session.runtime.limits import NodeLimits
 from l2session.runtime.listening import bind_paths
 from l2session.runtime.paths import PathMonitor
 from l2session.runtime.stall import StallWatch
@@ -128,6 +130,7 @@ class Node:
         policy: MembranePolicy | str | Path | None = None,
         durability: Durability = "power",
         create_identity: bool = True,
+        limits: NodeLimits | None = None,
     ) -> None:
         self._host, self._requested_port = parse_address(listen, allow_zero_port=True)
         self._discovery_at = (
@@ -157,6 +160,10 @@ class Node:
         self._identity = identity
         self.paths = paths
         self.config = config or SessionConfig()
+        if limits is not None and not isinstance(limits, NodeLimits):
+            raise ConfigError(f"limits must be a NodeLimits, got {type(limits).__name__}")
+        #: Caps of the transports and runtime tables (runtime/limits.py).
+        self.limits = limits or NodeLimits()
         self.directory = AddressBook(peers or {})
         #: Addresses the operator gave (``--peer``): they win over the
         #: addresses stored sessions remember (the peer may have moved).
@@ -196,14 +203,14 @@ class Node:
         self.queue_waiters: set[SessionHandle] = set()
         #: Sessions peers opened, for accept() (bounded: the oldest unaccepted
         #: is dropped from this list, not closed).
-        self._incoming: deque[SessionHandle] = deque(maxlen=MAX_PENDING_ACCEPTS)
+        self._incoming: deque[SessionHandle] = deque(maxlen=self.limits.max_pending_accepts)
         self._accepted = asyncio.Event()
         self._listeners: list[NodeListener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kicked = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self.paths_seen = PathMonitor(self)
+        self.paths_seen = PathMonitor(self, self.limits.max_tracked_addresses)
         self.stall_watch: StallWatch | None = None
         self._running = False
 
@@ -286,11 +293,13 @@ class Node:
     def _reset(self) -> None:
         """Fresh per-run state (a node object can be started again)."""
         self._handles = {}
-        self._incoming = deque(maxlen=MAX_PENDING_ACCEPTS)
+        self._incoming = deque(maxlen=self.limits.max_pending_accepts)
         self._accepted = asyncio.Event()
-        self.paths_seen = PathMonitor(self)
+        self.paths_seen = PathMonitor(self, self.limits.max_tracked_addresses)
         self.stall_watch = (
-            None if self.quic_stall_timeout is None else StallWatch(self, self.quic_stall_timeout)
+            None
+            if self.quic_stall_timeout is None
+            else StallWatch(self, self.quic_stall_timeout, self.limits.max_tracked_addresses)
         )
         self.queue_waiters = set()
         self._timer = None
@@ -353,11 +362,23 @@ class Node:
         )
 
     def _make_transport(self, path: str) -> Transport:
+        limits = self.limits
         if path == "quic":
             return QuicTransport(
-                connect_timeout=self.connect_timeout, idle_timeout=self.quic_idle_timeout
+                connect_timeout=self.connect_timeout,
+                idle_timeout=self.quic_idle_timeout,
+                max_connections=limits.quic_max_connections,
+                max_queue=limits.quic_max_queue,
             )
-        return TcpTransport(connect_timeout=self.connect_timeout)
+        return TcpTransport(
+            connect_timeout=self.connect_timeout,
+            max_connections=limits.tcp_max_connections,
+            max_unidentified=limits.tcp_max_unidentified,
+            max_buffered_bytes=limits.tcp_max_buffered_bytes,
+            max_queue_bytes=limits.tcp_max_queue_bytes,
+            hello_timeout=limits.tcp_hello_timeout,
+            frame_timeout=limits.tcp_frame_timeout,
+        )
 
     async def rebind(self, listen: str) -> str:
         """Move this node to another address (an interface or port change,
@@ -544,18 +565,22 @@ class Node:
         self.kick()
         handle = self._handle(session)
 
-        def refused() -> str | None:
+        def nothing_listens() -> str | None:
             if session.established_once or session.address is None:
                 return None
-            return self.paths_seen.refusal(session.address)
+            return self.paths_seen.nothing_listens(session.address)
 
         try:
-            await handle.established(timeout, give_up=refused)
+            await self._established_or_refused(handle, target, timeout, give_up=nothing_listens)
+        except PeerRefused:
+            if existing is None and not session.established_once:
+                self._forget(session)
+            raise
         except TransportFailed as error:
             if existing is None and not session.established_once:
                 self._forget(session)
             target = self.directory.address_of(peer_did)
-            reasons = self._unreachable(target) if target and refused() is None else ""
+            reasons = self._unreachable(target) if target and nothing_listens() is None else ""
             raise TransportFailed(f"{error}{reasons}") from None
         except SessionTimeout:
             if existing is not None or session.established_once:
@@ -587,6 +612,41 @@ class Node:
             self.directory.add(peer_did, found)
         return found
 
+    async def _established_or_refused(
+        self,
+        handle: SessionHandle,
+        target: str | None,
+        timeout: float,
+        give_up: Callable[[], str | None] | None = None,
+    ) -> None:
+        """``handle.established(timeout)``, or PeerRefused as soon as the
+        peer's node refused us on every path (it is at a limit: waiting
+        for the handshake timeout would only hide why)."""
+        if target is None:
+            await handle.established(timeout, give_up=give_up)
+            return
+        refused = self.paths_seen.refusal(target)
+
+        def settled() -> str | None:
+            # path_down wakes the handle after setting the event, so the
+            # wait below ends at once (no task to cancel: a cancellation
+            # racing the handle's own wake-up could be lost).
+            if refused.is_set():
+                return "refused"
+            return None if give_up is None else give_up()
+
+        try:
+            await handle.established(timeout, give_up=settled)
+        except TransportFailed:
+            if not refused.is_set():
+                raise
+        else:
+            return
+        finally:
+            self.paths_seen.refusal_done(target)
+        reasons = "; ".join(f"{p}: {r}" for p, r in self.paths_seen.errors_for(target))
+        raise PeerRefused(f"the node at {target} refused the connection ({reasons})")
+
     def _unreachable(self, address: str) -> str:
         reasons = [f"{p}: {r}" for p, r in self.paths_seen.errors_for(address)]
         if reasons:
@@ -611,7 +671,7 @@ class Node:
 
     async def accept(self, timeout: float | None = None) -> SessionHandle:
         """The next session a peer opened with this node (the last
-        :data:`MAX_PENDING_ACCEPTS` are kept).  Raises SessionTimeout, or
+        ``limits.max_pending_accepts`` are kept).  Raises SessionTimeout, or
         SessionClosed once the node stops."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
@@ -660,7 +720,7 @@ class Node:
             self._fail(error)
             return
         try:
-            faults, transports = self.faults, self.transports
+            faults, transports, watch = self.faults, self.transports, self.stall_watch
             now = self.clock.now() if outgoing else 0.0
             for packet in outgoing:
                 transport = transports.get(packet.path)
@@ -668,6 +728,8 @@ class Node:
                     continue
                 transport.send(packet.address, packet.data)
                 self.traffic.sent(packet.address, len(packet.data), now)
+                if watch is not None and packet.path == "quic":
+                    watch.sent(packet.address)
             self._dispatch(manager.events())
             if self.queue_waiters:
                 for handle in list(self.queue_waiters):
