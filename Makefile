@@ -20,7 +20,7 @@ $(VENV)/.installed-base: $(VENV)/.created pyproject.toml
 # Tests, linters and benchmarks share one environment: mypy also checks
 # benchmarks/, which import the bench extra.
 $(VENV)/.installed-dev: $(VENV)/.created pyproject.toml
-	$(PIP) install -e ".[test,bench,fast]"
+	$(PIP) install -e ".[test,bench,fast,metrics]"
 	touch $@
 
 demo: $(VENV)/.installed-base

@@ -1,4 +1,4 @@
-"""Relay packets (wire/relay.py, docs/PROTOCOL.md §3.11): the checked-in
+"""Relay packets (wire/relay.py, docs/PROTOCOL.md §3.12): the checked-in
 known-answer vectors are reproduced byte for byte, every packet round trips,
 the RESERVE signature verifies, and hostile bytes raise MalformedMessage
 only."""

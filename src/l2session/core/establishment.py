@@ -43,15 +43,19 @@ from l2session.errors import (
     HandshakeError,
     L2SessionError,
     MalformedMessage,
+    PrekeyNotFound,
 )
 from l2session.identity.bundle import PrekeyBundle
 from l2session.identity.resolver import resolve_signing_key
 from l2session.wire.packets import (
+    GONE_ONE_TIME,
+    GONE_SIGNED,
     REJECT_STALE,
     REJECT_UNKNOWN_TICKET,
     BundlePacket,
     BundleRequest,
     HandshakePacket,
+    PrekeyGonePacket,
     ResumeAckPacket,
     ResumeEarlyPacket,
     ResumePacket,
@@ -62,8 +66,13 @@ from l2session.wire.records import Message, Record
 
 if TYPE_CHECKING:
     from l2session.core.manager import SessionManager
+    from l2session.crypto.handshake_messages import HandshakeInit
+    from l2session.identity.prekeys import PrekeyStore
 
 _log = logging.getLogger("l2session.session")
+
+#: Fresh bundles one establishment attempt fetches after PREKEY_GONE.
+MAX_PREKEY_RETRIES = 3
 
 
 # ----------------------------------------------------------------------
@@ -73,6 +82,7 @@ _log = logging.getLogger("l2session.session")
 def begin(session: Session, now: float, trigger: Trigger, reason: str) -> None:
     """Enter ``handshake_initiated`` and send the first message."""
     session.fire(trigger, now, reason)
+    session.prekey_retries = 0
     session.handshake_deadline = now + session.config.handshake_timeout
     session.handshake_route = None
     race.start(session, now)
@@ -129,7 +139,13 @@ def start_full(session: Session, now: float) -> None:
     if bundle is not None:
         _send_init(session, bundle, now)
         return
-    nonce = ctx.rng.random_bytes(16)
+    _request_bundle(session, now)
+
+
+def _request_bundle(session: Session, now: float) -> None:
+    """Ask the peer itself for its bundle (BUNDLE_REQUEST)."""
+    owner = session.owner
+    nonce = owner.ctx.rng.random_bytes(16)
     session.bundle_nonce = nonce
     owner.route_ticket(session, nonce)
     _send_handshake(session, encode_packet(BundleRequest(nonce, session.peer_did)), now)
@@ -194,6 +210,39 @@ def _send_init(session: Session, bundle: PrekeyBundle, now: float) -> None:
     session.bundle_nonce = None
     session.owner.route(session, handshake.session_id)
     _send_handshake(session, encode_packet(HandshakePacket(handshake.session_id, init)), now)
+
+
+def on_prekey_gone(session: Session, packet: PrekeyGonePacket, now: float) -> None:
+    """The peer no longer holds a prekey our INIT named (docs/PROTOCOL.md
+    §3.11): fetch a fresh bundle from the peer at once (not from
+    ``ctx.bundles``, which may hold the same stale one) and send a new
+    INIT, at most :data:`MAX_PREKEY_RETRIES` times per attempt; after that
+    the answer is ignored and the attempt runs into its handshake timeout
+    like any unanswered one.  PREKEY_GONE is not authenticated, but it is
+    only taken for the 16-byte random session id of our pending INIT, and
+    what it can cause is what dropping our packets causes anyway."""
+    handshake = session.handshake
+    if (
+        session.state is not State.HANDSHAKE_INITIATED
+        or not isinstance(handshake, InitiatorHandshake)
+        or handshake.session_id != packet.session_id
+    ):
+        raise MalformedMessage("PREKEY_GONE answers no INIT of ours")
+    if session.prekey_retries >= MAX_PREKEY_RETRIES:
+        raise MalformedMessage(
+            f"PREKEY_GONE after {MAX_PREKEY_RETRIES} fresh bundles: left to the handshake timeout"
+        )
+    session.prekey_retries += 1
+    owner = session.owner
+    owner.unroute(session, handshake.session_id)
+    session.handshake = None
+    _log.info(
+        "%s: %s prekey %d is gone; fetching a fresh bundle",
+        session.peer_did,
+        "one-time" if packet.reason == GONE_ONE_TIME else "signed",
+        packet.prekey_id,
+    )
+    _request_bundle(session, now)
 
 
 def on_bundle(
@@ -405,6 +454,19 @@ def on_init(
     except AuthenticationFailed:
         owner.quarantine(initiator, address, now)
         raise
+    except PrekeyNotFound:
+        # Named a prekey we no longer hold (another initiator used it, or a
+        # signed set rotated out); the replay and freshness checks passed
+        # and no crypto was spent.  Say so at once (docs/PROTOCOL.md §3.11).
+        gone = _gone_prekey(keys.prekeys, init, now)
+        if gone is None:
+            raise
+        reason, prekey_id = gone
+        owner.send_raw(
+            address, path, encode_packet(PrekeyGonePacket(packet.session_id, reason, prekey_id))
+        )
+        owner.reject(address, "prekey_gone", initiator)
+        return None
     if keys.prekeys.one_time_count != one_time_before:
         owner.prekeys_changed()
     created = session is None
@@ -451,6 +513,24 @@ def _answer(session: Session, packet: bytes, source: Route | None) -> None:
         session.owner.transmit(session, packet)
     else:
         session.owner.send_raw(*route, packet)
+
+
+def _gone_prekey(prekeys: PrekeyStore, init: HandshakeInit, now: float) -> tuple[int, int] | None:
+    """(PREKEY_GONE reason, prekey id) if ``init`` names a prekey we do not
+    hold, else None.  An expired signed set is not "gone" (the INIT is
+    refused as usual: its initiator's bundle was stale for another reason)."""
+    try:
+        prekeys.signed_prekeys(init.signed_prekey_id, now)
+    except PrekeyNotFound:
+        return GONE_SIGNED, init.signed_prekey_id
+    except L2SessionError:
+        return None
+    if init.one_time_prekey_id is not None:
+        try:
+            prekeys.one_time_prekey(init.one_time_prekey_id)
+        except PrekeyNotFound:
+            return GONE_ONE_TIME, init.one_time_prekey_id
+    return None
 
 
 def on_finish(session: Session, message: bytes, now: float, source: Route | None = None) -> None:

@@ -43,6 +43,7 @@ def on_heartbeat_ack(session: Session, counter: int, now: float) -> None:
         return
     if counter == session.hb_outstanding:
         session.hb_outstanding = 0
+        session.rtt = max(0.0, now - session.hb_sent_at)
     session.lease_until = now + session.config.ttl
 
 
@@ -51,6 +52,22 @@ def heartbeat_due(session: Session) -> float:
     if session.state is State.DEGRADED:
         interval = interval / session.config.heartbeat_tolerance
         return max(session.last_inbound, session.hb_sent_at) + interval
+    config = session.config
+    if (
+        session.opened_by_peer
+        and not session.hb_misses
+        and 4 * config.heartbeat_timeout <= config.heartbeat_interval
+    ):
+        # The side that accepted the session waits heartbeat_timeout
+        # longer, so that the two sides' heartbeats do not cross: the
+        # opener's arrives first and answering it resets this side's idle
+        # time.  An idle session then costs one exchange per interval, not
+        # two (a hub answers its peers' heartbeats instead of doubling
+        # them).  Not after a miss (the peer is silent: both probe as
+        # before), nor where the timeout is long against the interval
+        # (light-minute delays: SessionConfig.deep_space), whose schedule
+        # is tuned to round trips and stays as it was.
+        interval += config.heartbeat_timeout
     return max(session.last_inbound, session.hb_sent_at if session.hb_misses else 0.0) + interval
 
 

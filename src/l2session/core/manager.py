@@ -42,7 +42,7 @@ from l2session.core.envelope import AccessGate
 from l2session.core.events import PacketRejected, SessionEvent, StateChanged
 from l2session.core.resumption import StoredSession
 from l2session.core.session import Session
-from l2session.core.states import TransitionRecord, Trigger
+from l2session.core.states import SENDING, State, TransitionRecord, Trigger
 from l2session.crypto.handshake_messages import TYPE_FINISH, TYPE_INIT, TYPE_RESPONSE
 from l2session.errors import (
     ConfigError,
@@ -59,6 +59,7 @@ from l2session.wire.packets import (
     BundleRequest,
     DataPacket,
     HandshakePacket,
+    PrekeyGonePacket,
     ResumeAckPacket,
     ResumeEarlyPacket,
     ResumePacket,
@@ -107,6 +108,11 @@ class SessionManager:
         self.config = config or SessionConfig()
         self.paths = paths
         self.sessions: dict[str, Session] = {}
+        #: Sessions by their primary address, and those with other routes
+        #: too: path edges reach the sessions they concern without walking
+        #: every session (O(sessions there), not O(N), per edge).
+        self._by_address: dict[str, dict[Session, None]] = {}
+        self._multiroute: dict[Session, None] = {}
         self._by_id: dict[bytes, Session] = {}
         self._by_ticket: dict[bytes, Session] = {}
         #: Tickets peers may resume with, by ticket id (responder side).
@@ -378,8 +384,51 @@ class SessionManager:
             self, peer_did, config, stream=stream, address=address, path=path, now=now
         )
         self.sessions[peer_did] = session
+        self._index(session)
         self._make_durable(session)
         return session
+
+    def _index(self, session: Session) -> None:
+        session._indexed = True
+        if session.address is not None:
+            self._by_address.setdefault(session.address, {})[session] = None
+
+    def _unindex(self, session: Session) -> None:
+        if session._indexed:
+            session._indexed = False
+            self.address_moved(session, session.address, None)
+            self._multiroute.pop(session, None)
+
+    def address_moved(self, session: Session, old: str | None, new: str | None) -> None:
+        """Keep the address index true (called by ``Session.address``)."""
+        index = self._by_address
+        if old is not None:
+            here = index.get(old)
+            if here is not None:
+                here.pop(session, None)
+                if not here:
+                    del index[old]
+        if new is not None:
+            index.setdefault(new, {})[session] = None
+
+    def multiroute(self, session: Session) -> None:
+        """``session`` has routes besides its primary (core/multipath.py)."""
+        if session._indexed:
+            self._multiroute[session] = None
+
+    def sessions_at(self, address: str) -> list[Session]:
+        """The sessions that use ``address``: as primary route or another
+        validated one."""
+        found = list(self._by_address.get(address, ()))
+        for session in self._multiroute:
+            routes = session.routes
+            if (
+                session.address != address
+                and routes is not None
+                and any(r[0] == address for r in routes.extra)
+            ):
+                found.append(session)
+        return found
 
     def _make_durable(self, session: Session) -> None:
         if self.journal is not None and session.config.kind is SessionKind.PERSISTENT:
@@ -387,6 +436,7 @@ class SessionManager:
             self.dirty(session)
 
     def forget(self, session: Session) -> None:
+        self._unindex(session)
         if self.sessions.get(session.peer_did) is session:
             del self.sessions[session.peer_did]
             if session.journal is not None:
@@ -572,6 +622,7 @@ class SessionManager:
                 ((m.stream, m.seq, m.payload) for m in kept),
             )
             self.sessions[record.peer_did] = session
+            self._index(session)
             self._make_durable(session)
             restored.append(session)
             _log.info(
@@ -644,7 +695,11 @@ class SessionManager:
             del self._paths_down[address]
         if not live:
             del self._paths_up[address]
-        for session in list(self.sessions.values()):
+        # The sessions at that address, and every one with other routes
+        # (on_connectivity decides whether the route is one of theirs).
+        concerned = dict.fromkeys(self._by_address.get(address, ()))
+        concerned.update(self._multiroute)
+        for session in list(concerned):
             if multipath.on_connectivity(session, address, path, up, now):
                 self.reschedule(session)
 
@@ -659,6 +714,38 @@ class SessionManager:
         for session in list(self.sessions.values()):
             if migration.announce(session, new_address, now):
                 self.reschedule(session)
+
+    def redirect(self, peer_did: str, address: str) -> bool:
+        """The operator says ``peer_did`` now listens at ``address`` (CLI
+        ``peer set``, ``send --to``).  A session that carries no traffic
+        (failed, suspended, degraded, or handshaking at the old address)
+        moves there and retries at once, with a fresh lease: two peers
+        that both moved find each other again.  Returns True then.  A
+        session that carries traffic keeps its authenticated route; the
+        address is offered as a new route, validated by PATH_CHALLENGE
+        before it is used, and False is returned."""
+        session = self.sessions.get(peer_did)
+        if session is None or address == session.address:
+            return False
+        now = self.now()
+        if session.state in SENDING:
+            migration.add_route(session, (address, session.path), now)
+            self.reschedule(session)
+            return False
+        session.address = address
+        session.lease_until = max(session.lease_until, now + session.config.ttl)
+        if session.state in (State.FAILED, State.SUSPENDED, State.DEGRADED):
+            session.retry_at = now
+            session.retry_attempt = 0
+        elif session.handshake_resend_at is not None:
+            session.handshake_resend_at = now  # the handshake goes to the new address
+        if session.journal is not None:
+            self.dirty(session)
+        if session.state is State.DEGRADED:
+            session.degraded_at = None
+            session.fire(Trigger.TIMEOUT, now, f"moved to {address} by the operator")
+        self.reschedule(session)
+        return True
 
     def add_route(self, peer_did: str, address: str, path: str) -> None:
         """Offer another route to ``peer_did`` (another address of the
@@ -701,6 +788,10 @@ class SessionManager:
             except L2SessionError:
                 self.admission.failure(address, now)
                 raise
+            finally:
+                # What it really cost (a stranger's packet is billed to the
+                # CPU budget; a refused or known one bills nothing).
+                self.admission.charge(self.now() - now)
             return
         if isinstance(packet, BundlePacket):
             session = self._pending_bundle(packet.nonce)
@@ -712,6 +803,12 @@ class SessionManager:
         elif isinstance(packet, ResumeRejectPacket):
             session = self._ticket_session(packet.ticket_id)
             establishment.on_resume_reject(session, packet, now)
+        elif isinstance(packet, PrekeyGonePacket):
+            found = self._by_id.get(packet.session_id)
+            if found is None:
+                raise MalformedMessage("PREKEY_GONE for an unknown session id")
+            session = found
+            establishment.on_prekey_gone(session, packet, now)
         self.reschedule(session)
 
     def _on_opening(
@@ -764,8 +861,10 @@ class SessionManager:
             raise MalformedMessage("bundle request for another DID")
         if not self.admit(address, now):
             return  # the answer is twice the request's size: budgeted
+        # One one-time prekey per answer, never the same one twice
+        # (concurrent initiators would otherwise race for it).
         full = keys.prekeys.bundle()
-        one = full.pick_one_time(self.ctx.rng)
+        one = keys.prekeys.hand_out()
         bundle = PrekeyBundle(
             full.did, full.signing_key, full.signed_prekeys, (one,) if one else ()
         )

@@ -92,6 +92,7 @@ def routes_of(session: Session) -> Routes:
     routes = session.routes
     if routes is None:
         routes = session.routes = Routes()
+        session.owner.multiroute(session)
     return routes
 
 

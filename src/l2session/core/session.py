@@ -73,12 +73,13 @@ class Session:
     """A session with one peer DID (SPEC-018 ``Session``)."""
 
     __slots__ = (
+        "_address",
         "_closed",
         "_ephemeral_sends",
+        "_indexed",
         "_peer_synced",
         "_sync_pending",
         "ack_at",
-        "address",
         "answers",
         "bundle_nonce",
         "channel",
@@ -114,6 +115,7 @@ class Session:
         "peer_did",
         "peer_signing_key",
         "pq_keyed_at",
+        "prekey_retries",
         "race",
         "refused_responses",
         "rejected",
@@ -122,6 +124,7 @@ class Session:
         "retry_attempt",
         "rotation",
         "routes",
+        "rtt",
         "timer_at",
         "validation",
     )
@@ -141,7 +144,10 @@ class Session:
         self.peer_did = peer_did
         self.config = config
         self.machine = StateMachine(peer_did, sink=owner.record_transition, history_limit=32)
-        self.address = address
+        #: Whether the manager's address index holds this session (set by
+        #: the manager while the session is one of its sessions).
+        self._indexed = False
+        self._address = address
         self.path = path
         #: Other validated routes and path validation, allocated when first
         #: needed (core/multipath.py, core/migration.py).
@@ -185,6 +191,8 @@ class Session:
         self.bundle_nonce: bytes | None = None
         #: The paths an establishment attempt races (core/race.py).
         self.race: PathRace | None = None
+        #: Fresh bundles fetched in this attempt after PREKEY_GONE.
+        self.prekey_retries = 0
         #: The last handshake message answered and our answer, so that a
         #: retransmission gets the same answer instead of a new handshake.
         self.answers: dict[bytes, bytes] | None = None
@@ -212,12 +220,27 @@ class Session:
         self.hb_counter = 0
         self.hb_outstanding = 0
         self.hb_sent_at = 0.0
+        #: The last heartbeat's round trip (seconds), None before the first.
+        self.rtt: float | None = None
         self.hb_misses = 0
         self.hb_peer = 0
         self.hb_replies: list[int] | None = None
         self.degraded_at: float | None = None
         self.down_since: float | None = None
         self._ephemeral_sends = 0
+
+    @property
+    def address(self) -> str | None:
+        """Where the peer is reached (the primary route's address)."""
+        return self._address
+
+    @address.setter
+    def address(self, value: str | None) -> None:
+        old = self._address
+        if value != old:
+            self._address = value
+            if self._indexed:
+                self.owner.address_moved(self, old, value)
 
     def __repr__(self) -> str:
         return f"Session({self.peer_did!r}, state={self.state.value})"
@@ -325,6 +348,11 @@ class Session:
         relay (the CLI's ``listen``) forwards them, and calls
         :meth:`receive_many` with the count its client confirmed."""
         return screening.peek(self, max_count)
+
+    def peek_deliveries(self, max_count: int = 1024) -> list[tuple[int, envelope.Delivery]]:
+        """:meth:`peek` with each message's (stream, sequence number) and
+        request: what a relay needs to let its consumer deduplicate."""
+        return screening.peek_deliveries(self, max_count)
 
     def receive_many(self, max_count: int = 1024) -> list[bytes]:
         """Up to ``max_count`` delivered messages, in order, with one commit

@@ -62,6 +62,8 @@ class Reachability:
             "checked_at": self.checked_at,
             "by": list(self.by),
             "reason": self.reason,
+            # The line ``l2session sessions`` prints (None before a check).
+            "line": None if self.checked_at is None else self.describe(),
         }
 
     def describe(self) -> str:

@@ -58,6 +58,7 @@ from l2session.wire.packets import (
     DataPacket,
     HandshakePacket,
     Packet,
+    PrekeyGonePacket,
     ResumeAckPacket,
     ResumePacket,
     ResumeRejectPacket,
@@ -303,6 +304,7 @@ PACKET_KINDS: Final[dict[str, type[Packet]]] = {
     "RESUME": ResumePacket,
     "RESUME_ACK": ResumeAckPacket,
     "RESUME_REJ": ResumeRejectPacket,
+    "PREKEY_GONE": PrekeyGonePacket,
 }
 #: Record classes by the names docs/PROTOCOL.md gives them.
 RECORD_KINDS: Final[dict[str, type[Record]]] = {
@@ -433,6 +435,8 @@ def _packet_examples() -> list[tuple[str, Packet]]:
         ("resume ack", ResumeAckPacket(_pattern(0x30, 16), _pattern(0x90, 32), _pattern(0xB0, 32))),
         ("resume reject, unknown ticket", ResumeRejectPacket(_pattern(0x30, 16), 1)),
         ("resume reject, stale", ResumeRejectPacket(_pattern(0x30, 16), 2)),
+        ("prekey gone, one-time prekey 0x01020304", PrekeyGonePacket(session_id, 1, 0x01020304)),
+        ("prekey gone, signed prekey set 7", PrekeyGonePacket(session_id, 2, 7)),
     ]
 
 
@@ -472,6 +476,11 @@ def _malformed_packets() -> list[tuple[str, bytes]]:
         ("BUNDLE_REQ with non-zero padding", request[:-1] + b"\x01"),
         ("HANDSHAKE without a message", b"\x01\x10" + _pattern(0, 16)),
         ("BUNDLE declaring 16,385 bytes", b"\x01\x12" + _pattern(0x10, 16) + b"\x40\x01"),
+        ("PREKEY_GONE with reason 3", b"\x01\x14" + _pattern(0, 16) + b"\x03" + bytes(4)),
+        (
+            "PREKEY_GONE truncated in its prekey id",
+            b"\x01\x14" + _pattern(0, 16) + b"\x01" + bytes(3),
+        ),
     ]
 
 
@@ -879,7 +888,7 @@ def session_vector(seed: str = "l2session session kat v1") -> dict[str, Any]:
 
 
 def relay_vector() -> dict[str, Any]:
-    """Every relay packet (docs/PROTOCOL.md §3.11) with its bytes; the
+    """Every relay packet (docs/PROTOCOL.md §3.12) with its bytes; the
     RESERVE signature is by a fixed identity and verifies."""
     alice = Identity.generate(SeededRandom("relay vector alice"))
     relay = Identity.generate(SeededRandom("relay vector relay"))
@@ -898,7 +907,7 @@ def relay_vector() -> dict[str, Any]:
     ]
     return {
         "format": VECTOR_FORMAT,
-        "description": "docs/PROTOCOL.md §3.11 relay packets: fields and exact encoding",
+        "description": "docs/PROTOCOL.md §3.12 relay packets: fields and exact encoding",
         "relay_did": relay.did_text,
         "reserving_did": alice.did_text,
         "reserve_signed_bytes": _hex(signed),

@@ -20,7 +20,12 @@ fallback and recovery happen.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
+
+#: How a ``path_down`` reason starts when the peer refused us explicitly
+#: (a μTCP REFUSE frame, a QUIC CONNECTION_REFUSED): it is there and
+#: running, but at a limit -- not "is a node running there?".
+REFUSED_PREFIX: Final = "refused by the node"
 
 
 class TransportListener(Protocol):

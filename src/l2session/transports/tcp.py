@@ -51,15 +51,19 @@ from typing import Any, Final, cast
 
 from l2session.errors import ConfigError, MalformedMessage, MessageTooLarge, TransportFailed
 from l2session.transports.address import InvalidAddress, format_address, parse_address
-from l2session.transports.base import TransportListener, TransportStats
+from l2session.transports.base import REFUSED_PREFIX, TransportListener, TransportStats
 from l2session.transports.framing import (
     HEADER,
     HELLO_SIZE,
     MAX_FRAME,
+    REFUSE_CONNECTIONS,
+    REFUSE_REASONS,
+    REFUSE_UNIDENTIFIED,
     FrameDecoder,
     decode_hello,
     encode_frames,
     encode_hello,
+    encode_refuse,
 )
 
 PATH: Final = "tcp"
@@ -87,6 +91,7 @@ MAX_OUTBOUND_ONLY: Final = 4096
 
 _HELLO_FRAME: Final = HEADER + HELLO_SIZE
 _HELLO_PREFIX: Final = encode_hello(0)[: HEADER + 4]  # the length and the magic
+_REFUSE_PREFIX: Final = encode_refuse(0)[: HEADER + 4]
 _CLOSE_GRACE: Final = 1.0
 
 log = logging.getLogger(__name__)
@@ -123,6 +128,7 @@ class _Connection(asyncio.Protocol):
         self.registered = False
         self.unidentified = False
         self.silent = False
+        self.refusing = False
         self.paused = False
         self.scheduled = False
         self.queue: list[bytes] = []
@@ -153,7 +159,14 @@ class _Connection(asyncio.Protocol):
                 owner.max_connections
             ):
                 owner.stats.extra["refused"] = owner.stats.extra.get("refused", 0) + 1
-                self.abort(None)
+                # Say why instead of a reset: the peer then knows a node is
+                # here, at a limit (framing.py REFUSE), not unreachable.
+                reason = (
+                    REFUSE_CONNECTIONS
+                    if len(owner._all) > owner.max_connections
+                    else REFUSE_UNIDENTIFIED
+                )
+                self._refuse(reason)
                 return
             self.unidentified = True
             owner._unidentified += 1
@@ -166,9 +179,32 @@ class _Connection(asyncio.Protocol):
         if self.address is not None:
             owner._register(self)
 
+    def _refuse(self, reason: int) -> None:
+        """Send REFUSE and half-close, then discard what the peer sends
+        until it closes (closing with unread bytes would make the kernel
+        reset the connection, and a reset can destroy the REFUSE before the
+        peer reads it); reset after the close grace at the latest."""
+        t = self.transport
+        assert t is not None
+        self.silent = self.refusing = True
+        owner = self.owner
+        owner._all.discard(self)  # it no longer counts against the limits
+        if len(owner._refusing) >= owner.max_unidentified:
+            t.abort()  # a flood of them: no grace for the excess
+            return
+        owner._refusing.add(self)
+        try:
+            t.write(encode_refuse(reason))
+            if t.can_write_eof():
+                t.write_eof()
+        except (OSError, RuntimeError):
+            t.abort()
+            return
+        self.hello_timer = self.owner._loop.call_later(_CLOSE_GRACE, t.abort)
+
     def data_received(self, data: bytes) -> None:
         t = self.transport
-        if t is None or t.is_closing():
+        if t is None or t.is_closing() or self.refusing:
             return
         owner = self.owner
         owner.stats.bytes_received += len(data)
@@ -282,6 +318,8 @@ class _Connection(asyncio.Protocol):
         head = self.head + data
         n = min(len(head), len(_HELLO_PREFIX))
         if head[:n] != _HELLO_PREFIX[:n]:
+            if self.attempt is not None and head[:n] == _REFUSE_PREFIX[:n]:
+                return self._read_refuse(head)
             raise MalformedMessage("the first frame of a connection must be an L2S1 HELLO")
         if len(head) < _HELLO_FRAME:
             self.head = head
@@ -304,6 +342,18 @@ class _Connection(asyncio.Protocol):
                 self.owner._mark_outbound_only(address)
             self.owner._register(self)
         return head[_HELLO_FRAME:]
+
+    def _read_refuse(self, head: bytes) -> bytes:
+        """The node we dialled refused us (at a limit): report it as such
+        (``path_down`` with a reason starting "refused by the node")."""
+        if len(head) < _HELLO_FRAME:
+            self.head = head
+            return b""
+        code = int.from_bytes(head[HEADER + 4 : _HELLO_FRAME], "big")
+        _count(self.owner.stats, "refused_by_peer")
+        why = REFUSE_REASONS.get(code, f"reason {code}")
+        self.abort(f"{REFUSED_PREFIX} ({why})")
+        return b""
 
     def _hello_expired(self) -> None:
         self.hello_timer = None
@@ -396,11 +446,15 @@ class TcpTransport:
         #: Addresses whose peer said HELLO port 0: never dialled.
         self._outbound_only: dict[str, None] = {}
         self._all: set[_Connection] = set()
+        #: Connections refused, waiting for their peer to read the REFUSE.
+        self._refusing: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unidentified = 0
         self._closed = False
         #: The connection whose packets are being delivered (for confirm).
         self._delivering: _Connection | None = None
+        #: The address outbound connections are made from (None: any).
+        self._source: str | None = None
 
     @property
     def local_port(self) -> int:
@@ -433,6 +487,12 @@ class TcpTransport:
         if not 0 <= port <= 65535:
             raise InvalidAddress(f"port {port!r} is not 0-65535")
         self._loop = asyncio.get_running_loop()
+        ip = ipaddress.ip_address(host)
+        # Dial from the address we listen on (not the wildcard): the peer
+        # keys us, and admission-controls us, by the address it sees, and
+        # two nodes on one machine with their own addresses must not look
+        # like one host (core/admission.py keys by host).
+        self._source = None if ip.is_unspecified or not self.listen else str(ip)
         if self.listen:
             try:
                 self._server = await self._loop.create_server(
@@ -553,6 +613,8 @@ class TcpTransport:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for conn in list(self._refusing):
+            conn.abort(None)
         conns = list(self._all)
         for conn in conns:
             conn.close()
@@ -577,8 +639,15 @@ class TcpTransport:
     async def _connect(self, attempt: _Attempt, host: str, port: int) -> None:
         try:
             async with asyncio.timeout(self.connect_timeout):
+                source = self._source
+                local = None
+                if source is not None and (":" in source) == (":" in host):
+                    local = (source, 0)
                 await self._loop.create_connection(
-                    lambda: _Connection(self, attempt.address, attempt), host, port
+                    lambda: _Connection(self, attempt.address, attempt),
+                    host,
+                    port,
+                    local_addr=local,
                 )
         except TimeoutError:
             self._connect_failed(attempt, f"connect timed out after {self.connect_timeout:g} s")
@@ -636,6 +705,7 @@ class TcpTransport:
 
     def _lost(self, conn: _Connection) -> None:
         self._all.discard(conn)
+        self._refusing.discard(conn)
         self._buffered -= conn.partial
         conn.partial = 0
         if conn.unidentified:

@@ -8,7 +8,7 @@ RELAY_DATA with the circuit id, and the relay forwards the bytes unread
 (they are DATA/HANDSHAKE packets, end-to-end encrypted and authenticated
 by the session).  These packets travel on the ordinary transports (QUIC or
 μTCP) with the same common header as session packets (docs/PROTOCOL.md
-§3.11 specifies every byte):
+§3.12 specifies every byte):
 
 =================  ===========================================================
 RESERVE      0x40  timestamp ms (u64) | nonce (16) | DID (u8 len) | Ed25519 signature (64)
