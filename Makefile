@@ -21,7 +21,7 @@ $(VENV)/.installed-base: $(VENV)/.created pyproject.toml
 # benchmarks/, which import the bench extra; the nostr extra runs the
 # federation tests and the demo's Nostr act.
 $(VENV)/.installed-dev: $(VENV)/.created pyproject.toml
-	$(PIP) install -e ".[test,bench,fast,nostr]"
+	$(PIP) install -e ".[test,bench,fast,metrics,nostr]"
 	touch $@
 
 demo: $(VENV)/.installed-base

@@ -1,5 +1,5 @@
 """Atheris target ``discovery_responder``:
-``l2session.transports.discovery_wire.DiscoveryResponder.handle``.
+``l2session.transports.discovery_wire.DiscoveryResponder.receive``.
 
 Run: ``python fuzz/fuzz_discovery_responder.py fuzz/corpus/discovery_responder``
 (fuzz/README.md).  The target is ``discovery_responder`` in ``l2session.testing.fuzz_targets``.

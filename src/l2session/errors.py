@@ -165,6 +165,12 @@ class TransportFailed(SessionError):
     """No path to the peer works (SPEC-018 ``TransportFailed``)."""
 
 
+class PeerRefused(TransportFailed):
+    """The peer's node is there but refused us on every path: it is at one
+    of its limits (connections; docs/NETWORK.md).  Try again later or
+    elsewhere; it is not a network fault."""
+
+
 class KeyRotationFailed(SessionError):
     """An in-session key rotation did not complete (SPEC-018 ``KeyRotationFailed``)."""
 

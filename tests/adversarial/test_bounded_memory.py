@@ -9,11 +9,17 @@ No timing assertions: waits are bounded polls; the limits are counted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from l2session.transports.framing import MAX_FRAME, encode_hello
+from l2session.transports.framing import (
+    MAX_FRAME,
+    REFUSE_CONNECTIONS,
+    encode_hello,
+    encode_refuse,
+)
 from l2session.transports.tcp import TcpTransport
 
 T = TypeVar("T")
@@ -167,6 +173,14 @@ def test_connections_beyond_the_limit_are_refused() -> None:
         await until(lambda: server.stats.accepted == 3 * cap, "every connection seen by the server")
         assert len(server._all) <= cap
         assert server.stats.extra.get("refused", 0) >= 2 * cap
+        # A refused connection is told why (a REFUSE frame), then closed.
+        refused = 0
+        for reader, _writer in peers:
+            # Every connection was sent a HELLO or a REFUSE at once.
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                head = await asyncio.wait_for(reader.readexactly(10), 10.0)
+                refused += head == encode_refuse(REFUSE_CONNECTIONS)
+        assert refused >= 2 * cap
         for _reader, writer in peers:
             writer.close()
         await until(lambda: not server._all, "the hostile connections gone")

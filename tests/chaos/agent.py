@@ -11,6 +11,9 @@ The test drives it through its command line, stdin and stdout:
 
 Roles:
 
+* ``relay`` serves as a relay (``--relay-max-bytes`` and friends set its
+  limits) until told to stop; with ``--count 0`` no session is awaited.
+
 * ``sender`` streams ``--count`` numbered messages to ``--peer``.  After a
   restart it continues from ``Session.sent`` -- what the store says
   survived -- so a crash repeats nothing and skips nothing (the contract of
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -40,6 +44,7 @@ from typing import Any
 
 from l2session import Node, SessionConfig
 from l2session.runtime.handle import SessionHandle
+from l2session.transports.relay_server import RelayLimits
 
 #: Every message is this long by default: its number, zero-padded, then
 #: padding (``--size`` changes it: bigger messages mean more packets to lose).
@@ -50,6 +55,10 @@ WAIT = 120.0
 
 def payload(index: int, size: int = PAYLOAD_SIZE) -> bytes:
     return (b"%010d|" % index).ljust(size, b".")
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def say(event: str, **fields: Any) -> None:
@@ -69,6 +78,7 @@ def config(args: argparse.Namespace) -> SessionConfig:
         max_queued=args.queue,
         recovery_interval=2.0,
         degraded_timeout=60.0,
+        hole_punching=not args.no_punch,
     )
 
 
@@ -90,6 +100,8 @@ async def commands(node: Node, stop: asyncio.Event) -> None:
         verb, _, argument = line.partition(" ")
         if verb == "stop":
             stop.set()
+        elif verb == "stats" and node.relaying.server is not None:
+            say("relayed", **dataclasses.asdict(node.relaying.server.stats))
         elif verb == "rebind":
             address = await node.rebind(argument)
             say("rebound", address=address)
@@ -106,7 +118,8 @@ async def session_of(node: Node, args: argparse.Namespace) -> tuple[SessionHandl
         await handle.established(timeout=WAIT)
         return handle, True
     if args.role == "sender":
-        return await node.establish(args.peer, args.peer_address, timeout=WAIT), False
+        timeout = args.establish_timeout or WAIT
+        return await node.establish(args.peer, args.peer_address, timeout=timeout), False
     handle = await node.accept(timeout=WAIT)
     await handle.established(timeout=WAIT)
     return handle, False
@@ -152,6 +165,27 @@ async def receive(handle: SessionHandle, args: argparse.Namespace) -> None:
     say("received", count=received)
 
 
+def relay_limits(args: argparse.Namespace) -> RelayLimits:
+    return RelayLimits(
+        circuit_max_bytes=args.relay_max_bytes,
+        max_reservations=args.relay_max_reservations,
+        max_reservations_per_ip=args.relay_max_per_ip,
+    )
+
+
+async def reserved(node: Node) -> None:
+    """Wait until every relay we reserve on has answered RESERVE_OK."""
+    client = node.relaying.client
+    assert client is not None
+    for _ in range(int(WAIT / 0.05)):
+        if all(client.reserved(relay) for relay in client.reservations):
+            observed = {r: v.observed for r, v in client.reservations.items()}
+            say("reserved", observed=observed)
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("no reservation within the wait")
+
+
 async def main(args: argparse.Namespace) -> int:
     node = Node(
         store=Path(args.home) / "node.db",
@@ -162,13 +196,34 @@ async def main(args: argparse.Namespace) -> int:
         quic_idle_timeout=args.quic_idle,
         quic_probe_interval=args.quic_probe,
         quic_stall_timeout=args.quic_stall,
+        relay=args.role == "relay",
+        relays=args.reserve_on,
+        relay_limits=relay_limits(args),
+        discovery=args.discovery,
+        discovery_targets=args.discover_via,
     )
     stop = asyncio.Event()
     async with node:
         say("ready", did=node.did, address=node.address)
         reader = asyncio.create_task(commands(node, stop))
+        if args.reserve_on:
+            await reserved(node)
+        if args.discover_via:
+            seen = await node.check_reachability()
+            say("reachability", **seen.as_json())
+        if args.role == "relay":
+            await asyncio.wait_for(stop.wait(), timeout=4 * WAIT)
+            server = node.relaying.server
+            assert server is not None
+            say("relayed", **dataclasses.asdict(server.stats))
+            reader.cancel()
+            return 0
+        started = loop_time()
         handle, restored = await session_of(node, args)
-        say("session", peer=handle.peer_did, restored=restored, path=handle.path)
+        seconds = round(loop_time() - started, 3)
+        say("session", peer=handle.peer_did, restored=restored, path=handle.path, seconds=seconds)
+        for relay in args.standby_relay:
+            node.add_relay_route(handle.peer_did, relay)
         watcher = asyncio.create_task(watch_route(handle))
         if args.role == "sender":
             await send(handle, args.count, args.size)
@@ -184,10 +239,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", required=True)
     parser.add_argument("--listen", required=True)
-    parser.add_argument("--role", choices=("sender", "receiver"), required=True)
+    parser.add_argument("--role", choices=("sender", "receiver", "relay"), required=True)
     parser.add_argument("--peer", help="the receiver's DID (sender)")
     parser.add_argument("--peer-address", help="the receiver's address (sender)")
-    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--reserve-on", action="append", default=[], metavar="DID@HOST:PORT")
+    parser.add_argument("--standby-relay", action="append", default=[], metavar="HOST:PORT")
+    parser.add_argument("--no-punch", action="store_true", help="keep relayed sessions relayed")
+    parser.add_argument("--discovery", metavar="HOST:PORT", help="answer discovery here")
+    parser.add_argument("--discover-via", action="append", default=[], metavar="HOST:PORT")
+    parser.add_argument("--relay-max-bytes", type=int, default=1 << 30)
+    parser.add_argument("--relay-max-reservations", type=int, default=1024)
+    parser.add_argument("--relay-max-per-ip", type=int, default=4)
     parser.add_argument("--log", help="where the receiver appends what it is handed")
     parser.add_argument("--die-after", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="log at info level to stderr")
@@ -198,6 +261,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quic-idle", type=float, default=4.0)
     parser.add_argument("--quic-probe", type=float, default=2.0)
     parser.add_argument("--quic-stall", type=float, default=1.0)
+    parser.add_argument(
+        "--establish-timeout", type=float, default=0.0, help="establish() timeout (0: the default)"
+    )
     return parser.parse_args(argv)
 
 

@@ -230,7 +230,8 @@ def sh(*args: str) -> str:
 
 
 class Lab:
-    """Namespaces ``a`` and ``b`` joined by a veth pair on 10.201.N.0/24.
+    """Namespaces ``a`` and ``b`` joined by a veth pair on 10.201.N.0/24
+    (``base`` picks another /16, so that suites running at once differ).
 
     ``a`` is at ``.1`` (and gets ``.11`` when it moves), ``b`` at ``.2``.
     Faults are nftables rules in ``a``'s input and output hooks, so they
@@ -239,10 +240,10 @@ class Lab:
 
     _serial = itertools.count()
 
-    def __init__(self) -> None:
+    def __init__(self, base: str = "10.201") -> None:
         tag = f"{os.getpid() % 100_000}x{next(self._serial)}"
         self.ns = {"a": f"l2c{tag}a", "b": f"l2c{tag}b"}
-        self.net = f"10.201.{(os.getpid() + next(self._serial)) % 250}"
+        self.net = f"{base}.{(os.getpid() + next(self._serial)) % 250}"
         self.address = {"a": f"{self.net}.1", "b": f"{self.net}.2"}
         self._veth = (f"l2v{tag}a", f"l2v{tag}b")
         self._up = False

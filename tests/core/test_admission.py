@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from l2session.core.admission import (
+    CPU_BUDGET,
     QUARANTINED,
     RATE_LIMITED,
     RATE_LIMITED_GLOBAL,
@@ -300,6 +301,53 @@ def test_the_quarantine_table_is_bounded() -> None:
     assert control.admit(addresses[-1], START) == QUARANTINED
 
 
+# ----------------------------------------------------------------------
+# the CPU budget
+
+
+def test_cpu_budget_is_spent_by_measured_cost() -> None:
+    """Strangers' handshakes are admitted while the CPU bucket is not in
+    debt; what each cost is billed afterwards, and the bucket refills at
+    ``admission_cpu_share`` seconds per second."""
+    config = SessionConfig(admission_cpu_share=0.5, admission_cpu_burst=0.01)
+    control = _control(config)
+    hosts = _hosts(20)
+    admitted = 0
+    for address in hosts:
+        if control.admit(address, START) is not None:
+            break
+        control.charge(0.002)  # what the handshake took
+        admitted += 1
+    assert admitted == 5  # 10 ms of burst at 2 ms each
+    assert control.stats.cpu_budget == 1
+    assert control.stats.cpu_charged_us == 10_000
+    # 4 ms later the share has paid back 2 ms: one more handshake.
+    assert control.admit("192.0.2.77:1", START + 0.004) is None
+    control.charge(0.002)
+    assert control.admit("192.0.2.78:1", START + 0.004) == CPU_BUDGET
+
+
+def test_cpu_budget_may_go_into_debt_and_waits_it_out() -> None:
+    config = SessionConfig(admission_cpu_share=1.0, admission_cpu_burst=0.001)
+    control = _control(config)
+    assert control.admit("192.0.2.1:1", START) is None
+    control.charge(0.05)  # one very slow handshake
+    assert control.admit("192.0.2.2:1", START + 0.04) == CPU_BUDGET
+    assert control.admit("192.0.2.3:1", START + 0.0495) is None
+
+
+def test_known_sources_and_refusals_bill_nothing() -> None:
+    config = SessionConfig(admission_cpu_share=1.0, admission_cpu_burst=0.001)
+    control = _control(config)
+    assert control.admit("192.0.2.1:1", START, known=True) is None
+    control.charge(1.0)  # a known peer's re-key is outside the budget
+    assert control.admit("192.0.2.2:1", START) is None
+    control.charge(-5.0)  # a clock step back bills nothing
+    control.charge(1.0)  # nor a second charge for the same packet
+    assert control.admit("192.0.2.3:1", START) is None
+    assert control.stats.cpu_charged_us == 0
+
+
 def test_snapshot_names_every_counter() -> None:
     control = _control()
     control.admit(FLOODER, START)
@@ -309,6 +357,8 @@ def test_snapshot_names_every_counter() -> None:
     assert set(snapshot) >= {
         "rate_limited",
         "rate_limited_global",
+        "cpu_budget",
+        "cpu_charged_us",
         "quarantined",
         "failures",
         "hosts_quarantined",
@@ -324,7 +374,8 @@ def test_snapshot_names_every_counter() -> None:
 def test_defaults() -> None:
     config = SessionConfig()
     assert (config.admission_host_rate, config.admission_host_burst) == (20.0, 40)
-    assert (config.admission_global_rate, config.admission_global_burst) == (200.0, 400)
+    assert (config.admission_global_rate, config.admission_global_burst) == (5_000.0, 10_000)
+    assert (config.admission_cpu_share, config.admission_cpu_burst) == (0.75, 2.0)
     assert (config.admission_failure_limit, config.admission_failure_window) == (100, 10.0)
     assert config.admission_quarantine == 60.0
     assert config.admission_max_hosts == 4096
@@ -345,6 +396,11 @@ def test_defaults() -> None:
         ("admission_quarantine", -1),
         ("admission_max_hosts", 0),
         ("admission_max_hosts", 1 << 21),
+        ("admission_cpu_share", 0),
+        ("admission_cpu_share", math.nan),
+        ("admission_cpu_share", 65),
+        ("admission_cpu_burst", 0),
+        ("admission_cpu_burst", math.inf),
     ],
 )
 def test_invalid_limits_name_the_field(field: str, value: float) -> None:

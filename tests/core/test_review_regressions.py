@@ -27,25 +27,48 @@ def _established(node: SimNode, peer: SimNode) -> bool:
 
 def test_heartbeats_of_a_restarted_peer_are_accepted() -> None:
     sim = Simulation("restart-heartbeats")
-    alice = sim.add_node("alice", store=MemoryStore())
-    bob_store = MemoryStore()
-    bob = sim.add_node("bob", store=bob_store)
+    stores = {"alice": MemoryStore(), "bob": MemoryStore()}
+    alice = sim.add_node("alice", store=stores["alice"])
+    bob = sim.add_node("bob", store=stores["bob"])
     alice.manager.establish(bob.did)
     sim.run_until(lambda: _established(alice, bob) and _established(bob, alice), timeout=30)
-    sim.run_for(200)  # heartbeat counters climb on both sides
-    survivor = alice.session(bob)
+    # The side that opened the session is the one that heartbeats it while
+    # idle (docs/PROTOCOL.md §10): restart that one.
+    beating, other = alice, bob
+    sim.run_for(200)  # its heartbeat counter climbs
+    survivor = other.session(beating)
     assert survivor is not None
-    assert survivor.hb_peer >= 2  # bob's counter; after the restart it starts at 1
-    bob = sim.restart("bob", bob_store)
-    sim.run_until(lambda: _established(bob, alice), timeout=30)
+    assert survivor.hb_peer >= 2  # after the restart it starts at 1
+    beating = sim.restart(beating.name, stores[beating.name])
+    sim.run_until(lambda: _established(beating, other), timeout=30)
     rejected_before = survivor.rejected
     sim.run_for(300)  # several heartbeat intervals, all idle
     assert survivor.rejected == rejected_before
     assert survivor.state is State.ESTABLISHED
     assert State.DEGRADED not in {r.target for r in survivor.history}
-    restarted = bob.session(alice)
+    restarted = beating.session(other)
     assert restarted is not None
     assert State.DEGRADED not in {r.target for r in restarted.history}
+
+
+def test_an_idle_session_costs_one_heartbeat_exchange_per_interval() -> None:
+    """Only the opener's heartbeats run on an idle session; the accepting
+    side's would come heartbeat_timeout later and are preempted by the
+    answer (no crossing)."""
+    sim = Simulation("one exchange")
+    alice = sim.add_node("alice")
+    bob = sim.add_node("bob")
+    alice.manager.establish(bob.did)
+    sim.run_until(lambda: _established(alice, bob) and _established(bob, alice), timeout=30)
+    opener, acceptor = alice.session(bob), bob.session(alice)
+    assert opener is not None
+    assert acceptor is not None
+    before = (opener.hb_counter, acceptor.hb_counter)
+    sim.run_for(10 * 30.0)
+    assert opener.hb_counter - before[0] >= 9
+    assert acceptor.hb_counter == before[1]
+    assert opener.state is State.ESTABLISHED
+    assert acceptor.state is State.ESTABLISHED
 
 
 def test_close_reason_is_clipped_to_bytes_not_characters() -> None:

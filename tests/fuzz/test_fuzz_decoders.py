@@ -75,6 +75,8 @@ NOT_FUZZED = {
     "l2session.crypto.prekey_records:SignedPrekeySet.read": "inside prekey_bundle, prekey_store",
     "l2session.crypto.prekey_records:OneTimePrekey.read": "inside prekey_bundle, prekey_store",
     "l2session.runtime.policyfile:load_policy": "reads a file, then parse_policy (policy_file)",
+    "l2session.cli.node_options:load_config": "the operator's own file, tomllib; its errors: "
+    "tests/test_cli_operator_units.py",
     "l2session.runtime.policyfile:load_trust": "TrustStatement.from_bytes of stored statements",
     "l2session.store.keyfile:load_identity": "reads a file, then decode_identity (keyfile)",
     "l2session.store.memory:MemoryStore.load": "the node's own memory, not peer input",

@@ -5,76 +5,16 @@ unreachable peer).  Loopback only; every wait is bounded."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-DID = re.compile(r"did:key:z[1-9A-HJ-NP-Za-km-z]+")
-
-
-def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "l2session", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-        check=False,
-    )
-
-
-class RunningNode:
-    def __init__(
-        self,
-        home: Path,
-        listen: str = "127.0.0.1:0",
-        *,
-        init: bool = True,
-        extra: tuple[str, ...] = (),
-    ) -> None:
-        self.home = home
-        self.did = ""
-        if init:
-            made = cli("init", "--home", str(home))
-            assert made.returncode == 0, made.stderr
-            match = DID.search(made.stdout)
-            assert match is not None
-            self.did = match.group(0)
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "l2session",
-                "node",
-                "--home",
-                str(home),
-                "--listen",
-                listen,
-                *extra,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=ENV,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()  # blocks until the node is up
-        found = re.search(r"listening on (\S+)", line)
-        assert found is not None, (line, self.process.stderr.read() if self.process.stderr else "")
-        self.address = found.group(1)
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        out, _ = self.process.communicate(timeout=20)
-        return out
+from .cli_support import RunningNode, cli, next_line
 
 
 @pytest.fixture
@@ -97,7 +37,9 @@ def test_two_processes_talk_through_the_cli(pair: tuple[RunningNode, RunningNode
     a, b = pair
     sent = cli("send", "--home", str(a.home), b.did, "hello from a", "--to", b.address)
     assert sent.returncode == 0, sent.stderr
-    assert "delivered #0 over quic" in sent.stdout
+    # QUIC, unless it made no progress within the path race's 250 ms on a
+    # busy machine (then μTCP carried the handshake, core/race.py).
+    assert re.search(r"delivered #0 over (quic|tcp)", sent.stdout), sent.stdout
     heard = cli("listen", "--home", str(b.home), "--count", "1", "--timeout", "20")
     assert heard.returncode == 0, heard.stderr
     assert heard.stdout.strip() == f"{a.did}: hello from a"
@@ -109,7 +51,8 @@ def test_two_processes_talk_through_the_cli(pair: tuple[RunningNode, RunningNode
     assert table.returncode == 0, table.stderr
     header, row = table.stdout.splitlines()
     assert header.split() == ["PEER", "STATE", "TRANSPORT", "AGE", "EPOCH", "QUEUED"]
-    assert row.split()[:3] == [b.did, "established", "quic"]
+    assert row.split()[:2] == [b.did, "established"]
+    assert row.split()[2] in ("quic", "tcp")
     heard = cli("listen", "--home", str(b.home), "--count", "1", "--timeout", "20")
     assert heard.stdout.strip() == f"{a.did}: second"
 
@@ -152,7 +95,10 @@ def test_cli_errors_are_clear(pair: tuple[RunningNode, RunningNode], tmp_path: P
     )
     assert down.returncode == 1
     assert "127.0.0.1:9" in down.stderr
-    assert "unreachable" in down.stderr or "no answer" in down.stderr
+    # Nothing listens on port 9: μTCP's refusal settles it at once (issue
+    # 21: it used to wait for QUIC's timeout and blame UDP).
+    assert "nothing listens at 127.0.0.1:9" in down.stderr, down.stderr
+    assert "UDP" not in down.stderr
 
     noinit = cli("node", "--home", str(tmp_path / "empty"), "--listen", "127.0.0.1:0")
     assert noinit.returncode == 1
@@ -175,7 +121,7 @@ def test_a_message_to_a_stopped_node_waits_in_the_store(
     assert first.returncode == 0, first.stderr
     b.stop()
     queued = cli("send", "--home", str(a.home), b.did, "while down", "--timeout", "2")
-    assert queued.returncode == 0, queued.stderr
+    assert queued.returncode == 2, queued.stderr  # queued, not yet acknowledged
     assert "queued #1" in queued.stdout
     table = cli("sessions", "--home", str(a.home), "--json")
     assert '"queued": 1' in table.stdout
@@ -226,17 +172,6 @@ def test_a_listener_that_dies_before_confirming_loses_nothing(
         assert lines[2] == {"type": "batch", "count": 1}
     heard = cli("listen", "--home", str(b.home), "--count", "1", "--timeout", "20")
     assert heard.stdout.strip() == f"{a.did}: keep me"
-
-
-def next_line(node: RunningNode, prefix: str, limit: int = 200) -> str:
-    """The node's next output line starting with ``prefix`` (state changes
-    are printed too; at most ``limit`` lines are read)."""
-    assert node.process.stdout is not None
-    for _ in range(limit):
-        line = node.process.stdout.readline()
-        if line.startswith(prefix) or not line:
-            return line
-    raise AssertionError(f"no line starting with {prefix!r} in {limit} lines")
 
 
 DENY_PAYMENTS = """version = 1
@@ -302,3 +237,66 @@ def test_a_policy_screens_cli_requests_and_reloads_on_sighup(tmp_path: Path) -> 
     verified = cli("audit", "verify", "--home", str(b.home))
     assert verified.returncode == 0
     assert verified.stdout.startswith("audit log intact")
+
+
+def test_sessions_shows_what_peers_said_about_reachability(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    b = RunningNode(tmp_path / "b", extra=("--discovery", f"127.0.0.1:{port}"))
+    try:
+        a = RunningNode(tmp_path / "a", extra=("--discover-via", f"127.0.0.1:{port}"))
+        try:
+            for _ in range(200):  # the check runs in the background at start
+                table = cli("sessions", "--home", str(a.home))
+                assert table.returncode == 0, table.stderr
+                if table.stdout.startswith("reachability:"):
+                    break
+                time.sleep(0.1)
+            first = table.stdout.splitlines()[0]
+            assert first.startswith("reachability: public, seen as 127.0.0.1:"), table.stdout
+            assert f"dialled back by 127.0.0.1:{port}" in first
+            status = cli("sessions", "--home", str(a.home), "--json")
+            assert status.returncode == 0
+        finally:
+            a.stop()
+    finally:
+        b.stop()
+
+
+def test_a_message_through_a_relay_from_the_command_line(tmp_path: Path) -> None:
+    relay = RunningNode(tmp_path / "relay", extra=("--relay",))
+    try:
+        via = f"{relay.did}@{relay.address}"
+        a = RunningNode(tmp_path / "a", extra=("--reserve-on", via))
+        b = RunningNode(tmp_path / "b")
+        try:
+            for _ in range(200):  # the reservation is made at start
+                table = cli("sessions", "--home", str(a.home))
+                if "reserved (seen as" in table.stdout:
+                    break
+                time.sleep(0.1)
+            assert f"relay {relay.address}: reserved" in table.stdout, table.stdout
+            assert f"reach us as relay://{relay.address}" in table.stdout
+            sent = cli(
+                "send",
+                "--home",
+                str(b.home),
+                a.did,
+                "via the relay",
+                "--to",
+                f"relay://{relay.address}",
+            )
+            assert sent.returncode == 0, sent.stderr
+            # Through the relay, unless the hole punch (both nodes are on
+            # loopback) already moved the session to QUIC.
+            assert re.search(r"over (relay|quic)", sent.stdout), sent.stdout
+            heard = cli("listen", "--home", str(a.home), "--count", "1", "--timeout", "20")
+            assert heard.stdout.strip() == f"{b.did}: via the relay"
+            served = cli("sessions", "--home", str(relay.home))
+            assert "relaying: 1 reservations, 1 circuits" in served.stdout, served.stdout
+        finally:
+            a.stop()
+            b.stop()
+    finally:
+        relay.stop()

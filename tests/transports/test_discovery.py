@@ -18,6 +18,9 @@ from l2session.identity.identity import Identity
 from l2session.transports.address import format_address, parse_address
 from l2session.transports.discovery import DiscoveryEndpoint
 from l2session.transports.discovery_wire import (
+    DIAL_BUSY,
+    DIAL_UNREACHABLE,
+    DialBack,
     DiscoveryLimits,
     DiscoveryResponder,
     Here,
@@ -25,6 +28,7 @@ from l2session.transports.discovery_wire import (
     WhoHas,
     decode_message,
 )
+from l2session.transports.framing import encode_hello
 
 T = TypeVar("T")
 NODE = Identity.generate(SeededRandom("discovery node"))
@@ -310,3 +314,83 @@ def test_the_socket_is_released_on_close() -> None:
     host, port = parse_address(run(scenario))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((host, port))  # the port is free again
+
+
+# ---------------------------------------------------------------- dial-back
+
+
+@contextlib.asynccontextmanager
+async def tcp_listener(first_bytes: bytes) -> AsyncIterator[int]:
+    """A TCP listener on 127.0.0.1 that writes ``first_bytes`` to each
+    connection (an l2session μTCP listener writes its HELLO)."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def serve(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        writer.write(first_bytes)
+        await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_dial_back_reaches_a_listening_node_and_not_a_closed_port() -> None:
+    async def scenario() -> None:
+        async with await DiscoveryEndpoint.open() as me, await node() as peer:
+            async with tcp_listener(encode_hello(7000)) as port:
+                result = await me.dial_back(peer.address, port, timeout=5.0)
+            assert result.reached
+            assert result.dialled == f"127.0.0.1:{port}"
+            closed = await me.dial_back(peer.address, free_tcp_port(), timeout=5.0)
+            assert closed.status == DIAL_UNREACHABLE
+            # Something that is not an l2session node does not count.
+            async with tcp_listener(b"SSH-2.0-OpenSSH\r\n") as other:
+                foreign = await me.dial_back(peer.address, other, timeout=5.0)
+            assert foreign.status == DIAL_UNREACHABLE
+            assert (peer.stats.dialled_reached, peer.stats.dialled_unreachable) == (1, 2)
+
+    run(scenario)
+
+
+def test_a_dial_back_without_a_cookie_is_never_dialled() -> None:
+    async def scenario() -> None:
+        async with await node() as peer, raw_socket() as (raw, _):
+            assert raw.transport is not None
+            host, port = parse_address(peer.address)
+            async with tcp_listener(encode_hello(7000)) as listening:
+                forged = DialBack(bytes(16), bytes(16), listening).encode()
+                raw.transport.sendto(forged, (host, port))
+                await until(lambda: peer.responder.stats.refused == 1)
+            assert peer.responder.stats.dialbacks == 0
+            assert peer.stats.dialled_reached + peer.stats.dialled_unreachable == 0
+            assert raw.received == []
+
+    run(scenario)
+
+
+def test_dial_backs_in_flight_are_bounded() -> None:
+    async def scenario() -> None:
+        limits = DiscoveryLimits(max_dialbacks=1, dialback_timeout=2.0)
+        async with await DiscoveryEndpoint.open() as me, await node(limits=limits) as peer:
+            # A listener that accepts but never speaks holds the one slot.
+            async with tcp_listener(b"") as silent:
+                slow = asyncio.create_task(me.dial_back(peer.address, silent, timeout=5.0))
+                await until(lambda: len(peer._dialling) == 1)
+                busy = await me.dial_back(peer.address, silent, timeout=5.0)
+                assert busy.status == DIAL_BUSY
+                assert (await slow).status == DIAL_UNREACHABLE  # timed out
+            assert peer.stats.dialled_busy == 1
+
+    run(scenario)

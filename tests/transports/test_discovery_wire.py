@@ -23,12 +23,18 @@ from l2session.testing.fuzz import mutate
 from l2session.transports.address import format_address
 from l2session.transports.discovery_wire import (
     COOKIE_SIZE,
+    DIAL_BUSY,
+    DIAL_REACHED,
+    DIAL_UNREACHABLE,
     MAGIC,
     MAX_ADDRESS_BYTES,
     MAX_DATAGRAM,
     MAX_DID_BYTES,
     MAX_REFLEX_SIZE,
     NONCE_SIZE,
+    DialBack,
+    DialJob,
+    DialResult,
     DiscoveryLimits,
     DiscoveryResponder,
     Here,
@@ -67,6 +73,15 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Reflex, nonces, addresses, cookies),
     st.builds(WhoHas, nonces, dids, cookies, paddings),
     st.builds(Here, nonces, dids, addresses, signatures),
+    st.builds(
+        DialBack,
+        nonces,
+        st.binary(min_size=COOKIE_SIZE, max_size=COOKIE_SIZE),
+        st.integers(1, 65535),
+    ),
+    st.builds(
+        DialResult, nonces, st.sampled_from([DIAL_REACHED, DIAL_UNREACHABLE, DIAL_BUSY]), addresses
+    ),
 )
 
 
@@ -358,3 +373,60 @@ def test_responder_configuration_is_validated() -> None:
         DiscoveryResponder(SECRET, identity=IDENTITY)
     with pytest.raises(ConfigError):
         DiscoveryResponder(SECRET, identity=IDENTITY, listen_address="nowhere")
+
+
+# -------------------------------------------------------------- dial-back
+
+
+def test_dial_back_messages_have_known_bytes() -> None:
+    cookie = bytes(range(100, 100 + COOKIE_SIZE))
+    request = DialBack(NONCE, cookie, 7000).encode()
+    assert request.hex() == ("4c3244500105" + NONCE.hex() + "10" + cookie.hex() + "1b58")
+    result = DialResult(NONCE, DIAL_REACHED, "203.0.113.5:7000").encode()
+    assert result.hex() == ("4c3244500106" + NONCE.hex() + "00" + "10" + b"203.0.113.5:7000".hex())
+    assert decode_message(request) == DialBack(NONCE, cookie, 7000)
+    assert decode_message(result) == DialResult(NONCE, DIAL_REACHED, "203.0.113.5:7000")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ("4c3244500105" + "00" * 16 + "00" + "1b58", "cookie length 0"),
+        ("4c3244500105" + "00" * 16 + "10" + "11" * 16 + "0000", "port 0"),
+        ("4c3244500106" + "00" * 16 + "07" + "0131", "status 7"),
+    ],
+)
+def test_damaged_dial_back_messages_are_malformed(data: str, reason: str) -> None:
+    with pytest.raises(MalformedMessage, match=reason):
+        decode_message(bytes.fromhex(data))
+
+
+def test_a_dial_back_is_dialled_only_for_a_proven_source_and_only_at_its_ip() -> None:
+    node = responder()
+    cookie = node.cookie(SOURCE, 0.0)
+    assert node.handle(DialBack(NONCE, cookie, 7000).encode(), SOURCE, 0.0) is None  # no I/O
+    job = node.receive(DialBack(NONCE, cookie, 7000).encode(), SOURCE, 0.0)
+    assert job == DialJob(NONCE, "198.51.100.9:7000")
+    assert isinstance(job, DialJob)
+    assert decode_message(job.answer(DIAL_UNREACHABLE)) == DialResult(
+        NONCE, DIAL_UNREACHABLE, "198.51.100.9:7000"
+    )
+    # Another source's cookie, or a stale one: refused, nothing dialled.
+    other = "198.51.100.10:40000"
+    assert node.handle(DialBack(NONCE, cookie, 7000).encode(), other, 0.0) is None
+    assert node.handle(DialBack(NONCE, cookie, 7000).encode(), SOURCE, 500.0) is None
+    stats = node.stats
+    assert (stats.dialbacks, stats.refused, stats.validated) == (2, 2, 2)
+
+
+def test_answers_to_dial_backs_are_never_answered() -> None:
+    node = responder()
+    result = DialResult(NONCE, DIAL_REACHED, SOURCE).encode()
+    assert node.handle(result, SOURCE, 0.0) is None
+    assert node.stats.ignored == 1
+
+
+@pytest.mark.parametrize("kwargs", [{"max_dialbacks": 0}, {"dialback_timeout": 0.0}])
+def test_dial_back_limits_are_validated(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        DiscoveryLimits(**kwargs)

@@ -23,7 +23,7 @@ from qh3.quic.connection import QuicConnection
 
 from l2session.errors import TransportFailed
 from l2session.transports import quic_endpoint, quic_library
-from l2session.transports.base import Transport
+from l2session.transports.base import REFUSED_PREFIX, Transport
 from l2session.transports.framing import MAX_FRAME, FrameTooLarge
 from l2session.transports.quic import ALPN, QuicTransport
 
@@ -411,12 +411,20 @@ def test_drop_filter_blocks_udp_then_lifting_it_reconnects() -> None:
     run(main())
 
 
-def test_connection_limit_ignores_further_initials() -> None:
+def test_connection_limit_refuses_further_initials_explicitly() -> None:
+    """An Initial beyond the limit is answered CONNECTION_REFUSED (no TLS,
+    no connection state): the client reports the path down as a refusal,
+    not as the timeout of its connect (whose reason would say so)."""
+
     async def main() -> None:
-        a, ra, _, b, _, b_addr = await connected_pair(max_connections=1, connect_timeout=0.5)
-        c, rc, _ = await node(connect_timeout=0.5)
+        a, ra, _, b, _, b_addr = await connected_pair(max_connections=1, connect_timeout=5.0)
+        c, rc, _ = await node(connect_timeout=5.0)
         c.send(b_addr, b"no room")
         await until(lambda: rc.downs != [], what="refused connect")
+        [(address, reason)] = rc.downs
+        assert address == b_addr
+        assert reason.startswith(REFUSED_PREFIX)
+        assert "limit of 1 connections" in reason
         assert b.stats.extra["refused"] >= 1
         assert b.connection_count == 1
         a.send(b_addr, b"still fine")

@@ -17,8 +17,14 @@ import pytest
 
 from l2session.errors import ConfigError, MessageTooLarge, TransportFailed
 from l2session.transports.address import InvalidAddress
-from l2session.transports.base import Transport
-from l2session.transports.framing import MAX_FRAME, encode_frame, encode_hello
+from l2session.transports.base import REFUSED_PREFIX, Transport
+from l2session.transports.framing import (
+    MAX_FRAME,
+    REFUSE_UNIDENTIFIED,
+    encode_frame,
+    encode_hello,
+    encode_refuse,
+)
 from l2session.transports.tcp import TcpTransport
 
 T = TypeVar("T")
@@ -277,6 +283,36 @@ def test_client_only_transport_is_keyed_by_its_ephemeral_address(run: Run[None])
     run(main())
 
 
+@pytest.mark.parametrize("options", [{"listen": False}, {"advertise": False}])
+def test_a_hello_port_0_address_is_routed_by_its_connection_and_never_dialled(
+    run: Run[None], options: dict[str, bool]
+) -> None:
+    async def main() -> None:
+        async with node(**options) as (c, c_rec, _), node() as (b, b_rec, b_addr):
+            assert c.hello_port == 0
+            await connected(c, b_rec, b_addr)
+            [(_, seen)] = b_rec.packets
+            assert not b.dialable(seen)
+            assert c.dialable(b_addr)
+            b.send(seen, b"over the live connection")
+            await wait_until(lambda: bool(c_rec.packets), "the reply")
+            c.disconnect(b_addr)
+            await wait_until(lambda: b_rec.events[-1][:2] == ("down", seen), "b sees it gone")
+            b.send(seen, b"nobody listens there")
+            b.probe(seen)
+            await asyncio.sleep(0.05)
+            assert b.stats.extra["not_dialled"] == 1
+            assert b.stats.connects == 0
+            assert not b._attempts
+            # It comes back from a new port, routed by that connection.
+            await connected(c, b_rec, b_addr)
+            again = b_rec.packets[-1][1]
+            assert again != seen
+            assert not b.dialable(again)
+
+    run(main())
+
+
 def test_simultaneous_connects_keep_both_and_send_on_the_newest(run: Run[None]) -> None:
     async def main() -> None:
         async with node() as (a, a_rec, a_addr), node() as (b, b_rec, b_addr):
@@ -397,11 +433,38 @@ def test_hostile_connections_are_closed_and_counted(run: Run[None]) -> None:
     run(main())
 
 
+def test_a_connector_beyond_the_limit_is_told_it_was_refused(run: Run[None]) -> None:
+    """At ``max_connections`` the acceptor answers REFUSE and closes: the
+    connector reports the path down as a refusal, not a reset."""
+
+    async def main() -> None:
+        async with (
+            node(max_connections=1) as (b, b_rec, b_addr),
+            node() as (a, _a_rec, _),
+            node() as (c, c_rec, _),
+        ):
+            a.send(b_addr, b"first")
+            await wait_until(lambda: len(b_rec.packets) == 1, "the first connection")
+            c.send(b_addr, b"no room")
+            await wait_until(
+                lambda: c_rec.events[-1:] != [] and c_rec.events[-1][0] == "down", "refusal"
+            )
+            _kind, address, reason = c_rec.events[-1]
+            assert address == b_addr
+            assert reason == f"{REFUSED_PREFIX} (at its connection limit)"
+            assert c.stats.extra["refused_by_peer"] == 1
+            assert b.stats.extra["refused"] == 1
+            assert len(b_rec.packets) == 1
+
+    run(main())
+
+
 def test_unidentified_connections_are_bounded(run: Run[None]) -> None:
     async def main() -> None:
         async with node(max_unidentified=2, hello_timeout=60) as (b, _, _):
             streams = [await asyncio.open_connection(HOST, b.local_port) for _ in range(3)]
-            assert await read_to_end(streams[2][0]) == b""  # refused before its HELLO
+            # Refused before its HELLO, and told why (a REFUSE frame).
+            assert await read_to_end(streams[2][0]) == encode_refuse(REFUSE_UNIDENTIFIED)
             assert b.stats.extra["refused"] == 1
             assert b.stats.accepted == 3
             for _, writer in streams:

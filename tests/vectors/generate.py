@@ -9,7 +9,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from l2session.testing.vectors import kdf_vector, pqxdh_vector, session_vector, wire_vector
+from l2session.testing.vectors import (
+    kdf_vector,
+    pqxdh_vector,
+    relay_vector,
+    session_vector,
+    wire_vector,
+)
 from l2session.testing.vectors_ext import extensions_vector
 
 HERE = Path(__file__).resolve().parent
@@ -19,6 +25,7 @@ FILES = {
     "wire_kat.json": wire_vector,
     "session_kat.json": session_vector,
     "extensions_kat.json": extensions_vector,
+    "relay_kat.json": relay_vector,
 }
 
 

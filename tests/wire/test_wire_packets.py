@@ -16,6 +16,7 @@ from l2session.errors import MalformedMessage, MessageTooLarge
 from l2session.testing.fuzz import mutate
 from l2session.wire.packets import (
     BUNDLE_REQUEST_SIZE,
+    GONE_ONE_TIME,
     MAC_SIZE,
     MAX_PACKET,
     NONCE_SIZE,
@@ -23,6 +24,7 @@ from l2session.wire.packets import (
     PKT_BUNDLE_REQUEST,
     PKT_DATA,
     PKT_HANDSHAKE,
+    PKT_PREKEY_GONE,
     PKT_RESUME,
     PKT_RESUME_ACK,
     PKT_RESUME_EARLY,
@@ -35,6 +37,7 @@ from l2session.wire.packets import (
     DataPacket,
     HandshakePacket,
     Packet,
+    PrekeyGonePacket,
     ResumeAckPacket,
     ResumeEarlyPacket,
     ResumePacket,
@@ -56,6 +59,7 @@ KNOWN_TYPES = (
     PKT_RESUME_ACK,
     PKT_RESUME_REJECT,
     PKT_RESUME_EARLY,
+    PKT_PREKEY_GONE,
 )
 #: Types whose last field runs to the end of the packet, and their header size.
 REST_OF_PACKET = {
@@ -99,6 +103,9 @@ packets: st.SearchStrategy[Packet] = st.one_of(
         fixed(MAC_SIZE),
         st.binary(min_size=17, max_size=300),
     ),
+    st.builds(
+        PrekeyGonePacket, fixed(SESSION_ID_SIZE), st.sampled_from([1, 2]), st.integers(0, U32_MAX)
+    ),
 )
 
 SID = bytes(range(SESSION_ID_SIZE))
@@ -117,6 +124,7 @@ EXAMPLES: list[Packet] = [
     ResumeAckPacket(TICKET, EPH, MAC),
     ResumeRejectPacket(TICKET, REJECT_STALE),
     ResumeEarlyPacket(TICKET, EPH, 1_800_000_000_000, MAC, b"sealed early records"),
+    PrekeyGonePacket(SID, GONE_ONE_TIME, 0xFFFFFFFF),
 ]
 FIXED_LENGTH = [p for p in EXAMPLES if type(p) not in REST_OF_PACKET]
 

@@ -130,6 +130,7 @@ PACKETS: dict[int, Layout] = {
     ),
     0x31: ("RESUME_ACK", [("ticket_id", 16), ("ephemeral", 32), ("mac", 32)]),
     0x32: ("RESUME_REJ", [("ticket_id", 16), ("reason", "u8")]),
+    0x14: ("PREKEY_GONE", [("session_id", 16), ("reason", "u8"), ("prekey_id", "u32")]),
 }
 RECORDS: dict[int, Layout] = {
     0x01: ("MESSAGE", [("seq", "u64"), ("payload", "var32")]),

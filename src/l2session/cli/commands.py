@@ -1,29 +1,31 @@
-"""The node commands: ``init``, ``node``, ``sessions``, ``send``, ``listen``.
+"""The node commands: ``init``, ``node`` and ``config check``.
 
 ``init`` and ``node`` work on the data directory (``--home``, default
 ``$XDG_DATA_HOME/l2session``): the SQLite store ``node.db`` holds the
-identity, prekeys and sessions.  The other commands talk to the running
-node through its control socket ``control.sock`` in the same directory
-(mode 0600, see :mod:`l2session.runtime.control`).  Every failure a user can
-cause prints one line saying what is wrong and what to do, and exits 1.
+identity, prekeys and sessions.  The client commands (``status``, ``send``,
+``listen``...) talk to the running node through its control socket
+``control.sock`` in the same directory (cli/control_commands.py).  Every
+failure a user can cause prints one line saying what is wrong and what to
+do, and exits 1.  ``node``'s options come from one table
+(cli/node_options.py), as flags or from ``--config FILE``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import os
 import signal
-import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from l2session.cli import federation
+from l2session.cli import federation, node_options
+from l2session.cli.client import SOCKET_NAME, add_home, fail, home_of
+from l2session.cli.control_commands import describe
+from l2session.cli.node_log import NodeLog, setup_logging
 from l2session.core.config import SessionConfig
-from l2session.core.envelope import Request
-from l2session.errors import ConfigError, L2SessionError, PolicyError
+from l2session.errors import ConfigError, L2SessionError, PolicyError, StoreError
 from l2session.identity.identity import Identity
 from l2session.identity.prekeys import PrekeyStore
 from l2session.runtime import control
@@ -34,19 +36,15 @@ from l2session.runtime.events import NodeEvent
 from l2session.runtime.loop import run
 from l2session.runtime.node import Node
 from l2session.runtime.policyfile import load_policy
-from l2session.store.files import data_home, make_private_dirs
+from l2session.store.files import make_private_dirs
 from l2session.store.sqlite import SqliteStore
 from l2session.transports.address import parse_address
 
 STORE_NAME = "node.db"
+#: Idempotency keys of ``send --id`` (runtime/control_ops.py).
+SEND_IDS_NAME = "send-ids.json"
 
-
-def home_of(args: argparse.Namespace) -> Path:
-    return Path(args.home) if args.home else data_home()
-
-
-def socket_of(args: argparse.Namespace) -> Path:
-    return home_of(args) / control.SOCKET_NAME
+__all__ = ["STORE_NAME", "add_home", "fail", "home_of", "passphrase_of", "register"]
 
 
 def passphrase_of(args: argparse.Namespace) -> str | None:
@@ -70,7 +68,16 @@ def init(args: argparse.Namespace, out: TextIO) -> int:
     rng = SystemRandom()
     with SqliteStore.open(path) as store:
         identity = Identity.generate(rng)
-        store.save_identity(identity, passphrase_of(args), overwrite=args.force)
+        try:
+            store.save_identity(identity, passphrase_of(args), overwrite=args.force)
+        except StoreError as error:
+            if "already holds the identity" not in str(error):
+                raise
+            did = str(error).split("identity ", 1)[1].split(";", 1)[0]
+            raise StoreError(
+                f"{path} already holds the identity {did}; init --force replaces it "
+                "(that identity and its sessions are lost for good)"
+            ) from None
         prekeys = PrekeyStore.create(identity, rng=rng, now=SystemClock().now())
         store.put_prekeys(prekeys.to_bytes())
         store.commit()
@@ -82,22 +89,6 @@ def init(args: argparse.Namespace, out: TextIO) -> int:
 # node
 
 
-def describe(line: dict[str, Any] | None) -> str | None:
-    """One state or path line (as the control socket sends them) as text."""
-    if line is None:
-        return None
-    if line["type"] == "state":
-        return f"{line['peer']}: {line['from']} -> {line['to']} ({line['reason']})"
-    if line["type"] == "path":
-        verb = "up" if line["up"] else f"down: {line['reason']}"
-        return f"path {line['path']} to {line['address']} {verb}"
-    if line["type"] == "refused":
-        return f"{line['peer']}: refused #{line['seq']} {line['request']}: {line['reason']}"
-    if line["type"] == "denied":
-        return f"{line['peer']}: denied our #{line['seq']}: {line['reason']}"
-    return None
-
-
 def session_config(args: argparse.Namespace) -> SessionConfig:
     interval = getattr(args, "heartbeat_interval", None)
     if interval is None:
@@ -105,14 +96,25 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
     return SessionConfig(heartbeat_interval=interval, heartbeat_timeout=min(2.0, interval / 2))
 
 
+def _event_key(line: dict[str, object]) -> tuple[str, ...] | None:
+    """The rate-limit key of a node line: path failures repeat once per
+    reconnect attempt while a peer is away; state changes are each news."""
+    if line["type"] == "path" and not line["up"]:
+        return ("path", str(line["address"]), str(line["path"]), str(line["reason"]))
+    return None
+
+
 async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
+    log = NodeLog(out, fmt=args.log_format, interval=args.log_interval)
+    setup_logging(log, getattr(args, "verbose", 0))
     home = home_of(args)
     path = home / STORE_NAME
     if not path.exists():
         raise ConfigError(f"no identity in {home}: create one first with: l2session init")
     peers = dict(parse_peer(p) for p in args.peer)
     parse_address(args.listen, allow_zero_port=True)
-    control.check_socket_path(home / control.SOCKET_NAME)
+    control.check_socket_path(home / SOCKET_NAME)
+    metrics_at = None if args.metrics is None else parse_address(args.metrics)
     node = Node(
         store=path,
         passphrase=passphrase_of(args),
@@ -124,13 +126,17 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         policy=args.policy,
         durability=args.durability,
         bridges=federation.bridges_of(args),
+        create_identity=False,
+        outbound_only=args.outbound_only,
+        relay=args.relay,
+        relays=args.reserve_on,
     )
 
     def show(event: NodeEvent) -> None:
-        line = describe(control.event_line(event))
-        if line and not args.quiet:
-            out.write(line + "\n")
-            out.flush()
+        line = control.event_line(event)
+        text = describe(line)
+        if line is not None and text and not args.quiet:
+            log.line(text, key=_event_key(line), **line)
 
     node.add_listener(show)
     stop = asyncio.Event()
@@ -147,33 +153,40 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         try:
             node.membrane.set_policy(load_policy(args.policy))
         except PolicyError as error:
-            out.write(f"policy not reloaded, the old one stays: {error}\n")
+            log.line(f"policy not reloaded, the old one stays: {error}")
         else:
-            out.write(f"policy reloaded from {args.policy}\n")
+            log.line(f"policy reloaded from {args.policy}")
         try:
             node.reload_trust()
         except L2SessionError as error:
-            out.write(f"trust graph not reloaded: {error}\n")
-        out.flush()
+            log.line(f"trust graph not reloaded: {error}")
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, reload_policy)
     async with node:
-        server = control.ControlServer(node, home / control.SOCKET_NAME)
+        server = control.ControlServer(node, home / SOCKET_NAME, send_ids=home / SEND_IDS_NAME)
+        server.send_ids.prune(node)  # keys whose message the store never committed
         await server.start()
-        out.write(f"node {node.did} listening on {node.address} (quic, tcp)\n")
+        exporter = None
+        if metrics_at is not None:
+            from l2session.runtime.metrics import serve_metrics
+
+            exporter = serve_metrics(node, *metrics_at)
+        log.line(f"node {node.did} listening on {node.address} (quic, tcp)")
         if node.federation is not None:
             for bridge in node.federation.bridges.values():
                 relays = ", ".join(link.url for link in bridge.links())
-                out.write(f"{bridge.protocol} bridge as {bridge.local_id.text} via {relays}\n")
+                log.line(f"{bridge.protocol} bridge as {bridge.local_id.text} via {relays}")
         if args.policy is not None:
-            out.write(
+            log.line(
                 f"capability requests screened by {args.policy} "
-                "(SIGHUP reloads it and the trust graph)\n"
+                "(SIGHUP reloads it and the trust graph)"
             )
         if node.discovery is not None:
-            out.write(f"discovery on {node.discovery.address}\n")
-        out.flush()
+            log.line(f"discovery on {node.discovery.address}")
+        if exporter is not None:
+            log.line(f"metrics on http://{args.metrics}/metrics")
+        _notify_systemd(b"READY=1\nSTATUS=listening on " + node.address.encode())
         try:
             stopping = asyncio.ensure_future(stop.wait())
             failed = asyncio.ensure_future(node.stopped.wait())
@@ -181,11 +194,31 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
             stopping.cancel()
             failed.cancel()
         finally:
+            _notify_systemd(b"STOPPING=1")
             await server.close()
+            if exporter is not None:
+                exporter.close()
     if node.failure is not None:
         return fail(f"the node stopped: {node.failure}")
-    out.write("node stopped\n")
+    log.line("node stopped")
     return 0
+
+
+def _notify_systemd(message: bytes) -> None:
+    """sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET
+    (Type=notify units wait for READY=1 before starting what depends on
+    the node).  Nothing happens outside systemd."""
+    target = os.environ.get("NOTIFY_SOCKET")
+    if not target or target[0] not in "@/":
+        return
+    import socket
+
+    address = "\0" + target[1:] if target[0] == "@" else target
+    with (
+        contextlib.suppress(OSError),
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+    ):
+        sock.sendto(message, address)
 
 
 def host_of(listen: str) -> str:
@@ -194,116 +227,24 @@ def host_of(listen: str) -> str:
 
 
 def run_node(args: argparse.Namespace, out: TextIO) -> int:
+    node_options.merge(args)
     return run(_run_node(args, out))
 
 
-# ----------------------------------------------------------------------
-# control-socket commands
-
-
-def sessions(args: argparse.Namespace, out: TextIO) -> int:
-    response = run(control.request(socket_of(args), {"op": "sessions"}))
-    rows = response["sessions"]
-    if args.json:
-        import json
-
-        out.write(json.dumps(rows, indent=2) + "\n")
-        return 0
-    if not rows:
-        out.write("no sessions\n")
-        return 0
-    header = ("PEER", "STATE", "TRANSPORT", "AGE", "EPOCH", "QUEUED")
-    table = [header] + [
-        (
-            r["peer"],
-            r["state"],
-            r["transport"],
-            f"{r['age_s']:.0f}s",
-            "-" if r["key_epoch"] is None else str(r["key_epoch"]),
-            str(r["queued"]),
-        )
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row, raw in zip(table, [{}, *rows], strict=True):
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        out.write("\n")
-        relays = federation.describe_relays(raw)
-        if relays is not None:
-            out.write(relays + "\n")
+def config_check(args: argparse.Namespace, out: TextIO) -> int:
+    """Read a node config file as ``node --config`` would; name the first
+    problem as ``file:line: ...``."""
+    values = node_options.load_config(args.file)
+    policy = values.get("policy")
+    if policy is not None:
+        load_policy(Path(args.file).parent / policy)  # its own file:line: errors
+    for key in ("listen", "discovery", "metrics"):
+        if values.get(key) is not None:
+            parse_address(values[key], allow_zero_port=key != "metrics")
+    for peer in values.get("peer", []):
+        parse_peer(peer)
+    out.write(f"{args.file}: ok ({len(values)} option(s) set)\n")
     return 0
-
-
-def send(args: argparse.Namespace, out: TextIO) -> int:
-    if args.to is not None:
-        parse_address(args.to)
-    text = sys.stdin.read() if args.message == "-" else args.message
-    body = {
-        "op": "send",
-        "did": args.did,
-        "address": args.to,
-        "data_b64": base64.b64encode(text.encode()).decode(),
-        "timeout": args.timeout,
-    }
-    if args.capability is not None:
-        Request.parse(args.capability)  # a clear error before the node is asked
-        body["capability"] = args.capability
-    response = run(control.request(socket_of(args), body, timeout=args.timeout + 5))
-    if response.get("bridge"):
-        federation.write_sent(response, args.timeout, out)
-        return 0
-    if response.get("denied"):
-        out.write(f"denied #{response['seq']}: {response['denied']}\n")
-        return 3
-    if response["delivered"]:
-        out.write(f"delivered #{response['seq']} over {response['transport']}\n")
-    else:
-        out.write(
-            f"queued #{response['seq']}: not acknowledged within {args.timeout} s; "
-            "the node keeps it and delivers it when the peer is reachable\n"
-        )
-    return 0
-
-
-async def _listen(args: argparse.Namespace, out: TextIO) -> int:
-    seen = 0
-    loop = asyncio.get_running_loop()
-    deadline = None if args.timeout is None else loop.time() + args.timeout
-    stream = control.listen(socket_of(args), events=args.events, count=args.count)
-    try:
-        while True:
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                return 1 if args.count is not None else 0
-            try:
-                item = await asyncio.wait_for(anext(stream), remaining)
-            except (StopAsyncIteration, TimeoutError):
-                return 1 if args.count is not None else 0
-            if item.get("type") == "message":
-                text = base64.b64decode(item["data_b64"]).decode("utf-8", "replace")
-                out.write(f"{item['from']}: {text}\n")
-                seen += 1
-            elif item.get("type") == "acked" and args.count is not None and seen >= args.count:
-                return 0  # the node took the messages only now that they are shown
-            elif (shown := describe(item)) is not None:
-                out.write(shown + "\n")
-            out.flush()
-    finally:
-        await stream.aclose()
-    return 0
-
-
-def listen(args: argparse.Namespace, out: TextIO) -> int:
-    return run(_listen(args, out))
-
-
-def add_home(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--home",
-        metavar="DIR",
-        default=os.environ.get("L2SESSION_HOME"),
-        help="the node's data directory (default $L2SESSION_HOME, else $XDG_DATA_HOME/l2session)",
-    )
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -314,66 +255,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.set_defaults(handler=init)
 
     p = commands.add_parser("node", help="run a node in the foreground (QUIC and μTCP)")
-    add_home(p)
-    p.add_argument("--listen", default="127.0.0.1:7700", help="host:port (default %(default)s)")
-    p.add_argument("--peer", action="append", default=[], metavar="DID@HOST:PORT")
-    p.add_argument("--passphrase-env", metavar="VAR", help="the key's passphrase is in $VAR")
-    p.add_argument("--heartbeat-interval", type=float, default=None, metavar="SECONDS")
-    p.add_argument(
-        "--discovery",
-        metavar="HOST:PORT",
-        help="answer UDP discovery (who has my DID?) on this address",
-    )
-    p.add_argument(
-        "--discover-via",
-        action="append",
-        default=[],
-        metavar="HOST:PORT",
-        help="ask here (unicast or broadcast) where an unknown DID is; repeatable",
-    )
-    p.add_argument("--quiet", action="store_true", help="do not print state changes")
-    p.add_argument(
-        "--policy",
-        metavar="FILE",
-        help="screen peers' capability requests with this TOML policy (SIGHUP reloads it)",
-    )
-    p.add_argument(
-        "--durability",
-        choices=("power", "process"),
-        default="power",
-        help="power (default): acknowledgements survive power loss (one fsync per burst); "
-        "process: no fsyncs, survives crashes only -- a power cut may lose messages peers "
-        "were told had arrived (docs/STORE.md)",
-    )
-    federation.add_node_options(p)
+    node_options.add_arguments(p)
     p.set_defaults(handler=run_node)
 
-    p = commands.add_parser("sessions", help="the running node's sessions")
-    add_home(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=sessions)
-
-    p = commands.add_parser("send", help="send a message to a peer (establishes a session)")
-    add_home(p)
-    p.add_argument("did", help="the peer: a DID, or a Nostr peer as nostr:npub1…")
-    p.add_argument("message", help="the text to send; - reads it from standard input")
-    p.add_argument("--to", metavar="HOST:PORT", help="where the peer listens, if not known")
-    p.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS")
-    p.add_argument(
-        "--capability",
-        metavar="'ACTION RESOURCE [UNITS]'",
-        help="ask the peer's Membrane for this capability (exit 3 if it refuses)",
-    )
-    p.set_defaults(handler=send)
-
-    p = commands.add_parser("listen", help="print messages as the running node receives them")
-    add_home(p)
-    p.add_argument("--count", type=int, default=None, help="exit after this many messages")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
-    p.add_argument("--events", action="store_true", help="also print state and path changes")
-    p.set_defaults(handler=listen)
-
-
-def fail(message: str) -> int:
-    sys.stderr.write(f"l2session: error: {message}\n")
-    return 1
+    p = commands.add_parser("config", help="node config files")
+    sub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
+    q = sub.add_parser("check", help="read FILE as node --config would; file:line: errors")
+    q.add_argument("file")
+    q.set_defaults(handler=config_check)

@@ -1,4 +1,5 @@
-"""The command line's federation options (``node --nostr-relay``) and how
+"""What the command line does with federation: ``Node(bridges=...)`` from
+``node --nostr-relay`` (an option of cli/node_options.py), and how
 ``sessions`` shows a federated session's relays; kept in one module so the
 node commands (cli/commands.py) only call in."""
 
@@ -6,17 +7,6 @@ from __future__ import annotations
 
 import argparse
 from typing import Any, TextIO
-
-
-def add_node_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--nostr-relay",
-        action="append",
-        default=[],
-        metavar="ws://HOST:PORT",
-        help="bridge to Nostr through this relay (repeatable); then "
-        "'l2session send nostr:npub1… TEXT' works (docs/FEDERATION.md)",
-    )
 
 
 def bridges_of(args: argparse.Namespace) -> dict[str, dict[str, Any]]:

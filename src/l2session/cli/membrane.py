@@ -21,6 +21,7 @@ from l2session.cli import audit_checkpoint
 from l2session.cli.commands import STORE_NAME, add_home, fail, home_of, passphrase_of
 from l2session.core.envelope import Request
 from l2session.errors import ConfigError, MalformedMessage, StoreNotFound
+from l2session.identity.did import Did
 from l2session.membrane.audit import KINDS, AuditEntry
 from l2session.membrane.membrane import Membrane, describe_trust
 from l2session.membrane.policy import format_time
@@ -87,7 +88,9 @@ def audit_tail(args: argparse.Namespace, out: TextIO) -> int:
         entries = store.audit_log()
     if args.kind:
         entries = [e for e in entries if e.kind == args.kind]
-    entries = entries[len(entries) - args.count :] if args.count else []
+    # entries[-n:] is all of them when there are fewer than n (a start of
+    # len - n would go negative and count from the end).
+    entries = entries[-args.count :] if args.count else []
     for entry in entries:
         if args.json:
             out.write(json.dumps(_as_json(entry), sort_keys=True) + "\n")
@@ -116,6 +119,7 @@ def _as_json(entry: AuditEntry) -> dict[str, object]:
 
 
 def policy_check(args: argparse.Namespace, out: TextIO) -> int:
+    Did.parse(args.did)  # a peer is a DID: "not-a-did" is an error, not a verdict
     policy = load_policy(args.policy)
     request = Request.parse(args.capability)
     now = time.time() if args.at is None else args.at

@@ -172,6 +172,13 @@ class Demo:
                     timeout=15,
                 )
                 await asyncio.sleep(0.05)
+            # Carol is gone for good: without this, alice would keep trying
+            # to reach her (and bob would time out mallory's handshake)
+            # while act 7 tells its story.
+            for node in (alice, bob):
+                leftover = node.session(carol.did)
+                if leftover is not None:
+                    await leftover.close("carol left the demo")
             await self.act_membrane(alice, bob)
         await nostrdemo.act(self.home, self.act, self.say)
 

@@ -25,7 +25,19 @@ any state is allocated for it:
    established at exactly that address, or a RESUME with one of our
    tickets -- skips this bucket, so a flood from elsewhere does not lock
    our real peers out of re-keying.
-4. **Failures.**  Every opening packet that fails (a bad signature, an
+4. **Global CPU budget** for sources we do not know
+   (``admission_cpu_share`` of one core, burst ``admission_cpu_burst``
+   seconds of CPU; ``rejections["cpu_budget"]``).  What a handshake costs
+   is measured, not assumed: the manager charges the time each admitted
+   opening packet from a stranger actually took on its clock
+   (:meth:`AdmissionControl.charge`), so an honest burst of new peers is
+   admitted as fast as the node can do handshakes, up to the share, and a
+   flood of expensive INITs from many hosts can never take more than the
+   share.  The packet bucket of 3. stays as a coarse bound on the cheap
+   packets (a refused BUNDLE_REQUEST costs microseconds).  The bucket may
+   go into debt by the last packet's cost; nothing is admitted until the
+   debt is paid back.
+5. **Failures.**  Every opening packet that fails (a bad signature, an
    undecodable handshake, a stale or replayed one) and every packet the
    host's bucket refused counts against the host; ``admission_failure_limit``
    of them within one ``admission_failure_window`` (a fixed window that
@@ -75,6 +87,7 @@ _log = logging.getLogger("l2session.session")
 QUARANTINED: Final = "quarantined"
 RATE_LIMITED: Final = "rate_limited"
 RATE_LIMITED_GLOBAL: Final = "rate_limited_global"
+CPU_BUDGET: Final = "cpu_budget"
 
 #: IPv6 sources are keyed by this prefix length (one subscriber's network).
 IPV6_PREFIX: Final = 64
@@ -86,6 +99,8 @@ IPV6_PREFIX: Final = 64
 #: A packet taken within the tolerance leaves the bucket slightly negative,
 #: so no tokens are gained over time.
 _TOLERANCE: Final = 1e-3
+#: The same for the CPU bucket, whose tokens are seconds: a nanosecond.
+_CPU_TOLERANCE: Final = 1e-9
 
 
 def host_of(address: str) -> str:
@@ -116,7 +131,7 @@ def host_of(address: str) -> str:
 @dataclass(slots=True)
 class AdmissionStats:
     """What admission control did.  Each opening packet that is charged
-    counts in exactly one of the first four (one that cannot even be parsed
+    counts in exactly one of the first five (one that cannot even be parsed
     is never charged, only counted in ``failures``); ``failures`` counts
     those that failed, plus those the host's bucket refused (what
     quarantines)."""
@@ -124,12 +139,15 @@ class AdmissionStats:
     admitted: int = 0
     rate_limited: int = 0
     rate_limited_global: int = 0
+    cpu_budget: int = 0
     quarantined: int = 0
     failures: int = 0
     #: Times a host was put in quarantine.
     hosts_quarantined: int = 0
     #: Host entries dropped at ``admission_max_hosts`` (least recently seen).
     hosts_evicted: int = 0
+    #: Microseconds of handshake work charged to the CPU budget.
+    cpu_charged_us: int = 0
 
 
 class TokenBucket:
@@ -149,6 +167,14 @@ class TokenBucket:
             self.tokens -= 1.0
             return True
         return False
+
+    def has_credit(self, rate: float, burst: float, now: float) -> bool:
+        """Refill like :meth:`take`; True while the bucket is not in debt
+        (the caller charges the real cost afterwards)."""
+        elapsed = max(0.0, now - self.last)
+        self.tokens = min(burst, self.tokens + elapsed * rate)
+        self.last = max(self.last, now)
+        return self.tokens > _CPU_TOLERANCE
 
 
 class _Host:
@@ -173,6 +199,9 @@ class AdmissionControl:
         self._hosts: OrderedDict[str, _Host] = OrderedDict()
         self._quarantine: OrderedDict[str, float] = OrderedDict()
         self._global: TokenBucket | None = None
+        self._cpu: TokenBucket | None = None
+        #: The last admitted packet is a stranger's: charge() bills it.
+        self._billing = False
 
     @property
     def tracked_hosts(self) -> int:
@@ -215,6 +244,7 @@ class AdmissionControl:
         packet comes from a peer we have a session or a ticket with, so the
         global bucket does not apply (its host bucket still does)."""
         config, stats = self.config, self.stats
+        self._billing = False
         host = host_of(address)
         if self._quarantine and self._quarantined_until(host, now) > now:
             stats.quarantined += 1
@@ -233,8 +263,27 @@ class AdmissionControl:
                 # it does not count towards the host's quarantine.
                 stats.rate_limited_global += 1
                 return RATE_LIMITED_GLOBAL
+            cpu = self._cpu
+            if cpu is None:
+                cpu = self._cpu = TokenBucket(config.admission_cpu_burst, now)
+            if not cpu.has_credit(config.admission_cpu_share, config.admission_cpu_burst, now):
+                stats.cpu_budget += 1
+                return CPU_BUDGET
+            self._billing = True
         stats.admitted += 1
         return None
+
+    def charge(self, seconds: float) -> None:
+        """The packet admitted last took ``seconds`` of work: bill it to the
+        CPU budget if it came from a stranger (see the module docstring).
+        A negative or non-finite measurement (a clock step) bills nothing."""
+        if not self._billing:
+            return
+        self._billing = False
+        cpu = self._cpu
+        if cpu is not None and math.isfinite(seconds) and seconds > 0:
+            cpu.tokens -= seconds
+            self.stats.cpu_charged_us += int(seconds * 1e6)
 
     def failure(self, address: str, now: float) -> None:
         """An admitted opening packet from ``address`` failed (bad

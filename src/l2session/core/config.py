@@ -176,6 +176,14 @@ class SessionConfig:
     #: How several validated routes to the peer are used
     #: (core/multipath.py): primary with failover, round-robin, or all.
     multipath: MultipathStrategy = MultipathStrategy.FAILOVER
+    #: Happy eyeballs (core/race.py): an establishment whose path has not
+    #: connected after this long is raced on the node's next path too
+    #: (RFC 8305's 250 ms); 0 starts every path at once; None: no race.
+    path_race_delay: float | None = 0.25
+    #: A session that comes up over a relay offers a direct path (hole
+    #: punching, core/migration.py ``offer_punch``) and answers the peer's
+    #: offer; False keeps relayed sessions relayed.
+    hole_punching: bool = True
 
     #: Outbound messages held (unsent or unacknowledged) before ``send``
     #: raises QueueFull.
@@ -230,10 +238,21 @@ class SessionConfig:
     admission_host_rate: float = 20.0
     admission_host_burst: int = 40
     #: Opening packets per second from all unknown sources together, and
-    #: its burst: at ~1 ms each, handshakes with strangers never take more
-    #: than about a fifth of a core, however many hosts flood.
-    admission_global_rate: float = 200.0
-    admission_global_burst: int = 400
+    #: its burst: a coarse bound on cheap packets (a peer spends two per
+    #: session: BUNDLE_REQUEST and INIT).  What bounds the expensive ones
+    #: is the CPU budget below; this only needs to exceed twice the
+    #: handshakes per second a node can do (several hundred per core).
+    admission_global_rate: float = 5_000.0
+    admission_global_burst: int = 10_000
+    #: Share of one core that handshakes with unknown sources may take
+    #: (their measured cost, core/admission.py), and the burst in seconds
+    #: of CPU.  A PQXDH responder handshake costs ~1.7-2.3 ms, so 0.75
+    #: admits about 350 new sessions per second on one core and leaves a
+    #: quarter of the loop to established sessions however many hosts
+    #: flood; the burst (about a thousand handshakes) lets a crowd of
+    #: peers arriving together in without waiting for the rate.
+    admission_cpu_share: float = 0.75
+    admission_cpu_burst: float = 2.0
     #: This many failed opening packets (bad signature, undecodable, stale,
     #: replayed) or packets beyond the host's budget within
     #: ``admission_failure_window`` seconds quarantine the host for
@@ -268,8 +287,26 @@ class SessionConfig:
             "resume_max_skew",
             "resend_interval",
             "resend_max_interval",
+            "admission_cpu_burst",
         ):
             _positive(f"SessionConfig.{name}", getattr(self, name))
+        race = self.path_race_delay
+        if race is not None and not (
+            isinstance(race, int | float) and math.isfinite(race) and race >= 0
+        ):
+            raise ConfigError(
+                f"SessionConfig.path_race_delay must be 0 or more seconds (or None: no "
+                f"race), got {race!r}"
+            )
+        if race is not None and race + self.resend_interval >= self.handshake_timeout:
+            # The last path raced must get its first packet and one resend
+            # before the attempt is abandoned, or the race cannot help.
+            raise ConfigError(
+                f"SessionConfig.handshake_timeout ({self.handshake_timeout!r}) must be longer "
+                f"than path_race_delay ({self.path_race_delay!r}) plus one handshake resend "
+                f"(resend_interval {self.resend_interval!r} s): the path race runs inside "
+                "the handshake"
+            )
         _at_least("SessionConfig.heartbeat_tolerance", self.heartbeat_tolerance, 1, 255)
         _at_least("SessionConfig.rekey_after_messages", self.rekey_after_messages, 1, 1 << 31)
         _at_least("SessionConfig.rekey_after_bytes", self.rekey_after_bytes, 1)
@@ -288,6 +325,15 @@ class SessionConfig:
             )
         _rate("SessionConfig.admission_host_rate", self.admission_host_rate)
         _rate("SessionConfig.admission_global_rate", self.admission_global_rate)
+        if not (
+            isinstance(self.admission_cpu_share, int | float)
+            and math.isfinite(self.admission_cpu_share)
+            and 0 < self.admission_cpu_share <= 64
+        ):
+            raise ConfigError(
+                "SessionConfig.admission_cpu_share must be a share of one core in (0, 64], "
+                f"got {self.admission_cpu_share!r}"
+            )
         _at_least("SessionConfig.admission_host_burst", self.admission_host_burst, 1, 1 << 30)
         _at_least("SessionConfig.admission_global_burst", self.admission_global_burst, 1, 1 << 30)
         _at_least("SessionConfig.admission_failure_limit", self.admission_failure_limit, 1, 1 << 30)
@@ -317,6 +363,10 @@ class SessionConfig:
             raise ConfigError(
                 f"SessionConfig.resend_max_interval ({self.resend_max_interval!r}) must be "
                 f">= resend_interval ({self.resend_interval!r})"
+            )
+        if not isinstance(self.hole_punching, bool):
+            raise ConfigError(
+                f"SessionConfig.hole_punching must be True or False, got {self.hole_punching!r}"
             )
         if not isinstance(self.reconnect, ReconnectionPolicy):
             raise ConfigError("SessionConfig.reconnect must be a ReconnectionPolicy")
@@ -370,6 +420,9 @@ class SessionConfig:
             "max_rto": 2.0 * wait,
             "ack_delay": 1.0,
             "reconnect": ReconnectionPolicy(initial_delay=rtt, max_delay=4.0 * rtt),
+            # No path race: no path answers within a round trip of minutes,
+            # and a copy of every handshake packet on μTCP buys nothing.
+            "path_race_delay": None,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

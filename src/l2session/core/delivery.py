@@ -365,6 +365,13 @@ class Inbound:
             return []
         return [entry[2] for _, entry in zip(range(max_count), inbox, strict=False)]
 
+    def peek_entries(self, max_count: int) -> list[tuple[int, int, bytes]]:
+        """Like :meth:`peek`, as (stream, seq, payload) entries."""
+        inbox = self._inbox
+        if not inbox:
+            return []
+        return [entry for _, entry in zip(range(max_count), inbox, strict=False)]
+
     def pop_entry(self) -> tuple[int, int, bytes] | None:
         """The next delivered message as (stream, seq, payload), or None."""
         if not self._inbox:

@@ -27,11 +27,12 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from l2session.core import early, migration, multipath, resumption
+from l2session.core import early, migration, multipath, race, resumption
 from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.events import SessionAccepted
 from l2session.core.keyschedule import initial_lineage
+from l2session.core.multipath import Route
 from l2session.core.resumption import StoredSession
 from l2session.core.session import Session
 from l2session.core.states import State, Trigger
@@ -42,15 +43,19 @@ from l2session.errors import (
     HandshakeError,
     L2SessionError,
     MalformedMessage,
+    PrekeyNotFound,
 )
 from l2session.identity.bundle import PrekeyBundle
 from l2session.identity.resolver import resolve_signing_key
 from l2session.wire.packets import (
+    GONE_ONE_TIME,
+    GONE_SIGNED,
     REJECT_STALE,
     REJECT_UNKNOWN_TICKET,
     BundlePacket,
     BundleRequest,
     HandshakePacket,
+    PrekeyGonePacket,
     ResumeAckPacket,
     ResumeEarlyPacket,
     ResumePacket,
@@ -61,8 +66,13 @@ from l2session.wire.records import Message, Record
 
 if TYPE_CHECKING:
     from l2session.core.manager import SessionManager
+    from l2session.crypto.handshake_messages import HandshakeInit
+    from l2session.identity.prekeys import PrekeyStore
 
 _log = logging.getLogger("l2session.session")
+
+#: Fresh bundles one establishment attempt fetches after PREKEY_GONE.
+MAX_PREKEY_RETRIES = 3
 
 
 # ----------------------------------------------------------------------
@@ -72,8 +82,10 @@ _log = logging.getLogger("l2session.session")
 def begin(session: Session, now: float, trigger: Trigger, reason: str) -> None:
     """Enter ``handshake_initiated`` and send the first message."""
     session.fire(trigger, now, reason)
+    session.prekey_retries = 0
     session.handshake_deadline = now + session.config.handshake_timeout
     session.handshake_route = None
+    race.start(session, now)
     owner = session.owner
     stored = owner.stored.get(session.peer_did)
     if stored is not None and resumable(stored, session.config, now):
@@ -127,7 +139,13 @@ def start_full(session: Session, now: float) -> None:
     if bundle is not None:
         _send_init(session, bundle, now)
         return
-    nonce = ctx.rng.random_bytes(16)
+    _request_bundle(session, now)
+
+
+def _request_bundle(session: Session, now: float) -> None:
+    """Ask the peer itself for its bundle (BUNDLE_REQUEST)."""
+    owner = session.owner
+    nonce = owner.ctx.rng.random_bytes(16)
     session.bundle_nonce = nonce
     owner.route_ticket(session, nonce)
     _send_handshake(session, encode_packet(BundleRequest(nonce, session.peer_did)), now)
@@ -146,7 +164,7 @@ def _transmit_handshake(session: Session, packet: bytes) -> None:
     if route is not None:
         session.owner.send_raw(route[0], route[1], packet)
     else:
-        session.owner.transmit(session, packet)
+        race.send(session, packet)  # the primary, and every raced path
 
 
 def _answer_at(session: Session, address: str, path: str) -> None:
@@ -194,22 +212,58 @@ def _send_init(session: Session, bundle: PrekeyBundle, now: float) -> None:
     _send_handshake(session, encode_packet(HandshakePacket(handshake.session_id, init)), now)
 
 
-def on_bundle(session: Session, packet: BundlePacket, now: float) -> None:
+def on_prekey_gone(session: Session, packet: PrekeyGonePacket, now: float) -> None:
+    """The peer no longer holds a prekey our INIT named (docs/PROTOCOL.md
+    §3.11): fetch a fresh bundle from the peer at once (not from
+    ``ctx.bundles``, which may hold the same stale one) and send a new
+    INIT, at most :data:`MAX_PREKEY_RETRIES` times per attempt; after that
+    the answer is ignored and the attempt runs into its handshake timeout
+    like any unanswered one.  PREKEY_GONE is not authenticated, but it is
+    only taken for the 16-byte random session id of our pending INIT, and
+    what it can cause is what dropping our packets causes anyway."""
+    handshake = session.handshake
+    if (
+        session.state is not State.HANDSHAKE_INITIATED
+        or not isinstance(handshake, InitiatorHandshake)
+        or handshake.session_id != packet.session_id
+    ):
+        raise MalformedMessage("PREKEY_GONE answers no INIT of ours")
+    if session.prekey_retries >= MAX_PREKEY_RETRIES:
+        raise MalformedMessage(
+            f"PREKEY_GONE after {MAX_PREKEY_RETRIES} fresh bundles: left to the handshake timeout"
+        )
+    session.prekey_retries += 1
+    owner = session.owner
+    owner.unroute(session, handshake.session_id)
+    session.handshake = None
+    _log.info(
+        "%s: %s prekey %d is gone; fetching a fresh bundle",
+        session.peer_did,
+        "one-time" if packet.reason == GONE_ONE_TIME else "signed",
+        packet.prekey_id,
+    )
+    _request_bundle(session, now)
+
+
+def on_bundle(
+    session: Session, packet: BundlePacket, now: float, source: Route | None = None
+) -> None:
     if session.bundle_nonce is None or packet.nonce != session.bundle_nonce:
         raise MalformedMessage("prekey bundle answers no request of ours")
     bundle = PrekeyBundle.decode(packet.bundle)
     if str(bundle.did) != session.peer_did:
         raise AuthenticationFailed("prekey bundle is for another DID", reason="wrong_did")
     bundle.verify(session.owner.ctx.resolver, now=now)
+    race.settle(session, source, now)  # signed by the peer: this path works
     _send_init(session, bundle, now)
 
 
-def on_response(session: Session, message: bytes, now: float) -> None:
+def on_response(session: Session, message: bytes, now: float, source: Route | None = None) -> None:
     handshake = session.handshake
     if not isinstance(handshake, InitiatorHandshake):
         cached = session.answers.get(message) if session.answers else None
         if cached is not None:
-            session.owner.transmit(session, cached)  # our FINISH was lost
+            _answer(session, cached, source)  # our FINISH was lost
             return
         raise MalformedMessage("handshake RESPONSE without a handshake waiting for it")
     try:
@@ -222,6 +276,7 @@ def on_response(session: Session, message: bytes, now: float) -> None:
         if error.reason == "invalid_signature":
             session.refused_responses += 1
         raise
+    race.settle(session, source, now)  # authenticated: this path wins
     finish_packet = encode_packet(HandshakePacket(result.session_id, finish))
     session.owner.transmit(session, finish_packet)
     _adopt(session, result, now)
@@ -230,11 +285,14 @@ def on_response(session: Session, message: bytes, now: float) -> None:
     session.on_established(now)
 
 
-def on_resume_ack(session: Session, packet: ResumeAckPacket, now: float) -> None:
+def on_resume_ack(
+    session: Session, packet: ResumeAckPacket, now: float, source: Route | None = None
+) -> None:
     pending = session.resume
     if pending is None:
         raise MalformedMessage("RESUME_ACK without a resumption waiting for it")
     keys, transcript = resumption.finish_resume(pending, packet)
+    race.settle(session, source, now)  # authenticated: this path wins
     owner = session.owner
     owner.unroute_ticket(pending.packet.ticket_id)
     ratchet = DoubleRatchet.for_initiator(
@@ -396,6 +454,19 @@ def on_init(
     except AuthenticationFailed:
         owner.quarantine(initiator, address, now)
         raise
+    except PrekeyNotFound:
+        # Named a prekey we no longer hold (another initiator used it, or a
+        # signed set rotated out); the replay and freshness checks passed
+        # and no crypto was spent.  Say so at once (docs/PROTOCOL.md §3.11).
+        gone = _gone_prekey(keys.prekeys, init, now)
+        if gone is None:
+            raise
+        reason, prekey_id = gone
+        owner.send_raw(
+            address, path, encode_packet(PrekeyGonePacket(packet.session_id, reason, prekey_id))
+        )
+        owner.reject(address, "prekey_gone", initiator)
+        return None
     if keys.prekeys.one_time_count != one_time_before:
         owner.prekeys_changed()
     created = session is None
@@ -434,11 +505,40 @@ def _config_for_kind(config: SessionConfig, wire: int, session: Session | None) 
     return config if config.kind is kind else replace(config, kind=kind)
 
 
-def on_finish(session: Session, message: bytes, now: float) -> None:
+def _answer(session: Session, packet: bytes, source: Route | None) -> None:
+    """Send a cached answer again: on the path the repeat came by when it
+    comes from the peer's address (a racing peer, core/race.py)."""
+    route = race.answer_route(session, source)
+    if route is None:
+        session.owner.transmit(session, packet)
+    else:
+        session.owner.send_raw(*route, packet)
+
+
+def _gone_prekey(prekeys: PrekeyStore, init: HandshakeInit, now: float) -> tuple[int, int] | None:
+    """(PREKEY_GONE reason, prekey id) if ``init`` names a prekey we do not
+    hold, else None.  An expired signed set is not "gone" (the INIT is
+    refused as usual: its initiator's bundle was stale for another reason)."""
+    try:
+        prekeys.signed_prekeys(init.signed_prekey_id, now)
+    except PrekeyNotFound:
+        return GONE_SIGNED, init.signed_prekey_id
+    except L2SessionError:
+        return None
+    if init.one_time_prekey_id is not None:
+        try:
+            prekeys.one_time_prekey(init.one_time_prekey_id)
+        except PrekeyNotFound:
+            return GONE_ONE_TIME, init.one_time_prekey_id
+    return None
+
+
+def on_finish(session: Session, message: bytes, now: float, source: Route | None = None) -> None:
     handshake = session.handshake
     if not isinstance(handshake, ResponderHandshake):
         raise MalformedMessage("handshake FINISH without a handshake waiting for it")
     result = handshake.receive_finish(message)
+    race.follow(session, source)  # the path the initiator's race settled on
     _adopt(session, result, now)
     # FINISH proves the initiator has our RESPONSE: nothing is left to
     # answer again (a late copy of INIT is refused by the replay guard), and
@@ -594,6 +694,11 @@ def on_handshake_timer(session: Session, now: float) -> None:
 def retry(session: Session, now: float) -> None:
     """A scheduled retry is due (failed: backoff; suspended: recovery)."""
     session.retry_at = None
+    if session.owner.is_outbound_only(session.address):
+        # The peer does not listen: only it can come back (its own retry
+        # reaches us); dialling its old ephemeral port reaches nobody.
+        _log.info("session %s: waiting for the outbound-only peer to return", session.peer_did)
+        return
     if session.state is State.SUSPENDED:
         begin(session, now, Trigger.RETRY, "recovery attempt")
     else:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from l2session.core import migration, rotating
+from l2session.core import migration, race, rotating
 from l2session.core.config import SessionKind
 from l2session.core.states import CARRYING, SENDING, State, Trigger
 from l2session.wire.records import Heartbeat
@@ -43,6 +43,7 @@ def on_heartbeat_ack(session: Session, counter: int, now: float) -> None:
         return
     if counter == session.hb_outstanding:
         session.hb_outstanding = 0
+        session.rtt = max(0.0, now - session.hb_sent_at)
     session.lease_until = now + session.config.ttl
 
 
@@ -51,6 +52,22 @@ def heartbeat_due(session: Session) -> float:
     if session.state is State.DEGRADED:
         interval = interval / session.config.heartbeat_tolerance
         return max(session.last_inbound, session.hb_sent_at) + interval
+    config = session.config
+    if (
+        session.opened_by_peer
+        and not session.hb_misses
+        and 4 * config.heartbeat_timeout <= config.heartbeat_interval
+    ):
+        # The side that accepted the session waits heartbeat_timeout
+        # longer, so that the two sides' heartbeats do not cross: the
+        # opener's arrives first and answering it resets this side's idle
+        # time.  An idle session then costs one exchange per interval, not
+        # two (a hub answers its peers' heartbeats instead of doubling
+        # them).  Not after a miss (the peer is silent: both probe as
+        # before), nor where the timeout is long against the interval
+        # (light-minute delays: SessionConfig.deep_space), whose schedule
+        # is tuned to round trips and stays as it was.
+        interval += config.heartbeat_timeout
     return max(session.last_inbound, session.hb_sent_at if session.hb_misses else 0.0) + interval
 
 
@@ -108,6 +125,9 @@ def next_deadline(session: Session) -> float | None:
         times.append(session.handshake_deadline)
         if session.handshake_resend_at is not None:
             times.append(session.handshake_resend_at)
+        widen = race.next_deadline(session)
+        if widen is not None:
+            times.append(widen)
     if state in (State.FAILED, State.SUSPENDED):
         if session.retry_at is not None:
             times.append(session.retry_at)
@@ -146,6 +166,7 @@ def on_timer(session: Session, now: float) -> None:
     migration.on_timer(session, now)  # path validation: challenges, MIGRATE resends
     state = session.state
     if session.handshake_deadline is not None:
+        race.on_timer(session, now)
         establishment.on_handshake_timer(session, now)
         state = session.state
     if state in (State.FAILED, State.SUSPENDED):
@@ -176,7 +197,9 @@ def on_timer(session: Session, now: float) -> None:
         and now >= degraded_at + session.config.degraded_timeout
     ):
         session.fire(Trigger.TIMEOUT, now, "degraded without recovery")
-        session.retry_at = now + session.config.recovery_interval
+        # An outbound-only peer is not dialled: it comes back by itself.
+        outbound_only = session.owner.is_outbound_only(session.address)
+        session.retry_at = None if outbound_only else now + session.config.recovery_interval
         session.degraded_at = None
         return
     if session.hb_outstanding and now >= session.hb_sent_at + session.config.heartbeat_timeout:

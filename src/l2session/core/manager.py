@@ -30,7 +30,7 @@ import heapq
 import itertools
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -42,7 +42,7 @@ from l2session.core.envelope import AccessGate
 from l2session.core.events import PacketRejected, SessionEvent, StateChanged
 from l2session.core.resumption import StoredSession
 from l2session.core.session import Session
-from l2session.core.states import TransitionRecord, Trigger
+from l2session.core.states import SENDING, State, TransitionRecord, Trigger
 from l2session.crypto.handshake_messages import TYPE_FINISH, TYPE_INIT, TYPE_RESPONSE
 from l2session.errors import (
     ConfigError,
@@ -59,6 +59,7 @@ from l2session.wire.packets import (
     BundleRequest,
     DataPacket,
     HandshakePacket,
+    PrekeyGonePacket,
     ResumeAckPacket,
     ResumeEarlyPacket,
     ResumePacket,
@@ -107,6 +108,11 @@ class SessionManager:
         self.config = config or SessionConfig()
         self.paths = paths
         self.sessions: dict[str, Session] = {}
+        #: Sessions by their primary address, and those with other routes
+        #: too: path edges reach the sessions they concern without walking
+        #: every session (O(sessions there), not O(N), per edge).
+        self._by_address: dict[str, dict[Session, None]] = {}
+        self._multiroute: dict[Session, None] = {}
         self._by_id: dict[bytes, Session] = {}
         self._by_ticket: dict[bytes, Session] = {}
         #: Tickets peers may resume with, by ticket id (responder side).
@@ -117,6 +123,24 @@ class SessionManager:
         self._quarantine: OrderedDict[tuple[str, str | None], float] = OrderedDict()
         #: Paths the runtime reported lost, per address (until restored).
         self._paths_down: dict[str, set[str]] = {}
+        #: Routes the runtime reported connected (a path race stops
+        #: widening once one of its paths is up, core/race.py).
+        self._paths_up: dict[str, set[str]] = {}
+        #: Set by the runtime: whether a path to an address has heard from
+        #: the peer although it is not up yet (a QUIC handshake under way).
+        self.path_progress: Callable[[str, str], bool] | None = None
+        #: Set by the runtime: whether the peer at an address said it does
+        #: not listen there (μTCP HELLO port 0).  Such an address is routed
+        #: only by its live connection and never dialled: no fallback to
+        #: another transport there, no retries; the session waits for the
+        #: peer to come back.
+        self.outbound_only: Callable[[str], bool] | None = None
+        #: Set by the runtime: the one path an address can be reached on
+        #: (a relay route: ``"relay"``), else None (any of ``paths``).
+        self.fixed_path: Callable[[str], str | None] | None = None
+        #: Set by the runtime: our reflexive address (as the relay of a
+        #: relay route saw us, on the first direct path), for hole punching.
+        self.reflexive: Callable[[str], str | None] | None = None
         self._heap: list[tuple[float, int, Session]] = []
         self._counter = itertools.count()
         self._outbox: list[Outgoing] = []
@@ -223,6 +247,35 @@ class SessionManager:
         not yet restored)."""
         down = self._paths_down.get(address)
         return down is not None and path in down
+
+    def route_up(self, address: str, path: str) -> bool:
+        """Whether the runtime reported ``path`` to ``address`` connected
+        (and not lost since)."""
+        up = self._paths_up.get(address)
+        return up is not None and path in up
+
+    def reflexive_of(self, address: str | None) -> str | None:
+        """Our address as the relay behind route ``address`` saw it, or None."""
+        check = self.reflexive
+        return None if address is None or check is None else check(address)
+
+    def fixed_path_of(self, address: str | None) -> str | None:
+        """The only path ``address`` is reached on, or None (see ``fixed_path``)."""
+        check = self.fixed_path
+        return None if address is None or check is None else check(address)
+
+    def is_outbound_only(self, address: str | None) -> bool:
+        """Whether ``address`` must never be dialled (see ``outbound_only``)."""
+        check = self.outbound_only
+        return address is not None and check is not None and check(address)
+
+    def route_progressed(self, address: str, path: str) -> bool:
+        """Whether ``path`` to ``address`` is up, or (asking the runtime's
+        :attr:`path_progress`) has at least heard from the peer."""
+        if self.route_up(address, path):
+            return True
+        progress = self.path_progress
+        return progress is not None and progress(address, path)
 
     def send_raw(self, address: str, path: str, data: bytes) -> None:
         self._outbox.append(Outgoing(address, path, data))
@@ -331,8 +384,51 @@ class SessionManager:
             self, peer_did, config, stream=stream, address=address, path=path, now=now
         )
         self.sessions[peer_did] = session
+        self._index(session)
         self._make_durable(session)
         return session
+
+    def _index(self, session: Session) -> None:
+        session._indexed = True
+        if session.address is not None:
+            self._by_address.setdefault(session.address, {})[session] = None
+
+    def _unindex(self, session: Session) -> None:
+        if session._indexed:
+            session._indexed = False
+            self.address_moved(session, session.address, None)
+            self._multiroute.pop(session, None)
+
+    def address_moved(self, session: Session, old: str | None, new: str | None) -> None:
+        """Keep the address index true (called by ``Session.address``)."""
+        index = self._by_address
+        if old is not None:
+            here = index.get(old)
+            if here is not None:
+                here.pop(session, None)
+                if not here:
+                    del index[old]
+        if new is not None:
+            index.setdefault(new, {})[session] = None
+
+    def multiroute(self, session: Session) -> None:
+        """``session`` has routes besides its primary (core/multipath.py)."""
+        if session._indexed:
+            self._multiroute[session] = None
+
+    def sessions_at(self, address: str) -> list[Session]:
+        """The sessions that use ``address``: as primary route or another
+        validated one."""
+        found = list(self._by_address.get(address, ()))
+        for session in self._multiroute:
+            routes = session.routes
+            if (
+                session.address != address
+                and routes is not None
+                and any(r[0] == address for r in routes.extra)
+            ):
+                found.append(session)
+        return found
 
     def _make_durable(self, session: Session) -> None:
         if self.journal is not None and session.config.kind is SessionKind.PERSISTENT:
@@ -340,6 +436,7 @@ class SessionManager:
             self.dirty(session)
 
     def forget(self, session: Session) -> None:
+        self._unindex(session)
         if self.sessions.get(session.peer_did) is session:
             del self.sessions[session.peer_did]
             if session.journal is not None:
@@ -405,7 +502,8 @@ class SessionManager:
         existing = self.sessions.get(peer_did)
         if existing is not None:
             raise InvalidState(f"a session with {peer_did} exists ({existing.state.value}); use it")
-        session = self.create_session(peer_did, config or self.config, address, self.paths[0], now)
+        path = self.fixed_path_of(address) or self.paths[0]
+        session = self.create_session(peer_did, config or self.config, address, path, now)
         establishment.begin(session, now, Trigger.INITIATE_HANDSHAKE, why)
         return session
 
@@ -524,6 +622,7 @@ class SessionManager:
                 ((m.stream, m.seq, m.payload) for m in kept),
             )
             self.sessions[record.peer_did] = session
+            self._index(session)
             self._make_durable(session)
             restored.append(session)
             _log.info(
@@ -585,13 +684,22 @@ class SessionManager:
         again (see core/multipath.py)."""
         now = self.now()
         down = self._paths_down.setdefault(address, set())
+        live = self._paths_up.setdefault(address, set())
         if up:
             down.discard(path)
+            live.add(path)
         else:
             down.add(path)
+            live.discard(path)
         if not down:
             del self._paths_down[address]
-        for session in list(self.sessions.values()):
+        if not live:
+            del self._paths_up[address]
+        # The sessions at that address, and every one with other routes
+        # (on_connectivity decides whether the route is one of theirs).
+        concerned = dict.fromkeys(self._by_address.get(address, ()))
+        concerned.update(self._multiroute)
+        for session in list(concerned):
             if multipath.on_connectivity(session, address, path, up, now):
                 self.reschedule(session)
 
@@ -606,6 +714,38 @@ class SessionManager:
         for session in list(self.sessions.values()):
             if migration.announce(session, new_address, now):
                 self.reschedule(session)
+
+    def redirect(self, peer_did: str, address: str) -> bool:
+        """The operator says ``peer_did`` now listens at ``address`` (CLI
+        ``peer set``, ``send --to``).  A session that carries no traffic
+        (failed, suspended, degraded, or handshaking at the old address)
+        moves there and retries at once, with a fresh lease: two peers
+        that both moved find each other again.  Returns True then.  A
+        session that carries traffic keeps its authenticated route; the
+        address is offered as a new route, validated by PATH_CHALLENGE
+        before it is used, and False is returned."""
+        session = self.sessions.get(peer_did)
+        if session is None or address == session.address:
+            return False
+        now = self.now()
+        if session.state in SENDING:
+            migration.add_route(session, (address, session.path), now)
+            self.reschedule(session)
+            return False
+        session.address = address
+        session.lease_until = max(session.lease_until, now + session.config.ttl)
+        if session.state in (State.FAILED, State.SUSPENDED, State.DEGRADED):
+            session.retry_at = now
+            session.retry_attempt = 0
+        elif session.handshake_resend_at is not None:
+            session.handshake_resend_at = now  # the handshake goes to the new address
+        if session.journal is not None:
+            self.dirty(session)
+        if session.state is State.DEGRADED:
+            session.degraded_at = None
+            session.fire(Trigger.TIMEOUT, now, f"moved to {address} by the operator")
+        self.reschedule(session)
+        return True
 
     def add_route(self, peer_did: str, address: str, path: str) -> None:
         """Offer another route to ``peer_did`` (another address of the
@@ -648,17 +788,27 @@ class SessionManager:
             except L2SessionError:
                 self.admission.failure(address, now)
                 raise
+            finally:
+                # What it really cost (a stranger's packet is billed to the
+                # CPU budget; a refused or known one bills nothing).
+                self.admission.charge(self.now() - now)
             return
         if isinstance(packet, BundlePacket):
             session = self._pending_bundle(packet.nonce)
-            establishment.on_bundle(session, packet, now)
+            establishment.on_bundle(session, packet, now, (address, path))
         elif isinstance(packet, ResumeAckPacket):
             session = self._ticket_session(packet.ticket_id)
-            establishment.on_resume_ack(session, packet, now)
+            establishment.on_resume_ack(session, packet, now, (address, path))
             self.authenticated(session)
         elif isinstance(packet, ResumeRejectPacket):
             session = self._ticket_session(packet.ticket_id)
             establishment.on_resume_reject(session, packet, now)
+        elif isinstance(packet, PrekeyGonePacket):
+            found = self._by_id.get(packet.session_id)
+            if found is None:
+                raise MalformedMessage("PREKEY_GONE for an unknown session id")
+            session = found
+            establishment.on_prekey_gone(session, packet, now)
         self.reschedule(session)
 
     def _on_opening(
@@ -694,9 +844,9 @@ class SessionManager:
         if session is None:
             raise MalformedMessage("handshake message for an unknown session id")
         if kind == TYPE_RESPONSE:
-            establishment.on_response(session, packet.message, now)
+            establishment.on_response(session, packet.message, now, (address, path))
         elif kind == TYPE_FINISH:
-            establishment.on_finish(session, packet.message, now)
+            establishment.on_finish(session, packet.message, now, (address, path))
         else:
             raise MalformedMessage(f"unknown handshake message type {kind}")
         if session.channel is not None:
@@ -711,8 +861,10 @@ class SessionManager:
             raise MalformedMessage("bundle request for another DID")
         if not self.admit(address, now):
             return  # the answer is twice the request's size: budgeted
+        # One one-time prekey per answer, never the same one twice
+        # (concurrent initiators would otherwise race for it).
         full = keys.prekeys.bundle()
-        one = full.pick_one_time(self.ctx.rng)
+        one = keys.prekeys.hand_out()
         bundle = PrekeyBundle(
             full.did, full.signing_key, full.signed_prekeys, (one,) if one else ()
         )

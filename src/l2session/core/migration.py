@@ -114,6 +114,7 @@ class PathValidation:
         "peer_channel",
         "peer_seq",
         "pending",
+        "punch_failures",
         "refused",
         "stale_migrates",
         "unknown_responses",
@@ -136,6 +137,8 @@ class PathValidation:
         self.pending: list[Route] = []
         self.validated = 0
         self.abandoned = 0
+        #: Hole punches (direct candidates of a relayed session) that failed.
+        self.punch_failures = 0
         #: Candidates refused because MAX_CHALLENGES were outstanding.
         self.refused = 0
         self.stale_migrates = 0
@@ -181,6 +184,25 @@ def announce(session: Session, endpoint: str, now: float) -> bool:
     state.announce_sends = 0
     _send_announce(session, now)
     return True
+
+
+def offer_punch(session: Session, now: float) -> bool:
+    """Hole punching, DCUtR-style: a session that came up over a relay
+    announces (MIGRATE) the address the relay saw us at; the peer, doing
+    the same, validates that address over its first direct path while we
+    validate its address, so both NATs see outgoing packets to the other
+    and open (core/migration.py ``_on_migrate``).  Returns whether it did."""
+    owner = session.owner
+    address = session.address
+    if not session.config.hole_punching:
+        return False
+    if address is None or owner.fixed_path_of(address) is None:
+        return False
+    reflexive = owner.reflexive_of(address)
+    if reflexive is None:
+        return False
+    _log.info("session %s: relayed; offering a direct path at %s", session.peer_did, reflexive)
+    return announce(session, reflexive, now)
 
 
 def _send_announce(session: Session, now: float) -> None:
@@ -301,7 +323,15 @@ def _on_migrate(session: Session, record: Migrate, source: Route, now: float) ->
     state.challenges = [
         c for c in state.challenges if c.sequence is None or c.sequence >= record.sequence
     ]
-    route = (record.endpoint, source[1])
+    path = source[1]
+    if session.owner.fixed_path_of(source[0]) is not None:
+        if not session.config.hole_punching:
+            state.refused += 1
+            return
+        # Announced through a relay: the endpoint is the peer's address as
+        # a relay saw it, to punch through on our first direct path.
+        path = session.owner.paths[0]
+    route = (record.endpoint, path)
     if route in multipath.others(session):
         _switch(session, route, now)  # validated before: no new challenge
     else:
@@ -335,9 +365,12 @@ def _on_response(session: Session, token: bytes, now: float) -> None:
 
 
 def _switch(session: Session, route: Route, now: float) -> None:
-    """The peer is at ``route`` now: make it the primary and resend there."""
+    """The peer is at ``route`` now: make it the primary and resend there.
+    A relayed session that found a direct route keeps the relay as backup."""
+    current = multipath.primary(session)
+    relayed = current is not None and session.owner.fixed_path_of(current[0]) is not None
     old = multipath.switch_primary(
-        session, route, moved=True, resend=True, cause=ROUTE_MIGRATED, now=now
+        session, route, moved=not relayed, resend=True, cause=ROUTE_MIGRATED, now=now
     )
     if old is None or old == route:
         return
@@ -389,9 +422,19 @@ def on_timer(session: Session, now: float) -> None:
             continue
         state.challenges.remove(challenge)
         state.abandoned += 1
-        _log.info(
-            "session %s: route %s not validated, abandoned", session.peer_did, challenge.route
-        )
+        if session.address is not None and session.owner.fixed_path_of(session.address):
+            state.punch_failures += 1
+            _log.warning(
+                "session %s: hole punching to %s failed: no answer to %d challenges "
+                "(a symmetric NAT on either side, or a firewall); staying on the relay",
+                session.peer_did,
+                challenge.route,
+                CHALLENGE_TRIES,
+            )
+        else:
+            _log.info(
+                "session %s: route %s not validated, abandoned", session.peer_did, challenge.route
+            )
         if challenge.sequence is None and challenge.move:
             state.held[challenge.route] = now + HOLD_OFF_INTERVALS * session.config.resend_interval
             while len(state.held) > MAX_HELD:

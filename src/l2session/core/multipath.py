@@ -92,6 +92,7 @@ def routes_of(session: Session) -> Routes:
     routes = session.routes
     if routes is None:
         routes = session.routes = Routes()
+        session.owner.multiroute(session)
     return routes
 
 
@@ -178,13 +179,16 @@ def switch_primary(
 
 def _alternative(session: Session) -> Route | None:
     """Where a session goes when its primary is lost: the next live
-    validated route, else another transport to the same address."""
+    validated route, else another transport to the same address (unless
+    the peer does not listen there: an outbound-only peer)."""
     down = session.owner.route_down
     for route in others(session):
         if not down(*route):
             return route
     address = session.address
     assert address is not None
+    if session.owner.is_outbound_only(address) or session.owner.fixed_path_of(address):
+        return None  # only its connection (or its relay) reaches it there
     for path in session.owner.paths:
         if not down(address, path):
             return (address, path)
@@ -225,13 +229,16 @@ def on_connectivity(session: Session, address: str, path: str, up: bool, now: fl
         return False
     if address != current[0] and route not in others(session):
         return False
+    relayed = owner.fixed_path_of(current[0]) is not None
     if route != current and (
         owner.route_down(*current)
         or (address == current[0] and path == owner.paths[0] and current[1] != path)
+        or (relayed and route in others(session) and owner.fixed_path_of(address) is None)
     ):
-        # A live route where the primary is dead, or the preferred
-        # transport to the same address works again.
-        preferred = address == current[0] and path == owner.paths[0]
+        # A live route where the primary is dead, the preferred transport
+        # to the same address works again, or a direct route is back while
+        # the session is relayed (the relay is the backup, not the goal).
+        preferred = (address == current[0] and path == owner.paths[0]) or relayed
         switch_primary(
             session,
             route,

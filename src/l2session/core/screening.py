@@ -153,6 +153,16 @@ def peek(session: Session, max_count: int) -> list[bytes]:
     return [_delivery(0, body).payload for body in session.inbound.peek(max_count)]
 
 
+def peek_deliveries(session: Session, max_count: int) -> list[tuple[int, Delivery]]:
+    """The next ``max_count`` messages as (stream, delivery), not taken:
+    each with the sender's sequence number, which a consumer keeps as its
+    cursor (the CLI's ``listen --cursor``)."""
+    return [
+        (stream, _delivery(seq, body))
+        for stream, seq, body in session.inbound.peek_entries(max_count)
+    ]
+
+
 def _delivery(seq: int, body: bytes) -> Delivery:
     """The inbox holds only deliverable bodies: placeholders and notices
     are consumed before it (core/delivery.py), and what is kept decodes."""

@@ -28,6 +28,7 @@ from l2session.core.delivery import Inbound, Outbound
 from l2session.core.events import MessagesAvailable, SessionClosedEvent
 from l2session.core.multipath import Route, Routes
 from l2session.core.persistence import Journal
+from l2session.core.race import PathRace
 from l2session.core.resumption import PendingResume
 from l2session.core.rotation import Rotation
 from l2session.core.states import (
@@ -72,12 +73,13 @@ class Session:
     """A session with one peer DID (SPEC-018 ``Session``)."""
 
     __slots__ = (
+        "_address",
         "_closed",
         "_ephemeral_sends",
+        "_indexed",
         "_peer_synced",
         "_sync_pending",
         "ack_at",
-        "address",
         "answers",
         "bundle_nonce",
         "channel",
@@ -113,6 +115,8 @@ class Session:
         "peer_did",
         "peer_signing_key",
         "pq_keyed_at",
+        "prekey_retries",
+        "race",
         "refused_responses",
         "rejected",
         "resume",
@@ -120,6 +124,7 @@ class Session:
         "retry_attempt",
         "rotation",
         "routes",
+        "rtt",
         "timer_at",
         "validation",
     )
@@ -139,7 +144,10 @@ class Session:
         self.peer_did = peer_did
         self.config = config
         self.machine = StateMachine(peer_did, sink=owner.record_transition, history_limit=32)
-        self.address = address
+        #: Whether the manager's address index holds this session (set by
+        #: the manager while the session is one of its sessions).
+        self._indexed = False
+        self._address = address
         self.path = path
         #: Other validated routes and path validation, allocated when first
         #: needed (core/multipath.py, core/migration.py).
@@ -181,6 +189,10 @@ class Session:
         #: (the peer may predate RESUME_EARLY).
         self.no_early_data = False
         self.bundle_nonce: bytes | None = None
+        #: The paths an establishment attempt races (core/race.py).
+        self.race: PathRace | None = None
+        #: Fresh bundles fetched in this attempt after PREKEY_GONE.
+        self.prekey_retries = 0
         #: The last handshake message answered and our answer, so that a
         #: retransmission gets the same answer instead of a new handshake.
         self.answers: dict[bytes, bytes] | None = None
@@ -208,12 +220,27 @@ class Session:
         self.hb_counter = 0
         self.hb_outstanding = 0
         self.hb_sent_at = 0.0
+        #: The last heartbeat's round trip (seconds), None before the first.
+        self.rtt: float | None = None
         self.hb_misses = 0
         self.hb_peer = 0
         self.hb_replies: list[int] | None = None
         self.degraded_at: float | None = None
         self.down_since: float | None = None
         self._ephemeral_sends = 0
+
+    @property
+    def address(self) -> str | None:
+        """Where the peer is reached (the primary route's address)."""
+        return self._address
+
+    @address.setter
+    def address(self, value: str | None) -> None:
+        old = self._address
+        if value != old:
+            self._address = value
+            if self._indexed:
+                self.owner.address_moved(self, old, value)
 
     def __repr__(self) -> str:
         return f"Session({self.peer_did!r}, state={self.state.value})"
@@ -322,6 +349,11 @@ class Session:
         :meth:`receive_many` with the count its client confirmed."""
         return screening.peek(self, max_count)
 
+    def peek_deliveries(self, max_count: int = 1024) -> list[tuple[int, envelope.Delivery]]:
+        """:meth:`peek` with each message's (stream, sequence number) and
+        request: what a relay needs to let its consumer deduplicate."""
+        return screening.peek_deliveries(self, max_count)
+
     def receive_many(self, max_count: int = 1024) -> list[bytes]:
         """Up to ``max_count`` delivered messages, in order, with one commit
         for all of them (group commit; :meth:`receive` is this with 1)."""
@@ -408,6 +440,10 @@ class Session:
             self.retry_at = None
             self.fire(Trigger.CLEANUP, now, "no retry possible")
             return
+        if self.owner.is_outbound_only(self.address):
+            # Kept (queue and all) until its lease ends; the peer comes back.
+            self.retry_at = None
+            return
         delay = policy.delay(self.retry_attempt, self.owner.ctx.rng)
         until = self.owner.quarantined_until(self.peer_did, self.address, now)
         self.retry_at = max(now + delay, until)
@@ -436,6 +472,7 @@ class Session:
         self.handshake_packet = None
         self.handshake_deadline = None
         self.handshake_resend_at = None
+        self.race = None
         self.resume = None
         self.early_unconfirmed = None
         self.rotation = None
@@ -463,6 +500,7 @@ class Session:
     def on_established(self, now: float) -> None:
         self.established_once = True
         self.retry_attempt = 0
+        migration.offer_punch(self, now)
         self.flush(now)
 
     # ------------------------------------------------------------------

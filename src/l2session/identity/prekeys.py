@@ -94,6 +94,7 @@ class PrekeyStore:
 
     __slots__ = (
         "_current",
+        "_fresh",
         "_generation",
         "_identity",
         "_next_id",
@@ -110,6 +111,9 @@ class PrekeyStore:
         self._sets: OrderedDict[int, SignedPrekeySecrets] = OrderedDict()
         self._current: int | None = None
         self._one_time: OrderedDict[int, OneTimePrekeySecret] = OrderedDict()
+        #: Ids of one-time prekeys not yet handed out (oldest first): a
+        #: bundle answer takes one and no other answer gets it again.
+        self._fresh: OrderedDict[int, None] = OrderedDict()
         self._next_id = 1
 
     @classmethod
@@ -137,6 +141,11 @@ class PrekeyStore:
     @property
     def one_time_count(self) -> int:
         return len(self._one_time)
+
+    @property
+    def one_time_available(self) -> int:
+        """One-time prekeys not handed out yet (what refilling watches)."""
+        return len(self._fresh)
 
     @property
     def signed_set_ids(self) -> tuple[int, ...]:
@@ -168,10 +177,10 @@ class PrekeyStore:
         ):
             self._rotate_signed(rng, now_ms)
             changed = True
-        if len(self._one_time) < policy.one_time_refill_threshold or (
-            not self._one_time and policy.one_time_pool_size
+        if len(self._fresh) < policy.one_time_refill_threshold or (
+            not self._fresh and policy.one_time_pool_size
         ):
-            while len(self._one_time) < policy.one_time_pool_size:
+            while len(self._fresh) < policy.one_time_pool_size:
                 self._add_one_time(rng)
             changed = True
         while len(self._sets) > _MAX_KEPT_SETS:
@@ -221,7 +230,14 @@ class PrekeyStore:
             prekey_id=self._allocate_id(),
             public=key.public,
         )
-        self._one_time[record.prekey_id] = OneTimePrekeySecret(record, key)
+        one_time = self._one_time
+        while len(one_time) >= MAX_BUNDLE_ONE_TIME_PREKEYS:
+            # Keys handed out long ago and never used (their initiator gave
+            # up) make room; an INIT naming one then gets PREKEY_GONE.
+            oldest = next(i for i in one_time if i not in self._fresh)
+            del one_time[oldest]
+        one_time[record.prekey_id] = OneTimePrekeySecret(record, key)
+        self._fresh[record.prekey_id] = None
 
     # ----------------------------------------------------------------------
     # publishing
@@ -236,6 +252,21 @@ class PrekeyStore:
             signed_prekeys=self._sets[self._current].record,
             one_time_prekeys=tuple(s.record for s in self._one_time.values()),
         )
+
+    def hand_out(self) -> OneTimePrekey | None:
+        """A one-time prekey for one bundle answer, never handed out before
+        (None once every one is: the bundle then goes without, which
+        PQXDH allows).  The key stays usable until an INIT consumes it;
+        what was handed out is kept in memory only, so after a restart a
+        key may be handed out once more, and the second INIT naming it is
+        answered PREKEY_GONE (docs/PROTOCOL.md §3.11)."""
+        fresh = self._fresh
+        while fresh:
+            prekey_id, _ = fresh.popitem(last=False)
+            secret = self._one_time.get(prekey_id)
+            if secret is not None:
+                return secret.record
+        return None
 
     # ----------------------------------------------------------------------
     # crypto.pqxdh.ResponderPrekeys
@@ -258,6 +289,7 @@ class PrekeyStore:
         return secret
 
     def consume_one_time_prekey(self, prekey_id: int) -> None:
+        self._fresh.pop(prekey_id, None)
         if self._one_time.pop(prekey_id, None) is None:
             raise PrekeyNotFound(f"one-time prekey {prekey_id} is unknown or was already used")
         self._generation += 1
@@ -342,6 +374,7 @@ class PrekeyStore:
             if key.public != one_time.public or one_time.owner_did != identity.did_text:
                 raise MalformedMessage("prekey store: a one-time prekey does not match its record")
             store._one_time[one_time.prekey_id] = OneTimePrekeySecret(one_time, key)
+            store._fresh[one_time.prekey_id] = None
         r.finish()
         if current and current not in store._sets:
             raise MalformedMessage(f"prekey store: the current set {current} is not stored")

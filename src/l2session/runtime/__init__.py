@@ -11,6 +11,7 @@ from l2session.runtime.entropy import SystemRandom
 from l2session.runtime.events import NodeEvent, PathChanged
 from l2session.runtime.faults import Faults
 from l2session.runtime.handle import SessionHandle
+from l2session.runtime.limits import NodeLimits
 from l2session.runtime.loop import run
 from l2session.runtime.node import Node
 
@@ -19,6 +20,7 @@ __all__ = [
     "Faults",
     "Node",
     "NodeEvent",
+    "NodeLimits",
     "PathChanged",
     "SessionHandle",
     "SystemClock",

@@ -4,36 +4,34 @@ A Unix stream socket, created mode 0600 in the node's 0700 data directory,
 so only the node's owner can drive it.  The protocol is JSON lines: one
 request object per line, answered by one response object (``{"ok": true,
 ...}`` or ``{"ok": false, "error": "<ErrorType>", "message": "..."}``), or
-for ``listen`` by a stream of objects until the client goes away.
+for ``listen`` by a stream of objects until the client goes away.  Many
+requests may share one connection (``send`` in batch mode does).
 
-Requests: ``status`` (also the refused-packet counters and admission
-control's), ``sessions``, ``send`` (did, data_b64, address?,
-timeout?, capability?: "ACTION RESOURCE [UNITS]"; answered with ``denied``,
-the peer Membrane's reason, when it refused), ``listen`` (events?: bool).  A request line is at most
+Requests: ``status``, ``sessions``, ``send``, ``await``, ``peer_set``,
+``peer_forget``, ``session_close`` (runtime/control_ops.py) and ``listen``
+(here).  docs/NETWORK.md gives every field.  A request line is at most
 :data:`MAX_LINE` bytes; anything else gets a clear error, never a crash.
+The client side is :mod:`l2session.cli.client`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import json
 import logging
 import os
 import socket
 import time
-from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, Final
 
-from l2session.core.envelope import Request
 from l2session.core.events import MessageDenied, MessagesAvailable, RequestRefused, StateChanged
-from l2session.errors import ConfigError, L2SessionError, SessionTimeout, TransportFailed
-from l2session.identity.foreign import is_foreign
+from l2session.errors import ConfigError, L2SessionError
+from l2session.runtime import control_ops as ops
 from l2session.runtime.events import NodeEvent, PathChanged
-from l2session.runtime.federation_control import federated_rows, send_federated
+from l2session.runtime.federation_control import federated_rows
 from l2session.runtime.node import Node
 
 _log = logging.getLogger("l2session.control")
@@ -50,31 +48,8 @@ SOCKET_NAME: Final = "control.sock"
 Json = dict[str, Any]
 
 
-class NodeNotRunning(TransportFailed):
-    """No node answers on the control socket."""
-
-
 def _error(error: BaseException) -> Json:
     return {"ok": False, "error": type(error).__name__, "message": str(error)}
-
-
-def session_row(node: Node, peer_did: str) -> Json:
-    handle = node.session(peer_did)
-    if handle is None:
-        return {}
-    session = handle.session
-    history = session.history
-    started = history[0].at if history else node.clock.now()
-    return {
-        "peer": peer_did,
-        "state": handle.state.value,
-        "transport": handle.path,
-        "address": handle.address,
-        "age_s": round(node.clock.now() - started, 1),
-        "key_epoch": handle.key_epoch,
-        "queued": handle.queued,
-        "unread": handle.available,
-    }
 
 
 #: The umask the control socket is bound under: it is created 0600.
@@ -84,9 +59,12 @@ SOCKET_UMASK: Final = 0o177
 class ControlServer:
     """Serves the control protocol for ``node`` on ``path``."""
 
-    def __init__(self, node: Node, path: Path) -> None:
+    def __init__(self, node: Node, path: Path, *, send_ids: Path | None = None) -> None:
         self.node = node
         self.path = path
+        self.started = time.monotonic()
+        #: ``send --id`` keys (control_ops.SendIds), in ``send_ids`` if given.
+        self.send_ids = ops.SendIds(send_ids)
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._listening = False
@@ -167,70 +145,26 @@ class ControlServer:
         node = self.node
         op = request.get("op")
         if op == "status":
-            manager = node.manager
+            return ops.status(node, self.started)
+        if op == "sessions":
             return {
                 "ok": True,
-                "did": node.did,
-                "address": node.address,
-                "paths": list(node.paths),
-                "sessions": len(manager.sessions),
-                # Refused packets by reason, and what admission control
-                # (core/admission.py) did with handshake-opening packets.
-                "rejections": dict(manager.rejections),
-                "admission": manager.admission.snapshot(),
+                "sessions": [ops.session_row(node, h) for h in node.sessions()]
+                + federated_rows(node),
+                "reachability": node.reachability.as_json(),
+                "relaying": node.relaying.describe(),
             }
-        if op == "sessions":
-            rows = [session_row(node, did) for did in list(node.manager.sessions)]
-            return {"ok": True, "sessions": rows + federated_rows(node)}
         if op == "send":
-            return await self._send(request)
+            return await ops.send(node, self.send_ids, request)
+        if op == "await":
+            return await ops.await_ack(node, request)
+        if op == "peer_set":
+            return ops.peer_set(node, request)
+        if op == "peer_forget":
+            return ops.peer_forget(node, request)
+        if op == "session_close":
+            return ops.session_close(node, request)
         raise ConfigError(f"unknown control request {op!r}")
-
-    async def _send(self, request: Json) -> Json:
-        did, address = request.get("did"), request.get("address")
-        if not isinstance(did, str) or not (address is None or isinstance(address, str)):
-            raise ConfigError("send takes 'did' (text) and optionally 'address' (host:port)")
-        try:
-            data = base64.b64decode(str(request.get("data_b64", "")), validate=True)
-        except binascii.Error:
-            raise ConfigError("send: 'data_b64' is not base64") from None
-        timeout = request.get("timeout", 15.0)
-        if not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
-            raise ConfigError("send: 'timeout' is a number of seconds, 0 < timeout <= 3600")
-        capability = request.get("capability")
-        if capability is not None and not isinstance(capability, str):
-            raise ConfigError("send: 'capability' is text: 'ACTION RESOURCE [UNITS]'")
-        wanted = None if capability is None else Request.parse(capability)
-        node = self.node
-        if is_foreign(did):
-            if wanted is not None:
-                raise ConfigError("send: --capability is for native sessions, not a foreign peer")
-            return await send_federated(node, did, data, timeout)
-        started = time.perf_counter()
-        handle = node.session(did)
-        if handle is None:
-            handle = await node.establish(did, address, timeout=timeout)
-        elif address is not None and address != handle.address:
-            handle.add_path(handle.path, address)  # validated before it is used
-        # A session that exists takes the message at once, whatever its
-        # state: it is queued (durably, with a store) and goes out when the
-        # peer is reachable.
-        seq = handle.send_nowait(data, request=wanted)
-        remaining = max(0.1, timeout - (time.perf_counter() - started))
-        try:
-            await handle.acknowledged(seq, remaining)
-            delivered = True
-        except SessionTimeout:
-            delivered = False
-        # A denial notice rides in the packet that acknowledges the request.
-        denied = handle.denial(seq)
-        return {
-            "ok": True,
-            "seq": seq,
-            "delivered": delivered and denied is None,
-            "denied": denied,
-            "transport": handle.path,
-        }
 
     async def _listen(
         self,
@@ -269,14 +203,17 @@ class ControlServer:
                 for handle in node.sessions():
                     if left is not None and left <= 0:
                         break
-                    batch = handle.session.peek(1024 if left is None else left)
+                    batch = handle.session.peek_deliveries(1024 if left is None else left)
                     if not batch:
                         continue
-                    for message in batch:
+                    for stream, message in batch:
                         item = {
                             "type": "message",
                             "from": handle.peer_did,
-                            "data_b64": base64.b64encode(message).decode(),
+                            "stream": stream,
+                            "seq": message.seq,
+                            "data_b64": base64.b64encode(message.payload).decode(),
+                            "request": None if message.request is None else str(message.request),
                         }
                         writer.write(json.dumps(item).encode() + b"\n")
                     writer.write(json.dumps({"type": "batch", "count": len(batch)}).encode())
@@ -349,73 +286,3 @@ async def _answers(path: Path) -> bool:
         return False
     writer.close()
     return True
-
-
-async def _connect(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    try:
-        return await asyncio.wait_for(asyncio.open_unix_connection(str(path), limit=MAX_LINE), 5.0)
-    except (FileNotFoundError, ConnectionRefusedError):
-        raise NodeNotRunning(
-            f"no node is running for {path.parent} (start one with: l2session node)"
-        ) from None
-    except (OSError, TimeoutError) as error:
-        raise NodeNotRunning(f"cannot reach the node's control socket {path}: {error}") from None
-
-
-def _check(response: Json) -> Json:
-    if not response.get("ok"):
-        raise ControlError(str(response.get("error")), str(response.get("message")))
-    return response
-
-
-class ControlError(L2SessionError):
-    """The node refused a control request; ``kind`` is its error type."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
-
-
-async def request(path: Path, body: Json, timeout: float = 60.0) -> Json:
-    """One request, one response."""
-    reader, writer = await _connect(path)
-    try:
-        writer.write(json.dumps(body).encode() + b"\n")
-        await writer.drain()
-        line = await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
-        return _check(json.loads(line))
-    except asyncio.IncompleteReadError:
-        raise NodeNotRunning(f"the node at {path} closed the connection") from None
-    except TimeoutError:
-        raise NodeNotRunning(f"the node at {path} did not answer within {timeout} s") from None
-    finally:
-        writer.close()
-
-
-async def listen(
-    path: Path, events: bool = False, count: int | None = None
-) -> AsyncGenerator[Json, None]:
-    """The stream of a ``listen`` request (messages, and events if asked;
-    ``count``: the node hands over that many messages, then ends)."""
-    reader, writer = await _connect(path)
-    try:
-        body = {"op": "listen", "events": events, "count": count}
-        writer.write(json.dumps(body).encode() + b"\n")
-        await writer.drain()
-        _check(json.loads(await reader.readuntil(b"\n")))
-        while True:
-            try:
-                line = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError:
-                return
-            item = json.loads(line)
-            if item.get("type") == "batch":
-                # Every message of the batch was yielded and handled (the
-                # consumer asked for the next item): confirm the hand-off.
-                writer.write(json.dumps({"ack": item["count"]}).encode() + b"\n")
-                await writer.drain()
-                yield {"type": "acked", "count": item["count"]}
-                continue
-            yield item
-    finally:
-        writer.close()

@@ -47,6 +47,10 @@ class AddressBook:
         if len(addresses) > MAX_PEERS:
             del addresses[next(iter(addresses))]
 
+    def forget(self, did: str) -> bool:
+        """Drop ``did``'s address; whether there was one."""
+        return self._addresses.pop(did, None) is not None
+
     def items(self) -> list[tuple[str, str]]:
         return list(self._addresses.items())
 

@@ -46,4 +46,5 @@ class Bridge:
         self.node.paths_seen.path_up(address, path)
 
     def path_down(self, address: str, path: str, reason: str) -> None:
+        self.node.relaying.path_down(address, path, reason)
         self.node.paths_seen.path_down(address, path, reason)

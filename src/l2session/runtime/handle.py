@@ -211,18 +211,28 @@ class SessionHandle:
         await self._wait(lambda: self.state in wanted, timeout, f"state {'/'.join(wanted)}")
         return self.state
 
-    async def established(self, timeout: float | None = None) -> None:
+    async def established(
+        self, timeout: float | None = None, *, give_up: Callable[[], str | None] | None = None
+    ) -> None:
         """Wait until messages flow.  Raises AuthenticationFailed if the peer
         failed to prove its DID, TransportFailed if the session failed for
         another reason, SessionTimeout after ``timeout``."""
         session = self.session
 
         def settled() -> bool:
-            return session.state in _UP or session.state is State.FAILED or session.closed
+            return (
+                session.state in _UP
+                or session.state is State.FAILED
+                or session.closed
+                or (give_up is not None and give_up() is not None)
+            )
 
         await self._wait(settled, timeout, "establishment")
         if session.state in _UP:
             return
+        why = None if give_up is None else give_up()
+        if why is not None:
+            raise TransportFailed(why)
         if session.closed:
             raise SessionClosed(f"the session with {self.peer_did} closed: {self._closed_reason}")
         last = session.history[-1] if session.history else None

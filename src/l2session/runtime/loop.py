@@ -16,8 +16,14 @@ T = TypeVar("T")
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(coro)``, on uvloop when installed."""
+    # Not inside ``except ImportError``: every exception the coroutine
+    # raised would carry "No module named 'uvloop'" as its context.
     try:
         import uvloop
     except ImportError:
+        fast = False
+    else:
+        fast = True
+    if not fast:
         return asyncio.run(coro)
     return uvloop.run(coro)

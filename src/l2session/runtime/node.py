@@ -28,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -53,6 +54,7 @@ from l2session.errors import (
     BridgeUnavailable,
     ConfigError,
     InvalidState,
+    PeerRefused,
     SessionClosed,
     SessionTimeout,
     StoreError,
@@ -71,10 +73,15 @@ from l2session.runtime.events import Bridge, NodeEvent, NodeListener
 from l2session.runtime.faults import Faults
 from l2session.runtime.federation import FederatedHandle, Federation
 from l2session.runtime.handle import SessionHandle
+from l2session.runtime.limits import NodeLimits
 from l2session.runtime.listening import bind_paths
 from l2session.runtime.paths import PathMonitor
+from l2session.runtime.reachability import Reachability
+from l2session.runtime.reachability import check as check_reachability
+from l2session.runtime.relaying import Relaying
 from l2session.runtime.stall import StallWatch
 from l2session.runtime.storage import NodeStorage
+from l2session.runtime.traffic import Traffic
 from l2session.store.durability import Durability, check_durability
 from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore
@@ -82,12 +89,16 @@ from l2session.transports.address import format_address, parse_address
 from l2session.transports.base import Transport
 from l2session.transports.discovery import DiscoveryEndpoint
 from l2session.transports.quic import QuicTransport
+from l2session.transports.relay import relay_address
+from l2session.transports.relay_server import RelayLimits
 from l2session.transports.tcp import TcpTransport
 
 _log = logging.getLogger("l2session.node")
 
 #: Paths in order of preference (the core falls back along this order).
 DEFAULT_PATHS: Final = ("quic", "tcp")
+#: How a peer reached through a relay is written (``relay://host:port``).
+RELAY_SCHEME: Final = "relay://"
 #: Sessions opened by peers and not yet taken by accept().
 MAX_PENDING_ACCEPTS: Final = 1024
 
@@ -97,13 +108,23 @@ class Node:
 
     ``store``: a path (an SQLite file, created 0600 if missing), an open
     :class:`SqliteStore` or :class:`MemoryStore`, or None (nothing
-    persisted).  ``durability`` (for a path): ``"power"`` (default) fsyncs
-    before every packet that makes a promise, so acknowledgements survive
-    power loss; ``"process"`` saves those fsyncs but **a power cut may then
-    lose messages the peers were told had arrived, and let a replayed
-    handshake spend a ticket or one-time prekey twice** (docs/STORE.md).
-    ``identity``: given, else loaded from the SQLite store (``l2session
-    init`` creates one), else generated for this run.
+    persisted; an existing empty file is refused).  ``durability`` (for a
+    path): ``"power"`` (default) fsyncs before every packet that makes a
+    promise, so acknowledgements survive power loss; ``"process"`` saves
+    those fsyncs but **a power cut may then lose messages the peers were
+    told had arrived, and let a replayed handshake spend a ticket or
+    one-time prekey twice** (docs/STORE.md).  ``identity``: given, else
+    loaded from the SQLite store (``l2session init`` creates one), else
+    generated for this run -- unless ``create_identity`` is False, as for
+    ``l2session node``: then a store without one is refused.
+    ``outbound_only``: this node is not reachable where it listens (behind
+    a NAT or firewall): its μTCP HELLO says port 0, so peers route it by
+    its live connections and never dial it; it reaches out itself.
+    ``relays``: ``DID@host:port`` of relays to hold reservations on (peers
+    then reach this node as ``relay://host:port``); ``relay=True`` serves
+    as a relay itself, within ``relay_limits`` (runtime/relaying.py).
+    ``limits``: the caps of the transports and runtime tables
+    (runtime/limits.py, docs/NETWORK.md).
     """
 
     def __init__(
@@ -126,6 +147,12 @@ class Node:
         rng: RandomSource | None = None,
         policy: MembranePolicy | str | Path | None = None,
         durability: Durability = "power",
+        outbound_only: bool = False,
+        relay: bool = False,
+        relays: Sequence[str] = (),
+        relay_limits: RelayLimits | None = None,
+        create_identity: bool = True,
+        limits: NodeLimits | None = None,
         bridges: Mapping[str, Mapping[str, Any]] | None = None,
         federation: FederationConfig | None = None,
     ) -> None:
@@ -150,14 +177,40 @@ class Node:
         self.policy = policyfile.load_policy(policy) if isinstance(policy, str | Path) else policy
         #: With a policy, the Membrane that screens peers' requests (from start).
         self.membrane: Membrane | None = None
-        self._storage = NodeStorage(store, check_durability(durability))
+        self._storage = NodeStorage(
+            store, check_durability(durability), create_identity=create_identity
+        )
         self._passphrase = passphrase
         self._identity = identity
         self.paths = paths
         self.config = config or SessionConfig()
-        self.directory = AddressBook(peers or {})
+        race = self.config.path_race_delay
+        if race is not None and connect_timeout <= race:
+            raise ConfigError(
+                f"connect_timeout ({connect_timeout!r}) must be longer than "
+                f"SessionConfig.path_race_delay ({self.config.path_race_delay!r}): a path "
+                "would be declared failed before the next one joins the race"
+            )
+        if limits is not None and not isinstance(limits, NodeLimits):
+            raise ConfigError(f"limits must be a NodeLimits, got {type(limits).__name__}")
+        #: Caps of the transports and runtime tables (runtime/limits.py).
+        self.limits = limits or NodeLimits()
+        self.directory = AddressBook()
+        for peer_did, peer_address in (peers or {}).items():
+            self._learn_peer(peer_did, peer_address)  # host:port or relay://host:port
+        #: Addresses the operator gave (``--peer``): they win over the
+        #: addresses stored sessions remember (the peer may have moved).
+        self._given_peers = {
+            did: address
+            for did, address in (peers or {}).items()
+            if not address.startswith(RELAY_SCHEME)
+        }
         self.resolver = resolver or default_resolver()
         self.connect_timeout = connect_timeout
+        self.outbound_only = outbound_only
+        #: The relay path, and the relay service when ``relay`` is set.
+        self._relay_args = (list(relays), relay, relay_limits)
+        self.relaying = Relaying(self, *self._relay_args)
         # Heartbeats are the only traffic of an idle session: QUIC's idle
         # timeout must outlast several of them or the connection churns.
         self.quic_idle_timeout = (
@@ -172,6 +225,11 @@ class Node:
         self.rng: RandomSource = rng or SystemRandom()
         self.clock = SystemClock()
         self.faults = Faults()
+        #: Packets and bytes each way by peer address (runtime/traffic.py).
+        self.traffic = Traffic()
+        #: Told the duration (seconds) of each pump that committed the store
+        #: (the metrics exporter's commit latency histogram).
+        self.commit_observer: Callable[[float], None] | None = None
         #: Why the node stopped on its own (a store failure), else None.
         self.failure: StoreError | None = None
         #: Set when the node stops (by stop() or on a failure).
@@ -186,15 +244,18 @@ class Node:
         self.queue_waiters: set[SessionHandle] = set()
         #: Sessions peers opened, for accept() (bounded: the oldest unaccepted
         #: is dropped from this list, not closed).
-        self._incoming: deque[SessionHandle] = deque(maxlen=MAX_PENDING_ACCEPTS)
+        self._incoming: deque[SessionHandle] = deque(maxlen=self.limits.max_pending_accepts)
         self._accepted = asyncio.Event()
         self._listeners: list[NodeListener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kicked = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self.paths_seen = PathMonitor(self)
+        self.paths_seen = PathMonitor(self, self.limits.max_tracked_addresses)
         self.stall_watch: StallWatch | None = None
+        #: What peers told us about our reachability (runtime/reachability.py).
+        self.reachability = Reachability()
+        self._reachability_task: asyncio.Task[None] | None = None
         self._running = False
         #: Bridges to foreign networks, by protocol name (``{"nostr":
         #: {"relays": [...]}}``), started with the node (docs/FEDERATION.md).
@@ -242,7 +303,32 @@ class Node:
             except BaseException:
                 await self.stop()
                 raise
+        if self.discovery is not None and self.discovery_targets:
+            self._reachability_task = asyncio.get_running_loop().create_task(
+                self._check_in_background()
+            )
         self.kick()
+
+    async def _check_in_background(self) -> None:
+        try:
+            await self.check_reachability()
+        except Exception:  # advice only: never let it take the node down
+            _log.exception("the reachability check failed")
+
+    async def check_reachability(self, targets: Sequence[str] | None = None) -> Reachability:
+        """Ask discovery ``targets`` (default: ``discovery_targets``) where
+        they see us and whether a new connection to our μTCP port gets
+        through (runtime/reachability.py); the result is kept in
+        :attr:`reachability` and shown by ``l2session sessions``."""
+        if self.discovery is None:
+            raise InvalidState("this node has no discovery endpoint: pass Node(discovery=...)")
+        asked = list(targets or self.discovery_targets)
+        if not asked:
+            raise ConfigError("no discovery targets to ask")
+        result = await check_reachability(self.discovery, asked, self.port, self.clock.now())
+        self.reachability = result
+        _log.info("node %s: %s", self.did, result.describe())
+        return result
 
     async def _start(self) -> None:
         journal = self._storage.open()
@@ -261,11 +347,17 @@ class Node:
             store=journal,
         )
         self._manager = SessionManager(ctx, config=self.config, paths=self.paths)
+        self._manager.path_progress = self._path_progress
+        self._manager.outbound_only = self._outbound_only
+        self._manager.fixed_path = self.relaying.fixed_path
+        self._manager.reflexive = self.relaying.reflexive
         if self.policy is not None:
             now = ctx.now()
             self.membrane = policyfile.node_membrane(self.policy, journal, identity.did_text, now)
             self._manager.gate = self.membrane
         await self._listen()
+        await self.relaying.start()
+        self.transports["relay"] = self.relaying.client_transport()
         if self._discovery_at is not None:
             self.discovery = await DiscoveryEndpoint.open(
                 *self._discovery_at,
@@ -281,17 +373,23 @@ class Node:
                 if session.address is not None:
                     self.directory.learn(session.peer_did, session.address)
                 self._handle(session)
+            for did, address in self._given_peers.items():
+                self.directory.learn(did, address)
+                self._manager.redirect(did, address)
 
     def _reset(self) -> None:
         """Fresh per-run state (a node object can be started again)."""
         self._handles = {}
-        self._incoming = deque(maxlen=MAX_PENDING_ACCEPTS)
+        self._incoming = deque(maxlen=self.limits.max_pending_accepts)
         self._accepted = asyncio.Event()
-        self.paths_seen = PathMonitor(self)
+        self.paths_seen = PathMonitor(self, self.limits.max_tracked_addresses)
         self.stall_watch = (
-            None if self.quic_stall_timeout is None else StallWatch(self, self.quic_stall_timeout)
+            None
+            if self.quic_stall_timeout is None
+            else StallWatch(self, self.quic_stall_timeout, self.limits.max_tracked_addresses)
         )
         self.queue_waiters = set()
+        self.relaying = Relaying(self, *self._relay_args)
         self._timer = None
         self._timer_at = None
         self._kicked = False
@@ -312,25 +410,41 @@ class Node:
             with contextlib.suppress(StoreError):
                 self._pump()  # what is queued is committed and handed to the transports
         await asyncio.sleep(0)
-        await self._teardown()
-        for handle in self._handles.values():
-            handle.notify("the node stopped")
-        self._accepted.set()
-        self.stopped.set()
+        try:
+            await self._teardown()
+        finally:
+            # Whatever closing the store raised, the node is stopped: its
+            # waiters wake and the CLI exits (issue 21: a failed store left
+            # ``l2session node`` hanging).
+            for handle in self._handles.values():
+                handle.notify("the node stopped")
+            self._accepted.set()
+            self.stopped.set()
 
     async def _teardown(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._reachability_task is not None:
+            self._reachability_task.cancel()
+            self._reachability_task = None
         self.paths_seen.cancel_probes()
+        await self.relaying.close()
         if self.stall_watch is not None:
             self.stall_watch.cancel()
         if self.discovery is not None:
             self.discovery.close()
             self.discovery = None
         await self._close_transports()
-        self._storage.close()
-        self.store = None
+        try:
+            self._storage.close()
+        except StoreError:
+            if self.failure is None:
+                raise
+            # The store already failed (``failure`` says how): its final
+            # commit failing too is the same failure, not news.
+        finally:
+            self.store = None
 
     async def _listen(self) -> None:
         """Bind every path to one port number (runtime/listening.py)."""
@@ -341,13 +455,28 @@ class Node:
             self._make_transport,
             partial(Bridge, self),
         )
+        if self.relaying.client is not None:  # a rebind keeps the relay path
+            self.transports["relay"] = self.relaying.client
 
     def _make_transport(self, path: str) -> Transport:
+        limits = self.limits
         if path == "quic":
             return QuicTransport(
-                connect_timeout=self.connect_timeout, idle_timeout=self.quic_idle_timeout
+                connect_timeout=self.connect_timeout,
+                idle_timeout=self.quic_idle_timeout,
+                max_connections=limits.quic_max_connections,
+                max_queue=limits.quic_max_queue,
             )
-        return TcpTransport(connect_timeout=self.connect_timeout)
+        return TcpTransport(
+            connect_timeout=self.connect_timeout,
+            advertise=not self.outbound_only,
+            max_connections=limits.tcp_max_connections,
+            max_unidentified=limits.tcp_max_unidentified,
+            max_buffered_bytes=limits.tcp_max_buffered_bytes,
+            max_queue_bytes=limits.tcp_max_queue_bytes,
+            hello_timeout=limits.tcp_hello_timeout,
+            frame_timeout=limits.tcp_frame_timeout,
+        )
 
     async def rebind(self, listen: str) -> str:
         """Move this node to another address (an interface or port change,
@@ -393,12 +522,28 @@ class Node:
     def running(self) -> bool:
         return self._running
 
+    def _outbound_only(self, address: str) -> bool:
+        return any(not t.dialable(address) for t in self.transports.values())
+
+    def _path_progress(self, address: str, path: str) -> bool:
+        transport = self.transports.get(path)
+        return transport is not None and transport.progressed(address)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the node runs on (None before start)."""
+        return self._loop
+
     def packet_received(self, data: bytes, address: str, path: str) -> None:
         """A transport delivered a packet (see :class:`Bridge`)."""
         if not self._running or self.faults.drops(address, path):
             return
+        if self.relaying.intercept(data, address, path):
+            self.kick()
+            return
         if self.stall_watch is not None:
             self.stall_watch.heard(address, path)
+        self.traffic.received(address, len(data), self.clock.now())
         if self.manager.receive_datagram(data, address, path):
             transport = self.transports.get(path)
             if transport is not None:
@@ -464,10 +609,56 @@ class Node:
         if self.membrane is not None:
             self.membrane.trust = policyfile.load_trust(self.store, self.did, self.clock.now())
 
-    def add_peer(self, did: str, address: str) -> None:
-        """Tell the node where ``did`` listens (``host:port``)."""
+    def _learn_peer(self, did: str, address: str) -> bool:
+        """Put ``address`` in the address book; True for a relay route
+        (``relay://host:port``: the peer is reached through that relay)."""
+        if address.startswith(RELAY_SCHEME):
+            self.directory.learn(did, relay_address(address[len(RELAY_SCHEME) :], did))
+            return True
         parse_address(address)
         self.directory.add(did, address)
+        return False
+
+    def add_peer(self, did: str, address: str) -> bool:
+        """Tell the node where ``did`` listens (``host:port``), or through
+        which relay it is reached (``relay://host:port``): the address
+        book is updated, and a session with ``did`` that carries no traffic
+        (failed, suspended, degraded, still handshaking) moves to a direct
+        address and retries at once (True).  A working session keeps its
+        authenticated route and is offered the address as a new one (False);
+        see :meth:`SessionManager.redirect`."""
+        if self._learn_peer(did, address):
+            return False
+        if self._manager is None:
+            return False
+        self.paths_seen.forget_errors(address)
+        moved = self._manager.redirect(did, address)
+        self.kick()
+        return moved
+
+    def forget_peer(self, did: str) -> bool:
+        """Drop ``did`` from the address book and close its session (queued
+        messages included): ``l2session peer forget``.  Whether there was
+        anything to forget."""
+        known = self.directory.forget(did)
+        return self.close_session(did, "peer forgotten by the operator") or known
+
+    def close_session(self, did: str, reason: str = "closed by the operator") -> bool:
+        """Close the session with ``did`` (the peer is told, best effort);
+        its stored state and queue are dropped.  Whether there was one."""
+        session = self.manager.session(did)
+        if session is None:
+            return False
+        session.close(reason)
+        self.kick()
+        return True
+
+    def add_relay_route(self, peer_did: str, relay: str) -> None:
+        """Offer the session with ``peer_did`` a route through ``relay``
+        (``host:port``): validated like any route, then a standby it fails
+        over to (or, with another multipath strategy, shares traffic with)."""
+        self.manager.add_route(peer_did, relay_address(relay, peer_did), "relay")
+        self.kick()
 
     # ------------------------------------------------------------------
     # sessions
@@ -481,6 +672,8 @@ class Node:
         peer unreachable on every path) or SessionTimeout; a session this
         call created and that never came up is removed again."""
         checked_resolve(self.resolver, peer_did)  # a DID we cannot verify fails here
+        if self._identity is not None and peer_did == self._identity.did_text:
+            raise ConfigError(f"{peer_did} is this node's own DID; a session needs another node")
         if address is not None:
             self.add_peer(peer_did, address)
         manager = self.manager
@@ -500,16 +693,41 @@ class Node:
                     f"{', '.join(self.discovery_targets)}"
                 )
         session = existing or manager.establish(peer_did)
+        tcp = self.transports.get("tcp")
+        if existing is None and tcp is not None and session.address is not None:
+            # QUIC is tried first and takes connect_timeout to give up; a
+            # μTCP connect refused at once settles that no node listens
+            # there (every path shares the port), so ask it in parallel.
+            tcp.probe(session.address)
         self.kick()
         handle = self._handle(session)
+
+        def nothing_listens() -> str | None:
+            if session.established_once or session.address is None:
+                return None
+            return self.paths_seen.nothing_listens(session.address)
+
         try:
-            await handle.established(timeout)
+            await self._established_or_refused(handle, target, timeout, give_up=nothing_listens)
+        except PeerRefused:
+            if existing is None and not session.established_once:
+                self._forget(session)
+            raise
         except TransportFailed as error:
             if existing is None and not session.established_once:
                 self._forget(session)
             target = self.directory.address_of(peer_did)
-            reasons = self._unreachable(target) if target else ""
+            reasons = self._unreachable(target) if target and nothing_listens() is None else ""
             raise TransportFailed(f"{error}{reasons}") from None
+        except SessionTimeout:
+            if existing is not None or session.established_once:
+                raise
+            self._forget(session)
+            target = self.directory.address_of(peer_did)
+            raise SessionTimeout(
+                f"{peer_did} did not answer at {target} within {timeout:g} s: no node runs "
+                "there, or the one there has another DID, or it needs longer (--timeout)"
+            ) from None
         except Exception:
             if existing is None and not session.established_once:
                 self._forget(session)
@@ -531,11 +749,56 @@ class Node:
             self.directory.add(peer_did, found)
         return found
 
+    async def _established_or_refused(
+        self,
+        handle: SessionHandle,
+        target: str | None,
+        timeout: float,
+        give_up: Callable[[], str | None] | None = None,
+    ) -> None:
+        """``handle.established(timeout)``, or PeerRefused as soon as the
+        peer's node refused us on every path (it is at a limit: waiting
+        for the handshake timeout would only hide why)."""
+        if target is None:
+            await handle.established(timeout, give_up=give_up)
+            return
+        refused = self.paths_seen.refusal(target)
+
+        def settled() -> str | None:
+            # path_down wakes the handle after setting the event, so the
+            # wait below ends at once (no task to cancel: a cancellation
+            # racing the handle's own wake-up could be lost).
+            if refused.is_set():
+                return "refused"
+            return None if give_up is None else give_up()
+
+        try:
+            await handle.established(timeout, give_up=settled)
+        except TransportFailed:
+            if not refused.is_set():
+                raise
+        else:
+            return
+        finally:
+            self.paths_seen.refusal_done(target)
+        reasons = "; ".join(f"{p}: {r}" for p, r in self.paths_seen.errors_for(target))
+        raise PeerRefused(f"the node at {target} refused the connection ({reasons})")
+
     def _unreachable(self, address: str) -> str:
         reasons = [f"{p}: {r}" for p, r in self.paths_seen.errors_for(address)]
         if reasons:
             return f" ({address} unreachable: {'; '.join(reasons)})"
-        return f" (no answer from {address}: is a node running there?)"
+        return (
+            f" (no l2session node answered at {address}: either none runs there, or the "
+            "one there has another DID; check the address and the DID)"
+        )
+
+    def wake(self, address: str) -> None:
+        """Wake the waiters of every session at ``address`` (a path to it
+        changed: an establishment may give up early)."""
+        for handle in self._handles.values():
+            if handle.session.address == address:
+                handle.notify()
 
     def _forget(self, session: Session) -> None:
         if not session.closed:
@@ -545,7 +808,7 @@ class Node:
 
     async def accept(self, timeout: float | None = None) -> SessionHandle:
         """The next session a peer opened with this node (the last
-        :data:`MAX_PENDING_ACCEPTS` are kept).  Raises SessionTimeout, or
+        ``limits.max_pending_accepts`` are kept).  Raises SessionTimeout, or
         SessionClosed once the node stops."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
@@ -583,18 +846,27 @@ class Node:
         manager = self._manager
         if manager is None:
             return
+        store, observer = self.store, self.commit_observer
+        commits = 0 if store is None else store.commits
+        started = time.perf_counter()
         try:
             outgoing = manager.datagrams_to_send()
+            if observer is not None and store is not None and store.commits != commits:
+                observer(time.perf_counter() - started)
         except StoreError as error:
             self._fail(error)
             return
         try:
-            faults, transports = self.faults, self.transports
+            faults, transports, watch = self.faults, self.transports, self.stall_watch
+            now = self.clock.now() if outgoing else 0.0
             for packet in outgoing:
                 transport = transports.get(packet.path)
                 if transport is None or faults.drops(packet.address, packet.path):
                     continue
                 transport.send(packet.address, packet.data)
+                self.traffic.sent(packet.address, len(packet.data), now)
+                if watch is not None and packet.path == "quic":
+                    watch.sent(packet.address)
             self._dispatch(manager.events())
             if self.queue_waiters:
                 for handle in list(self.queue_waiters):
@@ -607,7 +879,11 @@ class Node:
         node stops and says why (``failure``; the CLI exits 1)."""
         if self.failure is None:
             self.failure = error
-            _log.critical("the store failed, stopping the node: %s", error)
+            _log.critical(
+                "the store failed, stopping the node: %s",
+                error,
+                extra={"l2session": {"event": "store_failed"}},
+            )
             if self._loop is not None and self._running:
                 self._loop.create_task(self.stop())
 

@@ -16,6 +16,7 @@ import asyncio
 from typing import TYPE_CHECKING, Final
 
 from l2session.runtime.events import PathChanged
+from l2session.transports.base import REFUSED_PREFIX
 
 if TYPE_CHECKING:
     from l2session.runtime.node import Node
@@ -27,31 +28,69 @@ MAX_ERRORS: Final = 4096
 class PathMonitor:
     """The node's path edges: connectivity, failure reasons, QUIC probes."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, max_errors: int = MAX_ERRORS) -> None:
         self.node = node
+        self.max_errors = max_errors
         self._errors: dict[tuple[str, str], str] = {}
         self._probes: dict[str, asyncio.TimerHandle] = {}
+        #: Addresses an ``establish`` waits on, set once every path to it
+        #: was refused by the node there (transports/base.py REFUSED_PREFIX).
+        self._refusals: dict[str, asyncio.Event] = {}
+
+    def refusal(self, address: str) -> asyncio.Event:
+        """An event set when every path to ``address`` has been refused."""
+        event = self._refusals.get(address)
+        if event is None:
+            event = self._refusals[address] = asyncio.Event()
+            # A refusal may have come before anyone waited for it (the
+            # μTCP probe establish starts answers at once).
+            self._note_refusal(address)
+        return event
+
+    def refusal_done(self, address: str) -> None:
+        self._refusals.pop(address, None)
+
+    def _note_refusal(self, address: str) -> None:
+        event = self._refusals.get(address)
+        if event is None:
+            return
+        errors = self._errors
+        if all(
+            errors.get((address, path), "").startswith(REFUSED_PREFIX) for path in self.node.paths
+        ):
+            event.set()
 
     def errors_for(self, address: str) -> list[tuple[str, str]]:
         """(path, reason) of each path to ``address`` that last failed."""
-        return [(p, r) for (a, p), r in self._errors.items() if a == address]
+        errors = self._errors
+        return [(p, errors[(address, p)]) for p in self.node.paths if (address, p) in errors]
 
     def forget_errors(self, address: str) -> None:
-        for key in [k for k in self._errors if k[0] == address]:
-            del self._errors[key]
+        for path in self.node.paths:
+            self._errors.pop((address, path), None)
 
     def cancel_probes(self) -> None:
         for probe in self._probes.values():
             probe.cancel()
         self._probes.clear()
 
+    def nothing_listens(self, address: str) -> str | None:
+        """Why no node can be listening at ``address``, if μTCP's connect
+        was refused: a node listens on every path at one port, so a refused
+        TCP connection settles it at once (no need to wait for QUIC's
+        handshake timeout and blame UDP).  A node that answered with a
+        refusal at one of its limits (REFUSED_PREFIX) is listening: that
+        case is :meth:`refusal`'s."""
+        reason = self._errors.get((address, "tcp"))
+        if reason is None or reason.startswith(REFUSED_PREFIX) or "refused" not in reason.lower():
+            return None
+        return (
+            f"nothing listens at {address} (TCP: {reason}); "
+            "is the peer's node running, and is that its address?"
+        )
+
     def _in_use(self, address: str) -> bool:
-        for session in self.node.manager.sessions.values():
-            if session.address == address:
-                return True
-            if session.routes is not None and any(r[0] == address for r in session.routes.extra):
-                return True
-        return False
+        return bool(self.node.manager.sessions_at(address))
 
     def path_up(self, address: str, path: str) -> None:
         node = self.node
@@ -73,10 +112,13 @@ class PathMonitor:
             return
         self._errors.pop((address, path), None)
         self._errors[(address, path)] = reason
-        while len(self._errors) > MAX_ERRORS:
+        while len(self._errors) > self.max_errors:
             del self._errors[next(iter(self._errors))]
+        if reason.startswith(REFUSED_PREFIX):
+            self._note_refusal(address)
         node.manager.connectivity(address, path, False)
         node.tell(PathChanged(address, path, False, reason))
+        node.wake(address)
         if path == "quic" and address not in self._probes:
             self._schedule_probe(address)
         node.kick()

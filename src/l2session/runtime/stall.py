@@ -18,38 +18,56 @@ the session to its next route (QUIC -> μTCP, core/multipath.py) and starts
 the QUIC probes of :class:`~l2session.runtime.paths.PathMonitor` that bring
 it back when UDP passes again.  A false alarm (a peer frozen for longer
 than ``timeout``) costs a switch to μTCP and back.
+
+The watch does work in proportion to what is due, not to the number of
+sessions: an address enters a *waiting* table (in order of since when)
+when we send to it over QUIC or hear from it over another transport, and
+leaves it when anything arrives from it over QUIC.  Each check (every
+``timeout / 4``) looks only at the entries older than ``timeout`` at the
+front of the table, decides each one (silent for a good reason: dropped;
+expecting an answer: suspected, and checked again one interval later, when
+it is declared stalled if still nothing arrived -- so a message sent just
+before a check, after an older send that needed no answer, has a quarter
+timeout to be acknowledged before it counts).  An idle session that is not sent to costs nothing;
+one heartbeat every 30 s costs one entry that its answer removes.  The
+table holds at most ``max_addresses`` entries: past that the oldest is
+dropped unchecked (a stall it would have found is found at the next send;
+an eviction never raises an alarm).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from l2session.core.states import CARRYING
 
 if TYPE_CHECKING:
     from l2session.runtime.node import Node
 
-#: (address, path) pairs remembered for "last heard" (oldest dropped first).
-MAX_HEARD: Final = 4096
-
 
 class StallWatch:
     """Watches the QUIC route of every carrying session (one timer)."""
 
-    def __init__(self, node: Node, timeout: float) -> None:
+    def __init__(self, node: Node, timeout: float, max_addresses: int = 65_536) -> None:
         self.node = node
         self.timeout = timeout
-        #: When a packet last arrived, per (address, path) of a watched address.
-        self._heard: dict[tuple[str, str], float] = {}
-        #: Addresses whose sessions run over QUIC (refreshed by each check).
-        self._watched: set[str] = set()
-        #: When QUIC to an address last came up (a fresh connection has had
-        #: no chance to be heard yet).
-        self._up_at: dict[str, float] = {}
+        self.max_addresses = max_addresses
+        #: Addresses QUIC should hear from, and since when nothing arrived
+        #: over QUIC while it should (insertion order is that order).
+        self._waiting: dict[str, float] = {}
+        #: Waiting addresses the peer spoke from over another transport
+        #: meanwhile (it fell back first: QUIC is not reaching it).
+        self._elsewhere: set[str] = set()
+        #: Waiting addresses found expecting an answer at the last check.
+        self._suspect: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
         #: Connections declared stalled so far.
         self.stalls = 0
+        #: Waiting entries dropped unchecked at ``max_addresses``.
+        self.evicted = 0
+        #: Entries decided by the checks (the work they did).
+        self.checked = 0
 
     def start(self) -> None:
         self._schedule()
@@ -62,19 +80,48 @@ class StallWatch:
     def reset(self) -> None:
         """Forget every history (the node moved: its connections are new,
         and silence on the old ones says nothing about them)."""
-        self._heard.clear()
-        self._up_at.clear()
-        self._watched = set()
+        self._waiting.clear()
+        self._elsewhere.clear()
+        self._suspect.clear()
+
+    @property
+    def waiting(self) -> int:
+        """Addresses in the waiting table now."""
+        return len(self._waiting)
+
+    def _wait_for(self, address: str) -> None:
+        waiting = self._waiting
+        if address not in waiting:
+            waiting[address] = self.node.clock.now()
+            if len(waiting) > self.max_addresses:
+                oldest = next(iter(waiting))
+                del waiting[oldest]
+                self._elsewhere.discard(oldest)
+                self._suspect.discard(oldest)
+                self.evicted += 1
+
+    def sent(self, address: str) -> None:
+        """We sent to ``address`` over QUIC (hot path: one lookup)."""
+        if address not in self._waiting:
+            self._wait_for(address)
 
     def heard(self, address: str, path: str) -> None:
-        """A packet arrived (hot path: two lookups when watched)."""
-        if address in self._watched:
-            self._heard[(address, path)] = self.node.clock.now()
+        """A packet arrived (hot path: one or two lookups)."""
+        if path == "quic":
+            if self._waiting.pop(address, None) is not None:
+                self._elsewhere.discard(address)
+                self._suspect.discard(address)
+            return
+        if address not in self._waiting:
+            self._wait_for(address)
+        self._elsewhere.add(address)
 
     def path_up(self, address: str) -> None:
-        self._up_at[address] = self.node.clock.now()
-        while len(self._up_at) > MAX_HEARD:
-            del self._up_at[next(iter(self._up_at))]
+        """QUIC to ``address`` came up: a fresh connection has had no chance
+        to be heard yet, so its wait starts now."""
+        if self._waiting.pop(address, None) is not None:
+            self._waiting[address] = self.node.clock.now()
+            self._suspect.discard(address)
 
     def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
@@ -92,38 +139,42 @@ class StallWatch:
             self._schedule()
 
     def stalled(self, now: float) -> list[str]:
-        """Addresses whose QUIC connection is stalled now (and refresh the
-        set of watched addresses)."""
-        watched: set[str] = set()
+        """Addresses whose QUIC connection is stalled now; every entry
+        waiting longer than ``timeout`` is decided and dropped."""
+        waiting, elsewhere = self._waiting, self._elsewhere
+        due = now - self.timeout
         found: list[str] = []
         manager = self.node.manager
-        for session in manager.sessions.values():
-            address = session.address
-            if address is None or session.path != "quic" or session.state not in CARRYING:
-                continue
-            watched.add(address)
-            if address in found or manager.route_down(address, "quic"):
-                continue
-            heard = self._heard.get((address, "quic"), 0.0)
-            since = max(heard, self._up_at.get(address, 0.0))
-            if address not in self._watched:
-                since = max(since, now)  # just started watching: no history
-                self._up_at[address] = now
-            if now - since <= self.timeout:
-                continue
-            elsewhere = any(
-                now - at <= self.timeout
-                for (a, path), at in self._heard.items()
-                if a == address and path != "quic"
-            )
-            if len(session.outbound) or session.hb_outstanding or elsewhere:
-                found.append(address)
-        self._watched = watched
-        for key in [k for k in self._heard if k[0] not in watched]:
-            del self._heard[key]
-        while len(self._heard) > MAX_HEARD:
-            del self._heard[next(iter(self._heard))]
+        while waiting:
+            address, since = next(iter(waiting.items()))
+            if since > due:
+                break  # the rest waited less (insertion order)
+            del waiting[address]
+            self.checked += 1
+            if not manager.route_down(address, "quic") and self._expecting(address):
+                if address in self._suspect:
+                    found.append(address)
+                else:  # look again one check later
+                    self._suspect.add(address)
+                    waiting[address] = due + self.timeout / 4
+                    continue
+            elsewhere.discard(address)
+            self._suspect.discard(address)
         return found
+
+    def _expecting(self, address: str) -> bool:
+        """Whether a session at ``address`` carries over QUIC and should
+        have heard from its peer: messages unacknowledged, a heartbeat
+        unanswered, or the peer speaking over another transport."""
+        for session in self.node.manager.sessions_at(address):
+            if (
+                session.address == address
+                and session.path == "quic"
+                and session.state in CARRYING
+                and (len(session.outbound) or session.hb_outstanding or address in self._elsewhere)
+            ):
+                return True
+        return False
 
     def _declare(self, address: str) -> None:
         node = self.node

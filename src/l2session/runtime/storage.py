@@ -16,7 +16,7 @@ from pathlib import Path
 
 from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.rng import RandomSource
-from l2session.errors import StoreLocked, StoreNotFound
+from l2session.errors import StoreCorrupt, StoreLocked, StoreNotFound
 from l2session.identity.identity import Identity
 from l2session.identity.prekeys import PrekeyStore
 from l2session.store.durability import Durability
@@ -29,11 +29,16 @@ class NodeStorage:
     """Opens (and locks) the store, loads or creates identity and prekeys."""
 
     def __init__(
-        self, store: str | Path | SqliteStore | MemoryStore | None, durability: Durability = "power"
+        self,
+        store: str | Path | SqliteStore | MemoryStore | None,
+        durability: Durability = "power",
+        *,
+        create_identity: bool = True,
     ) -> None:
         self._arg = store
         #: For a store opened from a path (store/durability.py).
         self._durability = durability
+        self.create_identity = create_identity
         self.store: SqliteStore | MemoryStore | None = None
         self._lock_fd: int | None = None
 
@@ -44,6 +49,14 @@ class NodeStorage:
             return arg
         path = Path(arg)
         make_private_dirs(path.parent)
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_size == 0:
+                # Not a store this code left (it writes the schema at once):
+                # opening it would silently make a new, empty store.
+                raise StoreCorrupt(
+                    f"{path} is empty (0 bytes), not a store: restore it from a backup, "
+                    "or move it away and create a new identity with: l2session init"
+                )
         self._lock(path)
         try:
             self.store = SqliteStore.open(path, durability=self._durability)
@@ -73,10 +86,12 @@ class NodeStorage:
 
     def close(self) -> None:
         """Close a store this node opened and release its lock."""
-        if isinstance(self._arg, str | Path) and isinstance(self.store, SqliteStore):
-            self.store.close()
-        self.store = None
-        self._unlock()
+        try:
+            if isinstance(self._arg, str | Path) and isinstance(self.store, SqliteStore):
+                self.store.close()
+        finally:
+            self.store = None
+            self._unlock()
 
     def identity(
         self, given: Identity | None, passphrase: str | None, rng: RandomSource
@@ -90,6 +105,10 @@ class NodeStorage:
             try:
                 return store.load_identity(passphrase)
             except StoreNotFound:
+                if not self.create_identity:
+                    raise StoreNotFound(
+                        f"no identity in {store.path}: create one with: l2session init"
+                    ) from None
                 identity = Identity.generate(rng)
                 store.save_identity(identity, passphrase)
                 return identity

@@ -253,7 +253,7 @@ class MemoryStore(WriteBuffer):
         trail = [r for e in self._live.audit if isinstance(r := e.record(), TransitionRecord)]
         if limit is None:
             return trail
-        return trail[len(trail) - limit :] if limit else []
+        return trail[-limit:] if limit else []  # all of it when it holds fewer
 
     def audit_log(self, limit: int | None = None) -> list[AuditEntry]:
         """Committed audit entries (every kind), oldest first; with
@@ -261,7 +261,7 @@ class MemoryStore(WriteBuffer):
         _check_limit(limit)
         if limit is None:
             return list(self._live.audit)
-        return self._live.audit[len(self._live.audit) - limit :] if limit else []
+        return self._live.audit[-limit:] if limit else []  # all of it when it holds fewer
 
     def verify_audit(self) -> AuditReport:
         """Check the audit log's hash chain (membrane/audit.py)."""

@@ -53,7 +53,7 @@ import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 
 from l2session.core import early
 from l2session.core.config import SessionConfig
@@ -143,7 +143,11 @@ from l2session.testing.simulation import SimNode, Simulation
 from l2session.testing.vectors import wire_vector
 from l2session.transports.address import InvalidAddress, format_address, parse_address
 from l2session.transports.discovery_wire import (
+    DIAL_REACHED,
     MAX_DATAGRAM,
+    DialBack,
+    DialJob,
+    DialResult,
     DiscoveryResponder,
     Here,
     Probe,
@@ -160,6 +164,7 @@ from l2session.transports.framing import (
     encode_frames,
     encode_hello,
 )
+from l2session.transports.relay_server import RelayServer
 from l2session.wire.packets import (
     PKT_BUNDLE,
     PKT_BUNDLE_REQUEST,
@@ -177,6 +182,20 @@ from l2session.wire.packets import (
 )
 from l2session.wire.records import Message, Record, Sync, encode_records
 from l2session.wire.records import decode_records as _decode_records
+from l2session.wire.relay import (
+    CircuitEnd,
+    Connect,
+    ConnectOk,
+    ConnectReject,
+    RelayData,
+    RelayPacket,
+    Reserve,
+    ReserveOk,
+    ReserveReject,
+    decode_relay,
+    encode_relay,
+    reserve_signed_bytes,
+)
 
 #: Wall-clock time of every target (2027-01-15T08:00:00Z, as the tests).
 NOW: Final = 1_800_000_000.0
@@ -464,6 +483,42 @@ def _check_discovery(data: bytes, message: object) -> None:
     _require(callable(encode) and encode() == bytes(data), "discovery message re-encodes")
 
 
+def _relay_seeds() -> tuple[bytes, ...]:
+    nonce, circuit = bytes(range(16)), bytes(range(8))
+    alice = _keys("alice").identity
+    signed = reserve_signed_bytes(_RELAY_DID, alice.did_text, int(NOW * 1000), nonce)
+    signature = primitives.ed25519_sign(alice.signing, signed)
+    return (
+        encode_relay(Reserve(int(NOW * 1000), nonce, alice.did_text, signature)),
+        encode_relay(ReserveOk(nonce, 600, _DISCOVERY_SOURCE)),
+        encode_relay(ReserveReject(nonce, 2)),
+        encode_relay(Connect(nonce, alice.did_text)),
+        encode_relay(ConnectOk(nonce, circuit, 1 << 30, 3600, _DISCOVERY_SOURCE)),
+        encode_relay(ConnectReject(nonce, 6)),
+        encode_relay(RelayData(circuit, b"\x01\x20" + bytes(40))),
+        encode_relay(CircuitEnd(circuit, 8)),
+    )
+
+
+def _check_relay(data: bytes, message: object) -> None:
+    _require(encode_relay(cast(RelayPacket, message)) == bytes(data), "relay packet re-encodes")
+
+
+_RELAY_DID: Final = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
+_RELAY_SOURCE: Final = ("198.51.100.7:4433", "quic")
+
+
+def _relay_server(data: bytes) -> bool:
+    """RelayServer.receive never raises and answers only its source (a
+    stranger's bytes never reach anyone else)."""
+    server = RelayServer(
+        _RELAY_DID, lambda did: _keys("alice").identity.signing.public, SeededRandom("relay")
+    )
+    out = server.receive(data, _RELAY_SOURCE, NOW)
+    _require(all(route == _RELAY_SOURCE for route, _ in out), "a relay answered someone else")
+    return bool(out)
+
+
 _DISCOVERY_SECRET: Final = bytes(range(32))
 _DISCOVERY_SOURCE: Final = "198.51.100.7:4433"
 _DISCOVERY_LISTEN: Final = "192.0.2.1:7000"
@@ -488,17 +543,27 @@ def _discovery_seeds() -> tuple[bytes, ...]:
         WhoHas.padded(nonce, bob.did_text).encode(),
         WhoHas.padded(nonce, bob.did_text, cookie).encode(),
         Here.signed(bob, nonce, _DISCOVERY_LISTEN).encode(),
+        DialBack(nonce, cookie, 7000).encode(),
+        DialResult(nonce, DIAL_REACHED, _DISCOVERY_SOURCE).encode(),
     )
 
 
 def _discovery_responder(data: bytes) -> bool:
-    """DiscoveryResponder.handle never raises, counts each datagram once,
+    """DiscoveryResponder.receive never raises, counts each datagram once,
     and never answers an unvalidated source with more than it sent."""
     responder = _responder()
-    answer = responder.handle(data, _DISCOVERY_SOURCE, NOW)
+    answer = responder.receive(data, _DISCOVERY_SOURCE, NOW)
     stats = responder.stats
     counted = stats.answered + stats.refused + stats.malformed + stats.rate_limited + stats.ignored
     _require(counted == 1, f"one datagram counted {counted} times: {stats}")
+    if isinstance(answer, DialJob):
+        # Only a proven source is dialled, and only at its own IP.
+        _require(stats.validated == 1, "a dial-back for an unvalidated source")
+        _require(
+            answer.address.rsplit(":", 1)[0] == _DISCOVERY_SOURCE.rsplit(":", 1)[0],
+            "a dial-back to another host than the asker",
+        )
+        answer = answer.answer(DIAL_REACHED)
     if answer is not None:
         _require(len(answer) <= MAX_DATAGRAM, "discovery answer exceeds the datagram limit")
         _require(
@@ -1489,9 +1554,26 @@ TARGETS: Final[tuple[FuzzTarget, ...]] = (
         verify=_check_discovery,
         max_len=2 * MAX_DATAGRAM,
     ),
+    _decoder(
+        "wire_relay",
+        ("l2session.wire.relay:decode_relay", "l2session.wire.relay:_decode"),
+        decode_relay,
+        _relay_seeds,
+        _M,
+        verify=_check_relay,
+        max_len=4096,
+    ),
+    _handler(
+        "relay_server",
+        ("l2session.transports.relay_server:RelayServer.receive",),
+        _relay_server,
+        _relay_seeds,
+        (),
+        max_len=4096,
+    ),
     _handler(
         "discovery_responder",
-        ("l2session.transports.discovery_wire:DiscoveryResponder.handle",),
+        ("l2session.transports.discovery_wire:DiscoveryResponder.receive",),
         _discovery_responder,
         _discovery_seeds,
         (),

@@ -58,6 +58,7 @@ from l2session.wire.packets import (
     DataPacket,
     HandshakePacket,
     Packet,
+    PrekeyGonePacket,
     ResumeAckPacket,
     ResumePacket,
     ResumeRejectPacket,
@@ -81,6 +82,19 @@ from l2session.wire.records import (
     RotateResponse,
     Sync,
     encode_records,
+)
+from l2session.wire.relay import (
+    CircuitEnd,
+    Connect,
+    ConnectOk,
+    ConnectReject,
+    RelayData,
+    RelayPacket,
+    Reserve,
+    ReserveOk,
+    ReserveReject,
+    encode_relay,
+    reserve_signed_bytes,
 )
 
 VECTOR_FORMAT: Final = "l2session-kat-v1"
@@ -290,6 +304,7 @@ PACKET_KINDS: Final[dict[str, type[Packet]]] = {
     "RESUME": ResumePacket,
     "RESUME_ACK": ResumeAckPacket,
     "RESUME_REJ": ResumeRejectPacket,
+    "PREKEY_GONE": PrekeyGonePacket,
 }
 #: Record classes by the names docs/PROTOCOL.md gives them.
 RECORD_KINDS: Final[dict[str, type[Record]]] = {
@@ -420,6 +435,8 @@ def _packet_examples() -> list[tuple[str, Packet]]:
         ("resume ack", ResumeAckPacket(_pattern(0x30, 16), _pattern(0x90, 32), _pattern(0xB0, 32))),
         ("resume reject, unknown ticket", ResumeRejectPacket(_pattern(0x30, 16), 1)),
         ("resume reject, stale", ResumeRejectPacket(_pattern(0x30, 16), 2)),
+        ("prekey gone, one-time prekey 0x01020304", PrekeyGonePacket(session_id, 1, 0x01020304)),
+        ("prekey gone, signed prekey set 7", PrekeyGonePacket(session_id, 2, 7)),
     ]
 
 
@@ -459,6 +476,11 @@ def _malformed_packets() -> list[tuple[str, bytes]]:
         ("BUNDLE_REQ with non-zero padding", request[:-1] + b"\x01"),
         ("HANDSHAKE without a message", b"\x01\x10" + _pattern(0, 16)),
         ("BUNDLE declaring 16,385 bytes", b"\x01\x12" + _pattern(0x10, 16) + b"\x40\x01"),
+        ("PREKEY_GONE with reason 3", b"\x01\x14" + _pattern(0, 16) + b"\x03" + bytes(4)),
+        (
+            "PREKEY_GONE truncated in its prekey id",
+            b"\x01\x14" + _pattern(0, 16) + b"\x01" + bytes(3),
+        ),
     ]
 
 
@@ -862,4 +884,43 @@ def session_vector(seed: str = "l2session session kat v1") -> dict[str, Any]:
         "data": _data_part(rng),
         "rotation": _rotation_part(rng),
         "resumption": _resumption_part(rng),
+    }
+
+
+def relay_vector() -> dict[str, Any]:
+    """Every relay packet (docs/PROTOCOL.md §3.12) with its bytes; the
+    RESERVE signature is by a fixed identity and verifies."""
+    alice = Identity.generate(SeededRandom("relay vector alice"))
+    relay = Identity.generate(SeededRandom("relay vector relay"))
+    nonce, circuit, timestamp = bytes(range(16)), bytes(range(0xA0, 0xA8)), 1_800_000_000_000
+    signed = reserve_signed_bytes(relay.did_text, alice.did_text, timestamp, nonce)
+    signature = primitives.ed25519_sign(alice.signing, signed)
+    examples: list[tuple[str, RelayPacket]] = [
+        ("RESERVE", Reserve(timestamp, nonce, alice.did_text, signature)),
+        ("RESERVE_OK", ReserveOk(nonce, 600, "203.0.113.7:40001")),
+        ("RESERVE_REJ per_ip", ReserveReject(nonce, 3)),
+        ("CONNECT", Connect(nonce, alice.did_text)),
+        ("CONNECT_OK", ConnectOk(nonce, circuit, 1 << 30, 3600, "198.51.100.20:7000")),
+        ("CONNECT_REJ no_reservation", ConnectReject(nonce, 6)),
+        ("RELAY_DATA", RelayData(circuit, bytes([1, 0x20]) + bytes(4))),
+        ("CIRCUIT_END byte_budget", CircuitEnd(circuit, 8)),
+    ]
+    return {
+        "format": VECTOR_FORMAT,
+        "description": "docs/PROTOCOL.md §3.12 relay packets: fields and exact encoding",
+        "relay_did": relay.did_text,
+        "reserving_did": alice.did_text,
+        "reserve_signed_bytes": _hex(signed),
+        "packets": [
+            {
+                "name": name,
+                "kind": type(packet).__name__,
+                "fields": {
+                    k: (v.hex() if isinstance(v, bytes) else v)
+                    for k, v in dataclasses.asdict(packet).items()
+                },
+                "hex": _hex(encode_relay(packet)),
+            }
+            for name, packet in examples
+        ],
     }

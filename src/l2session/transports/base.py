@@ -20,7 +20,12 @@ fallback and recovery happen.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
+
+#: How a ``path_down`` reason starts when the peer refused us explicitly
+#: (a μTCP REFUSE frame, a QUIC CONNECTION_REFUSED): it is there and
+#: running, but at a limit -- not "is a node running there?".
+REFUSED_PREFIX: Final = "refused by the node"
 
 
 class TransportListener(Protocol):
@@ -69,6 +74,18 @@ class Transport(Protocol):
         ...
 
     def is_connected(self, address: str) -> bool: ...
+
+    def dialable(self, address: str) -> bool:
+        """False when the peer at ``address`` said it does not listen there
+        (μTCP HELLO port 0): it is reached only over its live connection,
+        and the node must never dial it."""
+        ...
+
+    def progressed(self, address: str) -> bool:
+        """Whether a connection to ``address`` has heard from the peer, even
+        if it is not up yet (an establishment's path race, core/race.py,
+        waits for such a path instead of racing the next one)."""
+        ...
 
     def probe(self, address: str) -> None:
         """Try to connect to ``address`` without sending a packet (QUIC is

@@ -7,7 +7,11 @@ One :class:`DiscoveryEndpoint` is one UDP socket that both asks and answers:
 * :meth:`~DiscoveryEndpoint.who_has` asks unicast, broadcast or multicast
   targets who is a DID, and returns the listening address the owner
   announced in a HERE whose signature verifies against that DID's key;
-* every PROBE and WHO_HAS that arrives is handed to the pure
+* :meth:`~DiscoveryEndpoint.dial_back` asks a peer to open a new μTCP
+  connection to our IP at our listening port (is this node reachable
+  from outside?); a DIAL_BACK that arrives is dialled here, bounded in
+  number and time, and answered with DIAL_RESULT;
+* every PROBE, WHO_HAS and DIAL_BACK that arrives is handed to the pure
   :class:`~.discovery_wire.DiscoveryResponder`, which decides (rate limits,
   anti-amplification, cookies) whether and what to answer.
 
@@ -43,9 +47,15 @@ from l2session.identity.identity import Identity
 from l2session.identity.resolver import DidResolver, default_resolver, resolve_signing_key
 from l2session.transports.address import format_address, parse_address
 from l2session.transports.discovery_wire import (
+    DIAL_BUSY,
+    DIAL_REACHED,
+    DIAL_UNREACHABLE,
     HEADER_SIZE,
     NONCE_SIZE,
     REQUEST_TYPES,
+    DialBack,
+    DialJob,
+    DialResult,
     DiscoveryLimits,
     DiscoveryResponder,
     Here,
@@ -55,12 +65,16 @@ from l2session.transports.discovery_wire import (
     announces_unspecified,
     decode_message,
 )
+from l2session.transports.framing import HEADER, encode_hello
 
 #: Answers considered per question: bounds the signature checks a LAN
 #: attacker can make us do by answering a broadcast WHO_HAS many times.
 MAX_CANDIDATES: Final = 16
 #: Responders whose cookies we remember.
 MAX_COOKIES: Final = 256
+#: The first bytes every l2session μTCP listener sends: a dial-back that
+#: reads them reached a node, not just any open port.
+_HELLO_PREFIX: Final = encode_hello(0)[: HEADER + 4]
 
 
 @dataclass(slots=True)
@@ -76,12 +90,16 @@ class EndpointStats:
     unusable: int = 0
     malformed: int = 0
     send_errors: int = 0
+    #: Dial-backs we made for others, by outcome.
+    dialled_reached: int = 0
+    dialled_unreachable: int = 0
+    dialled_busy: int = 0
 
 
 @dataclass(slots=True)
 class _Question:
-    future: asyncio.Future[str]
-    kind: type[Reflex] | type[Here]
+    future: asyncio.Future[str | DialResult]
+    kind: type[Reflex] | type[Here] | type[DialResult]
     target: str  # PROBE: the address probed; WHO_HAS: the DID asked for
     signing_key: bytes | None = None
     require_signature: bool = True
@@ -127,6 +145,7 @@ class DiscoveryEndpoint:
         self._loop = asyncio.get_running_loop()
         self._questions: dict[bytes, _Question] = {}
         self._cookies: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._dialling: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(
@@ -193,6 +212,9 @@ class DiscoveryEndpoint:
             if not question.future.done():
                 question.future.set_exception(TransportFailed("discovery endpoint closed"))
         self._questions.clear()
+        for task in self._dialling:
+            task.cancel()
+        self._dialling.clear()
         self._transport.close()
 
     # ---------------------------------------------------------------- asking
@@ -219,6 +241,31 @@ class DiscoveryEndpoint:
                 f"discovery probe to {target}: no answer within {timeout:g} s "
                 f"({attempts} probes sent); is a discovery endpoint listening there?"
             )
+        assert isinstance(result, str)
+        return result
+
+    async def dial_back(self, address: str, port: int, timeout: float = 6.0) -> DialResult:
+        """Ask the discovery endpoint at ``address`` to open a new μTCP
+        connection to our IP at ``port`` (AutoNAT-style: from a port we
+        never sent to, so a NAT's filter stops it unless ``port`` is really
+        reachable).  Probes first when no fresh cookie from ``address`` is
+        known (the responder dials only proven sources).  Raises
+        TransportFailed if no answer came within ``timeout``."""
+        target = format_address(*parse_address(address))
+        if self._fresh_cookie(target) is None:
+            await self.probe(target, timeout=min(2.0, timeout / 2))
+        cookie = self._fresh_cookie(target)
+        if cookie is None:
+            raise TransportFailed(f"discovery dial-back via {target}: no cookie from it")
+        question = _Question(self._loop.create_future(), DialResult, target)
+        nonce = self._ask(question)
+        request = DialBack(nonce, cookie, port).encode()
+        result = await self._run(nonce, [target], lambda _a, _t: request, timeout, 1)
+        if result is None:
+            raise TransportFailed(
+                f"discovery dial-back via {target}: no answer within {timeout:g} s"
+            )
+        assert isinstance(result, DialResult)
         return result
 
     async def who_has(
@@ -259,7 +306,9 @@ class DiscoveryEndpoint:
                 return WhoHas(nonce, did_text, cookie).encode()
             return WhoHas.padded(nonce, did_text, cookie or b"").encode()
 
-        return await self._run(nonce, addresses, request, timeout, attempts)
+        found = await self._run(nonce, addresses, request, timeout, attempts)
+        assert found is None or isinstance(found, str)
+        return found
 
     def _ask(self, question: _Question) -> bytes:
         nonce = self._random(NONCE_SIZE)
@@ -275,7 +324,7 @@ class DiscoveryEndpoint:
         request: Callable[[int, str], bytes],
         timeout: float,
         attempts: int,
-    ) -> str | None:
+    ) -> str | DialResult | None:
         future = self._questions[nonce].future
         deadline = self._loop.time() + timeout
         try:
@@ -318,10 +367,12 @@ class DiscoveryEndpoint:
             self.stats.malformed += 1
             return
         if len(data) >= HEADER_SIZE and data[HEADER_SIZE - 1] in REQUEST_TYPES:
-            answer = self.responder.handle(
+            answer = self.responder.receive(
                 data, source, self._loop.time(), lambda: _local_host_toward(addr)
             )
-            if answer is not None and not self._transport.is_closing():
+            if isinstance(answer, DialJob):
+                self._dial(answer, addr)
+            elif answer is not None and not self._transport.is_closing():
                 self._transport.sendto(answer, addr)
             return
         try:
@@ -337,6 +388,46 @@ class DiscoveryEndpoint:
             self._reflex(question, message, source)
         elif isinstance(message, Here):
             self._here(question, message, source)
+        elif isinstance(message, DialResult):
+            if source != question.target:  # only the peer asked may answer
+                self.stats.unsolicited += 1
+                return
+            self.stats.answers += 1
+            question.future.set_result(message)
+
+    # ------------------------------------------------------------ dialling
+
+    def _dial(self, job: DialJob, addr: tuple[str | int, ...]) -> None:
+        """Dial ``job`` for the asker at ``addr`` (bounded in number)."""
+        if len(self._dialling) >= self.responder.limits.max_dialbacks:
+            self.stats.dialled_busy += 1
+            if not self._transport.is_closing():
+                self._transport.sendto(job.answer(DIAL_BUSY), addr)
+            return
+        task = self._loop.create_task(self._dial_one(job, addr))
+        self._dialling.add(task)
+        task.add_done_callback(self._dialling.discard)
+
+    async def _dial_one(self, job: DialJob, addr: tuple[str | int, ...]) -> None:
+        host, port = parse_address(job.address)
+        status = DIAL_UNREACHABLE
+        try:
+            async with asyncio.timeout(self.responder.limits.dialback_timeout):
+                reader, writer = await asyncio.open_connection(host, port)
+                try:
+                    head = await reader.readexactly(len(_HELLO_PREFIX))
+                finally:
+                    writer.close()
+            if head == _HELLO_PREFIX:
+                status = DIAL_REACHED
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
+            pass
+        if status == DIAL_REACHED:
+            self.stats.dialled_reached += 1
+        else:
+            self.stats.dialled_unreachable += 1
+        if not self._transport.is_closing():
+            self._transport.sendto(job.answer(status), addr)
 
     def _reflex(self, question: _Question, message: Reflex, source: str) -> None:
         if source != question.target:  # only the peer probed may answer

@@ -1,12 +1,16 @@
-"""Raw UDP discovery, the pure part: four messages and a stateless responder.
+"""Raw UDP discovery, the pure part: six messages and a stateless responder.
 
-Discovery answers two questions before any session exists: *at which
+Discovery answers three questions before any session exists: *at which
 address does the network see me?* (PROBE -> REFLEX, the reflexive address a
-NAT gives us) and *who on this LAN is DID X?* (WHO_HAS -> HERE, sent to a
-broadcast or multicast address).  Answers are hints, never proof: HERE is
-signed with the answering node's Ed25519 DID key so that a LAN listener
-cannot forge *who* answered, but the session's PQXDH handshake proves the
-peer's DID anyway, so a lie here costs a failed handshake, not a breach.
+NAT gives us), *who on this LAN is DID X?* (WHO_HAS -> HERE, sent to a
+broadcast or multicast address) and *can the network reach me where I
+listen?* (DIAL_BACK -> DIAL_RESULT, in the spirit of libp2p's AutoNAT: the
+responder opens a brand-new μTCP connection to the asker's own IP at the
+port it names, and says whether an l2session HELLO answered).  Answers
+are hints, never proof: HERE is signed with the answering node's Ed25519
+DID key so that a LAN listener cannot forge *who* answered, but the
+session's PQXDH handshake proves the peer's DID anyway, so a lie here
+costs a failed handshake, not a breach.
 
 UDP source addresses can be spoofed, so a responder must not become an
 amplifier that turns small spoofed requests into large replies at a victim:
@@ -20,6 +24,10 @@ amplifier that turns small spoofed requests into large replies at a victim:
   ``BLAKE3-MAC(secret, address, time bucket)``; a request echoing a cookie
   that is valid for its source address proves the sender receives traffic
   at that address, and may then be answered up to :data:`MAX_DATAGRAM`.
+* DIAL_BACK is answered only for a source its cookie proves (so its IP is
+  not spoofed), and only that IP is ever dialled: a responder cannot be
+  made to connect to a third party.  The dial itself is the caller's I/O
+  (:class:`DialJob`), bounded in number and time by :class:`DiscoveryLimits`.
 * Every datagram spends a token of its source's bucket and of a global
   bucket (the per-source check comes first, so one flooder drains only its
   own share of the global budget).  The source table is bounded, least
@@ -51,7 +59,16 @@ TYPE_PROBE: Final = 0x01
 TYPE_REFLEX: Final = 0x02
 TYPE_WHO_HAS: Final = 0x03
 TYPE_HERE: Final = 0x04
-REQUEST_TYPES: Final = frozenset({TYPE_PROBE, TYPE_WHO_HAS})
+TYPE_DIAL_BACK: Final = 0x05
+TYPE_DIAL_RESULT: Final = 0x06
+REQUEST_TYPES: Final = frozenset({TYPE_PROBE, TYPE_WHO_HAS, TYPE_DIAL_BACK})
+#: DIAL_RESULT status: an l2session μTCP HELLO answered the new connection.
+DIAL_REACHED: Final = 0
+#: The connection was refused, timed out, or something else answered.
+DIAL_UNREACHABLE: Final = 1
+#: The responder had too many dial-backs in flight (ask again later).
+DIAL_BUSY: Final = 2
+DIAL_STATUSES: Final = frozenset({DIAL_REACHED, DIAL_UNREACHABLE, DIAL_BUSY})
 
 #: No discovery datagram is larger (fits the IPv6 minimum MTU, as QUIC's 1200).
 MAX_DATAGRAM: Final = 1200
@@ -227,7 +244,66 @@ class Here:
         return _finish(_opt(_opt(out, self.address.encode()), self.signature))
 
 
-Message = Probe | Reflex | WhoHas | Here
+@dataclass(frozen=True, slots=True)
+class DialBack:
+    """DIAL_BACK, "open a new μTCP connection to my IP at ``port`` and tell
+    me whether it got through".  ``cookie`` (required) is a REFLEX cookie
+    of the asker's source address: only a proven source is dialled, and
+    only its own IP."""
+
+    nonce: bytes
+    cookie: bytes
+    port: int
+
+    def __post_init__(self) -> None:
+        _check_size(self.nonce, (NONCE_SIZE,), "nonce")
+        _check_size(self.cookie, (COOKIE_SIZE,), "cookie")
+        if not (isinstance(self.port, int) and 1 <= self.port <= 65535):
+            raise ConfigError(f"port must be 1-65535, got {self.port!r}")
+
+    def encode(self) -> bytes:
+        out = _opt(_header(TYPE_DIAL_BACK).raw(self.nonce), self.cookie)
+        return _finish(out.u16(self.port))
+
+
+@dataclass(frozen=True, slots=True)
+class DialResult:
+    """DIAL_RESULT, the answer to a DIAL_BACK: ``status`` (one of
+    :data:`DIAL_STATUSES`) and the address that was dialled."""
+
+    nonce: bytes
+    status: int
+    dialled: str
+
+    def __post_init__(self) -> None:
+        _check_size(self.nonce, (NONCE_SIZE,), "nonce")
+        if self.status not in DIAL_STATUSES:
+            raise ConfigError(f"unknown dial-back status {self.status!r}")
+        _check_address(self.dialled)
+
+    @property
+    def reached(self) -> bool:
+        return self.status == DIAL_REACHED
+
+    def encode(self) -> bytes:
+        out = _header(TYPE_DIAL_RESULT).raw(self.nonce).u8(self.status)
+        return _finish(_opt(out, self.dialled.encode()))
+
+
+@dataclass(frozen=True, slots=True)
+class DialJob:
+    """What a responder's caller must do for an admitted DIAL_BACK: connect
+    to ``address`` (the asker's IP, its port) over μTCP within
+    ``DiscoveryLimits.dialback_timeout`` and send :meth:`answer` back."""
+
+    nonce: bytes
+    address: str
+
+    def answer(self, status: int) -> bytes:
+        return DialResult(self.nonce, status, self.address).encode()
+
+
+Message = Probe | Reflex | WhoHas | Here | DialBack | DialResult
 
 
 def _read_opt(r: Reader, sizes: tuple[int, ...], field_name: str) -> bytes:
@@ -279,6 +355,17 @@ def _decode(data: bytes) -> Message:
         did = _read_text(r, MAX_DID_BYTES, "did")
         address = _read_text(r, MAX_ADDRESS_BYTES, "address")
         message = Here(nonce, did, address, _read_opt(r, (0, SIGNATURE_SIZE), "signature"))
+    elif kind == TYPE_DIAL_BACK:
+        cookie = _read_opt(r, (COOKIE_SIZE,), "cookie")
+        port = r.u16("port")
+        if port == 0:
+            raise MalformedMessage("discovery: DIAL_BACK port 0")
+        message = DialBack(nonce, cookie, port)
+    elif kind == TYPE_DIAL_RESULT:
+        status = r.u8("status")
+        if status not in DIAL_STATUSES:
+            raise MalformedMessage(f"discovery: unknown dial-back status {status}")
+        message = DialResult(nonce, status, _read_text(r, MAX_ADDRESS_BYTES, "dialled address"))
     else:
         raise MalformedMessage(f"discovery: unknown message type {kind}")
     r.finish()
@@ -312,11 +399,19 @@ class DiscoveryLimits:
     global_burst: float = 400.0
     max_sources: int = 1024
     cookie_period: float = 60.0
+    #: Dial-backs in flight at once (more are answered DIAL_BUSY), and how
+    #: long one may take (connect and HELLO).
+    max_dialbacks: int = 16
+    dialback_timeout: float = 3.0
 
     def __post_init__(self) -> None:
         for name in ("source_rate", "source_burst", "global_rate", "global_burst"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"DiscoveryLimits.{name} must be > 0")
+        if not (isinstance(self.max_dialbacks, int) and self.max_dialbacks >= 1):
+            raise ConfigError("DiscoveryLimits.max_dialbacks must be an integer >= 1")
+        if not self.dialback_timeout > 0:
+            raise ConfigError("DiscoveryLimits.dialback_timeout must be > 0")
         if self.max_sources < 1 or not self.cookie_period > 0:
             raise ConfigError("DiscoveryLimits: max_sources >= 1 and cookie_period > 0")
 
@@ -332,6 +427,7 @@ class DiscoveryStats:
     rate_limited: int = 0
     ignored: int = 0  # a response, or a WHO_HAS for another DID
     validated: int = 0  # of ``answered``: sent to a source proven by its cookie
+    dialbacks: int = 0  # of ``answered``: DIAL_BACKs handed to the caller to dial
 
 
 class _Bucket:
@@ -436,7 +532,21 @@ class DiscoveryResponder:
         ``::``) the host announced is ``local_host()``, this machine's
         address toward the asker (the caller asks the routing table); with
         none known, WHO_HAS is not answered.  (Before, the asker took such a
-        HERE's *source* IP, so whoever relayed it became the DID's address.)"""
+        HERE's *source* IP, so whoever relayed it became the DID's address.)
+        An admitted DIAL_BACK is dropped here (a caller that cannot dial):
+        :meth:`receive` hands it out."""
+        answer = self.receive(data, source_address, now, local_host)
+        return answer if isinstance(answer, bytes) else None
+
+    def receive(
+        self,
+        data: bytes,
+        source_address: str,
+        now: float,
+        local_host: Callable[[], str | None] | None = None,
+    ) -> bytes | DialJob | None:
+        """As :meth:`handle`, or a :class:`DialJob` for a DIAL_BACK from a
+        proven source (dial, then send its answer)."""
         stats = self.stats
         if not self._admit(source_address, now):
             stats.rate_limited += 1
@@ -446,10 +556,19 @@ class DiscoveryResponder:
         except MalformedMessage:
             stats.malformed += 1
             return None
-        if isinstance(message, Reflex | Here):
+        if isinstance(message, Reflex | Here | DialResult):
             stats.ignored += 1  # never answer an answer: no reflection loops
             return None
         validated = bool(message.cookie) and self.cookie_valid(message.cookie, source_address, now)
+        if isinstance(message, DialBack):
+            if not validated:
+                stats.refused += 1  # an unproven source is never dialled
+                return None
+            host, _ = parse_address(source_address)
+            stats.answered += 1
+            stats.validated += 1
+            stats.dialbacks += 1
+            return DialJob(message.nonce, format_address(host, message.port))
         limit = MAX_DATAGRAM if validated else len(data)
         answer: bytes | None = None
         if isinstance(message, Probe):

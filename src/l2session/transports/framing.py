@@ -10,6 +10,10 @@ The first frame of a connection is a HELLO (magic ``L2S1`` and the sender's
 listening port, 0 if none): with it the accepting side learns the address
 the connector can be reached at again, not the ephemeral port it dialled
 from, so both sides key the connection by the same canonical address.
+
+An acceptor at one of its limits sends a REFUSE frame instead of its HELLO
+(magic ``L2SR`` and a reason code) and closes: the connector learns that a
+node is there but will not take it now, instead of seeing a reset.
 """
 
 from __future__ import annotations
@@ -24,6 +28,15 @@ HEADER: Final = 4
 MAX_FRAME: Final = MAX_PACKET
 HELLO_MAGIC: Final = b"L2S1"
 HELLO_SIZE: Final = len(HELLO_MAGIC) + 2
+REFUSE_MAGIC: Final = b"L2SR"
+#: REFUSE reasons: the acceptor is at its connection limit, or at its limit
+#: of connections that have not sent their HELLO yet.
+REFUSE_CONNECTIONS: Final = 1
+REFUSE_UNIDENTIFIED: Final = 2
+REFUSE_REASONS: Final = {
+    REFUSE_CONNECTIONS: "at its connection limit",
+    REFUSE_UNIDENTIFIED: "at its limit of connections still without a HELLO",
+}
 _LEN = struct.Struct(">I")
 
 
@@ -51,6 +64,10 @@ def encode_frames(frames: list[bytes]) -> bytes:
 
 def encode_hello(listen_port: int) -> bytes:
     return encode_frame(HELLO_MAGIC + listen_port.to_bytes(2, "big"))
+
+
+def encode_refuse(reason: int) -> bytes:
+    return encode_frame(REFUSE_MAGIC + reason.to_bytes(2, "big"))
 
 
 def decode_hello(frame: bytes) -> int:

@@ -50,7 +50,7 @@ from typing import Final
 
 from l2session.errors import TransportFailed
 from l2session.transports.address import format_address, parse_address
-from l2session.transports.base import TransportListener, TransportStats
+from l2session.transports.base import REFUSED_PREFIX, TransportListener, TransportStats
 from l2session.transports.certs import generate_self_signed
 from l2session.transports.framing import MAX_FRAME, FrameTooLarge, encode_frames
 from l2session.transports.quic_endpoint import (
@@ -61,6 +61,7 @@ from l2session.transports.quic_endpoint import (
     open_endpoint,
 )
 from l2session.transports.quic_library import QuicConfiguration, QuicErrorCode, events
+from l2session.transports.quic_refusal import CONNECTION_REFUSED
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,17 @@ class QuicTransport:
         """Nothing to do: a QUIC connection is keyed by the UDP source
         address it comes from, which is not a claim."""
 
+    def dialable(self, address: str) -> bool:
+        """QUIC cannot tell: a peer's packets come from its listening
+        socket, or from its NAT's mapping of it."""
+        return True
+
+    def progressed(self, address: str) -> bool:
+        """Whether a connection to ``address`` has heard from the peer (its
+        handshake is under way, so UDP gets through)."""
+        peer = self._peers.get(address)
+        return peer is not None and any(link.heard for link in peer.links)
+
     def disconnect(self, address: str) -> None:
         peer = self._peers.pop(address, None)
         if peer is not None:
@@ -303,7 +315,11 @@ class QuicTransport:
         elif isinstance(event, events.ConnectionTerminated):
             if not link.detached:
                 phrase = f": {event.reason_phrase}" if event.reason_phrase else ""
-                self._lost(link, None, f"QUIC connection closed (error {event.error_code}{phrase})")
+                if event.error_code == CONNECTION_REFUSED and not link.established:
+                    reason = f"{REFUSED_PREFIX} (QUIC{phrase})"
+                else:
+                    reason = f"QUIC connection closed (error {event.error_code}{phrase})"
+                self._lost(link, None, reason)
         elif (
             isinstance(event, events.StreamReset | events.StopSendingReceived)
             and not link.detached

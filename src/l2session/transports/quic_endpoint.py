@@ -45,6 +45,7 @@ from l2session.transports.quic_library import (
     pull_quic_header,
     receive_datagrams,
 )
+from l2session.transports.quic_refusal import CONNECTION_REFUSED, refusal
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class QuicLink:
         "decoder",
         "detached",
         "established",
+        "heard",
         "is_client",
         "queue",
         "queued_bytes",
@@ -113,6 +115,9 @@ class QuicLink:
         #: its events are ignored while QUIC finishes closing.
         self.detached = False
         self.established = False
+        #: The peer has sent at least one datagram on it: UDP gets through,
+        #: the handshake is progressing (core/race.py waits for it).
+        self.heard = False
         #: The stream we send on (chosen at the first write) and the one the
         #: peer sends on (the first stream it sent data on).
         self.stream_id: int | None = None
@@ -271,6 +276,7 @@ class QuicEndpoint(asyncio.DatagramProtocol):
         read meanwhile."""
         if link.terminated:
             return
+        link.heard = True
         try:
             if len(datagrams) == 1:
                 link.quic.receive_datagram(datagrams[0], addr, now)
@@ -279,6 +285,15 @@ class QuicEndpoint(asyncio.DatagramProtocol):
         except Exception:  # qh3 raises on internal errors; never let a peer crash us
             log.debug("QUIC datagram from %s refused", link.address, exc_info=True)
             self._stats.malformed += 1
+        if link.is_client and not link.established:
+            # A server at its limit refused us (quic_refusal.py).  qh3 would
+            # report it only when its draining period ends (3 PTO, ~2 s);
+            # the refusal is final, so act on it now.
+            closed = getattr(link.quic, "_close_event", None)
+            if closed is not None and getattr(closed, "error_code", None) == CONNECTION_REFUSED:
+                self.forget(link)
+                self._owner.link_event(link, closed)
+                return
         try:
             self.drain(link)
         finally:
@@ -296,6 +311,14 @@ class QuicEndpoint(asyncio.DatagramProtocol):
             return
         if len(self.links) >= self.max_connections:
             count(stats, "refused")
+            # Say so (CONNECTION_REFUSED in an Initial: no TLS, no state),
+            # so the client knows at once instead of timing out.
+            answer = refusal(
+                version, dcid, header[4], f"at its limit of {self.max_connections} connections"
+            )
+            if answer is not None and self._transport is not None:
+                self._transport.sendto(answer, addr)
+                self._sent += 1
             return
         if self._transport is None:
             return

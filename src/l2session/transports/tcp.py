@@ -8,7 +8,11 @@ only has to move bytes fast and survive hostile peers.  Hence:
 * **Framing** (:mod:`.framing`): a 4-byte length and the packet.  Each side's
   first frame is a HELLO with its listening port (0: not listening), so the
   acceptor keys a connection by ``peer_ip:listen_port`` -- the address the
-  connector is reached at again -- not by its ephemeral port.  The HELLO is
+  connector is reached at again -- not by its ephemeral port.  A HELLO
+  with port 0 (the peer does not listen, or is behind a NAT and says so)
+  keys the connection by its ``ip:ephemeral_port``; such an address is
+  *outbound-only*: it is routed by its live connection and never dialled
+  (:meth:`TcpTransport.dialable`).  The HELLO is
   checked byte by byte as it arrives; anything else first, an oversized
   header, or no HELLO within ``hello_timeout`` aborts the connection and
   counts ``stats.malformed``.
@@ -47,15 +51,19 @@ from typing import Any, Final, cast
 
 from l2session.errors import ConfigError, MalformedMessage, MessageTooLarge, TransportFailed
 from l2session.transports.address import InvalidAddress, format_address, parse_address
-from l2session.transports.base import TransportListener, TransportStats
+from l2session.transports.base import REFUSED_PREFIX, TransportListener, TransportStats
 from l2session.transports.framing import (
     HEADER,
     HELLO_SIZE,
     MAX_FRAME,
+    REFUSE_CONNECTIONS,
+    REFUSE_REASONS,
+    REFUSE_UNIDENTIFIED,
     FrameDecoder,
     decode_hello,
     encode_frames,
     encode_hello,
+    encode_refuse,
 )
 
 PATH: Final = "tcp"
@@ -78,9 +86,12 @@ MAX_BUFFERED_BYTES: Final = 64 << 20
 #: Seconds a frame may take to arrive once its first byte did (a slow-drip
 #: sender holding a buffer open is reset).
 FRAME_TIMEOUT: Final = 30.0
+#: Outbound-only addresses remembered (HELLO port 0; oldest forgotten first).
+MAX_OUTBOUND_ONLY: Final = 4096
 
 _HELLO_FRAME: Final = HEADER + HELLO_SIZE
 _HELLO_PREFIX: Final = encode_hello(0)[: HEADER + 4]  # the length and the magic
+_REFUSE_PREFIX: Final = encode_refuse(0)[: HEADER + 4]
 _CLOSE_GRACE: Final = 1.0
 
 log = logging.getLogger(__name__)
@@ -117,6 +128,7 @@ class _Connection(asyncio.Protocol):
         self.registered = False
         self.unidentified = False
         self.silent = False
+        self.refusing = False
         self.paused = False
         self.scheduled = False
         self.queue: list[bytes] = []
@@ -147,22 +159,52 @@ class _Connection(asyncio.Protocol):
                 owner.max_connections
             ):
                 owner.stats.extra["refused"] = owner.stats.extra.get("refused", 0) + 1
-                self.abort(None)
+                # Say why instead of a reset: the peer then knows a node is
+                # here, at a limit (framing.py REFUSE), not unreachable.
+                reason = (
+                    REFUSE_CONNECTIONS
+                    if len(owner._all) > owner.max_connections
+                    else REFUSE_UNIDENTIFIED
+                )
+                self._refuse(reason)
                 return
             self.unidentified = True
             owner._unidentified += 1
         else:
             owner.stats.connects += 1
-        hello = encode_hello(owner.local_port)
+        hello = encode_hello(owner.hello_port)
         t.write(hello)
         owner.stats.bytes_sent += len(hello)
         self.hello_timer = owner._loop.call_later(owner.hello_timeout, self._hello_expired)
         if self.address is not None:
             owner._register(self)
 
+    def _refuse(self, reason: int) -> None:
+        """Send REFUSE and half-close, then discard what the peer sends
+        until it closes (closing with unread bytes would make the kernel
+        reset the connection, and a reset can destroy the REFUSE before the
+        peer reads it); reset after the close grace at the latest."""
+        t = self.transport
+        assert t is not None
+        self.silent = self.refusing = True
+        owner = self.owner
+        owner._all.discard(self)  # it no longer counts against the limits
+        if len(owner._refusing) >= owner.max_unidentified:
+            t.abort()  # a flood of them: no grace for the excess
+            return
+        owner._refusing.add(self)
+        try:
+            t.write(encode_refuse(reason))
+            if t.can_write_eof():
+                t.write_eof()
+        except (OSError, RuntimeError):
+            t.abort()
+            return
+        self.hello_timer = self.owner._loop.call_later(_CLOSE_GRACE, t.abort)
+
     def data_received(self, data: bytes) -> None:
         t = self.transport
-        if t is None or t.is_closing():
+        if t is None or t.is_closing() or self.refusing:
             return
         owner = self.owner
         owner.stats.bytes_received += len(data)
@@ -276,6 +318,8 @@ class _Connection(asyncio.Protocol):
         head = self.head + data
         n = min(len(head), len(_HELLO_PREFIX))
         if head[:n] != _HELLO_PREFIX[:n]:
+            if self.attempt is not None and head[:n] == _REFUSE_PREFIX[:n]:
+                return self._read_refuse(head)
             raise MalformedMessage("the first frame of a connection must be an L2S1 HELLO")
         if len(head) < _HELLO_FRAME:
             self.head = head
@@ -294,8 +338,22 @@ class _Connection(asyncio.Protocol):
             self.claimed = port != 0
             self.unidentified = False
             self.owner._unidentified -= 1
+            if port == 0:
+                self.owner._mark_outbound_only(address)
             self.owner._register(self)
         return head[_HELLO_FRAME:]
+
+    def _read_refuse(self, head: bytes) -> bytes:
+        """The node we dialled refused us (at a limit): report it as such
+        (``path_down`` with a reason starting "refused by the node")."""
+        if len(head) < _HELLO_FRAME:
+            self.head = head
+            return b""
+        code = int.from_bytes(head[HEADER + 4 : _HELLO_FRAME], "big")
+        _count(self.owner.stats, "refused_by_peer")
+        why = REFUSE_REASONS.get(code, f"reason {code}")
+        self.abort(f"{REFUSED_PREFIX} ({why})")
+        return b""
 
     def _hello_expired(self) -> None:
         self.hello_timer = None
@@ -332,12 +390,16 @@ class TcpTransport:
 
     ``listen=False`` makes a client-only transport: ``start`` binds nothing
     and returns 0, and peers key it by its ephemeral ``ip:port``.
+    ``advertise=False`` listens but says port 0 in its HELLO all the same
+    (a node behind a NAT: its listening port is not reachable from
+    outside, so peers must not dial it).
     """
 
     def __init__(
         self,
         *,
         listen: bool = True,
+        advertise: bool = True,
         connect_timeout: float = 5.0,
         retry_interval: float = 0.5,
         hello_timeout: float = HELLO_TIMEOUT,
@@ -361,6 +423,7 @@ class TcpTransport:
         self.name = PATH
         self.stats = TransportStats()
         self.listen = listen
+        self.advertise = advertise
         self.connect_timeout = connect_timeout
         self.retry_interval = retry_interval
         self.hello_timeout = hello_timeout
@@ -380,17 +443,39 @@ class TcpTransport:
         self._conns: dict[str, list[_Connection]] = {}  # registered, oldest first
         self._attempts: dict[str, _Attempt] = {}
         self._failed_at: dict[str, float] = {}
+        #: Addresses whose peer said HELLO port 0: never dialled.
+        self._outbound_only: dict[str, None] = {}
         self._all: set[_Connection] = set()
+        #: Connections refused, waiting for their peer to read the REFUSE.
+        self._refusing: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unidentified = 0
         self._closed = False
         #: The connection whose packets are being delivered (for confirm).
         self._delivering: _Connection | None = None
+        #: The address outbound connections are made from (None: any).
+        self._source: str | None = None
 
     @property
     def local_port(self) -> int:
         """The TCP port listened on (0: not listening)."""
         return self._port
+
+    @property
+    def hello_port(self) -> int:
+        """The port our HELLO names (0: peers must not dial us)."""
+        return self._port if self.advertise else 0
+
+    def dialable(self, address: str) -> bool:
+        """False for an address whose peer said HELLO port 0: its port is
+        ephemeral (or a NAT's), nobody listens there."""
+        return address not in self._outbound_only
+
+    def _mark_outbound_only(self, address: str) -> None:
+        self._outbound_only.pop(address, None)
+        self._outbound_only[address] = None
+        while len(self._outbound_only) > MAX_OUTBOUND_ONLY:
+            del self._outbound_only[next(iter(self._outbound_only))]
 
     async def start(self, listener: TransportListener, host: str, port: int) -> int:
         if self._listener is not None or self._closed:
@@ -402,6 +487,12 @@ class TcpTransport:
         if not 0 <= port <= 65535:
             raise InvalidAddress(f"port {port!r} is not 0-65535")
         self._loop = asyncio.get_running_loop()
+        ip = ipaddress.ip_address(host)
+        # Dial from the address we listen on (not the wildcard): the peer
+        # keys us, and admission-controls us, by the address it sees, and
+        # two nodes on one machine with their own addresses must not look
+        # like one host (core/admission.py keys by host).
+        self._source = None if ip.is_unspecified or not self.listen else str(ip)
         if self.listen:
             try:
                 self._server = await self._loop.create_server(
@@ -434,6 +525,10 @@ class TcpTransport:
             return
         if self._listener is None:
             raise TransportFailed("the μTCP transport is not started")
+        if address in self._outbound_only:
+            self.stats.dropped += 1  # its connection is gone: never dial an ephemeral port
+            _count(self.stats, "not_dialled")
+            return
         attempt = self._attempts.get(address)
         if attempt is None:
             failed = self._failed_at.get(address)
@@ -471,6 +566,10 @@ class TcpTransport:
             conns.remove(conn)  # now the newest: sends use it
             conns.append(conn)
 
+    def progressed(self, address: str) -> bool:
+        """A TCP connection has progressed once it is connected."""
+        return bool(self._conns.get(address))
+
     def probe(self, address: str) -> None:
         """Connect to ``address`` if not connected or connecting (ignoring the
         retry interval: the caller paces probes); the outcome is reported as
@@ -479,6 +578,8 @@ class TcpTransport:
         address = format_address(host, port)
         if self._listener is None:
             raise TransportFailed("the μTCP transport is not started")
+        if address in self._outbound_only:
+            return
         conns = self._conns.get(address)
         usable = conns is not None and _usable(conns) is not None
         if not self._closed and not usable and address not in self._attempts:
@@ -512,6 +613,8 @@ class TcpTransport:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for conn in list(self._refusing):
+            conn.abort(None)
         conns = list(self._all)
         for conn in conns:
             conn.close()
@@ -536,8 +639,15 @@ class TcpTransport:
     async def _connect(self, attempt: _Attempt, host: str, port: int) -> None:
         try:
             async with asyncio.timeout(self.connect_timeout):
+                source = self._source
+                local = None
+                if source is not None and (":" in source) == (":" in host):
+                    local = (source, 0)
                 await self._loop.create_connection(
-                    lambda: _Connection(self, attempt.address, attempt), host, port
+                    lambda: _Connection(self, attempt.address, attempt),
+                    host,
+                    port,
+                    local_addr=local,
                 )
         except TimeoutError:
             self._connect_failed(attempt, f"connect timed out after {self.connect_timeout:g} s")
@@ -595,6 +705,7 @@ class TcpTransport:
 
     def _lost(self, conn: _Connection) -> None:
         self._all.discard(conn)
+        self._refusing.discard(conn)
         self._buffered -= conn.partial
         conn.partial = 0
         if conn.unidentified:

@@ -14,7 +14,13 @@ RESUME      0x30   ticket id (16) | ephemeral X25519 (32) | timestamp ms (u64) |
 RESUME_ACK  0x31   ticket id (16) | ephemeral X25519 (32) | MAC (32)
 RESUME_REJ  0x32   ticket id (16) | reason (u8)
 RESUME_EARLY 0x33  RESUME's fields | 0-RTT records, sealed (rest)
+PREKEY_GONE 0x14   session id (16) | reason (u8) | prekey id (u32)
 =================  ===========================================================
+
+PREKEY_GONE answers an INIT that names a prekey the responder no longer
+holds (a one-time prekey used or never handed out, a signed set rotated
+out), so the initiator fetches a fresh bundle at once instead of waiting
+for its handshake timeout.
 
 The bundle request is padded so that answering it (a bundle is about two
 kilobytes) never amplifies a spoofed request more than twofold.
@@ -51,6 +57,11 @@ PKT_RESUME_REJECT: Final = 0x32
 PKT_RESUME_EARLY: Final = 0x33
 #: The sealed early data of RESUME_EARLY: at least a tag and one byte.
 MIN_EARLY_DATA: Final = 17
+PKT_PREKEY_GONE: Final = 0x14
+
+#: PREKEY_GONE reasons: which prekey the INIT named is gone.
+GONE_ONE_TIME: Final = 1
+GONE_SIGNED: Final = 2
 
 #: RESUME_REJECT reasons.
 REJECT_UNKNOWN_TICKET: Final = 1
@@ -123,6 +134,13 @@ class ResumeRejectPacket:
     reason: int
 
 
+@dataclass(frozen=True, slots=True)
+class PrekeyGonePacket:
+    session_id: bytes
+    reason: int
+    prekey_id: int
+
+
 Packet = (
     HandshakePacket
     | BundleRequest
@@ -132,6 +150,7 @@ Packet = (
     | ResumeEarlyPacket
     | ResumeAckPacket
     | ResumeRejectPacket
+    | PrekeyGonePacket
 )
 
 
@@ -185,6 +204,11 @@ def encode_packet(packet: Packet) -> bytes:
         case ResumeRejectPacket(ticket_id, reason):
             out = _prefix(PKT_RESUME_REJECT).fixed(ticket_id, TICKET_ID_SIZE, "ticket id")
             return out.u8(reason).getvalue()
+        case PrekeyGonePacket(session_id, reason, prekey_id):
+            if reason not in (GONE_ONE_TIME, GONE_SIGNED):
+                raise MalformedMessage(f"PREKEY_GONE reason {reason} is not defined")
+            out = _prefix(PKT_PREKEY_GONE).fixed(session_id, SESSION_ID_SIZE, "session id")
+            return out.u8(reason).u32(prekey_id).getvalue()
     raise MalformedMessage(f"cannot encode {type(packet).__name__}")
 
 
@@ -255,6 +279,12 @@ def decode_packet(data: bytes) -> Packet:
         )
     elif kind == PKT_RESUME_REJECT:
         packet = ResumeRejectPacket(r.fixed(TICKET_ID_SIZE, "ticket id"), r.u8("reason"))
+    elif kind == PKT_PREKEY_GONE:
+        packet = PrekeyGonePacket(
+            r.fixed(SESSION_ID_SIZE, "session id"), r.u8("reason"), r.u32("prekey id")
+        )
+        if packet.reason not in (GONE_ONE_TIME, GONE_SIGNED):
+            raise MalformedMessage(f"PREKEY_GONE reason {packet.reason} is not defined")
     else:
         raise MalformedMessage(f"packet: unknown type {kind:#04x}")
     r.finish()
