@@ -90,6 +90,7 @@ from l2session.transports.base import Transport
 from l2session.transports.discovery import DiscoveryEndpoint
 from l2session.transports.quic import QuicTransport
 from l2session.transports.relay import relay_address
+from l2session.transports.relay import split as relay_split
 from l2session.transports.relay_server import RelayLimits
 from l2session.transports.tcp import TcpTransport
 
@@ -694,7 +695,13 @@ class Node:
                 )
         session = existing or manager.establish(peer_did)
         tcp = self.transports.get("tcp")
-        if existing is None and tcp is not None and session.address is not None:
+        if (
+            existing is None
+            and tcp is not None
+            and session.address is not None
+            and relay_split(session.address) is None  # a relayed route: no direct dial
+            and not self._outbound_only(session.address)  # never dial an ephemeral port
+        ):
             # QUIC is tried first and takes connect_timeout to give up; a
             # μTCP connect refused at once settles that no node listens
             # there (every path shares the port), so ask it in parallel.
