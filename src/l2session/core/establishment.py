@@ -372,14 +372,18 @@ def _adopt(session: Session, result: HandshakeResult, now: float) -> None:
 # responder
 
 
-def _yield_to(owner: SessionManager, session: Session | None) -> bool:
-    """Whether an incoming attempt should be ignored because our own
-    crossing attempt wins (lower DID)."""
+def _yield_to(owner: SessionManager, session: Session | None, address: str) -> bool:
+    """Whether an incoming attempt from ``address`` should be ignored
+    because our own crossing attempt wins (lower DID).  Only when ours goes
+    to that same address: an attempt from elsewhere means ours is aimed
+    where the peer no longer is (both moved, and only the peer was told the
+    new address), so waiting for ours to be answered would deadlock."""
     return (
         session is not None
         and session.state is State.HANDSHAKE_INITIATED
         and not isinstance(session.handshake, ResponderHandshake)
         and owner.local_did < session.peer_did
+        and session.address == address
     )
 
 
@@ -434,7 +438,7 @@ def on_init(
             _answer_at(session, address, path)
             owner.send_raw(address, path, cached)  # our RESPONSE was lost
             return session
-    if _yield_to(owner, session):
+    if _yield_to(owner, session, address):
         return None
     ctx = owner.ctx
     keys = ctx.keys
@@ -595,7 +599,7 @@ def on_resume(
         owner.reject(address, "quarantined", stored.peer_did)
         return None
     session = owner.sessions.get(stored.peer_did)
-    if _yield_to(owner, session):
+    if _yield_to(owner, session, address):
         return None
     try:
         answer = resumption.answer_resume(
