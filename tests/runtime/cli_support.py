@@ -3,11 +3,13 @@ node started with ``l2session node`` (loopback only, every wait bounded)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -98,3 +100,24 @@ def next_line(node: RunningNode, prefix: str, limit: int = 200) -> str:
         if line.startswith(prefix) or not line:
             return line
     raise AssertionError(f"no line starting with {prefix!r} in {limit} lines")
+
+
+@contextlib.contextmanager
+def node_pair(
+    tmp_path: Path, *, clean_exit: bool = False
+) -> Iterator[tuple[RunningNode, RunningNode]]:
+    """Two running nodes in ``tmp_path/a`` and ``tmp_path/b``, both stopped
+    afterwards (with ``clean_exit``, each must then have exited 0)."""
+    a = RunningNode(tmp_path / "a")
+    try:
+        b = RunningNode(tmp_path / "b")
+    except BaseException:
+        a.stop()
+        raise
+    try:
+        yield a, b
+    finally:
+        for node in (a, b):
+            node.stop()
+            if clean_exit:
+                assert node.process.returncode == 0

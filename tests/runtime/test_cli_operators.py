@@ -16,22 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from .cli_support import ENV, STAMP, RunningNode, cli
+from .cli_support import ENV, STAMP, RunningNode, cli, node_pair
 
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[RunningNode, RunningNode]]:
-    a = RunningNode(tmp_path / "a")
-    try:
-        b = RunningNode(tmp_path / "b")
-    except BaseException:
-        a.stop()
-        raise
-    try:
-        yield a, b
-    finally:
-        for node in (a, b):
-            node.stop()
+    with node_pair(tmp_path) as nodes:
+        yield nodes
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

@@ -14,23 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from .cli_support import RunningNode, cli, next_line
+from .cli_support import RunningNode, cli, next_line, node_pair
 
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[RunningNode, RunningNode]]:
-    a = RunningNode(tmp_path / "a")
-    try:
-        b = RunningNode(tmp_path / "b")
-    except BaseException:
-        a.stop()
-        raise
-    try:
-        yield a, b
-    finally:
-        for node in (a, b):
-            node.stop()
-            assert node.process.returncode == 0
+    with node_pair(tmp_path, clean_exit=True) as nodes:
+        yield nodes
 
 
 def test_two_processes_talk_through_the_cli(pair: tuple[RunningNode, RunningNode]) -> None:
