@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from l2session.core.config import SessionConfig
-from l2session.core.persistence import Journal
+from l2session.core.lifecycle.persistence import Journal
 from l2session.core.states import State
 from l2session.store.durability import Durability
 from l2session.store.sqlite import SqliteStore

@@ -25,7 +25,7 @@ Each round starts a fresh victim and runs two phases: ``--rounds`` pings
 with nothing else going on (the idle baseline, after 50 untimed ones), then
 pings back to back for ``--flood-seconds`` (3) while the flood runs.  The
 rounds alternate between the victim's default limits (admission control as
-shipped, core/admission.py) and limits so high they never refuse anything
+shipped, core/management/admission.py) and limits so high they never refuse anything
 (``no_admission``), ``--repeat`` (3) rounds each, interleaved so machine
 noise hits both; every figure is the median over its rounds.
 
@@ -88,8 +88,8 @@ from typing import IO, Any, Final
 
 from l2session.cli import bench
 from l2session.core.config import SessionConfig
-from l2session.core.context import Context, LocalKeys
-from l2session.core.manager import SessionManager
+from l2session.core.management.context import Context, LocalKeys
+from l2session.core.management.manager import SessionManager
 from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.handshake_messages import HandshakeInit
 from l2session.crypto.pqxdh import InitiatorHandshake

@@ -127,7 +127,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from l2session.core.envelope import AccessRecord, Request
+from l2session.core.link.envelope import AccessRecord, Request
 from l2session.crypto import primitives
 from l2session.crypto.rng import SeededRandom
 from l2session.identity.identity import Identity

@@ -114,9 +114,9 @@ from typing import Any, Final
 import cryptography
 
 from l2session.core.config import SessionConfig
-from l2session.core.context import Context
-from l2session.core.manager import SessionManager
-from l2session.core.session import Session
+from l2session.core.link.session import Session
+from l2session.core.management.context import Context
+from l2session.core.management.manager import SessionManager
 from l2session.core.states import State
 from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.ratchet import DoubleRatchet

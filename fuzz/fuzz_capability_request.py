@@ -1,4 +1,4 @@
-"""Atheris target ``capability_request``: ``l2session.core.envelope.Request.parse``.
+"""Atheris target ``capability_request``: ``l2session.core.link.envelope.Request.parse``.
 
 Run: ``python fuzz/fuzz_capability_request.py fuzz/corpus/capability_request``
 (fuzz/README.md).  The target is ``capability_request`` in ``l2session.testing.fuzz_targets``.

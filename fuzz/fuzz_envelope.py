@@ -1,4 +1,4 @@
-"""Atheris target ``envelope``: ``l2session.core.envelope.unwrap``.
+"""Atheris target ``envelope``: ``l2session.core.link.envelope.unwrap``.
 
 Run: ``python fuzz/fuzz_envelope.py fuzz/corpus/envelope``
 (fuzz/README.md).  The target is ``envelope`` in ``l2session.testing.fuzz_targets``.

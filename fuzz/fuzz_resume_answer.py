@@ -1,4 +1,4 @@
-"""Atheris target ``resume_answer``: ``l2session.core.resumption.answer_resume``.
+"""Atheris target ``resume_answer``: ``l2session.core.lifecycle.resumption.answer_resume``.
 
 Run: ``python fuzz/fuzz_resume_answer.py fuzz/corpus/resume_answer``
 (fuzz/README.md).  The target is ``resume_answer`` in ``l2session.testing.fuzz_targets``.

@@ -1,4 +1,4 @@
-"""Atheris target ``resume_early``: ``l2session.core.early.open_records``.
+"""Atheris target ``resume_early``: ``l2session.core.lifecycle.early.open_records``.
 
 Run: ``python fuzz/fuzz_resume_early.py fuzz/corpus/resume_early``
 (fuzz/README.md).  The target is ``resume_early`` in ``l2session.testing.fuzz_targets``.

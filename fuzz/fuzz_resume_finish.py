@@ -1,4 +1,4 @@
-"""Atheris target ``resume_finish``: ``l2session.core.resumption.finish_resume``.
+"""Atheris target ``resume_finish``: ``l2session.core.lifecycle.resumption.finish_resume``.
 
 Run: ``python fuzz/fuzz_resume_finish.py fuzz/corpus/resume_finish``
 (fuzz/README.md).  The target is ``resume_finish`` in ``l2session.testing.fuzz_targets``.

@@ -1,5 +1,5 @@
 """Atheris target ``session_manager``:
-``l2session.core.manager.SessionManager.receive_datagram``.
+``l2session.core.management.manager.SessionManager.receive_datagram``.
 
 Run: ``python fuzz/fuzz_session_manager.py fuzz/corpus/session_manager``
 (fuzz/README.md).  The target is ``session_manager`` in ``l2session.testing.fuzz_targets``.

@@ -1,5 +1,5 @@
 """Atheris target ``stored_session``:
-``l2session.core.resumption.StoredSession.from_bytes``.
+``l2session.core.lifecycle.resumption.StoredSession.from_bytes``.
 
 Run: ``python fuzz/fuzz_stored_session.py fuzz/corpus/stored_session``
 (fuzz/README.md).  The target is ``stored_session`` in ``l2session.testing.fuzz_targets``.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from l2session.cli.main import main
-from l2session.core.envelope import AccessRecord
+from l2session.core.link.envelope import AccessRecord
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.crypto.rng import SeededRandom
 from l2session.identity.identity import Identity

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from l2session.core.config import SessionConfig
-from l2session.core.session import Session
+from l2session.core.link.session import Session
 from l2session.core.states import State
 from l2session.store.memory import MemoryStore
 from l2session.testing.recorder import Sent, record_wire

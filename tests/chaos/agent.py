@@ -17,7 +17,7 @@ Roles:
 * ``sender`` streams ``--count`` numbered messages to ``--peer``.  After a
   restart it continues from ``Session.sent`` -- what the store says
   survived -- so a crash repeats nothing and skips nothing (the contract of
-  core/persistence.py).
+  core/lifecycle/persistence.py).
 * ``receiver`` appends every message it is handed to ``--log`` (one line
   each, written before the next receive).  With ``--die-after K`` it kills
   itself with SIGKILL at a random moment after K messages (between receive

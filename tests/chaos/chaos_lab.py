@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from l2session.core.persistence import RouteRecord
+from l2session.core.lifecycle.persistence import RouteRecord
 from l2session.core.states import TransitionRecord
 from l2session.store.sqlite import SqliteStore
 

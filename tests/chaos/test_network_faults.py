@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from l2session.core.persistence import ROUTE_FAILOVER, ROUTE_MIGRATED, ROUTE_RESTORED
+from l2session.core.lifecycle.persistence import ROUTE_FAILOVER, ROUTE_MIGRATED, ROUTE_RESTORED
 from l2session.core.states import TransitionRecord
 
 from .chaos_lab import (

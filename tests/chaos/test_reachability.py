@@ -1,5 +1,5 @@
 """Reachability on real kernels: a peer behind a firewall that drops UDP is
-reached over μTCP by the path race (core/race.py) within one second.
+reached over μTCP by the path race (core/paths/race.py) within one second.
 
 Two node processes in their own network namespaces (10.217.N.0/24), UDP
 dropped by nftables in the sender's namespace before anything starts; the

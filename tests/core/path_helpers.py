@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from l2session.core import multipath
-from l2session.core.migration import PathValidation, state_of
-from l2session.core.session import Session
+from l2session.core.link.session import Session
+from l2session.core.paths import multipath
+from l2session.core.paths.migration import PathValidation, state_of
 from l2session.testing.simulation import SimNode
 
 

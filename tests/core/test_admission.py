@@ -1,4 +1,4 @@
-"""Admission control (core/admission.py): every limit at its boundary.
+"""Admission control (core/management/admission.py): every limit at its boundary.
 
 Two levels.  :class:`AdmissionControl` alone, fed ``now`` directly (at the
 simulation's epoch, so the float rounding of real timestamps is in play):
@@ -27,7 +27,9 @@ from typing import Any
 
 import pytest
 
-from l2session.core.admission import (
+from l2session.core.config import SessionConfig
+from l2session.core.events import PacketRejected
+from l2session.core.management.admission import (
     CPU_BUDGET,
     QUARANTINED,
     RATE_LIMITED,
@@ -36,8 +38,6 @@ from l2session.core.admission import (
     HostRateLimiter,
     host_of,
 )
-from l2session.core.config import SessionConfig
-from l2session.core.events import PacketRejected
 from l2session.core.states import State
 from l2session.crypto.pqxdh import InitiatorHandshake, ResponderHandshake
 from l2session.crypto.rng import SeededRandom

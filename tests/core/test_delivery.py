@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l2session.core.delivery import Inbound, Outbound
+from l2session.core.link.delivery import Inbound, Outbound
 from l2session.errors import MessageTooLarge, QueueFull
 from l2session.wire.records import (
     MAX_ACK_RANGES,

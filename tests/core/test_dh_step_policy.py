@@ -1,4 +1,4 @@
-"""Sparse sending DH steps (core/channel.py, CRYPTO.md §5.2).
+"""Sparse sending DH steps (core/link/channel.py, CRYPTO.md §5.2).
 
 Two Channels talk over a simulated link with a fixed round trip on a
 manual clock.  The policy must (a) take far fewer steps than one per turn,
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from l2session.core.channel import Channel
+from l2session.core.link.channel import Channel
 from l2session.crypto import primitives
 from l2session.crypto.ratchet import DoubleRatchet
 from l2session.crypto.rng import SeededRandom

@@ -9,8 +9,8 @@ dropped or replayed exactly where the test needs it.
 
 from __future__ import annotations
 
-from l2session.core.manager import SessionManager
-from l2session.core.session import Session
+from l2session.core.link.session import Session
+from l2session.core.management.manager import SessionManager
 from l2session.core.states import State
 from l2session.testing.simulation import Simulation
 

@@ -32,7 +32,7 @@ from collections import Counter
 import pytest
 
 from l2session.core.config import SessionConfig
-from l2session.core.session import Session
+from l2session.core.link.session import Session
 from l2session.core.states import State
 from l2session.store.memory import MemoryStore
 from l2session.testing.network import LinkProfile

@@ -1,4 +1,4 @@
-"""Path migration and validation (core/migration.py) over the seeded
+"""Path migration and validation (core/paths/migration.py) over the seeded
 simulation on virtual time.
 
 A session's peer moves (MIGRATE, or passively: packets from elsewhere); the
@@ -16,7 +16,7 @@ from path_helpers import session_of as _session
 from path_helpers import validation as _v
 
 from l2session.core.events import PathMigrated, PathValidated, StateChanged
-from l2session.core.migration import (
+from l2session.core.paths.migration import (
     CHALLENGE_TRIES,
     MAX_CHALLENGES,
     MIGRATE_TRIES,

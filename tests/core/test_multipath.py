@@ -1,4 +1,4 @@
-"""Multipath (core/multipath.py): a session's validated routes used by
+"""Multipath (core/paths/multipath.py): a session's validated routes used by
 FAILOVER, LOAD_BALANCE and AGGREGATE, over the seeded simulation.
 
 Each strategy streams thousands of messages both ways while a route dies
@@ -18,8 +18,8 @@ from path_helpers import validation as _v
 
 from l2session.core.config import SessionConfig
 from l2session.core.events import PacketRejected, PathValidated, StateChanged
-from l2session.core.multipath import MultipathStrategy
-from l2session.core.session import Session
+from l2session.core.link.session import Session
+from l2session.core.paths.multipath import MultipathStrategy
 from l2session.core.states import State
 from l2session.errors import ConfigError
 from l2session.testing.network import LinkProfile

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from l2session.core.config import SessionConfig
-from l2session.core.session import Session
+from l2session.core.link.session import Session
 from l2session.core.states import State
 from l2session.testing.recorder import record_wire
 from l2session.testing.simulation import Simulation

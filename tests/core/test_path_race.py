@@ -1,4 +1,4 @@
-"""Happy eyeballs (core/race.py) over the seeded simulation, on virtual time.
+"""Happy eyeballs (core/paths/race.py) over the seeded simulation, on virtual time.
 
 An establishment starts on QUIC; when QUIC has not progressed within
 ``path_race_delay`` the same handshake goes on μTCP too, and the first path
@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from l2session.core.config import RESEND_INTERVAL, SessionConfig
-from l2session.core.session import Session
+from l2session.core.link.session import Session
 from l2session.core.states import State
 from l2session.errors import ConfigError
 from l2session.testing.network import LinkProfile

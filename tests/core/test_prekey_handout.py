@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from l2session.core.config import SessionConfig
-from l2session.core.establishment import MAX_PREKEY_RETRIES
+from l2session.core.lifecycle.establishment import MAX_PREKEY_RETRIES
 from l2session.core.states import State
 from l2session.crypto.rng import SeededRandom
 from l2session.identity.bundle import PrekeyBundle

@@ -1,4 +1,4 @@
-"""Route changes in the audit log (core/multipath.py ``switch_primary``):
+"""Route changes in the audit log (core/paths/multipath.py ``switch_primary``):
 an operator reads why a session left QUIC for μTCP, came back, or followed
 its peer to another address -- in the same hash chain as the transitions.
 Two sessions over the seeded simulation; Bob keeps a MemoryStore."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from path_helpers import session_of as _session
 
-from l2session.core.persistence import (
+from l2session.core.lifecycle.persistence import (
     ROUTE_FAILOVER,
     ROUTE_MIGRATED,
     ROUTE_RESTORED,

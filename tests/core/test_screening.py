@@ -1,4 +1,4 @@
-"""Capability requests in the session path (core/screening.py), over the
+"""Capability requests in the session path (core/lifecycle/screening.py), over the
 seeded simulation: screened once, before the application sees them; a
 refusal consumes the sequence number, the stream goes on, and the sender
 hears why.  The gate here is a small rule table; tests/membrane runs the
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from l2session.core.config import SessionConfig, SessionKind
-from l2session.core.envelope import Delivery, Denial, Request, denial, refused, unwrap, wrap
 from l2session.core.events import MessageDenied, RequestRefused, SessionClosedEvent
-from l2session.core.session import Session
+from l2session.core.link.envelope import Delivery, Denial, Request, denial, refused, unwrap, wrap
+from l2session.core.link.session import Session
 from l2session.errors import ConfigError, MalformedMessage, MessageTooLarge
 from l2session.store import MemoryStore
 from l2session.testing.network import LinkProfile
@@ -289,8 +289,8 @@ def test_a_flood_of_refused_requests_is_held_back_not_queued_without_bound() -> 
     requests wait unscreened (unacknowledged) instead of growing it."""
     from functools import partial
 
-    from l2session.core import screening
-    from l2session.core.envelope import is_denial
+    from l2session.core.lifecycle import screening
+    from l2session.core.link.envelope import is_denial
 
     sim = Simulation("screen-flood")
     alice = sim.add_node("alice")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from l2session.core.config import SessionConfig, SessionKind
-from l2session.core.persistence import Journal
+from l2session.core.lifecycle.persistence import Journal
 from l2session.core.states import State
 from l2session.crypto.handshake_messages import (
     KIND_EPHEMERAL,

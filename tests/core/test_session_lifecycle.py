@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from l2session.core.config import SessionConfig, SessionKind
-from l2session.core.context import Context
 from l2session.core.events import SessionAccepted
-from l2session.core.manager import SessionManager
-from l2session.core.session import Session
+from l2session.core.link.session import Session
+from l2session.core.management.context import Context
+from l2session.core.management.manager import SessionManager
 from l2session.core.states import State
 from l2session.crypto.rng import SeededRandom
 from l2session.errors import (

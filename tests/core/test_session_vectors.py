@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from l2session.core.channel import Channel
+from l2session.core.link.channel import Channel
 from l2session.crypto import primitives
 from l2session.crypto.ratchet import DoubleRatchet
 from l2session.crypto.rng import SeededRandom

@@ -26,12 +26,12 @@ from typing import Any
 import blake3
 import pytest
 
-from l2session.core import rotating
 from l2session.core.config import SessionConfig
-from l2session.core.keyschedule import ticket_id
-from l2session.core.persistence import Journal
-from l2session.core.resumption import StoredSession, start_resume
-from l2session.core.session import Session
+from l2session.core.lifecycle import rotating
+from l2session.core.lifecycle.persistence import Journal
+from l2session.core.lifecycle.resumption import StoredSession, start_resume
+from l2session.core.link.keyschedule import ticket_id
+from l2session.core.link.session import Session
 from l2session.core.states import State
 from l2session.crypto.rng import SeededRandom
 from l2session.store.memory import MemoryStore

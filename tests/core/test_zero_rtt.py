@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from l2session.core import early
 from l2session.core.config import SessionConfig
-from l2session.core.envelope import Request
 from l2session.core.events import MessageDenied
-from l2session.core.session import Session
+from l2session.core.lifecycle import early
+from l2session.core.link.envelope import Request
+from l2session.core.link.session import Session
 from l2session.core.states import State
 from l2session.errors import MalformedMessage
 from l2session.store.memory import MemoryStore

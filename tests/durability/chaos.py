@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from l2session.core.resumption import StoredSession
+from l2session.core.lifecycle.resumption import StoredSession
 from l2session.crypto.handshake_messages import TYPE_INIT
 from l2session.errors import MalformedMessage
 from l2session.identity.prekeys import PrekeyStore

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from l2session.core.persistence import Journal
+from l2session.core.lifecycle.persistence import Journal
 from l2session.core.states import State
 from l2session.testing.simulation import SimNode, Simulation
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from l2session.core.persistence import Journal
+from l2session.core.lifecycle.persistence import Journal
 from l2session.core.states import State, Trigger
 from l2session.store.memory import MemoryStore
 from l2session.testing.network import LinkProfile

@@ -23,9 +23,9 @@ from typing import ParamSpec, TypeVar
 
 import pytest
 
-from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig
-from l2session.core.session import Session
+from l2session.core.link.channel import Channel
+from l2session.core.link.session import Session
 from l2session.core.states import State, TransitionRecord
 from l2session.crypto import primitives
 from l2session.errors import MalformedMessage

@@ -6,7 +6,7 @@ import pytest
 from pytest_bdd import given, scenarios, then, when
 
 from l2session.core.events import SessionAccepted
-from l2session.core.resumption import StoredSession
+from l2session.core.lifecycle.resumption import StoredSession
 from l2session.core.states import State, Trigger
 from l2session.crypto.handshake_messages import (
     TYPE_INIT,

@@ -13,7 +13,7 @@ import pytest
 
 from l2session import Node
 from l2session.bridges.base import load_bridge
-from l2session.core.federated import FederatedSession, FederationConfig
+from l2session.core.management.federated import FederatedSession, FederationConfig
 from l2session.core.states import State
 from l2session.errors import BridgeUnavailable, InvalidForeignIdentity
 from l2session.identity.foreign import BridgeProtocol, ForeignIdentity

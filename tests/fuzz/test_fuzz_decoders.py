@@ -60,9 +60,9 @@ REQUIRED_MODULES = (
     "l2session.identity.base58",
     "l2session.identity.document",
     "l2session.identity.keyfile",
-    "l2session.core.envelope",
-    "l2session.core.resumption",
-    "l2session.core.manager",
+    "l2session.core.link.envelope",
+    "l2session.core.lifecycle.resumption",
+    "l2session.core.management.manager",
     "l2session.membrane.trust_statement",
     "l2session.membrane.policy_file",
     "l2session.membrane.audit",
@@ -71,7 +71,7 @@ REQUIRED_MODULES = (
 
 #: Decoders the inventory finds that have no target of their own, and why.
 NOT_FUZZED = {
-    "l2session.core.persistence:Journal.load": "a Protocol; its implementations are in store/",
+    "l2session.core.lifecycle.persistence:Journal.load": "a Protocol; implemented in store/",
     "l2session.crypto.prekey_records:SignedPrekeySet.read": "inside prekey_bundle, prekey_store",
     "l2session.crypto.prekey_records:OneTimePrekey.read": "inside prekey_bundle, prekey_store",
     "l2session.runtime.policyfile:load_policy": "reads a file, then parse_policy (policy_file)",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from l2session.core.session import Session
+from l2session.core.link.session import Session
 from l2session.core.states import State
 from l2session.testing.fuzz import mutate, overwrite
 from l2session.testing.fuzz_targets import NOW, Duo, packet_kind, rejected

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from l2session.core.envelope import AccessRecord
-from l2session.core.resumption import StoredSession
+from l2session.core.lifecycle.resumption import StoredSession
+from l2session.core.link.envelope import AccessRecord
 from l2session.crypto.ratchet import DoubleRatchet
 from l2session.crypto.ratchet_state import decode_snapshot
 from l2session.crypto.rng import SeededRandom
@@ -112,7 +112,7 @@ def test_ratchet_state_refuses_more_skipped_keys_than_its_limit() -> None:
 
 
 # --------------------------------------------------------------------------
-# core/resumption.py: StoredSession.from_bytes
+# core/lifecycle/resumption.py: StoredSession.from_bytes
 
 
 def stored_session(pq_keyed_at_ms: int) -> bytes:

@@ -11,7 +11,7 @@ that saw no valid RESPONSE by ``handshake_timeout`` fails with
 from __future__ import annotations
 
 from l2session.core.config import SessionConfig
-from l2session.core.session import Session
+from l2session.core.link.session import Session
 from l2session.core.states import State, Trigger
 from l2session.crypto.handshake_messages import HandshakeResponse
 from l2session.testing.simulation import SimNode, Simulation

@@ -10,9 +10,9 @@ it.
 
 from __future__ import annotations
 
-from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig
-from l2session.core.session import Session
+from l2session.core.link.channel import Channel
+from l2session.core.link.session import Session
 from l2session.core.states import State
 from l2session.crypto.ratchet import DoubleRatchet
 from l2session.testing.simulation import SimNode, Simulation, connected_pair

@@ -15,8 +15,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from l2session.core.envelope import AccessRecord
-from l2session.core.persistence import ROUTE_CAUSES, ROUTE_FAILOVER, AuditRecord, RouteRecord
+from l2session.core.lifecycle.persistence import (
+    ROUTE_CAUSES,
+    ROUTE_FAILOVER,
+    AuditRecord,
+    RouteRecord,
+)
+from l2session.core.link.envelope import AccessRecord
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.errors import AuditTampered, MalformedMessage
 from l2session.membrane import audit

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l2session.core.envelope import Request
+from l2session.core.link.envelope import Request
 from l2session.crypto.rng import SeededRandom
 from l2session.errors import ConfigError
 from l2session.identity.identity import Identity

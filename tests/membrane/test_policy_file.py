@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from l2session.core.envelope import Request
+from l2session.core.link.envelope import Request
 from l2session.crypto.rng import SeededRandom
 from l2session.errors import ConfigError, PolicyError
 from l2session.identity.identity import Identity

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from l2session.core.envelope import Request, canonical_resource, resource_problem
+from l2session.core.link.envelope import Request, canonical_resource, resource_problem
 from l2session.errors import ConfigError
 from l2session.membrane.policy import Grant, MembranePolicy
 

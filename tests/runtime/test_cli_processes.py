@@ -28,7 +28,7 @@ def test_two_processes_talk_through_the_cli(pair: tuple[RunningNode, RunningNode
     sent = cli("send", "--home", str(a.home), b.did, "hello from a", "--to", b.address)
     assert sent.returncode == 0, sent.stderr
     # QUIC, unless it made no progress within the path race's 250 ms on a
-    # busy machine (then μTCP carried the handshake, core/race.py).
+    # busy machine (then μTCP carried the handshake, core/paths/race.py).
     assert re.search(r"delivered #0 over (quic|tcp)", sent.stdout), sent.stdout
     heard = cli("listen", "--home", str(b.home), "--count", "1", "--timeout", "20")
     assert heard.returncode == 0, heard.stderr

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from l2session.core.envelope import Request
 from l2session.core.events import MessageDenied
+from l2session.core.link.envelope import Request
 from l2session.errors import AccessDenied, InvalidState, PolicyError
 from l2session.runtime.events import NodeEvent
 from l2session.runtime.node import Node

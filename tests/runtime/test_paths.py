@@ -10,7 +10,7 @@ import pytest
 
 from l2session.cli.netdemo import DEMO_CONFIG
 from l2session.core.events import PathMigrated
-from l2session.core.multipath import MultipathStrategy
+from l2session.core.paths.multipath import MultipathStrategy
 from l2session.runtime.events import NodeEvent
 from l2session.runtime.node import Node
 from l2session.transports.quic import QuicTransport

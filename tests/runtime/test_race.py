@@ -1,4 +1,4 @@
-"""Happy eyeballs on real loopback sockets (core/race.py): a peer whose UDP
+"""Happy eyeballs on real loopback sockets (core/paths/race.py): a peer whose UDP
 is dropped is reached over μTCP by the path race, long before QUIC's
 connect timeout could declare QUIC down, and the session moves to QUIC
 once UDP passes again."""

@@ -13,8 +13,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from l2session.core.persistence import SessionRecord
-from l2session.core.resumption import StoredSession
+from l2session.core.lifecycle.persistence import SessionRecord
+from l2session.core.lifecycle.resumption import StoredSession
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore

@@ -1,6 +1,6 @@
 """One behaviour, two stores: every test runs on MemoryStore and SqliteStore.
 
-MemoryStore is the reference semantics of core/persistence.py's Journal;
+MemoryStore is the reference semantics of core/lifecycle/persistence.py's Journal;
 SqliteStore must match it exactly, including what a crash loses (every
 write since the last commit) and the order of sessions, tickets and
 inbound streams in the snapshot.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from l2session.core.persistence import Snapshot, StoredInbound
+from l2session.core.lifecycle.persistence import Snapshot, StoredInbound
 from l2session.crypto.handshake_guard import DEFAULT_MAX_ENTRIES
 from l2session.store import memory as store_memory
 from l2session.store import sqlite as store_sqlite

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l2session.core.persistence import SessionRecord, StoredInbound
-from l2session.core.resumption import StoredSession
+from l2session.core.lifecycle.persistence import SessionRecord, StoredInbound
+from l2session.core.lifecycle.resumption import StoredSession
 from l2session.crypto.rng import SeededRandom
 from l2session.errors import StoreCorrupt, StoreError
 from l2session.identity.identity import Identity

@@ -17,8 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from l2session.core.persistence import SessionRecord
-from l2session.core.resumption import StoredSession
+from l2session.core.lifecycle.persistence import SessionRecord
+from l2session.core.lifecycle.resumption import StoredSession
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore

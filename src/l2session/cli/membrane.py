@@ -19,7 +19,7 @@ from typing import TextIO
 
 from l2session.cli import audit_checkpoint
 from l2session.cli.commands import STORE_NAME, add_home, fail, home_of, passphrase_of
-from l2session.core.envelope import Request
+from l2session.core.link.envelope import Request
 from l2session.errors import ConfigError, MalformedMessage, StoreNotFound
 from l2session.identity.did import Did
 from l2session.membrane.audit import KINDS, AuditEntry

@@ -36,8 +36,8 @@ from pathlib import Path
 
 from l2session.cli import nostrdemo
 from l2session.core.config import ReconnectionPolicy, SessionConfig
-from l2session.core.envelope import Request
 from l2session.core.events import StateChanged
+from l2session.core.link.envelope import Request
 from l2session.core.states import State
 from l2session.crypto.handshake_messages import TYPE_RESPONSE, HandshakeResponse
 from l2session.errors import AuthenticationFailed, L2SessionError, PeerQuarantined

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from l2session.core.config import SessionConfig
-from l2session.core.context import Capability, Context
-from l2session.core.resumption import StoredSession
-from l2session.core.session import Session
+from l2session.core.lifecycle.resumption import StoredSession
+from l2session.core.link.session import Session
+from l2session.core.management.context import Capability, Context
 
 
 def establish(peer_did: str, config: SessionConfig | None, ctx: Context) -> Session:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from l2session.core.multipath import MultipathStrategy
+from l2session.core.paths.multipath import MultipathStrategy
 from l2session.crypto.handshake_messages import KIND_EPHEMERAL, KIND_PERSISTENT
 from l2session.crypto.rng import RandomSource
 from l2session.errors import ConfigError
@@ -38,7 +38,7 @@ MAX_MESSAGE_SIZE: Final = MAX_PAYLOAD_BYTES
 class SessionKind(StrEnum):
     """The overview's native session kinds.  Federated sessions are not a
     value here: they never negotiate with an l2session peer, so they are
-    their own class (core/federated.py, docs/FEDERATION.md)."""
+    their own class (core/management/federated.py, docs/FEDERATION.md)."""
 
     #: One handshake, one request/response, nothing kept.
     EPHEMERAL = "ephemeral"
@@ -174,14 +174,14 @@ class SessionConfig:
     reconnect: ReconnectionPolicy = field(default_factory=ReconnectionPolicy)
     kind: SessionKind = SessionKind.PERSISTENT
     #: How several validated routes to the peer are used
-    #: (core/multipath.py): primary with failover, round-robin, or all.
+    #: (core/paths/multipath.py): primary with failover, round-robin, or all.
     multipath: MultipathStrategy = MultipathStrategy.FAILOVER
-    #: Happy eyeballs (core/race.py): an establishment whose path has not
+    #: Happy eyeballs (core/paths/race.py): an establishment whose path has not
     #: connected after this long is raced on the node's next path too
     #: (RFC 8305's 250 ms); 0 starts every path at once; None: no race.
     path_race_delay: float | None = 0.25
     #: A session that comes up over a relay offers a direct path (hole
-    #: punching, core/migration.py ``offer_punch``) and answers the peer's
+    #: punching, core/paths/migration.py ``offer_punch``) and answers the peer's
     #: offer; False keeps relayed sessions relayed.
     hole_punching: bool = True
 
@@ -228,7 +228,7 @@ class SessionConfig:
     #: comes first (a one-way stream answered by data heals in volume too).
     dh_step_after: int = 4_096
 
-    # Admission control (core/admission.py): what handshake-opening packets
+    # Admission control (core/management/admission.py): what handshake-opening packets
     # (INIT, RESUME, BUNDLE_REQUEST) a source may make this node process
     # before any crypto is spent on them.  Read from the manager's config.
     #: Opening packets per second per source host, and its burst.  A real
@@ -245,7 +245,7 @@ class SessionConfig:
     admission_global_rate: float = 5_000.0
     admission_global_burst: int = 10_000
     #: Share of one core that handshakes with unknown sources may take
-    #: (their measured cost, core/admission.py), and the burst in seconds
+    #: (their measured cost, core/management/admission.py), and the burst in seconds
     #: of CPU.  A PQXDH responder handshake costs ~1.7-2.3 ms, so 0.75
     #: admits about 350 new sessions per second on one core and leaves a
     #: quarter of the loop to established sessions however many hosts

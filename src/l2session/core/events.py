@@ -1,7 +1,7 @@
 """Events the session core reports to the runtime and the application.
 
 The manager queues them; the runtime drains them with
-:meth:`~l2session.core.manager.SessionManager.events` (sans-I/O: nothing is
+:meth:`~l2session.core.management.manager.SessionManager.events` (sans-I/O: nothing is
 called back from inside the protocol code).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from l2session.core.envelope import Request
+from l2session.core.link.envelope import Request
 from l2session.core.states import TransitionRecord
 
 

@@ -35,7 +35,7 @@ Rules that keep a session safe against hostile or damaged input:
   so randomness is drawn only for authenticated steps.  The caller may
   *defer* it (``encrypt(..., defer_step=True)``) and keep sending on the
   current chain: the session layer takes sending steps sparsely (at most a
-  few per second, core/channel.py), because a step per turn of a ping-pong
+  few per second, core/link/channel.py), because a step per turn of a ping-pong
   costs two X25519 agreements and a key generation per side.  A deferred
   step stays due; the peer sees nothing but a longer chain.
 * :meth:`DoubleRatchet.prepare_step` draws the next key pair and its

@@ -31,8 +31,8 @@ from typing import Final
 
 from blake3 import blake3
 
-from l2session.core.envelope import AccessRecord
-from l2session.core.persistence import ROUTE_CAUSES, AuditRecord, RouteRecord
+from l2session.core.lifecycle.persistence import ROUTE_CAUSES, AuditRecord, RouteRecord
+from l2session.core.link.envelope import AccessRecord
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.errors import AuditTampered, MalformedMessage
 

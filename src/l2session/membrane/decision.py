@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from l2session.core.envelope import Request
+from l2session.core.link.envelope import Request
 from l2session.membrane.policy import (
     Grant,
     MembranePolicy,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from l2session.core.envelope import action_problem, canonical_resource, resource_problem
+from l2session.core.link.envelope import action_problem, canonical_resource, resource_problem
 from l2session.errors import ConfigError, InvalidDid, InvalidForeignIdentity
 from l2session.identity.did import Did
 from l2session.identity.foreign import ForeignIdentity, is_foreign

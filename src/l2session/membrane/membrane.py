@@ -7,7 +7,7 @@ caller authenticated (the session path passes the session's peer DID),
 never a claim from a message.
 
 :class:`Membrane` is the session core's
-:class:`~l2session.core.envelope.AccessGate` (``screen``), so a node that has
+:class:`~l2session.core.link.envelope.AccessGate` (``screen``), so a node that has
 one refuses a capability request before its application sees it.  It is
 pure: ``now`` is passed in; the audit sink and the trust sink are callables
 the runtime wires to the store (runtime/policyfile.py).
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from l2session.core.envelope import AccessRecord, Request
+from l2session.core.link.envelope import AccessRecord, Request
 from l2session.errors import AccessDenied
 from l2session.membrane import decision
 from l2session.membrane.decision import Decision, Step

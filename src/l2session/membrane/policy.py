@@ -56,7 +56,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from l2session.core.envelope import Request
+from l2session.core.link.envelope import Request
 from l2session.errors import ConfigError, InvalidDid, PolicyError
 from l2session.identity.did import Did
 from l2session.identity.foreign import is_foreign

@@ -97,7 +97,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
 from typing import Final
 
-from l2session.core.envelope import MAX_UNITS, action_problem, resource_problem
+from l2session.core.link.envelope import MAX_UNITS, action_problem, resource_problem
 from l2session.errors import ConfigError, InvalidDid, PolicyError
 from l2session.identity.did import Did
 from l2session.identity.foreign import is_foreign

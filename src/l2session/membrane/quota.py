@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from l2session.core.envelope import MAX_UNITS
+from l2session.core.link.envelope import MAX_UNITS
 from l2session.errors import ConfigError
 from l2session.membrane.policy import Grant, Quota
 
@@ -99,7 +99,7 @@ class QuotaLedger:
 
     def remaining(self, grant: Grant, peer_did: str, now: float) -> int:
         """Units ``peer_did`` may still use under ``grant`` in this window
-        (:data:`~l2session.core.envelope.MAX_UNITS` without a quota)."""
+        (:data:`~l2session.core.link.envelope.MAX_UNITS` without a quota)."""
         quota = grant.quota
         if quota is None:
             return MAX_UNITS

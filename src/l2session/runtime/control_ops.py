@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from l2session import __version__
-from l2session.core.envelope import Request
+from l2session.core.link.envelope import Request
 from l2session.errors import ConfigError, SessionTimeout
 from l2session.identity.foreign import is_foreign
 from l2session.runtime.federation_control import send_federated
@@ -90,7 +90,7 @@ def status(node: Node, started: float) -> Json:
         "bytes_sent": total.bytes_out,
         "bytes_received": total.bytes_in,
         # Refused packets by reason, and what admission control
-        # (core/admission.py) did with handshake-opening packets.
+        # (core/management/admission.py) did with handshake-opening packets.
         "rejections": dict(manager.rejections),
         "admission": manager.admission.snapshot(),
         "reachability": node.reachability.as_json(),

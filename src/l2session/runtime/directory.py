@@ -20,7 +20,7 @@ MAX_PEERS: Final = 100_000
 
 
 class AddressBook:
-    """A mutable :class:`~l2session.core.context.PeerDirectory`."""
+    """A mutable :class:`~l2session.core.management.context.PeerDirectory`."""
 
     __slots__ = ("_addresses",)
 

@@ -2,7 +2,7 @@
 
 A :class:`Federation` belongs to a :class:`~l2session.runtime.node.Node`
 started with ``bridges=``.  It starts each bridge, keeps one
-:class:`~l2session.core.federated.FederatedSession` per foreign peer, and
+:class:`~l2session.core.management.federated.FederatedSession` per foreign peer, and
 makes the promises docs/FEDERATION.md writes down:
 
 * **outbound**: a message is sealed into the foreign event and written to
@@ -31,8 +31,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from l2session.bridges.base import Bridge, BridgeHooks, ForeignMessage, LinkStatus, load_bridge
-from l2session.core.envelope import Request
-from l2session.core.federated import FederatedSession, FederationConfig, check_message
+from l2session.core.link.envelope import Request
+from l2session.core.management.federated import FederatedSession, FederationConfig, check_message
 from l2session.core.states import State, TransitionRecord
 from l2session.errors import (
     BridgeUnavailable,

@@ -1,6 +1,6 @@
 """The application's view of one session: async send, receive and waits.
 
-A :class:`SessionHandle` wraps a core :class:`~l2session.core.session.Session`
+A :class:`SessionHandle` wraps a core :class:`~l2session.core.link.session.Session`
 owned by a :class:`~l2session.runtime.node.Node`.  Everything it does is a
 core call followed by a nudge of the node's pump (which seals, commits and
 puts packets on the transports at the end of the current loop iteration);
@@ -14,8 +14,8 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
-from l2session.core.envelope import Delivery, Request
-from l2session.core.session import Session
+from l2session.core.link.envelope import Delivery, Request
+from l2session.core.link.session import Session
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.errors import (
     AuthenticationFailed,

@@ -6,7 +6,7 @@ A :class:`Node` is the thin runtime of DESIGN.md §1.  It owns
 * the store (SQLite file, or in memory, or none),
 * one transport per path (QUIC first, μTCP second), all listening on the
   same port number, so one ``host:port`` reaches the node on every path,
-* the core :class:`~l2session.core.manager.SessionManager`,
+* the core :class:`~l2session.core.management.manager.SessionManager`,
 
 and does only four things: feed each packet a transport delivers into the
 manager, drain the manager's packets onto the transports, turn the
@@ -37,7 +37,6 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 from l2session.core.config import SessionConfig
-from l2session.core.context import Context, LocalKeys
 from l2session.core.events import (
     MessagesAvailable,
     PathMigrated,
@@ -46,9 +45,10 @@ from l2session.core.events import (
     SessionEvent,
     StateChanged,
 )
-from l2session.core.federated import FederationConfig
-from l2session.core.manager import SessionManager
-from l2session.core.session import Session
+from l2session.core.link.session import Session
+from l2session.core.management.context import Context, LocalKeys
+from l2session.core.management.federated import FederationConfig
+from l2session.core.management.manager import SessionManager
 from l2session.crypto.rng import RandomSource
 from l2session.errors import (
     BridgeUnavailable,

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from l2session.core.envelope import Request
+from l2session.core.link.envelope import Request
 from l2session.identity.resolver import resolve_signing_key
 from l2session.runtime.directory import parse_peer
 from l2session.transports.relay import PATH, RelayTransport, split

@@ -14,7 +14,7 @@ another transport to the same address (it fell back first).  An idle
 session's silence is normal and never stalls.
 
 A stalled connection is closed and reported as ``path_down``, which moves
-the session to its next route (QUIC -> μTCP, core/multipath.py) and starts
+the session to its next route (QUIC -> μTCP, core/paths/multipath.py) and starts
 the QUIC probes of :class:`~l2session.runtime.paths.PathMonitor` that bring
 it back when UDP passes again.  A false alarm (a peer frozen for longer
 than ``timeout``) costs a switch to μTCP and back.

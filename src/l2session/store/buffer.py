@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from l2session.core.persistence import AuditRecord, SessionRecord
-from l2session.core.resumption import StoredSession
+from l2session.core.lifecycle.persistence import AuditRecord, SessionRecord
+from l2session.core.lifecycle.resumption import StoredSession
 
 Ranges = tuple[tuple[int, int], ...]
 
@@ -71,7 +71,7 @@ class Batch:
 
 
 class WriteBuffer:
-    """The :class:`~l2session.core.persistence.Journal` write methods,
+    """The :class:`~l2session.core.lifecycle.persistence.Journal` write methods,
     buffered into a :class:`Batch`; a store's ``commit`` applies
     :meth:`take` atomically."""
 

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from l2session.core.persistence import SessionRecord, Snapshot, StoredInbound
-from l2session.core.resumption import StoredSession
+from l2session.core.lifecycle.persistence import SessionRecord, Snapshot, StoredInbound
+from l2session.core.lifecycle.resumption import StoredSession
 from l2session.core.states import TransitionRecord
 from l2session.crypto.handshake_guard import DEFAULT_MAX_ENTRIES
 from l2session.errors import ConfigError
@@ -139,7 +139,7 @@ class _Tables:
 
 
 class MemoryStore(WriteBuffer):
-    """A :class:`~l2session.core.persistence.Journal` kept in dictionaries."""
+    """A :class:`~l2session.core.lifecycle.persistence.Journal` kept in dictionaries."""
 
     __slots__ = (
         "_disk",

@@ -12,7 +12,7 @@ as it was written, and the test upgrades it).
 Every table is an ordinary rowid table: rowid tables with a secondary index
 measured four times faster than ``WITHOUT ROWID`` for rows carrying 1 KiB
 payloads, and an ``INTEGER PRIMARY KEY`` doubles as the insertion order
-that :class:`~l2session.core.persistence.Snapshot` promises (an upsert keeps
+that :class:`~l2session.core.lifecycle.persistence.Snapshot` promises (an upsert keeps
 a row's id; a row deleted and put again gets a new, larger one).  Peer DIDs
 (about 56 characters) are stored once, in ``peers``; the other tables refer
 to them by a small integer.
@@ -155,7 +155,7 @@ def _chain_old_audit(conn: sqlite3.Connection) -> None:
 
 
 def _escape_payloads(conn: sqlite3.Connection) -> None:
-    """Version 3 message bodies (core/envelope.py) reserve a first byte of
+    """Version 3 message bodies (core/link/envelope.py) reserve a first byte of
     0xFF: a stored payload that starts with it gets the escape prefix."""
     for select, update in (
         (

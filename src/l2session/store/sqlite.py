@@ -1,6 +1,6 @@
 """The node's durable store: one SQLite file in WAL mode.
 
-:class:`SqliteStore` is a :class:`~l2session.core.persistence.Journal` with
+:class:`SqliteStore` is a :class:`~l2session.core.lifecycle.persistence.Journal` with
 the semantics of :class:`~l2session.store.memory.MemoryStore` (the tests run
 one conformance suite, and a model-based test, over both).  Writes are
 buffered and coalesced by :class:`~l2session.store.buffer.WriteBuffer`;
@@ -45,8 +45,8 @@ from types import TracebackType
 from typing import Final, Self
 from urllib.parse import quote
 
-from l2session.core.persistence import SessionRecord, Snapshot, StoredInbound
-from l2session.core.resumption import StoredSession
+from l2session.core.lifecycle.persistence import SessionRecord, Snapshot, StoredInbound
+from l2session.core.lifecycle.resumption import StoredSession
 from l2session.crypto.handshake_guard import DEFAULT_MAX_ENTRIES
 from l2session.errors import (
     ConfigError,
@@ -196,7 +196,7 @@ def _sync_directory(directory: Path) -> None:
 
 
 class SqliteStore(AuditReads, WriteBuffer):
-    """The durable :class:`~l2session.core.persistence.Journal` of a node,
+    """The durable :class:`~l2session.core.lifecycle.persistence.Journal` of a node,
     plus its identity and prekeys.  Make one with :meth:`open`."""
 
     __slots__ = (

@@ -55,9 +55,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, cast
 
-from l2session.core import early
 from l2session.core.config import SessionConfig
-from l2session.core.envelope import (
+from l2session.core.events import PacketRejected, SessionEvent
+from l2session.core.lifecycle import early
+from l2session.core.lifecycle.persistence import ROUTE_MIGRATED, RouteRecord
+from l2session.core.lifecycle.resumption import (
+    PendingResume,
+    StoredSession,
+    answer_resume,
+    finish_resume,
+    start_resume,
+)
+from l2session.core.link.envelope import (
     AccessRecord,
     Denial,
     Refused,
@@ -68,16 +77,7 @@ from l2session.core.envelope import (
     unwrap,
     wrap,
 )
-from l2session.core.events import PacketRejected, SessionEvent
-from l2session.core.manager import Outgoing
-from l2session.core.persistence import ROUTE_MIGRATED, RouteRecord
-from l2session.core.resumption import (
-    PendingResume,
-    StoredSession,
-    answer_resume,
-    finish_resume,
-    start_resume,
-)
+from l2session.core.management.manager import Outgoing
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.crypto import primitives
 from l2session.crypto.handshake_guard import HandshakeReplayGuard
@@ -1194,7 +1194,7 @@ def _peer_seeds() -> tuple[bytes, ...]:
 
 
 # ==========================================================================
-# The session manager (core/manager.py), fed whole datagrams
+# The session manager (core/management/manager.py), fed whole datagrams
 
 
 def packet_kind(data: bytes) -> str:
@@ -1827,7 +1827,7 @@ TARGETS: Final[tuple[FuzzTarget, ...]] = (
     # core/
     _decoder(
         "envelope",
-        ("l2session.core.envelope:unwrap",),
+        ("l2session.core.link.envelope:unwrap",),
         unwrap,
         _envelope_seeds,
         _M,
@@ -1836,7 +1836,7 @@ TARGETS: Final[tuple[FuzzTarget, ...]] = (
     ),
     _text_decoder(
         "capability_request",
-        ("l2session.core.envelope:Request.parse",),
+        ("l2session.core.link.envelope:Request.parse",),
         Request.parse,
         _constant(b"call service://payment 5", b"read feed://my-channel"),
         (ConfigError,),
@@ -1846,7 +1846,7 @@ TARGETS: Final[tuple[FuzzTarget, ...]] = (
     ),
     _decoder(
         "stored_session",
-        ("l2session.core.resumption:StoredSession.from_bytes",),
+        ("l2session.core.lifecycle.resumption:StoredSession.from_bytes",),
         StoredSession.from_bytes,
         lambda: (_stored_session().to_bytes(),),
         _M,
@@ -1855,7 +1855,7 @@ TARGETS: Final[tuple[FuzzTarget, ...]] = (
     ),
     _decoder(
         "resume_answer",
-        ("l2session.core.resumption:answer_resume",),
+        ("l2session.core.lifecycle.resumption:answer_resume",),
         _resume_answer,
         lambda: (_resumption().resume,),
         _RESUME_REFUSES,
@@ -1863,7 +1863,7 @@ TARGETS: Final[tuple[FuzzTarget, ...]] = (
     ),
     _decoder(
         "resume_early",
-        ("l2session.core.early:open_records",),
+        ("l2session.core.lifecycle.early:open_records",),
         _early_open,
         lambda: (_early_flight(),),
         _RESUME_REFUSES,
@@ -1871,7 +1871,7 @@ TARGETS: Final[tuple[FuzzTarget, ...]] = (
     ),
     _decoder(
         "resume_finish",
-        ("l2session.core.resumption:finish_resume",),
+        ("l2session.core.lifecycle.resumption:finish_resume",),
         _resume_finish,
         lambda: (_resumption().ack,),
         _RESUME_REFUSES,
@@ -1879,7 +1879,7 @@ TARGETS: Final[tuple[FuzzTarget, ...]] = (
     ),
     _handler(
         "session_manager",
-        ("l2session.core.manager:SessionManager.receive_datagram",),
+        ("l2session.core.management.manager:SessionManager.receive_datagram",),
         _session_manager,
         _manager_seeds,
         (),

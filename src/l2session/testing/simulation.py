@@ -1,8 +1,8 @@
 """Several real nodes over the seeded mock network, on virtual time.
 
 Each :class:`SimNode` is a complete sans-I/O node: a real identity and
-prekeys, a :class:`~l2session.core.context.Context` with every capability,
-and a :class:`~l2session.core.manager.SessionManager`.  :class:`Simulation`
+prekeys, a :class:`~l2session.core.management.context.Context` with every capability,
+and a :class:`~l2session.core.management.manager.SessionManager`.  :class:`Simulation`
 plays the runtime's part for all of them at once: it carries packets
 between managers and the :class:`MockNetwork`, and advances one
 :class:`ManualClock` from event to event (the next arrival or the next
@@ -25,11 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from l2session.core.config import SessionConfig
-from l2session.core.context import BundleLookup, Context, LocalKeys, StaticDirectory
 from l2session.core.events import SessionEvent
-from l2session.core.manager import SessionManager
-from l2session.core.persistence import Journal
-from l2session.core.session import Session
+from l2session.core.lifecycle.persistence import Journal
+from l2session.core.link.session import Session
+from l2session.core.management.context import BundleLookup, Context, LocalKeys, StaticDirectory
+from l2session.core.management.manager import SessionManager
 from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.primitives import Encapsulator
 from l2session.crypto.rng import SeededRandom

@@ -24,9 +24,10 @@ import dataclasses
 import typing
 from typing import Any, Final
 
-from l2session.core import resumption, rotation
-from l2session.core.channel import Channel
-from l2session.core.keyschedule import (
+from l2session.core.lifecycle import resumption, rotation
+from l2session.core.lifecycle.resumption import StoredSession
+from l2session.core.link.channel import Channel
+from l2session.core.link.keyschedule import (
     initial_lineage,
     resumption_keys,
     rotation_keys,
@@ -35,7 +36,6 @@ from l2session.core.keyschedule import (
     ticket_id,
     ticket_key,
 )
-from l2session.core.resumption import StoredSession
 from l2session.crypto import primitives
 from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.kdf import mac

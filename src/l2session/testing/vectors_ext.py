@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from l2session.core import early, resumption
-from l2session.core.keyschedule import early_data_key, ticket_key
-from l2session.core.resumption import StoredSession
+from l2session.core.lifecycle import early, resumption
+from l2session.core.lifecycle.resumption import StoredSession
+from l2session.core.link.keyschedule import early_data_key, ticket_key
 from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.handshake_messages import KIND_EPHEMERAL, HandshakeInit
 from l2session.crypto.pqxdh import InitiatorHandshake, ResponderHandshake

@@ -83,7 +83,7 @@ class Transport(Protocol):
 
     def progressed(self, address: str) -> bool:
         """Whether a connection to ``address`` has heard from the peer, even
-        if it is not up yet (an establishment's path race, core/race.py,
+        if it is not up yet (an establishment's path race, core/paths/race.py,
         waits for such a path instead of racing the next one)."""
         ...
 

@@ -116,7 +116,7 @@ class QuicLink:
         self.detached = False
         self.established = False
         #: The peer has sent at least one datagram on it: UDP gets through,
-        #: the handshake is progressing (core/race.py waits for it).
+        #: the handshake is progressing (core/paths/race.py waits for it).
         self.heard = False
         #: The stream we send on (chosen at the first write) and the one the
         #: peer sends on (the first stream it sent data on).

@@ -491,7 +491,7 @@ class TcpTransport:
         # Dial from the address we listen on (not the wildcard): the peer
         # keys us, and admission-controls us, by the address it sees, and
         # two nodes on one machine with their own addresses must not look
-        # like one host (core/admission.py keys by host).
+        # like one host (core/management/admission.py keys by host).
         self._source = None if ip.is_unspecified or not self.listen else str(ip)
         if self.listen:
             try:

@@ -107,7 +107,7 @@ class ResumePacket:
 class ResumeEarlyPacket:
     """RESUME with 0-RTT records (docs/PROTOCOL.md §6.5): the same four
     fields, MAC'd the same way, then ``early``: records sealed under a key
-    from the ticket (core/early.py)."""
+    from the ticket (core/lifecycle/early.py)."""
 
     ticket_id: bytes
     ephemeral: bytes

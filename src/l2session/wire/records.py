@@ -29,7 +29,7 @@ from l2session.errors import MalformedMessage
 #: Largest application payload (SessionConfig.max_message_size at most).
 MAX_PAYLOAD_BYTES: Final = 60_000
 #: Largest message body one record may carry: a payload plus the envelope of
-#: a capability request (core/envelope.py; at most 1,065 bytes).
+#: a capability request (core/link/envelope.py; at most 1,065 bytes).
 MAX_MESSAGE_BYTES: Final = MAX_PAYLOAD_BYTES + 1_440
 #: Selective-acknowledgement ranges per ACK record.
 MAX_ACK_RANGES: Final = 16

@@ -18,9 +18,9 @@ bundle, an authenticated RESPONSE, RESUME_ACK or FINISH) from the peer's
 address wins: it becomes the session's primary path and the race ends.  An
 unauthenticated packet never picks the path, and only the path changes,
 never the address (a packet from another address is at most a migration
-candidate, core/migration.py).  The losing path is not kept as a route;
+candidate, core/paths/migration.py).  The losing path is not kept as a route;
 the runtime keeps probing QUIC after it failed, and when QUIC comes up the
-session moves back to it (core/multipath.py, as after any fallback).
+session moves back to it (core/paths/multipath.py, as after any fallback).
 
 The responder answers a repeated INIT or RESUME on the path it arrived by
 (same address), so whichever path works in both directions completes.
@@ -35,10 +35,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from l2session.core.multipath import Route
+from l2session.core.paths.multipath import Route
 
 if TYPE_CHECKING:
-    from l2session.core.session import Session
+    from l2session.core.link.session import Session
 
 _log = logging.getLogger("l2session.session")
 

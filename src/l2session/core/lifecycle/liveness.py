@@ -7,7 +7,7 @@ miss is logged; ``heartbeat_tolerance`` misses in a row degrade the
 session; ``degraded_timeout`` without recovery suspends it.  Connectivity
 reported lost by the transport for ``connectivity_timeout`` degrades at
 once (SPEC-018 §2.3).  These are functions over a
-:class:`~l2session.core.session.Session` (like :mod:`rotating`), so that the
+:class:`~l2session.core.link.session.Session` (like :mod:`rotating`), so that the
 session module stays about what flows once a channel exists.
 """
 
@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from l2session.core import migration, race, rotating
 from l2session.core.config import SessionKind
+from l2session.core.lifecycle import rotating
+from l2session.core.paths import migration, race
 from l2session.core.states import CARRYING, SENDING, State, Trigger
 from l2session.wire.records import Heartbeat
 
 if TYPE_CHECKING:
-    from l2session.core.session import Session
+    from l2session.core.link.session import Session
 
 _log = logging.getLogger("l2session.session")
 
@@ -161,7 +162,7 @@ def on_timer(session: Session, now: float) -> None:
     """Do everything that is due at ``now`` (the manager calls this)."""
     if session._closed:
         return
-    from l2session.core import establishment  # imports session: import late
+    from l2session.core.lifecycle import establishment  # imports session: import late
 
     migration.on_timer(session, now)  # path validation: challenges, MIGRATE resends
     state = session.state

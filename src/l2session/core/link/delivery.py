@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from l2session.core.envelope import is_denial, is_placeholder
+from l2session.core.link.envelope import is_denial, is_placeholder
 from l2session.errors import MessageTooLarge, QueueFull
 from l2session.wire.records import MAX_ACK_RANGES, Ack, Message, Sync
 
@@ -37,7 +37,7 @@ KeepHook = Callable[[int, int, bytes], None]
 #: Told when kept messages of a stream from a seq on are abandoned.
 DropHook = Callable[[int, int], None]
 #: Asked once per message, when it is first kept: (seq, body) -> the body to
-#: keep.  A placeholder (core/envelope.py) means "consumed": the stream moves
+#: keep.  A placeholder (core/link/envelope.py) means "consumed": the stream moves
 #: past its number and it never enters the inbox (an early one is stored, so
 #: that a restart still knows the number is taken).  None means "not now":
 #: the message is not kept nor acknowledged, and the sender will resend it.
@@ -320,7 +320,7 @@ class Inbound:
         #: acknowledged, and kept messages abandoned for a new stream too.
         self.keep: KeepHook | None = None
         self.drop: DropHook | None = None
-        #: Set by the session (core/screening.py); called exactly once per
+        #: Set by the session (core/lifecycle/screening.py); called exactly once per
         #: sequence number, before the message is kept or acknowledged.
         self.screen: ScreenHook | None = None
 

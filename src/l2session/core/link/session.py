@@ -7,9 +7,9 @@ lets it survive partitions, restarts of the transport and key changes
 without losing or repeating a message.
 
 Sans-I/O: every method takes ``now``; outgoing packets go to the owning
-:class:`~l2session.core.manager.SessionManager`'s outbox and the next
+:class:`~l2session.core.management.manager.SessionManager`'s outbox and the next
 deadline to its timer heap.  Establishment (PQXDH, bundles, resumption)
-lives in :mod:`l2session.core.establishment`; this module handles what flows once
+lives in :mod:`l2session.core.lifecycle.establishment`; this module handles what flows once
 a channel exists.
 """
 
@@ -21,16 +21,18 @@ from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from l2session.codec import clip_utf8
-from l2session.core import envelope, liveness, migration, rotating, screening
-from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig, SessionKind
-from l2session.core.delivery import Inbound, Outbound
 from l2session.core.events import MessagesAvailable, SessionClosedEvent
-from l2session.core.multipath import Route, Routes
-from l2session.core.persistence import Journal
-from l2session.core.race import PathRace
-from l2session.core.resumption import PendingResume
-from l2session.core.rotation import Rotation
+from l2session.core.lifecycle import liveness, rotating, screening
+from l2session.core.lifecycle.persistence import Journal
+from l2session.core.lifecycle.resumption import PendingResume
+from l2session.core.lifecycle.rotation import Rotation
+from l2session.core.link import envelope
+from l2session.core.link.channel import Channel
+from l2session.core.link.delivery import Inbound, Outbound
+from l2session.core.paths import migration
+from l2session.core.paths.multipath import Route, Routes
+from l2session.core.paths.race import PathRace
 from l2session.core.states import (
     CARRYING,
     SENDING,
@@ -61,7 +63,7 @@ from l2session.wire.records import (
 )
 
 if TYPE_CHECKING:
-    from l2session.core.manager import SessionManager
+    from l2session.core.management.manager import SessionManager
 
 _log = logging.getLogger("l2session.session")
 
@@ -150,7 +152,7 @@ class Session:
         self._address = address
         self.path = path
         #: Other validated routes and path validation, allocated when first
-        #: needed (core/multipath.py, core/migration.py).
+        #: needed (core/paths/multipath.py, core/paths/migration.py).
         self.routes: Routes | None = None
         self.validation: migration.PathValidation | None = None
         self.channel: Channel | None = None
@@ -163,7 +165,7 @@ class Session:
         )
         self.inbound = Inbound(reorder_limit=config.max_reorder, inbox_limit=config.max_inbox)
         self.inbound.screen = partial(screening.screen, self)
-        #: The Membrane's bookkeeping (core/screening.py), None until used.
+        #: The Membrane's bookkeeping (core/lifecycle/screening.py), None until used.
         #: Our messages the peer refused, most recent last: seq -> reason.
         self.denied: OrderedDict[int, str] | None = None
         #: Set (by the manager) for a persistent session on a node with a store.
@@ -183,13 +185,13 @@ class Session:
         self.handshake_route: tuple[str, str] | None = None
         self.resume: PendingResume | None = None
         #: Messages sent as 0-RTT early data whose fate the peer's SYNC in
-        #: the resumed channel settles (core/early.py).
+        #: the resumed channel settles (core/lifecycle/early.py).
         self.early_unconfirmed: tuple[int, ...] | None = None
         #: A 0-RTT attempt timed out: resume without early data from now on
         #: (the peer may predate RESUME_EARLY).
         self.no_early_data = False
         self.bundle_nonce: bytes | None = None
-        #: The paths an establishment attempt races (core/race.py).
+        #: The paths an establishment attempt races (core/paths/race.py).
         self.race: PathRace | None = None
         #: Fresh bundles fetched in this attempt after PREKEY_GONE.
         self.prekey_retries = 0
@@ -599,7 +601,7 @@ class Session:
     def on_early_records(self, records: list[Record], now: float) -> None:
         """The SYNC and messages of a verified 0-RTT flight, handled exactly
         like the same records in DATA: the inbound stream deduplicates them
-        and the Membrane screens them (core/early.py)."""
+        and the Membrane screens them (core/lifecycle/early.py)."""
         for record in records:
             self._on_record(record, now)
 
@@ -610,7 +612,7 @@ class Session:
             self.journal.ack_outbound(self.peer_did, below, ack.ranges)
 
     # ------------------------------------------------------------------
-    # liveness and timers: the logic lives in core/liveness.py
+    # liveness and timers: the logic lives in core/lifecycle/liveness.py
 
     def connectivity(self, up: bool, now: float) -> None:
         """The transport reports the path to the peer lost or restored
@@ -626,7 +628,7 @@ class Session:
         liveness.on_timer(self, now)
 
     # ------------------------------------------------------------------
-    # rotation (DESIGN.md §2.3): the protocol lives in core/rotating.py
+    # rotation (DESIGN.md §2.3): the protocol lives in core/lifecycle/rotating.py
 
     def rotation_due_at(self) -> float:
         """When this side starts the next rotation (0.0: due now, volume)."""

@@ -12,7 +12,7 @@ crypto_pqxdh   :class:`LocalKeys`: this node's identity, prekeys, replay guard
 net_connect    a :class:`PeerDirectory`: where a DID can be reached
 =============  ==============================================================
 
-Beyond the spec's four, ``store`` (a :class:`~l2session.core.persistence.Journal`)
+Beyond the spec's four, ``store`` (a :class:`~l2session.core.lifecycle.persistence.Journal`)
 makes persistent sessions durable: without it a node keeps everything in
 memory and a restart loses queues and tickets.
 
@@ -41,8 +41,8 @@ from l2session.identity.prekeys import PrekeyStore
 from l2session.identity.resolver import DidResolver
 
 if TYPE_CHECKING:
-    from l2session.core.manager import SessionManager
-    from l2session.core.persistence import Journal
+    from l2session.core.lifecycle.persistence import Journal
+    from l2session.core.management.manager import SessionManager
 
 
 class Capability(StrEnum):
@@ -135,7 +135,7 @@ class Context:
     def manager(self) -> SessionManager:
         """The session manager bound to this context (created on first use)."""
         if not self._manager:
-            from l2session.core.manager import SessionManager
+            from l2session.core.management.manager import SessionManager
 
             self._manager.append(SessionManager(self))
         return self._manager[0]

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from l2session.core.channel import Channel
-from l2session.core.keyschedule import (
+from l2session.core.link.channel import Channel
+from l2session.core.link.keyschedule import (
     ROTATE_INIT_CONTEXT,
     ROTATE_RESPONSE_CONTEXT,
     rotation_keys,

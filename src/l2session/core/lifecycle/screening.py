@@ -1,9 +1,9 @@
 """The Membrane's place in the session path: requests are screened before
 the application can see them, and refused ones answered with a denial.
 
-A message that asks for a capability (:mod:`l2session.core.envelope`) is
+A message that asks for a capability (:mod:`l2session.core.link.envelope`) is
 screened once, when the receiver first keeps it (in order or early), by the
-manager's :class:`~l2session.core.envelope.AccessGate` with the session's
+manager's :class:`~l2session.core.link.envelope.AccessGate` with the session's
 *authenticated* peer DID.  A refused message is consumed: its sequence
 number is acknowledged and passed, it is never delivered, and the stream
 goes on.  The decision is never taken twice for one message, so a quota is
@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Final
 
 from l2session.codec import clip_utf8
 from l2session.core.config import SessionKind
-from l2session.core.envelope import (
+from l2session.core.events import MessageDenied, RequestRefused
+from l2session.core.link.envelope import (
     Delivery,
     Denial,
     Refused,
@@ -44,11 +45,10 @@ from l2session.core.envelope import (
     refused,
     unwrap,
 )
-from l2session.core.events import MessageDenied, RequestRefused
 from l2session.errors import InvalidState, MalformedMessage
 
 if TYPE_CHECKING:
-    from l2session.core.session import Session
+    from l2session.core.link.session import Session
 
 #: Longest reason a denial carries (UTF-8 bytes).
 MAX_REASON_BYTES: Final = 200
@@ -165,7 +165,7 @@ def peek_deliveries(session: Session, max_count: int) -> list[tuple[int, Deliver
 
 def _delivery(seq: int, body: bytes) -> Delivery:
     """The inbox holds only deliverable bodies: placeholders and notices
-    are consumed before it (core/delivery.py), and what is kept decodes."""
+    are consumed before it (core/link/delivery.py), and what is kept decodes."""
     if body[:1] != b"\xff":
         return Delivery(seq, body)
     outcome = unwrap(body)

@@ -18,10 +18,10 @@ It owns every session of a node and is the only thing the runtime talks to
   (a bundle, a RESPONSE) leaves;
 * admits handshake-opening packets (INIT, RESUME, BUNDLE_REQUEST) through
   per-host and global budgets before any crypto is spent on them, and
-  quarantines hosts that keep failing (:mod:`l2session.core.admission`);
+  quarantines hosts that keep failing (:mod:`l2session.core.management.admission`);
 * with a store (``Context.store``), writes persistent sessions through it and
   commits before any packet leaves (:meth:`commit`, :meth:`restore`; the
-  rules are in :mod:`l2session.core.persistence`).
+  rules are in :mod:`l2session.core.lifecycle.persistence`).
 """
 
 from __future__ import annotations
@@ -34,14 +34,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Final
 
-from l2session.core import establishment, migration, multipath, persistence
-from l2session.core.admission import AdmissionControl
 from l2session.core.config import SessionConfig, SessionKind
-from l2session.core.context import Capability, Context
-from l2session.core.envelope import AccessGate
 from l2session.core.events import PacketRejected, SessionEvent, StateChanged
-from l2session.core.resumption import StoredSession
-from l2session.core.session import Session
+from l2session.core.lifecycle import establishment, persistence
+from l2session.core.lifecycle.resumption import StoredSession
+from l2session.core.link.envelope import AccessGate
+from l2session.core.link.session import Session
+from l2session.core.management.admission import AdmissionControl
+from l2session.core.management.context import Capability, Context
+from l2session.core.paths import migration, multipath
 from l2session.core.states import SENDING, State, TransitionRecord, Trigger
 from l2session.crypto.handshake_messages import TYPE_FINISH, TYPE_INIT, TYPE_RESPONSE
 from l2session.errors import (
@@ -102,7 +103,7 @@ class SessionManager:
         gate: AccessGate | None = None,
     ) -> None:
         self.ctx = ctx
-        #: The Membrane that screens capability requests (core/screening.py);
+        #: The Membrane that screens capability requests (core/lifecycle/screening.py);
         #: None delivers requests unscreened.  May be set at any time.
         self.gate = gate
         self.config = config or SessionConfig()
@@ -124,7 +125,7 @@ class SessionManager:
         #: Paths the runtime reported lost, per address (until restored).
         self._paths_down: dict[str, set[str]] = {}
         #: Routes the runtime reported connected (a path race stops
-        #: widening once one of its paths is up, core/race.py).
+        #: widening once one of its paths is up, core/paths/race.py).
         self._paths_up: dict[str, set[str]] = {}
         #: Set by the runtime: whether a path to an address has heard from
         #: the peer although it is not up yet (a QUIC handshake under way).
@@ -208,7 +209,7 @@ class SessionManager:
         loss too (``Journal.sync``: one fsync however many commits it
         covers, none in ``durability="process"``).  Called before any
         packet leaves and by ``receive``; call it yourself to make ``send``
-        durable without sending (see core/persistence.py)."""
+        durable without sending (see core/lifecycle/persistence.py)."""
         journal = self.journal
         if journal is None:
             return
@@ -232,7 +233,7 @@ class SessionManager:
 
     def transmit(self, session: Session, data: bytes) -> None:
         """Send ``data`` on the session's primary route, or on the routes
-        its multipath strategy picks (core/multipath.py)."""
+        its multipath strategy picks (core/paths/multipath.py)."""
         if session.address is None:
             raise TransportFailed(f"no address is known for {session.peer_did}")
         routes = session.routes
@@ -360,7 +361,7 @@ class SessionManager:
 
     def admit(self, address: str, now: float, *, known: bool = False) -> bool:
         """Charge a handshake-opening packet from ``address`` to admission
-        control (core/admission.py) before any crypto is spent on it; a
+        control (core/management/admission.py) before any crypto is spent on it; a
         refused one is counted and reported here.  ``known``: it comes from
         a peer we hold a session or ticket with (no global budget)."""
         reason = self.admission.admit(address, now, known=known)
@@ -412,7 +413,7 @@ class SessionManager:
             index.setdefault(new, {})[session] = None
 
     def multiroute(self, session: Session) -> None:
-        """``session`` has routes besides its primary (core/multipath.py)."""
+        """``session`` has routes besides its primary (core/paths/multipath.py)."""
         if session._indexed:
             self._multiroute[session] = None
 
@@ -681,7 +682,7 @@ class SessionManager:
         address: QUIC -> μTCP fallback, SPEC-018 §2.3) and resends what is
         unacknowledged; with no route left it waits for the timeouts of
         SPEC-018 §2.3.  A restored route that was validated before is used
-        again (see core/multipath.py)."""
+        again (see core/paths/multipath.py)."""
         now = self.now()
         down = self._paths_down.setdefault(address, set())
         live = self._paths_up.setdefault(address, set())
@@ -707,7 +708,7 @@ class SessionManager:
         """This node's own address changed (the runtime saw its interface
         or NAT mapping move): every session carrying traffic announces
         MIGRATE(sequence, ``new_address``) to its peer, which validates the
-        new route before it uses it (core/migration.py).  Keys stay."""
+        new route before it uses it (core/paths/migration.py).  Keys stay."""
         if not isinstance(new_address, str) or not 1 <= len(new_address.encode()) <= 255:
             raise ConfigError(f"an address is 1 to 255 UTF-8 bytes, got {new_address!r}")
         now = self.now()
@@ -776,7 +777,7 @@ class SessionManager:
         if isinstance(packet, HandshakePacket | BundleRequest | ResumePacket | ResumeEarlyPacket):
             # What an unknown source can send: admitted (charged) by the
             # handlers before their crypto, and every failure counts
-            # against the source host (core/admission.py).
+            # against the source host (core/management/admission.py).
             if isinstance(packet, HandshakePacket):
                 self.ctx.require("accept", Capability.CRYPTO_PQXDH, Capability.DID_RESOLVE)
             refused = self.admission.refuse_quarantined(address, now)

@@ -8,7 +8,7 @@ RESPONSE -> FINISH.  Every step is resent while unanswered, after
 (SessionConfig), and the whole attempt is bounded by ``handshake_timeout``.
 
 Responder: every INIT and RESUME is first charged to admission control
-(:mod:`l2session.core.admission`: per-host and global budgets, host
+(:mod:`l2session.core.management.admission`: per-host and global budgets, host
 quarantine), so an unknown source cannot buy the event loop with them; then
 INIT is answered only after :class:`ResponderHandshake` verified it, so a
 session object exists only for a peer that proved its DID; a peer that
@@ -27,14 +27,15 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from l2session.core import early, migration, multipath, race, resumption
-from l2session.core.channel import Channel
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.events import SessionAccepted
-from l2session.core.keyschedule import initial_lineage
-from l2session.core.multipath import Route
-from l2session.core.resumption import StoredSession
-from l2session.core.session import Session
+from l2session.core.lifecycle import early, resumption
+from l2session.core.lifecycle.resumption import StoredSession
+from l2session.core.link.channel import Channel
+from l2session.core.link.keyschedule import initial_lineage
+from l2session.core.link.session import Session
+from l2session.core.paths import migration, multipath, race
+from l2session.core.paths.multipath import Route
 from l2session.core.states import State, Trigger
 from l2session.crypto.pqxdh import HandshakeResult, InitiatorHandshake, ResponderHandshake
 from l2session.crypto.ratchet import DoubleRatchet
@@ -65,7 +66,7 @@ from l2session.wire.packets import (
 from l2session.wire.records import Message, Record
 
 if TYPE_CHECKING:
-    from l2session.core.manager import SessionManager
+    from l2session.core.management.manager import SessionManager
     from l2session.crypto.handshake_messages import HandshakeInit
     from l2session.identity.prekeys import PrekeyStore
 
@@ -511,7 +512,7 @@ def _config_for_kind(config: SessionConfig, wire: int, session: Session | None) 
 
 def _answer(session: Session, packet: bytes, source: Route | None) -> None:
     """Send a cached answer again: on the path the repeat came by when it
-    comes from the peer's address (a racing peer, core/race.py)."""
+    comes from the peer's address (a racing peer, core/paths/race.py)."""
     route = race.answer_route(session, source)
     if route is None:
         session.owner.transmit(session, packet)

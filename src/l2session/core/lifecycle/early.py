@@ -32,8 +32,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from l2session.core.keyschedule import early_data_key
-from l2session.core.resumption import StoredSession
+from l2session.core.lifecycle.resumption import StoredSession
+from l2session.core.link.keyschedule import early_data_key
 from l2session.crypto import primitives
 from l2session.crypto.kdf import fingerprint
 from l2session.errors import MalformedMessage

@@ -37,7 +37,7 @@ change.
   until then the old route carries everything and, if it is dead, the
   ordinary liveness rules apply.  Other validated candidates (``add_route``,
   passive ones under LOAD_BALANCE/AGGREGATE) join the session's routes
-  (:mod:`l2session.core.multipath`) and emit
+  (:mod:`l2session.core.paths.multipath`) and emit
   :class:`~l2session.core.events.PathValidated`.
 """
 
@@ -49,10 +49,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from l2session.core import multipath
 from l2session.core.events import PathMigrated, PathValidated
-from l2session.core.multipath import MultipathStrategy, Route
-from l2session.core.persistence import ROUTE_MIGRATED
+from l2session.core.lifecycle.persistence import ROUTE_MIGRATED
+from l2session.core.paths import multipath
+from l2session.core.paths.multipath import MultipathStrategy, Route
 from l2session.core.states import CARRYING
 from l2session.wire.records import (
     PATH_TOKEN_SIZE,
@@ -63,7 +63,7 @@ from l2session.wire.records import (
 )
 
 if TYPE_CHECKING:
-    from l2session.core.session import Session
+    from l2session.core.link.session import Session
 
 _log = logging.getLogger("l2session.session")
 
@@ -191,7 +191,7 @@ def offer_punch(session: Session, now: float) -> bool:
     announces (MIGRATE) the address the relay saw us at; the peer, doing
     the same, validates that address over its first direct path while we
     validate its address, so both NATs see outgoing packets to the other
-    and open (core/migration.py ``_on_migrate``).  Returns whether it did."""
+    and open (core/paths/migration.py ``_on_migrate``).  Returns whether it did."""
     owner = session.owner
     address = session.address
     if not session.config.hole_punching:

@@ -4,7 +4,7 @@ A *route* is ``(address, path)``: where the peer is and over which
 transport ("quic", "tcp", ...).  A session's **primary** route is
 ``session.address``/``session.path`` (what establishment, persistence and
 quarantine know); :class:`Routes` keeps the others that were validated
-(:mod:`l2session.core.migration`: a PATH_CHALLENGE answered in the
+(:mod:`l2session.core.paths.migration`: a PATH_CHALLENGE answered in the
 channel) or that were the primary before a failover, in order of
 preference.  A route the runtime reported lost
 (``SessionManager.connectivity(..., up=False)``) stays known but is skipped
@@ -33,11 +33,11 @@ import logging
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
-from l2session.core.persistence import ROUTE_FAILOVER, ROUTE_RESTORED, RouteRecord
+from l2session.core.lifecycle.persistence import ROUTE_FAILOVER, ROUTE_RESTORED, RouteRecord
 from l2session.core.states import CARRYING
 
 if TYPE_CHECKING:
-    from l2session.core.session import Session
+    from l2session.core.link.session import Session
 
 _log = logging.getLogger("l2session.session")
 

@@ -3,7 +3,7 @@
 After a full PQXDH handshake both sides keep a :class:`StoredSession`: the
 peer's identity, a *resumption secret* from the handshake and the session
 lineage.  A completed key rotation replaces it on both sides with a ticket
-from the rotation's keys (``core/rotating.py``), so the ticket always
+from the rotation's keys (``core/lifecycle/rotating.py``), so the ticket always
 follows the last KEM-based keying and a long-lived session still resumes.
 To resume (after a restart, a suspension, a failed path) the initiator
 sends RESUME with a fresh X25519 key, a timestamp and a MAC under the
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from l2session.codec import Reader, Writer
-from l2session.core.keyschedule import (
+from l2session.core.link.keyschedule import (
     ResumptionKeys,
     resumption_keys,
     ticket_id,

@@ -9,7 +9,7 @@ behaviour: SQLite for nodes and an in-memory one for tests.
 
 What is durable, and when (DESIGN.md §4):
 
-* an outbound message, from :meth:`~l2session.core.session.Session.send`
+* an outbound message, from :meth:`~l2session.core.link.session.Session.send`
   until the peer acknowledges it, with its stream's next sequence number;
 * an inbound message, from its arrival until the application takes it, with
   the stream's high-water mark (``next_expected``) for duplicate suppression;
@@ -60,12 +60,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from l2session.core.envelope import AccessRecord
-from l2session.core.resumption import StoredSession
+from l2session.core.lifecycle.resumption import StoredSession
+from l2session.core.link.envelope import AccessRecord
 from l2session.core.states import TransitionRecord
 
 if TYPE_CHECKING:
-    from l2session.core.session import Session
+    from l2session.core.link.session import Session
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """The ``rotating`` state of a session: when to rotate, and the rotation
 records in flight (DESIGN.md §2.3).
 
-:mod:`l2session.core.rotation` holds the key agreement itself (pure
+:mod:`l2session.core.lifecycle.rotation` holds the key agreement itself (pure
 functions over a channel); this module drives it from a session: who starts
 (the lower DID first, so both never start at once), crossing requests,
 resending unanswered records, switching the sending epoch, and the state
@@ -19,15 +19,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from l2session.core import rotation as steps
 from l2session.core.config import SessionKind
-from l2session.core.resumption import StoredSession
+from l2session.core.lifecycle import rotation as steps
+from l2session.core.lifecycle.resumption import StoredSession
 from l2session.core.states import State, Trigger
 from l2session.errors import L2SessionError
 from l2session.wire.records import RotateDone, RotateInit, RotateResponse
 
 if TYPE_CHECKING:
-    from l2session.core.session import Session
+    from l2session.core.link.session import Session
 
 _log = logging.getLogger("l2session.session")
 
