@@ -15,11 +15,24 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from l2session.core.paths.multipath import MultipathStrategy
 from l2session.crypto.handshake_messages import KIND_EPHEMERAL, KIND_PERSISTENT
 from l2session.crypto.rng import RandomSource
 from l2session.errors import ConfigError
 from l2session.wire.records import MAX_PAYLOAD_BYTES
+
+
+class MultipathStrategy(StrEnum):
+    """How a session with several validated routes uses them (overview,
+    "Multi-Path"; core/paths/multipath.py applies it).  Defined here, not
+    in multipath, so that config depends on nothing above it."""
+
+    #: The primary route only; the next live route when it dies.
+    FAILOVER = "failover"
+    #: Packets spread round-robin over the live routes.
+    LOAD_BALANCE = "load_balance"
+    #: Every packet on every live route (the receiver drops the copies).
+    AGGREGATE = "aggregate"
+
 
 HOUR: Final = 3600.0
 

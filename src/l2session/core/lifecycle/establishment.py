@@ -1,4 +1,5 @@
-"""Getting a session to ``established``: PQXDH, prekey bundles, resumption.
+"""Getting a session to ``established``, the initiator's side: PQXDH,
+prekey bundles, resumption.
 
 Initiator: with a resumption ticket that is still fresh, RESUME (one round
 trip, no KEM work); otherwise the peer's prekey bundle (from
@@ -7,80 +8,145 @@ RESPONSE -> FINISH.  Every step is resent while unanswered, after
 ``resend_interval`` and then backing off to ``resend_max_interval``
 (SessionConfig), and the whole attempt is bounded by ``handshake_timeout``.
 
-Responder: every INIT and RESUME is first charged to admission control
-(:mod:`l2session.core.management.admission`: per-host and global budgets, host
-quarantine), so an unknown source cannot buy the event loop with them; then
-INIT is answered only after :class:`ResponderHandshake` verified it, so a
-session object exists only for a peer that proved its DID; a peer that
-fails authentication is quarantined before any expensive crypto is spent on
-it again.  Repeated INIT/RESPONSE/RESUME bytes (the answer was lost) get the
-cached answer, never a second handshake.
+The responder's side is split in two: admitting and answering an opening
+packet, which may create a session, belongs to the manager
+(:mod:`l2session.core.management.accepting`); what then happens to that
+session (FINISH, arriving at ``established``) is
+:mod:`l2session.core.lifecycle.responding`.
 
 Crossing attempts (both sides start at once, e.g. both recovering from the
 same partition) resolve by DID order: the lower DID's attempt wins, and the
 other side answers it instead of pursuing its own.
+
+Everything here talks to the session through :class:`EstablishmentPort`
+(wsproto's shape: the handshake hands a channel over to the session with
+``install_channel``), and to the manager through :class:`EstablishmentOwner`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol, Self, TypeVar
 
 from l2session.core.config import SessionConfig, SessionKind
-from l2session.core.events import SessionAccepted
 from l2session.core.lifecycle import early, resumption
-from l2session.core.lifecycle.resumption import StoredSession
+from l2session.core.lifecycle.resumption import PendingResume, StoredSession
 from l2session.core.link.channel import Channel
+from l2session.core.link.delivery import Inbound
 from l2session.core.link.keyschedule import initial_lineage
-from l2session.core.link.session import Session
-from l2session.core.paths import migration, multipath, race
+from l2session.core.paths import race
+from l2session.core.paths.migration import MigrationOwner, MigrationPort
 from l2session.core.paths.multipath import Route
+from l2session.core.paths.race import RaceOwner, RacePort
 from l2session.core.states import State, Trigger
 from l2session.crypto.pqxdh import HandshakeResult, InitiatorHandshake, ResponderHandshake
 from l2session.crypto.ratchet import DoubleRatchet
-from l2session.errors import (
-    AuthenticationFailed,
-    HandshakeError,
-    L2SessionError,
-    MalformedMessage,
-    PrekeyNotFound,
-)
+from l2session.errors import AuthenticationFailed, MalformedMessage
 from l2session.identity.bundle import PrekeyBundle
 from l2session.identity.resolver import resolve_signing_key
 from l2session.wire.packets import (
     GONE_ONE_TIME,
-    GONE_SIGNED,
-    REJECT_STALE,
-    REJECT_UNKNOWN_TICKET,
     BundlePacket,
     BundleRequest,
     HandshakePacket,
     PrekeyGonePacket,
     ResumeAckPacket,
-    ResumeEarlyPacket,
-    ResumePacket,
     ResumeRejectPacket,
     encode_packet,
 )
 from l2session.wire.records import Message, Record
-
-if TYPE_CHECKING:
-    from l2session.core.management.manager import SessionManager
-    from l2session.crypto.handshake_messages import HandshakeInit
-    from l2session.identity.prekeys import PrekeyStore
 
 _log = logging.getLogger("l2session.session")
 
 #: Fresh bundles one establishment attempt fetches after PREKEY_GONE.
 MAX_PREKEY_RETRIES = 3
 
+S_contra = TypeVar("S_contra", contravariant=True)
+
+
+class EstablishmentOwner(RaceOwner[S_contra], MigrationOwner[S_contra], Protocol[S_contra]):
+    """What establishment needs of the session's owner (the manager):
+    routing by session id and ticket id, the tickets, the timer heap."""
+
+    @property
+    def stored(self) -> Mapping[str, StoredSession]: ...
+
+    def route(self, session: S_contra, session_id: bytes, /) -> None: ...
+
+    def unroute(self, session: S_contra, session_id: bytes, /) -> None: ...
+
+    def route_ticket(self, session: S_contra, ticket_id: bytes, /) -> None: ...
+
+    def unroute_ticket(self, ticket_id: bytes) -> None: ...
+
+    def save_ticket(self, stored: StoredSession) -> None: ...
+
+    def drop_ticket(self, stored: StoredSession) -> None: ...
+
+    def quarantine(self, did: str, address: str | None, now: float) -> None: ...
+
+    def reschedule(self, session: S_contra, /) -> None: ...
+
+
+class EstablishmentPort(RacePort, MigrationPort, Protocol):
+    """The fields and calls of a session that establishment uses: the
+    attempt's handshake state, which it owns, and the hand-over calls
+    (``install_channel``, ``on_established``, ``fire``, ``fail``)."""
+
+    path: str
+    handshake: InitiatorHandshake | ResponderHandshake | None
+    handshake_packet: bytes | None
+    handshake_deadline: float | None
+    handshake_resend_at: float | None
+    handshake_sends: int
+    handshake_route: tuple[str, str] | None
+    resume: PendingResume | None
+    early_unconfirmed: tuple[int, ...] | None
+    no_early_data: bool
+    bundle_nonce: bytes | None
+    prekey_retries: int
+    answers: dict[bytes, bytes] | None
+    refused_responses: int
+    retry_at: float | None
+
+    @property
+    def address(self) -> str | None: ...
+
+    @address.setter
+    def address(self, value: str | None) -> None: ...
+
+    @property
+    def inbound(self) -> Inbound: ...
+
+    @property
+    def established_once(self) -> bool: ...
+
+    @property
+    def retry_attempt(self) -> int: ...
+
+    @property
+    def failure_reason(self) -> str: ...
+
+    @property
+    def owner(self) -> EstablishmentOwner[Self]: ...
+
+    def fire(self, trigger: Trigger, now: float, reason: str = ...) -> None: ...
+
+    def fail(self, trigger: Trigger, now: float, reason: str) -> None: ...
+
+    def install_channel(
+        self, channel: Channel, *, peer_signing_key: bytes, pq_keyed_at: float, now: float
+    ) -> None: ...
+
+    def on_established(self, now: float) -> None: ...
+
 
 # ----------------------------------------------------------------------
 # initiator
 
 
-def begin(session: Session, now: float, trigger: Trigger, reason: str) -> None:
+def begin(session: EstablishmentPort, now: float, trigger: Trigger, reason: str) -> None:
     """Enter ``handshake_initiated`` and send the first message."""
     session.fire(trigger, now, reason)
     session.prekey_retries = 0
@@ -99,12 +165,12 @@ def begin(session: Session, now: float, trigger: Trigger, reason: str) -> None:
             packet = encode_packet(early.seal(stored, pending.packet, records))
         else:
             packet = encode_packet(pending.packet)
-        _send_handshake(session, packet, now)
+        send_handshake(session, packet, now)
         return
     start_full(session, now)
 
 
-def _early_records(session: Session, now: float) -> list[Record]:
+def _early_records(session: EstablishmentPort, now: float) -> list[Record]:
     """0-RTT: the SYNC and the queued messages that go into the RESUME
     (within ``early_data_bytes``), or nothing."""
     config = session.config
@@ -133,7 +199,7 @@ def resumable(stored: StoredSession, config: SessionConfig, now: float) -> bool:
     )
 
 
-def start_full(session: Session, now: float) -> None:
+def start_full(session: EstablishmentPort, now: float) -> None:
     owner = session.owner
     ctx = owner.ctx
     bundle = ctx.bundles(session.peer_did) if ctx.bundles is not None else None
@@ -143,16 +209,16 @@ def start_full(session: Session, now: float) -> None:
     _request_bundle(session, now)
 
 
-def _request_bundle(session: Session, now: float) -> None:
+def _request_bundle(session: EstablishmentPort, now: float) -> None:
     """Ask the peer itself for its bundle (BUNDLE_REQUEST)."""
     owner = session.owner
     nonce = owner.ctx.rng.random_bytes(16)
     session.bundle_nonce = nonce
     owner.route_ticket(session, nonce)
-    _send_handshake(session, encode_packet(BundleRequest(nonce, session.peer_did)), now)
+    send_handshake(session, encode_packet(BundleRequest(nonce, session.peer_did)), now)
 
 
-def _send_handshake(session: Session, packet: bytes, now: float) -> None:
+def send_handshake(session: EstablishmentPort, packet: bytes, now: float) -> None:
     session.handshake_packet = packet
     session.handshake_sends = 1
     session.handshake_resend_at = now + session.config.resend_delay(1)
@@ -160,7 +226,7 @@ def _send_handshake(session: Session, packet: bytes, now: float) -> None:
     session.owner.reschedule(session)
 
 
-def _transmit_handshake(session: Session, packet: bytes) -> None:
+def _transmit_handshake(session: EstablishmentPort, packet: bytes) -> None:
     route = session.handshake_route
     if route is not None:
         session.owner.send_raw(route[0], route[1], packet)
@@ -168,29 +234,7 @@ def _transmit_handshake(session: Session, packet: bytes) -> None:
         race.send(session, packet)  # the primary, and every raced path
 
 
-def _answer_at(session: Session, address: str, path: str) -> None:
-    """An inbound attempt came from ``(address, path)``.  A session that
-    was never established moves there; an established one keeps its route
-    (the packet's source is a claim anyone who captured it can make) and
-    only answers there (:func:`_follow` validates it afterwards)."""
-    if not session.established_once or session.address is None:
-        session.address, session.path = address, path
-        session.handshake_route = None
-    elif (address, path) == (session.address, session.path):
-        session.handshake_route = None
-    else:
-        session.handshake_route = (address, path)
-
-
-def _follow(session: Session, now: float) -> None:
-    """A completed inbound attempt came from elsewhere: that route becomes
-    a migration candidate, used only once PATH_CHALLENGE validates it."""
-    route, session.handshake_route = session.handshake_route, None
-    if route is not None and not multipath.is_known(session, route):
-        migration.begin(session, route, now, move=True)
-
-
-def _send_init(session: Session, bundle: PrekeyBundle, now: float) -> None:
+def _send_init(session: EstablishmentPort, bundle: PrekeyBundle, now: float) -> None:
     ctx = session.owner.ctx
     keys = ctx.keys
     handshake, init = InitiatorHandshake.start(
@@ -210,10 +254,10 @@ def _send_init(session: Session, bundle: PrekeyBundle, now: float) -> None:
         session.owner.unroute_ticket(session.bundle_nonce)
     session.bundle_nonce = None
     session.owner.route(session, handshake.session_id)
-    _send_handshake(session, encode_packet(HandshakePacket(handshake.session_id, init)), now)
+    send_handshake(session, encode_packet(HandshakePacket(handshake.session_id, init)), now)
 
 
-def on_prekey_gone(session: Session, packet: PrekeyGonePacket, now: float) -> None:
+def on_prekey_gone(session: EstablishmentPort, packet: PrekeyGonePacket, now: float) -> None:
     """The peer no longer holds a prekey our INIT named (docs/PROTOCOL.md
     §3.11): fetch a fresh bundle from the peer at once (not from
     ``ctx.bundles``, which may hold the same stale one) and send a new
@@ -247,7 +291,7 @@ def on_prekey_gone(session: Session, packet: PrekeyGonePacket, now: float) -> No
 
 
 def on_bundle(
-    session: Session, packet: BundlePacket, now: float, source: Route | None = None
+    session: EstablishmentPort, packet: BundlePacket, now: float, source: Route | None = None
 ) -> None:
     if session.bundle_nonce is None or packet.nonce != session.bundle_nonce:
         raise MalformedMessage("prekey bundle answers no request of ours")
@@ -259,7 +303,9 @@ def on_bundle(
     _send_init(session, bundle, now)
 
 
-def on_response(session: Session, message: bytes, now: float, source: Route | None = None) -> None:
+def on_response(
+    session: EstablishmentPort, message: bytes, now: float, source: Route | None = None
+) -> None:
     handshake = session.handshake
     if not isinstance(handshake, InitiatorHandshake):
         cached = session.answers.get(message) if session.answers else None
@@ -280,14 +326,24 @@ def on_response(session: Session, message: bytes, now: float, source: Route | No
     race.settle(session, source, now)  # authenticated: this path wins
     finish_packet = encode_packet(HandshakePacket(result.session_id, finish))
     session.owner.transmit(session, finish_packet)
-    _adopt(session, result, now)
+    adopt(session, result, now)
     session.answers = {message: finish_packet}
     session.fire(Trigger.RECEIVE_VALID_RESPONSE, now, "PQXDH complete")
     session.on_established(now)
 
 
+def _answer(session: EstablishmentPort, packet: bytes, source: Route | None) -> None:
+    """Send a cached answer again: on the path the repeat came by when it
+    comes from the peer's address (a racing peer, core/paths/race.py)."""
+    route = race.answer_route(session, source)
+    if route is None:
+        session.owner.transmit(session, packet)
+    else:
+        session.owner.send_raw(*route, packet)
+
+
 def on_resume_ack(
-    session: Session, packet: ResumeAckPacket, now: float, source: Route | None = None
+    session: EstablishmentPort, packet: ResumeAckPacket, now: float, source: Route | None = None
 ) -> None:
     pending = session.resume
     if pending is None:
@@ -327,7 +383,7 @@ def on_resume_ack(
     session.on_established(now)
 
 
-def on_resume_reject(session: Session, packet: ResumeRejectPacket, now: float) -> None:
+def on_resume_reject(session: EstablishmentPort, packet: ResumeRejectPacket, now: float) -> None:
     """The peer does not know our ticket (it lost it, or it was used): fall
     back to a full handshake within the same attempt."""
     pending = session.resume
@@ -341,7 +397,7 @@ def on_resume_reject(session: Session, packet: ResumeRejectPacket, now: float) -
     start_full(session, now)
 
 
-def _adopt(session: Session, result: HandshakeResult, now: float) -> None:
+def adopt(session: EstablishmentPort, result: HandshakeResult, now: float) -> None:
     lineage = initial_lineage(result.root_key, result.handshake_hash)
     channel = Channel(
         session_id=result.session_id,
@@ -370,300 +426,10 @@ def _adopt(session: Session, result: HandshakeResult, now: float) -> None:
 
 
 # ----------------------------------------------------------------------
-# responder
-
-
-def _yield_to(owner: SessionManager, session: Session | None, address: str) -> bool:
-    """Whether an incoming attempt from ``address`` should be ignored
-    because our own crossing attempt wins (lower DID).  Only when ours goes
-    to that same address: an attempt from elsewhere means ours is aimed
-    where the peer no longer is (both moved, and only the peer was told the
-    new address), so waiting for ours to be answered would deadlock."""
-    return (
-        session is not None
-        and session.state is State.HANDSHAKE_INITIATED
-        and not isinstance(session.handshake, ResponderHandshake)
-        and owner.local_did < session.peer_did
-        and session.address == address
-    )
-
-
-def _enter_as_responder(session: Session, now: float, reason: str) -> bool:
-    """Move an existing or new session to where an inbound attempt is
-    answered; returns False if the session is new (emit SessionAccepted)."""
-    state = session.state
-    if state is State.IDLE:
-        session.fire(Trigger.RECEIVE_HANDSHAKE, now, reason)
-        return False
-    if state is State.SUSPENDED:
-        session.fire(Trigger.RETRY, now, f"{reason} by peer")
-    elif state is State.FAILED:
-        session.fire(Trigger.RETRY_WITH_BACKOFF, now, f"{reason} by peer")
-    if session.state is State.HANDSHAKE_INITIATED:
-        if isinstance(session.handshake, InitiatorHandshake):
-            session.owner.unroute(session, session.handshake.session_id)
-        if session.resume is not None:
-            session.owner.unroute_ticket(session.resume.packet.ticket_id)
-        session.handshake = None
-        session.resume = None
-        session.bundle_nonce = None
-    return True
-
-
-def on_init(
-    owner: SessionManager,
-    packet: HandshakePacket,
-    address: str,
-    path: str,
-    now: float,
-    config: SessionConfig,
-) -> Session | None:
-    from l2session.crypto.handshake_messages import HandshakeInit
-
-    init = HandshakeInit.decode(packet.message)  # parsing only: no crypto yet
-    initiator = init.initiator_did
-    session = owner.sessions.get(initiator)
-    config = _config_for_kind(config, init.session_kind, session)
-    # A peer we established with at this very address re-keys outside the
-    # global budget; its claim is not verified yet, so it still pays its
-    # host's share.
-    known = session is not None and session.established_once and session.address == address
-    if not owner.admit(address, now, known=known):
-        return None
-    if owner.quarantined_until(initiator, address, now) > now:
-        owner.reject(address, "quarantined", initiator)
-        return None
-    if session is not None and session.answers:
-        cached = session.answers.get(packet.message)
-        if cached is not None:
-            _answer_at(session, address, path)
-            owner.send_raw(address, path, cached)  # our RESPONSE was lost
-            return session
-    if _yield_to(owner, session, address):
-        return None
-    ctx = owner.ctx
-    keys = ctx.keys
-    one_time_before = keys.prekeys.one_time_count
-    try:
-        handshake, response = ResponderHandshake.receive_init(
-            packet.message,
-            local=keys.identity,
-            prekeys=keys.prekeys,
-            peer_signing_key=lambda did: resolve_signing_key(ctx.resolver, did),
-            guard=keys.guard,
-            rng=ctx.rng,
-            now=now,
-            encapsulator=keys.encapsulator,
-            expected_session_id=packet.session_id,
-        )
-    except AuthenticationFailed:
-        owner.quarantine(initiator, address, now)
-        raise
-    except PrekeyNotFound:
-        # Named a prekey we no longer hold (another initiator used it, or a
-        # signed set rotated out); the replay and freshness checks passed
-        # and no crypto was spent.  Say so at once (docs/PROTOCOL.md §3.11).
-        gone = _gone_prekey(keys.prekeys, init, now)
-        if gone is None:
-            raise
-        reason, prekey_id = gone
-        owner.send_raw(
-            address, path, encode_packet(PrekeyGonePacket(packet.session_id, reason, prekey_id))
-        )
-        owner.reject(address, "prekey_gone", initiator)
-        return None
-    if keys.prekeys.one_time_count != one_time_before:
-        owner.prekeys_changed()
-    created = session is None
-    if session is None:
-        session = owner.create_session(initiator, config, address, path, now)
-        session.opened_by_peer = True
-    _answer_at(session, address, path)
-    is_new = not _enter_as_responder(session, now, "PQXDH INIT")
-    if isinstance(session.handshake, ResponderHandshake):
-        owner.unroute(session, session.handshake.session_id)
-    session.handshake = handshake
-    owner.route(session, handshake.session_id)
-    reply = encode_packet(HandshakePacket(handshake.session_id, response))
-    session.answers = {packet.message: reply}
-    session.handshake_deadline = now + session.config.handshake_timeout
-    _send_handshake(session, reply, now)
-    if created or is_new:
-        owner.emit(SessionAccepted(initiator))
-    return session
-
-
-def _config_for_kind(config: SessionConfig, wire: int, session: Session | None) -> SessionConfig:
-    """The responder's config for the kind the INIT asks for: the
-    initiator decides whether anything is kept (an ephemeral session leaves
-    no ticket, no stored session and no queue here).  A kind this node does
-    not implement, or one that differs from an existing session with the
-    same peer, is refused before any crypto is spent."""
-    kind = SessionKind.from_wire(wire)
-    if kind is None:
-        raise HandshakeError(f"INIT asks for session kind {wire:#04x}, which this node lacks")
-    if session is not None and session.config.kind is not kind:
-        raise HandshakeError(
-            f"INIT asks for a {kind.value} session; the session with this peer is "
-            f"{session.config.kind.value}"
-        )
-    return config if config.kind is kind else replace(config, kind=kind)
-
-
-def _answer(session: Session, packet: bytes, source: Route | None) -> None:
-    """Send a cached answer again: on the path the repeat came by when it
-    comes from the peer's address (a racing peer, core/paths/race.py)."""
-    route = race.answer_route(session, source)
-    if route is None:
-        session.owner.transmit(session, packet)
-    else:
-        session.owner.send_raw(*route, packet)
-
-
-def _gone_prekey(prekeys: PrekeyStore, init: HandshakeInit, now: float) -> tuple[int, int] | None:
-    """(PREKEY_GONE reason, prekey id) if ``init`` names a prekey we do not
-    hold, else None.  An expired signed set is not "gone" (the INIT is
-    refused as usual: its initiator's bundle was stale for another reason)."""
-    try:
-        prekeys.signed_prekeys(init.signed_prekey_id, now)
-    except PrekeyNotFound:
-        return GONE_SIGNED, init.signed_prekey_id
-    except L2SessionError:
-        return None
-    if init.one_time_prekey_id is not None:
-        try:
-            prekeys.one_time_prekey(init.one_time_prekey_id)
-        except PrekeyNotFound:
-            return GONE_ONE_TIME, init.one_time_prekey_id
-    return None
-
-
-def on_finish(session: Session, message: bytes, now: float, source: Route | None = None) -> None:
-    handshake = session.handshake
-    if not isinstance(handshake, ResponderHandshake):
-        raise MalformedMessage("handshake FINISH without a handshake waiting for it")
-    result = handshake.receive_finish(message)
-    race.follow(session, source)  # the path the initiator's race settled on
-    _adopt(session, result, now)
-    # FINISH proves the initiator has our RESPONSE: nothing is left to
-    # answer again (a late copy of INIT is refused by the replay guard), and
-    # the cached INIT and RESPONSE are ~4 KB per session.
-    session.answers = None
-    _arrive(session, now, "PQXDH complete")
-    _follow(session, now)
-
-
-def _arrive(session: Session, now: float, reason: str) -> None:
-    """The responder's side of a completed attempt, from whatever state."""
-    state = session.state
-    if state is State.HANDSHAKE_RECEIVED:
-        session.fire(Trigger.SEND_RESPONSE_ACK, now, reason)
-    elif state is State.HANDSHAKE_INITIATED:
-        session.fire(Trigger.RECEIVE_VALID_RESPONSE, now, f"{reason} (answered the peer's)")
-    elif state is State.DEGRADED:
-        session.fire(Trigger.CONNECTIVITY_RESTORED, now, f"{reason} (peer re-keyed)")
-    elif state is State.ROTATING:
-        session.fire(Trigger.ROTATION_COMPLETE, now, f"{reason} (peer re-keyed)")
-    else:
-        _log.info("session %s: re-keyed by the peer (%s)", session.peer_did, reason)
-    session.on_established(now)
-
-
-def on_resume(
-    owner: SessionManager,
-    packet: ResumePacket,
-    raw: bytes,
-    address: str,
-    path: str,
-    now: float,
-    config: SessionConfig,
-    early_packet: ResumeEarlyPacket | None = None,
-) -> Session | None:
-    """RESUME (or RESUME_EARLY: ``early_packet``, whose RESUME is
-    ``packet``) from ``address``."""
-    answered = owner.answered.get(packet.ticket_id)
-    stored = owner.tickets.get(packet.ticket_id)
-    # Even a refusal is an answer (RESUME_REJECT) to an unverified source.
-    if not owner.admit(address, now, known=stored is not None or answered is not None):
-        return None
-    if answered is not None and answered[0] == raw:
-        owner.send_raw(address, path, answered[1])  # our RESUME_ACK was lost
-        return None
-    if stored is None:
-        owner.send_raw(
-            address,
-            path,
-            encode_packet(ResumeRejectPacket(packet.ticket_id, REJECT_UNKNOWN_TICKET)),
-        )
-        return None
-    if owner.quarantined_until(stored.peer_did, address, now) > now:
-        owner.reject(address, "quarantined", stored.peer_did)
-        return None
-    session = owner.sessions.get(stored.peer_did)
-    if _yield_to(owner, session, address):
-        return None
-    try:
-        answer = resumption.answer_resume(
-            packet, stored, rng=owner.ctx.rng, now=now, max_skew=config.resume_max_skew
-        )
-    except L2SessionError as error:
-        if not isinstance(error, AuthenticationFailed):
-            reject = ResumeRejectPacket(packet.ticket_id, REJECT_STALE)
-            owner.send_raw(address, path, encode_packet(reject))
-        raise
-    records: list[Record] = []
-    if early_packet is not None and config.early_data_bytes > 0:
-        # Verified before anything is committed: a flight that does not
-        # open leaves the ticket unused.
-        records = early.open_records(stored, early_packet)
-    reply = encode_packet(answer.reply)
-    owner.consume_ticket(stored, raw, reply)
-    created = session is None
-    if session is None:
-        session = owner.create_session(stored.peer_did, config, address, path, now)
-    _answer_at(session, address, path)
-    _enter_as_responder(session, now, "RESUME")
-    ratchet = DoubleRatchet.for_responder(
-        root_key=answer.keys.epoch.root_key,
-        chain_key=answer.keys.epoch.chain_key,
-        own_ephemeral=answer.ephemeral,
-        peer_ephemeral=packet.ephemeral,
-        associated_data=answer.transcript,
-        rng=owner.ctx.rng,
-    )
-    channel = Channel(
-        session_id=answer.keys.session_id,
-        epoch=0,
-        ratchet=ratchet,
-        lineage=answer.keys.epoch.lineage,
-        keyed_at=now,
-        step_interval=session.config.dh_step_interval,
-        step_after=session.config.dh_step_after,
-    )
-    owner.send_raw(address, path, reply)
-    session.install_channel(
-        channel, peer_signing_key=stored.peer_signing_key, pq_keyed_at=stored.pq_keyed_at, now=now
-    )
-    owner.save_ticket(stored.successor(answer.keys.next_secret, answer.keys.epoch.lineage, now))
-    if created:
-        owner.emit(SessionAccepted(stored.peer_did))
-    if records:
-        owner.early_flights += 1
-        session.on_early_records(records, now)
-    _arrive(session, now, "resumed (0-RTT)" if records else "resumed")
-    if early_packet is not None and not records and session.channel is not None:
-        # Early data we did not open: our SYNC tells the peer at once that
-        # we lack those messages (it holds them back until it hears).
-        session.send_records([])
-    _follow(session, now)
-    return session
-
-
-# ----------------------------------------------------------------------
 # timers
 
 
-def on_handshake_timer(session: Session, now: float) -> None:
+def on_handshake_timer(session: EstablishmentPort, now: float) -> None:
     deadline = session.handshake_deadline
     assert deadline is not None
     if now >= deadline:
@@ -696,7 +462,7 @@ def on_handshake_timer(session: Session, now: float) -> None:
         _transmit_handshake(session, session.handshake_packet)
 
 
-def retry(session: Session, now: float) -> None:
+def retry(session: EstablishmentPort, now: float) -> None:
     """A scheduled retry is due (failed: backoff; suspended: recovery)."""
     session.retry_at = None
     if session.owner.is_outbound_only(session.address):

@@ -6,29 +6,69 @@ counters; an answer within ``heartbeat_timeout`` extends the lease.  One
 miss is logged; ``heartbeat_tolerance`` misses in a row degrade the
 session; ``degraded_timeout`` without recovery suspends it.  Connectivity
 reported lost by the transport for ``connectivity_timeout`` degrades at
-once (SPEC-018 §2.3).  These are functions over a
-:class:`~l2session.core.link.session.Session` (like :mod:`rotating`), so that the
-session module stays about what flows once a channel exists.
+once (SPEC-018 §2.3).  These are functions over a session seen through
+:class:`LivenessPort` (like :mod:`rotating`), so that the session module
+stays about what flows once a channel exists.  The timer drives the other
+behaviours (path validation, the path race, the handshake's resends and
+timeout, rotation), so its port is the union of theirs.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol, Self, TypeVar
 
 from l2session.core.config import SessionKind
-from l2session.core.lifecycle import rotating
+from l2session.core.lifecycle import establishment, rotating
+from l2session.core.lifecycle.establishment import EstablishmentOwner, EstablishmentPort
+from l2session.core.lifecycle.rotating import RotatingOwner, RotatingPort
+from l2session.core.link.delivery import Outbound
 from l2session.core.paths import migration, race
 from l2session.core.states import CARRYING, SENDING, State, Trigger
 from l2session.wire.records import Heartbeat
 
-if TYPE_CHECKING:
-    from l2session.core.link.session import Session
+S_contra = TypeVar("S_contra", contravariant=True)
+
+
+class LivenessOwner(EstablishmentOwner[S_contra], RotatingOwner, Protocol[S_contra]):
+    """What liveness needs of the session's owner: what the behaviours it
+    drives need (its own calls, ``reschedule`` and ``is_outbound_only``,
+    are among them)."""
+
+
+class LivenessPort(EstablishmentPort, RotatingPort, Protocol):
+    """The fields a session's heartbeats and timers read and set, besides
+    those of the behaviours the timer drives."""
+
+    hb_counter: int
+    hb_outstanding: int
+    hb_sent_at: float
+    hb_misses: int
+    hb_peer: int
+    hb_replies: list[int] | None
+    rtt: float | None
+    lease_until: float
+    degraded_at: float | None
+    down_since: float | None
+    ack_at: float | None
+    last_inbound: float
+    opened_by_peer: bool
+
+    @property
+    def outbound(self) -> Outbound: ...
+
+    @property
+    def owner(self) -> LivenessOwner[Self]: ...
+
+    def rotation_due_at(self) -> float: ...
+
+    def flush(self, now: float) -> None: ...
+
 
 _log = logging.getLogger("l2session.session")
 
 
-def on_heartbeat(session: Session, counter: int) -> None:
+def on_heartbeat(session: LivenessPort, counter: int) -> None:
     if counter <= session.hb_peer:
         session.rejected += 1  # replayed or old counter (SPEC-018 §7.1)
         return
@@ -38,7 +78,7 @@ def on_heartbeat(session: Session, counter: int) -> None:
     session.hb_replies.append(counter)
 
 
-def on_heartbeat_ack(session: Session, counter: int, now: float) -> None:
+def on_heartbeat_ack(session: LivenessPort, counter: int, now: float) -> None:
     if counter == 0 or counter > session.hb_counter:
         session.rejected += 1  # answers a heartbeat never sent
         return
@@ -48,7 +88,7 @@ def on_heartbeat_ack(session: Session, counter: int, now: float) -> None:
     session.lease_until = now + session.config.ttl
 
 
-def heartbeat_due(session: Session) -> float:
+def heartbeat_due(session: LivenessPort) -> float:
     interval = session.config.heartbeat_interval
     if session.state is State.DEGRADED:
         interval = interval / session.config.heartbeat_tolerance
@@ -72,14 +112,14 @@ def heartbeat_due(session: Session) -> float:
     return max(session.last_inbound, session.hb_sent_at if session.hb_misses else 0.0) + interval
 
 
-def send_heartbeat(session: Session, now: float) -> None:
+def send_heartbeat(session: LivenessPort, now: float) -> None:
     session.hb_counter += 1
     session.hb_outstanding = session.hb_counter
     session.hb_sent_at = now
     session.send_records([Heartbeat(session.hb_counter)], now)
 
 
-def heartbeat_missed(session: Session, now: float) -> None:
+def heartbeat_missed(session: LivenessPort, now: float) -> None:
     session.hb_outstanding = 0
     session.hb_misses += 1
     tolerance = session.config.heartbeat_tolerance
@@ -98,12 +138,12 @@ def heartbeat_missed(session: Session, now: float) -> None:
         )
 
 
-def degrade(session: Session, now: float, reason: str) -> None:
+def degrade(session: LivenessPort, now: float, reason: str) -> None:
     session.fire(Trigger.MISSED_HEARTBEATS, now, reason)
     session.degraded_at = now
 
 
-def connectivity(session: Session, up: bool, now: float) -> None:
+def connectivity(session: LivenessPort, up: bool, now: float) -> None:
     """The transport reports the path to the peer lost or restored
     (SPEC-018 §2.3).  Lost for longer than ``connectivity_timeout``
     degrades without waiting for missed heartbeats."""
@@ -116,9 +156,9 @@ def connectivity(session: Session, up: bool, now: float) -> None:
     session.owner.reschedule(session)
 
 
-def next_deadline(session: Session) -> float | None:
+def next_deadline(session: LivenessPort) -> float | None:
     """The earliest time :meth:`on_timer` has something to do."""
-    if session._closed:
+    if session.closed:
         return None
     state = session.state
     times: list[float] = []
@@ -158,12 +198,10 @@ def next_deadline(session: Session) -> float | None:
     return min(times) if times else None
 
 
-def on_timer(session: Session, now: float) -> None:
+def on_timer(session: LivenessPort, now: float) -> None:
     """Do everything that is due at ``now`` (the manager calls this)."""
-    if session._closed:
+    if session.closed:
         return
-    from l2session.core.lifecycle import establishment  # imports session: import late
-
     migration.on_timer(session, now)  # path validation: challenges, MIGRATE resends
     state = session.state
     if session.handshake_deadline is not None:

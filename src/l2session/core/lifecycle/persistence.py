@@ -58,14 +58,14 @@ the session calls the journal only from code that runs after decryption.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol, Self, TypeVar
 
 from l2session.core.lifecycle.resumption import StoredSession
+from l2session.core.link.delivery import Inbound, Outbound
 from l2session.core.link.envelope import AccessRecord
 from l2session.core.states import TransitionRecord
 
-if TYPE_CHECKING:
-    from l2session.core.link.session import Session
+S_contra = TypeVar("S_contra", contravariant=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +221,35 @@ class Journal(Protocol):
         ...
 
 
-def record_of(session: Session) -> SessionRecord:
+class PersistenceOwner(Protocol[S_contra]):
+    """What persistence needs of the session's owner (the manager)."""
+
+    def dirty(self, session: S_contra, /) -> None:
+        """``session``'s durable row changed: write it at the next commit."""
+        ...
+
+
+class PersistencePort(Protocol):
+    """The fields of a session that persistence reads and sets."""
+
+    peer_did: str
+    path: str
+    journal: Journal | None
+
+    @property
+    def address(self) -> str | None: ...
+
+    @property
+    def inbound(self) -> Inbound: ...
+
+    @property
+    def outbound(self) -> Outbound: ...
+
+    @property
+    def owner(self) -> PersistenceOwner[Self]: ...
+
+
+def record_of(session: PersistencePort) -> SessionRecord:
     """The durable part of ``session`` (what the store keeps)."""
     return SessionRecord(
         peer_did=session.peer_did,
@@ -234,7 +262,7 @@ def record_of(session: Session) -> SessionRecord:
     )
 
 
-def attach(session: Session, journal: Journal) -> None:
+def attach(session: PersistencePort, journal: Journal) -> None:
     """Make ``session`` durable: every kept inbound message, and every
     inbound message abandoned for a new stream, is written through."""
     session.journal = journal

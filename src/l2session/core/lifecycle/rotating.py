@@ -17,22 +17,63 @@ running PQXDH, and the ticket from before the rotation is gone on both sides.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from l2session.core.config import SessionKind
+from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.lifecycle import rotation as steps
 from l2session.core.lifecycle.resumption import StoredSession
+from l2session.core.link.channel import Channel
+from l2session.core.management.context import Context
 from l2session.core.states import State, Trigger
 from l2session.errors import L2SessionError
-from l2session.wire.records import RotateDone, RotateInit, RotateResponse
-
-if TYPE_CHECKING:
-    from l2session.core.link.session import Session
+from l2session.wire.records import Record, RotateDone, RotateInit, RotateResponse
 
 _log = logging.getLogger("l2session.session")
 
 
-def due_at(session: Session) -> float:
+class RotatingOwner(Protocol):
+    """What a rotation needs of the session's owner (the manager)."""
+
+    @property
+    def ctx(self) -> Context: ...
+
+    @property
+    def local_did(self) -> str: ...
+
+    def save_ticket(self, stored: StoredSession) -> None: ...
+
+
+class RotatingPort(Protocol):
+    """The fields and calls of a session that key rotation uses."""
+
+    rotation: steps.Rotation | None
+    pq_keyed_at: float
+    rejected: int
+
+    @property
+    def peer_did(self) -> str: ...
+
+    @property
+    def config(self) -> SessionConfig: ...
+
+    @property
+    def state(self) -> State: ...
+
+    @property
+    def channel(self) -> Channel | None: ...
+
+    @property
+    def peer_signing_key(self) -> bytes | None: ...
+
+    @property
+    def owner(self) -> RotatingOwner: ...
+
+    def fire(self, trigger: Trigger, now: float, reason: str = ...) -> None: ...
+
+    def send_records(self, records: list[Record], now: float | None = ...) -> None: ...
+
+
+def due_at(session: RotatingPort) -> float:
     config = session.config
     due = session.pq_keyed_at + config.rotate_at_age
     if session.owner.local_did > session.peer_did:
@@ -48,7 +89,7 @@ def due_at(session: Session) -> float:
     return due
 
 
-def start(session: Session, now: float, reason: str) -> None:
+def start(session: RotatingPort, now: float, reason: str) -> None:
     assert session.channel is not None
     session.fire(Trigger.TIME_TO_ROTATE, now, reason)
     keys = session.owner.ctx.keys
@@ -58,7 +99,7 @@ def start(session: Session, now: float, reason: str) -> None:
     send_record(session, now)
 
 
-def send_record(session: Session, now: float) -> None:
+def send_record(session: RotatingPort, now: float) -> None:
     rotation = session.rotation
     assert rotation is not None
     rotation.sends += 1
@@ -69,7 +110,7 @@ def send_record(session: Session, now: float) -> None:
         session.send_records([RotateDone(rotation.epoch)], now)
 
 
-def on_init(session: Session, record: RotateInit, now: float) -> None:
+def on_init(session: RotatingPort, record: RotateInit, now: float) -> None:
     channel = session.channel
     assert channel is not None
     current = session.rotation
@@ -107,7 +148,7 @@ def on_init(session: Session, record: RotateInit, now: float) -> None:
     send_record(session, now)
 
 
-def on_response(session: Session, record: RotateResponse, now: float) -> None:
+def on_response(session: RotatingPort, record: RotateResponse, now: float) -> None:
     rotation = session.rotation
     channel = session.channel
     assert channel is not None
@@ -134,7 +175,7 @@ def on_response(session: Session, record: RotateResponse, now: float) -> None:
     send_record(session, now)
 
 
-def after_epoch(session: Session, epoch: int, now: float) -> None:
+def after_epoch(session: RotatingPort, epoch: int, now: float) -> None:
     rotation = session.rotation
     if rotation is None or epoch != rotation.epoch or session.channel is None:
         return
@@ -149,7 +190,7 @@ def after_epoch(session: Session, epoch: int, now: float) -> None:
         session.fire(Trigger.ROTATION_COMPLETE, now, f"key epoch {epoch}")
 
 
-def _issue_ticket(session: Session, rotation: steps.Rotation, now: float) -> None:
+def _issue_ticket(session: RotatingPort, rotation: steps.Rotation, now: float) -> None:
     """Replace the ticket for this peer with the completed rotation's: its
     resumption secret, the new lineage, keyed and issued now.  Both sides
     derive the same secret, so they agree on the ticket id; ``save_ticket``

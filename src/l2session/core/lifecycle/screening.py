@@ -31,12 +31,15 @@ application decides); an envelope that does not decode is refused either way.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol, Self, TypeVar
 
 from l2session.codec import clip_utf8
-from l2session.core.config import SessionKind
-from l2session.core.events import MessageDenied, RequestRefused
+from l2session.core.config import SessionConfig, SessionKind
+from l2session.core.events import MessageDenied, RequestRefused, SessionEvent
+from l2session.core.lifecycle.persistence import Journal
+from l2session.core.link.delivery import Inbound, Outbound
 from l2session.core.link.envelope import (
+    AccessGate,
     Delivery,
     Denial,
     Refused,
@@ -47,8 +50,7 @@ from l2session.core.link.envelope import (
 )
 from l2session.errors import InvalidState, MalformedMessage
 
-if TYPE_CHECKING:
-    from l2session.core.link.session import Session
+S_contra = TypeVar("S_contra", contravariant=True)
 
 #: Longest reason a denial carries (UTF-8 bytes).
 MAX_REASON_BYTES: Final = 200
@@ -58,11 +60,55 @@ MAX_PENDING_NOTICES: Final = 1024
 RECENT_DENIALS: Final = 1024
 
 
+class ScreeningOwner(Protocol[S_contra]):
+    """What screening needs of the session's owner (the manager)."""
+
+    @property
+    def gate(self) -> AccessGate | None: ...
+
+    def emit(self, event: SessionEvent) -> None: ...
+
+    def dirty(self, session: S_contra, /) -> None: ...
+
+    def want_flush(self, session: S_contra, /) -> None: ...
+
+
+class ScreeningPort(Protocol):
+    """The fields and calls of a session the Membrane's screening uses."""
+
+    denied: OrderedDict[int, str] | None
+
+    @property
+    def peer_did(self) -> str: ...
+
+    @property
+    def config(self) -> SessionConfig: ...
+
+    @property
+    def inbound(self) -> Inbound: ...
+
+    @property
+    def outbound(self) -> Outbound: ...
+
+    @property
+    def journal(self) -> Journal | None: ...
+
+    @property
+    def last_inbound(self) -> float: ...
+
+    @property
+    def owner(self) -> ScreeningOwner[Self]: ...
+
+    def ephemeral_answered(self) -> None: ...
+
+    def close(self, reason: str = ...) -> None: ...
+
+
 def _clip(reason: str) -> str:
     return clip_utf8(reason, MAX_REASON_BYTES) or "denied"
 
 
-def screen(session: Session, seq: int, body: bytes) -> bytes | None:
+def screen(session: ScreeningPort, seq: int, body: bytes) -> bytes | None:
     """The body to keep for message ``seq`` (the inbound screen hook), or
     None to hold it back.  Runs after the packet authenticated;
     ``session.last_inbound`` is its ``now``."""
@@ -97,13 +143,13 @@ def screen(session: Session, seq: int, body: bytes) -> bytes | None:
     return _consumed(session, reason)
 
 
-def _consumed(session: Session, reason: str) -> bytes:
+def _consumed(session: ScreeningPort, reason: str) -> bytes:
     if session.journal is not None:
         session.owner.dirty(session)  # the stream's high-water mark moves
     return refused(reason)
 
 
-def notify(session: Session, seq: int, reason: str) -> None:
+def notify(session: ScreeningPort, seq: int, reason: str) -> None:
     """Queue (durably, with a store) a denial notice for the peer's message
     ``seq``; :func:`screen` made sure there is room."""
     body = denial(session.inbound.stream, seq, reason)
@@ -116,7 +162,7 @@ def notify(session: Session, seq: int, reason: str) -> None:
     session.owner.want_flush(session)
 
 
-def on_denied(session: Session, notice: Denial) -> None:
+def on_denied(session: ScreeningPort, notice: Denial) -> None:
     """The peer refused our message ``notice.seq``."""
     if notice.stream != session.outbound.stream or notice.seq >= session.outbound.next_seq:
         return  # not a message of ours: ignore rather than believe it
@@ -132,7 +178,7 @@ def on_denied(session: Session, notice: Denial) -> None:
         session.close(f"ephemeral request refused: {reason}")
 
 
-def take(session: Session, max_count: int) -> list[Delivery]:
+def take(session: ScreeningPort, max_count: int) -> list[Delivery]:
     """Up to ``max_count`` delivered messages, each handed off in the
     journal (the caller commits)."""
     inbound, journal = session.inbound, session.journal
@@ -148,12 +194,12 @@ def take(session: Session, max_count: int) -> list[Delivery]:
     return out
 
 
-def peek(session: Session, max_count: int) -> list[bytes]:
+def peek(session: ScreeningPort, max_count: int) -> list[bytes]:
     """The next ``max_count`` payloads without taking them."""
     return [_delivery(0, body).payload for body in session.inbound.peek(max_count)]
 
 
-def peek_deliveries(session: Session, max_count: int) -> list[tuple[int, Delivery]]:
+def peek_deliveries(session: ScreeningPort, max_count: int) -> list[tuple[int, Delivery]]:
     """The next ``max_count`` messages as (stream, delivery), not taken:
     each with the sender's sequence number, which a consumer keeps as its
     cursor (the CLI's ``listen --cursor``)."""

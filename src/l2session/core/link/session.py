@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from functools import partial
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from l2session.codec import clip_utf8
 from l2session.core.config import SessionConfig, SessionKind
@@ -30,6 +30,7 @@ from l2session.core.lifecycle.rotation import Rotation
 from l2session.core.link import envelope
 from l2session.core.link.channel import Channel
 from l2session.core.link.delivery import Inbound, Outbound
+from l2session.core.link.owner import SessionOwner
 from l2session.core.paths import migration
 from l2session.core.paths.multipath import Route, Routes
 from l2session.core.paths.race import PathRace
@@ -61,9 +62,6 @@ from l2session.wire.records import (
     RotateResponse,
     Sync,
 )
-
-if TYPE_CHECKING:
-    from l2session.core.management.manager import SessionManager
 
 _log = logging.getLogger("l2session.session")
 
@@ -133,7 +131,7 @@ class Session:
 
     def __init__(
         self,
-        owner: SessionManager,
+        owner: SessionOwner[Session],
         peer_did: str,
         config: SessionConfig,
         *,

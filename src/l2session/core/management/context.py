@@ -28,9 +28,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from l2session.core.clock import TimeSource
+from l2session.core.lifecycle.persistence import Journal
 from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.primitives import Encapsulator
 from l2session.crypto.rng import RandomSource
@@ -39,10 +40,6 @@ from l2session.identity.bundle import PrekeyBundle
 from l2session.identity.identity import Identity
 from l2session.identity.prekeys import PrekeyStore
 from l2session.identity.resolver import DidResolver
-
-if TYPE_CHECKING:
-    from l2session.core.lifecycle.persistence import Journal
-    from l2session.core.management.manager import SessionManager
 
 
 class Capability(StrEnum):
@@ -91,7 +88,8 @@ BundleLookup = Callable[[str], PrekeyBundle | None]
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Capabilities for session calls, plus the session manager they act on."""
+    """Capabilities for session calls (and the session manager bound to them:
+    :func:`l2session.core.management.manager.manager_for`)."""
 
     rng: RandomSource
     time: TimeSource | None = None
@@ -101,7 +99,10 @@ class Context:
     bundles: BundleLookup | None = None
     #: Durable storage for persistent sessions (SQLite or in-memory).
     store: Journal | None = None
-    _manager: list[SessionManager] = field(default_factory=list, repr=False, compare=False)
+    #: The session manager bound to this context, set by the first
+    #: ``SessionManager(ctx)`` (``manager.manager_for(ctx)`` reads it).  Typed
+    #: ``object`` because the manager imports this module, not the reverse.
+    _manager: list[object] = field(default_factory=list, repr=False, compare=False)
 
     def has(self, *capabilities: Capability) -> bool:
         return all(getattr(self, c.value) is not None for c in capabilities)
@@ -130,12 +131,3 @@ class Context:
         if self.did_resolve is None:
             raise MissingCapability("this operation needs the 'did_resolve' capability")
         return self.did_resolve
-
-    @property
-    def manager(self) -> SessionManager:
-        """The session manager bound to this context (created on first use)."""
-        if not self._manager:
-            from l2session.core.management.manager import SessionManager
-
-            self._manager.append(SessionManager(self))
-        return self._manager[0]

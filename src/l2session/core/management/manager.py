@@ -36,10 +36,11 @@ from typing import Final
 
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.events import PacketRejected, SessionEvent, StateChanged
-from l2session.core.lifecycle import establishment, persistence
+from l2session.core.lifecycle import establishment, persistence, responding
 from l2session.core.lifecycle.resumption import StoredSession
 from l2session.core.link.envelope import AccessGate
 from l2session.core.link.session import Session
+from l2session.core.management import accepting
 from l2session.core.management.admission import AdmissionControl
 from l2session.core.management.context import Capability, Context
 from l2session.core.paths import migration, multipath
@@ -518,7 +519,7 @@ class SessionManager:
         packet = decode_packet(request)
         if not isinstance(packet, HandshakePacket) or packet.message[1:2] != bytes([TYPE_INIT]):
             raise MalformedMessage("accept() takes a handshake INIT packet")
-        return establishment.on_init(self, packet, address, path, self.now(), config or self.config)
+        return accepting.on_init(self, packet, address, path, self.now(), config or self.config)
 
     def tick(self, sessions: Iterable[Session] | None = None) -> None:
         """Run every timer that is due (SPEC-018 ``tick``).  With
@@ -825,15 +826,15 @@ class SessionManager:
             self._on_bundle_request(packet, address, path, now)
             return
         if isinstance(packet, ResumePacket):
-            session = establishment.on_resume(
+            session = accepting.on_resume(
                 self, packet, bytes(data), address, path, now, self.config
             )
         elif isinstance(packet, ResumeEarlyPacket):
-            session = establishment.on_resume(
+            session = accepting.on_resume(
                 self, packet.resume, bytes(data), address, path, now, self.config, packet
             )
         else:
-            session = establishment.on_init(self, packet, address, path, now, self.config)
+            session = accepting.on_init(self, packet, address, path, now, self.config)
         if session is not None:
             self.reschedule(session)
 
@@ -847,7 +848,7 @@ class SessionManager:
         if kind == TYPE_RESPONSE:
             establishment.on_response(session, packet.message, now, (address, path))
         elif kind == TYPE_FINISH:
-            establishment.on_finish(session, packet.message, now, (address, path))
+            responding.on_finish(session, packet.message, now, (address, path))
         else:
             raise MalformedMessage(f"unknown handshake message type {kind}")
         if session.channel is not None:
@@ -882,6 +883,15 @@ class SessionManager:
         if session is None:
             raise MalformedMessage("resumption answer for no resumption of ours")
         return session
+
+
+def manager_for(ctx: Context) -> SessionManager:
+    """The session manager bound to ``ctx`` (created on first use): the
+    one :mod:`l2session.core.api`'s functions act on."""
+    for bound in ctx._manager:
+        if isinstance(bound, SessionManager):
+            return bound
+    return SessionManager(ctx)
 
 
 def _reached_at(session: Session, address: str) -> bool:

@@ -47,12 +47,15 @@ import hmac
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol, Self, TypeVar
 
-from l2session.core.events import PathMigrated, PathValidated
+from l2session.core.config import MultipathStrategy
+from l2session.core.events import PathMigrated, PathValidated, SessionEvent
 from l2session.core.lifecycle.persistence import ROUTE_MIGRATED
+from l2session.core.link.channel import Channel
+from l2session.core.management.context import Context
 from l2session.core.paths import multipath
-from l2session.core.paths.multipath import MultipathStrategy, Route
+from l2session.core.paths.multipath import MultipathOwner, MultipathPort, Route
 from l2session.core.states import CARRYING
 from l2session.wire.records import (
     PATH_TOKEN_SIZE,
@@ -62,8 +65,7 @@ from l2session.wire.records import (
     Record,
 )
 
-if TYPE_CHECKING:
-    from l2session.core.link.session import Session
+S_contra = TypeVar("S_contra", contravariant=True)
 
 _log = logging.getLogger("l2session.session")
 
@@ -149,7 +151,39 @@ class PathValidation:
         return len(self.challenges)
 
 
-def state_of(session: Session) -> PathValidation:
+class MigrationOwner(MultipathOwner[S_contra], Protocol[S_contra]):
+    """What migration needs of the session's owner (the manager), besides
+    what multipath needs."""
+
+    @property
+    def ctx(self) -> Context: ...
+
+    def reflexive_of(self, address: str | None) -> str | None: ...
+
+    def send_raw(self, address: str, path: str, data: bytes) -> None: ...
+
+    def emit(self, event: SessionEvent) -> None: ...
+
+    def want_flush(self, session: S_contra, /) -> None: ...
+
+
+class MigrationPort(MultipathPort, Protocol):
+    """The fields of a session migration reads and sets, besides
+    multipath's (it moves the primary route through multipath)."""
+
+    validation: PathValidation | None
+
+    @property
+    def channel(self) -> Channel | None: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def owner(self) -> MigrationOwner[Self]: ...
+
+
+def state_of(session: MigrationPort) -> PathValidation:
     """``session.validation``, allocated on first use."""
     state = session.validation
     if state is None:
@@ -157,11 +191,11 @@ def state_of(session: Session) -> PathValidation:
     return state
 
 
-def _carrying(session: Session) -> bool:
+def _carrying(session: MigrationPort) -> bool:
     return session.channel is not None and not session.closed and session.state in CARRYING
 
 
-def _send(session: Session, routes: Sequence[Route], records: list[Record]) -> None:
+def _send(session: MigrationPort, routes: Sequence[Route], records: list[Record]) -> None:
     """Seal ``records`` once and send the packet on each of ``routes``."""
     assert session.channel is not None
     data = session.channel.seal(records)
@@ -173,7 +207,7 @@ def _send(session: Session, routes: Sequence[Route], records: list[Record]) -> N
 # announcing our own move
 
 
-def announce(session: Session, endpoint: str, now: float) -> bool:
+def announce(session: MigrationPort, endpoint: str, now: float) -> bool:
     """Tell the peer our address is now ``endpoint`` (MIGRATE); returns
     whether the session could (it carries traffic)."""
     if not _carrying(session):
@@ -186,7 +220,7 @@ def announce(session: Session, endpoint: str, now: float) -> bool:
     return True
 
 
-def offer_punch(session: Session, now: float) -> bool:
+def offer_punch(session: MigrationPort, now: float) -> bool:
     """Hole punching, DCUtR-style: a session that came up over a relay
     announces (MIGRATE) the address the relay saw us at; the peer, doing
     the same, validates that address over its first direct path while we
@@ -205,7 +239,7 @@ def offer_punch(session: Session, now: float) -> bool:
     return announce(session, reflexive, now)
 
 
-def _send_announce(session: Session, now: float) -> None:
+def _send_announce(session: MigrationPort, now: float) -> None:
     state = state_of(session)
     assert state.announce is not None
     state.announce_sends += 1
@@ -217,7 +251,7 @@ def _send_announce(session: Session, now: float) -> None:
 # validating candidates
 
 
-def add_route(session: Session, route: Route, now: float) -> None:
+def add_route(session: MigrationPort, route: Route, now: float) -> None:
     """Validate ``route`` and add it to the session's routes (at once if
     the session carries traffic, else when it does)."""
     if _carrying(session):
@@ -229,7 +263,7 @@ def add_route(session: Session, route: Route, now: float) -> None:
 
 
 def begin(
-    session: Session,
+    session: MigrationPort,
     route: Route,
     now: float,
     *,
@@ -264,13 +298,13 @@ def begin(
     _send_challenge(session, challenge, now)
 
 
-def _send_challenge(session: Session, challenge: Challenge, now: float) -> None:
+def _send_challenge(session: MigrationPort, challenge: Challenge, now: float) -> None:
     challenge.sends += 1
     challenge.due = now + session.config.resend_delay(challenge.sends)
     _send(session, [challenge.route], [PathChallenge(challenge.token)])
 
 
-def check_source(session: Session, records: list[Record], source: Route, now: float) -> None:
+def check_source(session: MigrationPort, records: list[Record], source: Route, now: float) -> None:
     """An authenticated DATA packet came from ``source``: from an unknown
     route it is a passive migration (validate the route), unless the packet
     only probes (PATH_CHALLENGE/PATH_RESPONSE, as QUIC's probing packets:
@@ -284,7 +318,7 @@ def check_source(session: Session, records: list[Record], source: Route, now: fl
     begin(session, source, now, move=True, passive=True)
 
 
-def on_record(session: Session, record: Record, source: Route, now: float) -> None:
+def on_record(session: MigrationPort, record: Record, source: Route, now: float) -> None:
     """MIGRATE, PATH_CHALLENGE or PATH_RESPONSE from ``source``."""
     if not _carrying(session):
         return
@@ -300,7 +334,7 @@ def on_record(session: Session, record: Record, source: Route, now: float) -> No
         _on_migrate(session, record, source, now)
 
 
-def _on_migrate(session: Session, record: Migrate, source: Route, now: float) -> None:
+def _on_migrate(session: MigrationPort, record: Migrate, source: Route, now: float) -> None:
     state = state_of(session)
     assert session.channel is not None
     channel = session.channel.session_id
@@ -338,7 +372,7 @@ def _on_migrate(session: Session, record: Migrate, source: Route, now: float) ->
         begin(session, route, now, move=True, sequence=record.sequence)
 
 
-def _on_response(session: Session, token: bytes, now: float) -> None:
+def _on_response(session: MigrationPort, token: bytes, now: float) -> None:
     state = state_of(session)
     found: Challenge | None = None
     for challenge in state.challenges:  # every one compared, in constant time
@@ -364,7 +398,7 @@ def _on_response(session: Session, token: bytes, now: float) -> None:
     session.owner.emit(PathValidated(session.peer_did, route[0], route[1]))
 
 
-def _switch(session: Session, route: Route, now: float) -> None:
+def _switch(session: MigrationPort, route: Route, now: float) -> None:
     """The peer is at ``route`` now: make it the primary and resend there.
     A relayed session that found a direct route keeps the relay as backup."""
     current = multipath.primary(session)
@@ -383,7 +417,7 @@ def _switch(session: Session, route: Route, now: float) -> None:
 # timers
 
 
-def next_deadline(session: Session) -> float | None:
+def next_deadline(session: MigrationPort) -> float | None:
     state = session.validation
     if state is None:
         return None
@@ -399,7 +433,7 @@ def next_deadline(session: Session) -> float | None:
     return min(times)
 
 
-def on_timer(session: Session, now: float) -> None:
+def on_timer(session: MigrationPort, now: float) -> None:
     """Resend or abandon challenges, resend an unanswered MIGRATE."""
     state = session.validation
     if state is None:

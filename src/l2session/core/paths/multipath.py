@@ -30,14 +30,36 @@ so none of this rekeys.  Sans-I/O like the rest of :mod:`l2session.core`.
 from __future__ import annotations
 
 import logging
-from enum import StrEnum
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol, Self, TypeVar
 
-from l2session.core.lifecycle.persistence import ROUTE_FAILOVER, ROUTE_RESTORED, RouteRecord
-from l2session.core.states import CARRYING
+from l2session.core.config import MultipathStrategy, SessionConfig
+from l2session.core.lifecycle.persistence import (
+    ROUTE_FAILOVER,
+    ROUTE_RESTORED,
+    Journal,
+    RouteRecord,
+)
+from l2session.core.link.delivery import Outbound
+from l2session.core.states import CARRYING, State
 
-if TYPE_CHECKING:
-    from l2session.core.link.session import Session
+__all__ = [
+    "MAX_ROUTES",
+    "MultipathOwner",
+    "MultipathPort",
+    "MultipathStrategy",
+    "Route",
+    "Routes",
+    "is_known",
+    "live",
+    "on_connectivity",
+    "others",
+    "primary",
+    "routes_of",
+    "switch_primary",
+    "targets",
+]
+
+S_contra = TypeVar("S_contra", contravariant=True)
 
 _log = logging.getLogger("l2session.session")
 
@@ -46,18 +68,6 @@ Route = tuple[str, str]
 
 #: Routes a session keeps besides its primary (the oldest is dropped past it).
 MAX_ROUTES: Final = 8
-
-
-class MultipathStrategy(StrEnum):
-    """How a session with several validated routes uses them (overview,
-    "Multi-Path")."""
-
-    #: The primary route only; the next live route when it dies.
-    FAILOVER = "failover"
-    #: Packets spread round-robin over the live routes.
-    LOAD_BALANCE = "load_balance"
-    #: Every packet on every live route (the receiver drops the copies).
-    AGGREGATE = "aggregate"
 
 
 class Routes:
@@ -86,7 +96,64 @@ class Routes:
         self.extra = [r for r in self.extra if r[0] != address]
 
 
-def routes_of(session: Session) -> Routes:
+class MultipathOwner(Protocol[S_contra]):
+    """What multipath needs of the session's owner (the manager)."""
+
+    @property
+    def paths(self) -> tuple[str, ...]: ...
+
+    def route_down(self, address: str, path: str) -> bool: ...
+
+    def is_outbound_only(self, address: str | None) -> bool: ...
+
+    def fixed_path_of(self, address: str | None) -> str | None: ...
+
+    def transmit(self, session: S_contra, data: bytes, /) -> None: ...
+
+    def dirty(self, session: S_contra, /) -> None: ...
+
+    def multiroute(self, session: S_contra, /) -> None: ...
+
+
+class MultipathPort(Protocol):
+    """The fields and calls of a session that multipath uses."""
+
+    path: str
+    routes: Routes | None
+
+    @property
+    def address(self) -> str | None: ...
+
+    @address.setter
+    def address(self, value: str | None) -> None: ...
+
+    @property
+    def peer_did(self) -> str: ...
+
+    @property
+    def config(self) -> SessionConfig: ...
+
+    @property
+    def state(self) -> State: ...
+
+    @property
+    def journal(self) -> Journal | None: ...
+
+    @property
+    def outbound(self) -> Outbound: ...
+
+    @property
+    def handshake_packet(self) -> bytes | None: ...
+
+    @property
+    def owner(self) -> MultipathOwner[Self]: ...
+
+    def connectivity(self, up: bool, now: float) -> None: ...
+
+    def flush(self, now: float) -> None: ...
+
+
+def routes_of(session: MultipathPort) -> Routes:
     """``session.routes``, allocated on first use (most sessions never
     have a second route: they pay one empty slot)."""
     routes = session.routes
@@ -96,18 +163,18 @@ def routes_of(session: Session) -> Routes:
     return routes
 
 
-def others(session: Session) -> list[Route]:
+def others(session: MultipathPort) -> list[Route]:
     """The session's other known routes (read-only use)."""
     routes = session.routes
     return routes.extra if routes is not None else []
 
 
-def primary(session: Session) -> Route | None:
+def primary(session: MultipathPort) -> Route | None:
     address = session.address
     return None if address is None else (address, session.path)
 
 
-def is_known(session: Session, route: Route) -> bool:
+def is_known(session: MultipathPort, route: Route) -> bool:
     """Whether ``route`` is the primary or another validated route."""
     if route[0] == session.address and route[1] == session.path:
         return True
@@ -115,7 +182,7 @@ def is_known(session: Session, route: Route) -> bool:
     return routes is not None and route in routes.extra
 
 
-def live(session: Session) -> list[Route]:
+def live(session: MultipathPort) -> list[Route]:
     """The routes packets may use now: the primary first, then the other
     validated routes the runtime has not reported lost."""
     first = primary(session)
@@ -126,7 +193,7 @@ def live(session: Session) -> list[Route]:
     return routes or [first]
 
 
-def targets(session: Session) -> list[Route]:
+def targets(session: MultipathPort) -> list[Route]:
     """Where the next packet of ``session`` goes, by its strategy."""
     first = primary(session)
     assert first is not None
@@ -148,7 +215,7 @@ def targets(session: Session) -> list[Route]:
 
 
 def switch_primary(
-    session: Session, route: Route, *, moved: bool, resend: bool, cause: str, now: float
+    session: MultipathPort, route: Route, *, moved: bool, resend: bool, cause: str, now: float
 ) -> Route | None:
     """Make ``route`` the primary; returns the previous one.  ``moved``:
     the peer left the old address, so its routes are forgotten; otherwise
@@ -177,7 +244,7 @@ def switch_primary(
     return old
 
 
-def _alternative(session: Session) -> Route | None:
+def _alternative(session: MultipathPort) -> Route | None:
     """Where a session goes when its primary is lost: the next live
     validated route, else another transport to the same address (unless
     the peer does not listen there: an outbound-only peer)."""
@@ -195,7 +262,7 @@ def _alternative(session: Session) -> Route | None:
     return None
 
 
-def on_connectivity(session: Session, address: str, path: str, up: bool, now: float) -> bool:
+def on_connectivity(session: MultipathPort, address: str, path: str, up: bool, now: float) -> bool:
     """The runtime reports ``(address, path)`` lost or restored (the
     manager has recorded it, see ``SessionManager.route_down``).  Returns
     whether ``session`` uses that route (and needs rescheduling)."""

@@ -33,12 +33,13 @@ Sans-I/O: :func:`start` arms the race, :func:`next_deadline` and
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol, Self, TypeVar
 
+from l2session.core.config import SessionConfig
+from l2session.core.lifecycle.persistence import Journal
 from l2session.core.paths.multipath import Route
 
-if TYPE_CHECKING:
-    from l2session.core.link.session import Session
+S_contra = TypeVar("S_contra", contravariant=True)
 
 _log = logging.getLogger("l2session.session")
 
@@ -58,7 +59,51 @@ class PathRace:
         self.widen_at = widen_at
 
 
-def start(session: Session, now: float) -> None:
+class RaceOwner(Protocol[S_contra]):
+    """What a path race needs of the session's owner (the manager)."""
+
+    @property
+    def paths(self) -> tuple[str, ...]: ...
+
+    def is_outbound_only(self, address: str | None) -> bool: ...
+
+    def fixed_path_of(self, address: str | None) -> str | None: ...
+
+    def route_progressed(self, address: str, path: str) -> bool: ...
+
+    def send_raw(self, address: str, path: str, data: bytes) -> None: ...
+
+    def transmit(self, session: S_contra, data: bytes, /) -> None: ...
+
+    def dirty(self, session: S_contra, /) -> None: ...
+
+
+class RacePort(Protocol):
+    """The fields of a session a path race reads and sets."""
+
+    path: str
+    race: PathRace | None
+
+    @property
+    def address(self) -> str | None: ...
+
+    @property
+    def peer_did(self) -> str: ...
+
+    @property
+    def config(self) -> SessionConfig: ...
+
+    @property
+    def handshake_packet(self) -> bytes | None: ...
+
+    @property
+    def journal(self) -> Journal | None: ...
+
+    @property
+    def owner(self) -> RaceOwner[Self]: ...
+
+
+def start(session: RacePort, now: float) -> None:
     """A new initiator attempt: race from its primary path, if the node has
     another path to add."""
     address = session.address
@@ -71,19 +116,19 @@ def start(session: Session, now: float) -> None:
     session.race = PathRace(address, session.path, now + delay)
 
 
-def _next_path(session: Session, race: PathRace) -> str | None:
+def _next_path(session: RacePort, race: PathRace) -> str | None:
     for path in session.owner.paths:
         if path not in race.paths:
             return path
     return None
 
 
-def next_deadline(session: Session) -> float | None:
+def next_deadline(session: RacePort) -> float | None:
     race = session.race
     return None if race is None else race.widen_at
 
 
-def on_timer(session: Session, now: float) -> None:
+def on_timer(session: RacePort, now: float) -> None:
     """Widen the race when its delay passed and no raced path progressed."""
     race = session.race
     if race is None or race.widen_at is None or now < race.widen_at:
@@ -114,7 +159,7 @@ def on_timer(session: Session, now: float) -> None:
     owner.send_raw(race.address, path, packet)
 
 
-def send(session: Session, packet: bytes) -> None:
+def send(session: RacePort, packet: bytes) -> None:
     """Transmit a handshake packet on the primary and every raced path."""
     owner = session.owner
     owner.transmit(session, packet)
@@ -126,7 +171,7 @@ def send(session: Session, packet: bytes) -> None:
             owner.send_raw(race.address, path, packet)
 
 
-def settle(session: Session, source: Route | None, now: float) -> None:
+def settle(session: RacePort, source: Route | None, now: float) -> None:
     """An authenticated handshake answer arrived from ``source``: if it is
     a raced path to the peer's address, it wins and becomes the primary."""
     race = session.race
@@ -143,7 +188,7 @@ def settle(session: Session, source: Route | None, now: float) -> None:
             session.owner.dirty(session)  # the durable row names the primary
 
 
-def follow(session: Session, source: Route | None) -> None:
+def follow(session: RacePort, source: Route | None) -> None:
     """The responder's side: the initiator's authenticated FINISH came by
     ``source``; when that is another path to the same address, the
     initiator's race settled there, so the responder's primary follows."""
@@ -155,7 +200,7 @@ def follow(session: Session, source: Route | None) -> None:
             session.owner.dirty(session)
 
 
-def answer_route(session: Session, source: Route | None) -> Route | None:
+def answer_route(session: RacePort, source: Route | None) -> Route | None:
     """Where a repeated opening packet from ``source`` is answered: the
     route it came by when that is the session's address (a racing
     initiator's copy on another path), else None (the primary)."""
