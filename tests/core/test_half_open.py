@@ -6,6 +6,7 @@ seeded simulation."""
 
 from __future__ import annotations
 
+from l2session.core.lifecycle import liveness
 from l2session.core.states import State, Trigger
 from l2session.store.memory import MemoryStore
 from l2session.testing.recorder import record_wire
@@ -59,6 +60,6 @@ def test_once_established_a_peer_opened_session_still_recovers() -> None:
     assert session is not None
     assert session.opened_by_peer
     assert session.established_once
-    session.schedule_retry(sim.now)  # what a later failure would call
+    liveness.schedule_retry(session, sim.now)  # what a later failure would call
     assert session.retry_at is not None  # it may try to bring it back
     assert session.state is State.ESTABLISHED

@@ -19,8 +19,8 @@ same partition) resolve by DID order: the lower DID's attempt wins, and the
 other side answers it instead of pursuing its own.
 
 Everything here talks to the session through :class:`EstablishmentPort`
-(wsproto's shape: the handshake hands a channel over to the session with
-``install_channel``), and to the manager through :class:`EstablishmentOwner`.
+(wsproto's shape: the handshake hands a channel over to the session,
+:func:`install_channel`), and to the manager through :class:`EstablishmentOwner`.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from typing import Protocol, Self, TypeVar
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.lifecycle import early, resumption
 from l2session.core.lifecycle.resumption import PendingResume, StoredSession
+from l2session.core.lifecycle.rotation import Rotation
 from l2session.core.link.channel import Channel
 from l2session.core.link.delivery import Inbound
 from l2session.core.link.keyschedule import initial_lineage
-from l2session.core.paths import race
+from l2session.core.paths import migration, race
 from l2session.core.paths.migration import MigrationOwner, MigrationPort
 from l2session.core.paths.multipath import Route
 from l2session.core.paths.race import RaceOwner, RacePort
@@ -92,9 +93,22 @@ class EstablishmentOwner(RaceOwner[S_contra], MigrationOwner[S_contra], Protocol
 class EstablishmentPort(RacePort, MigrationPort, Protocol):
     """The fields and calls of a session that establishment uses: the
     attempt's handshake state, which it owns, and the hand-over calls
-    (``install_channel``, ``on_established``, ``fire``, ``fail``)."""
+    (``restart_delivery``, ``fire``, ``fail``)."""
 
     path: str
+    channel: Channel | None
+    peer_signing_key: bytes | None
+    pq_keyed_at: float
+    rotation: Rotation | None
+    hb_outstanding: int
+    hb_misses: int
+    hb_peer: int
+    degraded_at: float | None
+    last_inbound: float
+    lease_until: float
+    failure_reason: str
+    established_once: bool
+    retry_attempt: int
     handshake: InitiatorHandshake | ResponderHandshake | None
     handshake_packet: bytes | None
     handshake_deadline: float | None
@@ -120,26 +134,67 @@ class EstablishmentPort(RacePort, MigrationPort, Protocol):
     def inbound(self) -> Inbound: ...
 
     @property
-    def established_once(self) -> bool: ...
-
-    @property
-    def retry_attempt(self) -> int: ...
-
-    @property
-    def failure_reason(self) -> str: ...
-
-    @property
     def owner(self) -> EstablishmentOwner[Self]: ...
 
     def fire(self, trigger: Trigger, now: float, reason: str = ...) -> None: ...
 
     def fail(self, trigger: Trigger, now: float, reason: str) -> None: ...
 
-    def install_channel(
-        self, channel: Channel, *, peer_signing_key: bytes, pq_keyed_at: float, now: float
-    ) -> None: ...
+    def restart_delivery(self) -> None: ...
 
-    def on_established(self, now: float) -> None: ...
+    def flush(self, now: float) -> None: ...
+
+
+def install_channel(
+    session: EstablishmentPort,
+    channel: Channel,
+    *,
+    peer_signing_key: bytes,
+    pq_keyed_at: float,
+    now: float,
+) -> None:
+    """The hand-over: a handshake or resumption produced a new channel.  The
+    session adopts it (routed by its id from now on), the attempt's state
+    is cleared, liveness starts afresh, and delivery is reconciled with the
+    peer (``restart_delivery``: SYNC, then resend what it lacks)."""
+    owner = session.owner
+    old = session.channel
+    if old is not None:
+        owner.unroute(session, old.session_id)
+    session.channel = channel
+    owner.route(session, channel.session_id)
+    session.peer_signing_key = peer_signing_key
+    session.pq_keyed_at = pq_keyed_at
+    session.handshake = None
+    session.handshake_packet = None
+    session.handshake_deadline = None
+    session.handshake_resend_at = None
+    session.race = None
+    session.resume = None
+    session.early_unconfirmed = None
+    session.rotation = None
+    session.retry_at = None
+    session.failure_reason = ""
+    session.hb_outstanding = 0
+    session.hb_misses = 0
+    # A peer that restarted counts its heartbeats from 1 again; replays
+    # within a channel are the ratchet's replay window's business.
+    session.hb_peer = 0
+    session.degraded_at = None
+    session.last_inbound = now
+    session.lease_until = now + session.config.ttl
+    session.restart_delivery()
+    if session.journal is not None:
+        owner.dirty(session)  # the address or path may have changed
+
+
+def on_established(session: EstablishmentPort, now: float) -> None:
+    """An attempt completed (either side): reset the retry count, offer a
+    direct path if the session came up over a relay, send what waits."""
+    session.established_once = True
+    session.retry_attempt = 0
+    migration.offer_punch(session, now)
+    session.flush(now)
 
 
 # ----------------------------------------------------------------------
@@ -329,7 +384,7 @@ def on_response(
     adopt(session, result, now)
     session.answers = {message: finish_packet}
     session.fire(Trigger.RECEIVE_VALID_RESPONSE, now, "PQXDH complete")
-    session.on_established(now)
+    on_established(session, now)
 
 
 def _answer(session: EstablishmentPort, packet: bytes, source: Route | None) -> None:
@@ -370,8 +425,12 @@ def on_resume_ack(
         step_interval=session.config.dh_step_interval,
         step_after=session.config.dh_step_after,
     )
-    session.install_channel(
-        channel, peer_signing_key=stored.peer_signing_key, pq_keyed_at=stored.pq_keyed_at, now=now
+    install_channel(
+        session,
+        channel,
+        peer_signing_key=stored.peer_signing_key,
+        pq_keyed_at=stored.pq_keyed_at,
+        now=now,
     )
     if pending.early_seqs:
         # The 0-RTT messages reached the peer with the RESUME it answered:
@@ -380,7 +439,7 @@ def on_resume_ack(
         session.early_unconfirmed = pending.early_seqs
     owner.save_ticket(stored.successor(keys.next_secret, keys.epoch.lineage, now))
     session.fire(Trigger.RECEIVE_VALID_RESPONSE, now, "resumed")
-    session.on_established(now)
+    on_established(session, now)
 
 
 def on_resume_reject(session: EstablishmentPort, packet: ResumeRejectPacket, now: float) -> None:
@@ -408,8 +467,8 @@ def adopt(session: EstablishmentPort, result: HandshakeResult, now: float) -> No
         step_interval=session.config.dh_step_interval,
         step_after=session.config.dh_step_after,
     )
-    session.install_channel(
-        channel, peer_signing_key=result.peer_signing_key, pq_keyed_at=now, now=now
+    install_channel(
+        session, channel, peer_signing_key=result.peer_signing_key, pq_keyed_at=now, now=now
     )
     if session.config.kind is SessionKind.PERSISTENT:
         session.owner.save_ticket(

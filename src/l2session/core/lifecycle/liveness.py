@@ -33,7 +33,9 @@ S_contra = TypeVar("S_contra", contravariant=True)
 class LivenessOwner(EstablishmentOwner[S_contra], RotatingOwner, Protocol[S_contra]):
     """What liveness needs of the session's owner: what the behaviours it
     drives need (its own calls, ``reschedule`` and ``is_outbound_only``,
-    are among them)."""
+    are among them), and when a quarantine ends."""
+
+    def quarantined_until(self, did: str, address: str | None, now: float) -> float: ...
 
 
 class LivenessPort(EstablishmentPort, RotatingPort, Protocol):
@@ -41,17 +43,11 @@ class LivenessPort(EstablishmentPort, RotatingPort, Protocol):
     those of the behaviours the timer drives."""
 
     hb_counter: int
-    hb_outstanding: int
     hb_sent_at: float
-    hb_misses: int
-    hb_peer: int
     hb_replies: list[int] | None
     rtt: float | None
-    lease_until: float
-    degraded_at: float | None
     down_since: float | None
     ack_at: float | None
-    last_inbound: float
     opened_by_peer: bool
 
     @property
@@ -261,3 +257,73 @@ def on_timer(session: LivenessPort, now: float) -> None:
         rotating.start(session, now, reason)
     session.outbound.check_timeouts(now)
     session.flush(now)
+
+
+# ----------------------------------------------------------------------
+# what a packet proves, and recovery
+
+
+def on_authenticated(session: LivenessPort, now: float) -> None:
+    """Any authenticated packet proves the peer is alive and reachable."""
+    # ...and that it completed the handshake, so it will not resend its
+    # RESPONSE: drop the cached FINISH (and the ~1.2 KB RESPONSE key).
+    session.answers = None
+    session.last_inbound = now
+    session.lease_until = max(session.lease_until, now + session.config.ttl)
+    session.hb_misses = 0
+    session.down_since = None
+    state = session.state
+    if state is State.HANDSHAKE_RECEIVED:
+        # The initiator's first packet in the new channel is the
+        # "ack" of a resumption answer.
+        session.fire(Trigger.SEND_RESPONSE_ACK, now, "peer used the resumed keys")
+        establishment.on_established(session, now)
+    elif state is State.DEGRADED:
+        session.degraded_at = None
+        session.fire(Trigger.CONNECTIVITY_RESTORED, now, "authenticated traffic from peer")
+        session.outbound.resend_all()
+
+
+def fail(session: LivenessPort, trigger: Trigger, now: float, reason: str) -> None:
+    """Enter ``failed`` and schedule a retry (DESIGN.md §2.4)."""
+    session.fire(trigger, now, reason)
+    session.failure_reason = reason
+    session.handshake = None
+    session.handshake_packet = None
+    session.handshake_deadline = None
+    session.resume = None
+    session.rotation = None
+    session.hb_outstanding = 0
+    schedule_retry(session, now)
+
+
+def schedule_retry(session: LivenessPort, now: float) -> None:
+    """When the next attempt runs (the reconnection policy's backoff, never
+    inside a quarantine), or end the session if none ever will."""
+    config = session.config
+    policy = config.reconnect
+    session.retry_attempt += 1
+    can_retry = (
+        may_dial(session)
+        and (config.kind is SessionKind.PERSISTENT or not session.established_once)
+        and (session.established_once or not session.opened_by_peer)
+    )
+    if not can_retry or policy.exhausted(session.retry_attempt):
+        # Nothing will bring this session back: end it now.
+        session.retry_at = None
+        session.fire(Trigger.CLEANUP, now, "no retry possible")
+        return
+    owner = session.owner
+    if owner.is_outbound_only(session.address):
+        # Kept (queue and all) until its lease ends; the peer comes back.
+        session.retry_at = None
+        return
+    delay = policy.delay(session.retry_attempt, owner.ctx.rng)
+    until = owner.quarantined_until(session.peer_did, session.address, now)
+    session.retry_at = max(now + delay, until)
+
+
+def may_dial(session: LivenessPort) -> bool:
+    """Whether this node reaches out to the peer (it knows an address and
+    may connect)."""
+    return session.address is not None and session.owner.ctx.net_connect is not None

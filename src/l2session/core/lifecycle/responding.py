@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from l2session.core.lifecycle.establishment import EstablishmentPort, adopt
+from l2session.core.lifecycle.establishment import EstablishmentPort, adopt, on_established
 from l2session.core.paths import migration, multipath, race
 from l2session.core.paths.multipath import Route
 from l2session.core.states import State, Trigger
@@ -97,4 +97,4 @@ def arrive(session: EstablishmentPort, now: float, reason: str) -> None:
         session.fire(Trigger.ROTATION_COMPLETE, now, f"{reason} (peer re-keyed)")
     else:
         _log.info("session %s: re-keyed by the peer (%s)", session.peer_did, reason)
-    session.on_established(now)
+    on_established(session, now)

@@ -6,11 +6,13 @@ but its delivery streams, its queue and its audit trail stay, which is what
 lets it survive partitions, restarts of the transport and key changes
 without losing or repeating a message.
 
-Sans-I/O: every method takes ``now``; outgoing packets go to the owning
-:class:`~l2session.core.management.manager.SessionManager`'s outbox and the next
-deadline to its timer heap.  Establishment (PQXDH, bundles, resumption)
-lives in :mod:`l2session.core.lifecycle.establishment`; this module handles what flows once
-a channel exists.
+Sans-I/O: every method takes ``now``; outgoing packets go to the owner's
+outbox and the next deadline to its timer heap (the owner is the manager,
+seen through its port :class:`~l2session.core.link.owner.SessionOwner`).
+The session holds the state and routes: the application API, the records
+of an opened DATA packet, the timer; the behaviours (core/lifecycle/,
+core/paths/) are functions over it, each through its own port.  It owns
+delivery (SYNC, ACK, packing messages into packets) itself.
 """
 
 from __future__ import annotations
@@ -416,92 +418,23 @@ class Session:
             self._finish(reason or "cleanup")
 
     def fail(self, trigger: Trigger, now: float, reason: str) -> None:
-        """Enter ``failed`` and schedule a retry (DESIGN.md §2.4)."""
-        self.fire(trigger, now, reason)
-        self.failure_reason = reason
-        self.handshake = None
-        self.handshake_packet = None
-        self.handshake_deadline = None
-        self.resume = None
-        self.rotation = None
-        self.hb_outstanding = 0
-        self.schedule_retry(now)
-
-    def schedule_retry(self, now: float) -> None:
-        policy = self.config.reconnect
-        self.retry_attempt += 1
-        can_retry = (
-            self.handshake_role_initiator()
-            and (self.config.kind is SessionKind.PERSISTENT or not self.established_once)
-            and (self.established_once or not self.opened_by_peer)
-        )
-        if not can_retry or policy.exhausted(self.retry_attempt):
-            # Nothing will bring this session back: end it now.
-            self.retry_at = None
-            self.fire(Trigger.CLEANUP, now, "no retry possible")
-            return
-        if self.owner.is_outbound_only(self.address):
-            # Kept (queue and all) until its lease ends; the peer comes back.
-            self.retry_at = None
-            return
-        delay = policy.delay(self.retry_attempt, self.owner.ctx.rng)
-        until = self.owner.quarantined_until(self.peer_did, self.address, now)
-        self.retry_at = max(now + delay, until)
-
-    def handshake_role_initiator(self) -> bool:
-        """Whether this node reaches out to the peer (it knows an address
-        and may connect)."""
-        return self.address is not None and self.owner.ctx.net_connect is not None
+        """Enter ``failed`` and schedule a retry (see :func:`liveness.fail`)."""
+        liveness.fail(self, trigger, now, reason)
 
     # ------------------------------------------------------------------
     # keys
 
-    def install_channel(
-        self, channel: Channel, *, peer_signing_key: bytes, pq_keyed_at: float, now: float
-    ) -> None:
-        """A handshake or resumption produced a new channel: adopt it and
-        reconcile delivery with the peer (SYNC, then resend what it lacks)."""
-        old = self.channel
-        if old is not None:
-            self.owner.unroute(self, old.session_id)
-        self.channel = channel
-        self.owner.route(self, channel.session_id)
-        self.peer_signing_key = peer_signing_key
-        self.pq_keyed_at = pq_keyed_at
-        self.handshake = None
-        self.handshake_packet = None
-        self.handshake_deadline = None
-        self.handshake_resend_at = None
-        self.race = None
-        self.resume = None
-        self.early_unconfirmed = None
-        self.rotation = None
-        self.retry_at = None
-        self.failure_reason = ""
+    def restart_delivery(self) -> None:
+        """A new channel was installed (core/lifecycle/establishment.py
+        ``install_channel``): reconcile delivery with the peer, SYNC first,
+        then resend what it lacks.  Acknowledgements owed in the old channel
+        are re-derived after the peer's SYNC in this one, so that every ACK
+        sent in a channel follows that channel's SYNC (the peer relies on it)."""
         self._sync_pending = True
         self._peer_synced = False
-        self.hb_outstanding = 0
-        self.hb_misses = 0
-        # A peer that restarted counts its heartbeats from 1 again; replays
-        # within a channel are the ratchet's replay window's business.
-        self.hb_peer = 0
-        self.degraded_at = None
-        self.last_inbound = now
-        self.lease_until = now + self.config.ttl
-        # Acknowledgements owed in the old channel are re-derived after the
-        # peer's SYNC in this one, so that every ACK sent in a channel
-        # follows that channel's SYNC (the peer relies on it).
         self.inbound.ack_needed = False
         self.ack_at = None
         self.outbound.resend_all()
-        if self.journal is not None:
-            self.owner.dirty(self)  # the address or path may have changed
-
-    def on_established(self, now: float) -> None:
-        self.established_once = True
-        self.retry_attempt = 0
-        migration.offer_punch(self, now)
-        self.flush(now)
 
     # ------------------------------------------------------------------
     # inbound
@@ -515,7 +448,7 @@ class Session:
             raise InvalidState("no channel is established for this session id")
         records = channel.open(packet)
         self.owner.authenticated(self)
-        self._on_authenticated(now)
+        liveness.on_authenticated(self, now)
         if source is not None:
             migration.check_source(self, records, source, now)
         # Messages, nearly all of a busy packet, are taken inline, and one
@@ -536,26 +469,6 @@ class Session:
         rotating.after_epoch(self, packet.epoch, now)
         if not self._closed:
             self.flush(now)
-
-    def _on_authenticated(self, now: float) -> None:
-        """Any authenticated packet proves the peer is alive and reachable."""
-        # ...and that it completed the handshake, so it will not resend its
-        # RESPONSE: drop the cached FINISH (and the ~1.2 KB RESPONSE key).
-        self.answers = None
-        self.last_inbound = now
-        self.lease_until = max(self.lease_until, now + self.config.ttl)
-        self.hb_misses = 0
-        self.down_since = None
-        state = self.state
-        if state is State.HANDSHAKE_RECEIVED:
-            # The initiator's first packet in the new channel is the
-            # "ack" of a resumption answer.
-            self.fire(Trigger.SEND_RESPONSE_ACK, now, "peer used the resumed keys")
-            self.on_established(now)
-        elif state is State.DEGRADED:
-            self.degraded_at = None
-            self.fire(Trigger.CONNECTIVITY_RESTORED, now, "authenticated traffic from peer")
-            self.outbound.resend_all()
 
     def _on_record(self, record: Record, now: float, source: Route | None = None) -> None:
         if isinstance(record, Message):

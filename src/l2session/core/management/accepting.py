@@ -27,7 +27,7 @@ from typing import Protocol
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.events import SessionAccepted, SessionEvent
 from l2session.core.lifecycle import early, resumption
-from l2session.core.lifecycle.establishment import send_handshake
+from l2session.core.lifecycle.establishment import install_channel, send_handshake
 from l2session.core.lifecycle.responding import answer_at, arrive, enter_as_responder, follow
 from l2session.core.lifecycle.resumption import StoredSession
 from l2session.core.link.channel import Channel
@@ -311,8 +311,12 @@ def on_resume(
         step_after=session.config.dh_step_after,
     )
     owner.send_raw(address, path, reply)
-    session.install_channel(
-        channel, peer_signing_key=stored.peer_signing_key, pq_keyed_at=stored.pq_keyed_at, now=now
+    install_channel(
+        session,
+        channel,
+        peer_signing_key=stored.peer_signing_key,
+        pq_keyed_at=stored.pq_keyed_at,
+        now=now,
     )
     owner.save_ticket(stored.successor(answer.keys.next_secret, answer.keys.epoch.lineage, now))
     if created:

@@ -5,13 +5,14 @@ It owns every session of a node and is the only thing the runtime talks to
 ``datagrams_to_send()``, ``get_timer()``, ``tick(now)``):
 
 * routes each packet by session id (DATA, handshake replies) or ticket id
-  (resumption), and turns hostile bytes into counted rejections;
+  (resumption), and turns hostile bytes into counted rejections
+  (:mod:`~l2session.core.management.dispatch`; the tables it routes by, the
+  tickets and the quarantine list are :mod:`~l2session.core.management.book`);
 * keeps one heap of deadlines, so :meth:`tick` does work proportional to the
   timers that are due, not to the number of sessions.  A session's entry is
   pushed only when its deadline moves *earlier*; an entry that fires early
   (the deadline moved later) just reschedules, so heartbeats on busy
   sessions cost no heap churn;
-* keeps the resumption tickets and the quarantine list;
 * maintains the node's private prekeys on the same heap of time (rotation,
   pruning, one-time refill: :meth:`PrekeyStore.maintain`), journalling the
   new private keys so they are committed before any packet that names them
@@ -29,23 +30,24 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Final
 
 from l2session.core.config import SessionConfig, SessionKind
 from l2session.core.events import PacketRejected, SessionEvent, StateChanged
-from l2session.core.lifecycle import establishment, persistence, responding
+from l2session.core.lifecycle import establishment, liveness, persistence
 from l2session.core.lifecycle.resumption import StoredSession
 from l2session.core.link.envelope import AccessGate
 from l2session.core.link.session import Session
 from l2session.core.management import accepting
 from l2session.core.management.admission import AdmissionControl
+from l2session.core.management.book import SessionBook
 from l2session.core.management.context import Capability, Context
+from l2session.core.management.dispatch import dispatch
 from l2session.core.paths import migration, multipath
 from l2session.core.states import SENDING, State, TransitionRecord, Trigger
-from l2session.crypto.handshake_messages import TYPE_FINISH, TYPE_INIT, TYPE_RESPONSE
+from l2session.crypto.handshake_messages import TYPE_INIT
 from l2session.errors import (
     ConfigError,
     InvalidState,
@@ -55,30 +57,15 @@ from l2session.errors import (
     PeerQuarantined,
     TransportFailed,
 )
-from l2session.identity.bundle import PrekeyBundle
 from l2session.wire.packets import (
-    BundlePacket,
-    BundleRequest,
-    DataPacket,
     HandshakePacket,
-    PrekeyGonePacket,
-    ResumeAckPacket,
-    ResumeEarlyPacket,
-    ResumePacket,
-    ResumeRejectPacket,
     decode_packet,
-    encode_packet,
 )
 
 _log = logging.getLogger("l2session.session")
 
-#: Answered resumption requests remembered for retransmissions.
-ANSWERED_MEMORY: Final = 4096
-#: Quarantine entries kept (oldest evicted first).
-QUARANTINE_MEMORY: Final = 10_000
 DEFAULT_PATHS: Final = ("quic", "tcp")
 _MAX_RUNS_PER_TICK: Final = 4
-_INIT: Final = bytes([TYPE_INIT])
 _MIN_TIMER_STEP: Final = 0.001
 
 
@@ -91,9 +78,11 @@ class Outgoing:
     data: bytes
 
 
-class SessionManager:
+class SessionManager(SessionBook):
     """All sessions of one node (SPEC-018 §5.2 ``establish``, ``resume``,
-    ``accept``, ``tick``)."""
+    ``accept``, ``tick``).  What it knows (sessions, routing tables,
+    tickets, quarantine, path reports) is its base, :class:`SessionBook`;
+    this class is what it does: timers, the outbox, commits, the API."""
 
     def __init__(
         self,
@@ -108,41 +97,7 @@ class SessionManager:
         #: None delivers requests unscreened.  May be set at any time.
         self.gate = gate
         self.config = config or SessionConfig()
-        self.paths = paths
-        self.sessions: dict[str, Session] = {}
-        #: Sessions by their primary address, and those with other routes
-        #: too: path edges reach the sessions they concern without walking
-        #: every session (O(sessions there), not O(N), per edge).
-        self._by_address: dict[str, dict[Session, None]] = {}
-        self._multiroute: dict[Session, None] = {}
-        self._by_id: dict[bytes, Session] = {}
-        self._by_ticket: dict[bytes, Session] = {}
-        #: Tickets peers may resume with, by ticket id (responder side).
-        self.tickets: dict[bytes, StoredSession] = {}
-        #: Our own ticket per peer (initiator side).
-        self.stored: dict[str, StoredSession] = {}
-        self.answered: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
-        self._quarantine: OrderedDict[tuple[str, str | None], float] = OrderedDict()
-        #: Paths the runtime reported lost, per address (until restored).
-        self._paths_down: dict[str, set[str]] = {}
-        #: Routes the runtime reported connected (a path race stops
-        #: widening once one of its paths is up, core/paths/race.py).
-        self._paths_up: dict[str, set[str]] = {}
-        #: Set by the runtime: whether a path to an address has heard from
-        #: the peer although it is not up yet (a QUIC handshake under way).
-        self.path_progress: Callable[[str, str], bool] | None = None
-        #: Set by the runtime: whether the peer at an address said it does
-        #: not listen there (μTCP HELLO port 0).  Such an address is routed
-        #: only by its live connection and never dialled: no fallback to
-        #: another transport there, no retries; the session waits for the
-        #: peer to come back.
-        self.outbound_only: Callable[[str], bool] | None = None
-        #: Set by the runtime: the one path an address can be reached on
-        #: (a relay route: ``"relay"``), else None (any of ``paths``).
-        self.fixed_path: Callable[[str], str | None] | None = None
-        #: Set by the runtime: our reflexive address (as the relay of a
-        #: relay route saw us, on the first direct path), for hole punching.
-        self.reflexive: Callable[[str], str | None] | None = None
+        super().__init__(self.config, ctx.store, paths)
         self._heap: list[tuple[float, int, Session]] = []
         self._counter = itertools.count()
         self._outbox: list[Outgoing] = []
@@ -154,7 +109,6 @@ class SessionManager:
         self.early_flights = 0
         #: Budgets for handshake-opening packets and the host quarantine.
         self.admission = AdmissionControl(self.config)
-        self.journal = ctx.store
         #: ``PrekeyStore.generation`` as last journaled (the state given at
         #: start is the stored one): a change anywhere is journaled at the
         #: next commit (see :meth:`commit`).
@@ -244,72 +198,8 @@ class SessionManager:
             return
         self._outbox.append(Outgoing(session.address, session.path, data))
 
-    def route_down(self, address: str, path: str) -> bool:
-        """Whether the runtime reported ``path`` to ``address`` lost (and
-        not yet restored)."""
-        down = self._paths_down.get(address)
-        return down is not None and path in down
-
-    def route_up(self, address: str, path: str) -> bool:
-        """Whether the runtime reported ``path`` to ``address`` connected
-        (and not lost since)."""
-        up = self._paths_up.get(address)
-        return up is not None and path in up
-
-    def reflexive_of(self, address: str | None) -> str | None:
-        """Our address as the relay behind route ``address`` saw it, or None."""
-        check = self.reflexive
-        return None if address is None or check is None else check(address)
-
-    def fixed_path_of(self, address: str | None) -> str | None:
-        """The only path ``address`` is reached on, or None (see ``fixed_path``)."""
-        check = self.fixed_path
-        return None if address is None or check is None else check(address)
-
-    def is_outbound_only(self, address: str | None) -> bool:
-        """Whether ``address`` must never be dialled (see ``outbound_only``)."""
-        check = self.outbound_only
-        return address is not None and check is not None and check(address)
-
-    def route_progressed(self, address: str, path: str) -> bool:
-        """Whether ``path`` to ``address`` is up, or (asking the runtime's
-        :attr:`path_progress`) has at least heard from the peer."""
-        if self.route_up(address, path):
-            return True
-        progress = self.path_progress
-        return progress is not None and progress(address, path)
-
     def send_raw(self, address: str, path: str, data: bytes) -> None:
         self._outbox.append(Outgoing(address, path, data))
-
-    def route(self, session: Session, session_id: bytes) -> None:
-        self._by_id[session_id] = session
-
-    def unroute(self, session: Session, session_id: bytes) -> None:
-        if self._by_id.get(session_id) is session:
-            del self._by_id[session_id]
-
-    def route_ticket(self, session: Session, ticket_id: bytes) -> None:
-        self._by_ticket[ticket_id] = session
-
-    def unroute_ticket(self, ticket_id: bytes) -> None:
-        self._by_ticket.pop(ticket_id, None)
-
-    def save_ticket(self, stored: StoredSession) -> None:
-        old = self.stored.get(stored.peer_did)
-        if old is not None:
-            self.tickets.pop(old.ticket_id, None)
-        self.stored[stored.peer_did] = stored
-        self.tickets[stored.ticket_id] = stored
-        if self.journal is not None:
-            self.journal.put_ticket(stored)
-
-    def drop_ticket(self, stored: StoredSession) -> None:
-        self.tickets.pop(stored.ticket_id, None)
-        if self.stored.get(stored.peer_did) is stored:
-            del self.stored[stored.peer_did]
-            if self.journal is not None:
-                self.journal.delete_ticket(stored.peer_did)
 
     def prekeys_changed(self) -> None:
         """A one-time prekey was spent: persist the private prekeys before
@@ -337,24 +227,6 @@ class SessionManager:
             self.prekeys_changed()
         self._prekeys_at = prekeys.next_maintenance(now)
 
-    def consume_ticket(self, stored: StoredSession, request: bytes, reply: bytes) -> None:
-        """Single use: the ticket is gone before the answer leaves."""
-        self.drop_ticket(stored)
-        self.answered[stored.ticket_id] = (request, reply)
-        while len(self.answered) > ANSWERED_MEMORY:
-            self.answered.popitem(last=False)
-
-    def quarantine(self, did: str, address: str | None, now: float) -> None:
-        """Refuse ``did`` at ``address`` for ``quarantine`` seconds.  Keyed by
-        address too, so that an impostor claiming someone's DID from
-        elsewhere quarantines only itself."""
-        key = (did, address)
-        self._quarantine.pop(key, None)
-        self._quarantine[key] = now + self.config.quarantine
-        while len(self._quarantine) > QUARANTINE_MEMORY:
-            self._quarantine.popitem(last=False)
-        _log.warning("peer %s at %s quarantined for %.0f s", did, address, self.config.quarantine)
-
     def reject(self, address: str, reason: str, peer_did: str | None = None) -> None:
         """Count a refused packet under ``reason`` and report it."""
         self.rejections[reason] = self.rejections.get(reason, 0) + 1
@@ -371,13 +243,6 @@ class SessionManager:
         self.reject(address, reason)
         return False
 
-    def quarantined_until(self, did: str, address: str | None, now: float) -> float:
-        until = self._quarantine.get((did, address), 0.0)
-        if until and until <= now:
-            del self._quarantine[(did, address)]
-            return 0.0
-        return until
-
     def create_session(
         self, peer_did: str, config: SessionConfig, address: str | None, path: str, now: float
     ) -> Session:
@@ -390,70 +255,17 @@ class SessionManager:
         self._make_durable(session)
         return session
 
-    def _index(self, session: Session) -> None:
-        session._indexed = True
-        if session.address is not None:
-            self._by_address.setdefault(session.address, {})[session] = None
-
-    def _unindex(self, session: Session) -> None:
-        if session._indexed:
-            session._indexed = False
-            self.address_moved(session, session.address, None)
-            self._multiroute.pop(session, None)
-
-    def address_moved(self, session: Session, old: str | None, new: str | None) -> None:
-        """Keep the address index true (called by ``Session.address``)."""
-        index = self._by_address
-        if old is not None:
-            here = index.get(old)
-            if here is not None:
-                here.pop(session, None)
-                if not here:
-                    del index[old]
-        if new is not None:
-            index.setdefault(new, {})[session] = None
-
-    def multiroute(self, session: Session) -> None:
-        """``session`` has routes besides its primary (core/paths/multipath.py)."""
-        if session._indexed:
-            self._multiroute[session] = None
-
-    def sessions_at(self, address: str) -> list[Session]:
-        """The sessions that use ``address``: as primary route or another
-        validated one."""
-        found = list(self._by_address.get(address, ()))
-        for session in self._multiroute:
-            routes = session.routes
-            if (
-                session.address != address
-                and routes is not None
-                and any(r[0] == address for r in routes.extra)
-            ):
-                found.append(session)
-        return found
-
     def _make_durable(self, session: Session) -> None:
         if self.journal is not None and session.config.kind is SessionKind.PERSISTENT:
             persistence.attach(session, self.journal)
             self.dirty(session)
 
     def forget(self, session: Session) -> None:
-        self._unindex(session)
-        if self.sessions.get(session.peer_did) is session:
-            del self.sessions[session.peer_did]
-            if session.journal is not None:
-                session.journal.delete_session(session.peer_did)
+        """The session ended: drop it from every table and queue."""
+        if self.remove(session) and session.journal is not None:
+            session.journal.delete_session(session.peer_did)
         self._dirty.discard(session)
         self._to_flush.pop(session, None)
-        # Every id a session can be routed by, without scanning the tables.
-        if session.channel is not None:
-            self.unroute(session, session.channel.session_id)
-        if session.handshake is not None:
-            self.unroute(session, session.handshake.session_id)
-        resume = session.resume
-        for token in (session.bundle_nonce, resume.packet.ticket_id if resume else None):
-            if token is not None and self._by_ticket.get(token) is session:
-                del self._by_ticket[token]
 
     def reschedule(self, session: Session) -> None:
         deadline = session.next_deadline()
@@ -633,7 +445,7 @@ class SessionManager:
                 len(session.outbound),
                 session.available,
             )
-            if session.handshake_role_initiator() and self.ctx.crypto_pqxdh is not None:
+            if liveness.may_dial(session) and self.ctx.crypto_pqxdh is not None:
                 establishment.begin(session, now, Trigger.INITIATE_HANDSHAKE, "restored from store")
             self.reschedule(session)
         # What restoring wrote (the session records, the transitions into
@@ -648,9 +460,6 @@ class SessionManager:
         out, self._events = self._events, []
         return out
 
-    def session(self, peer_did: str) -> Session | None:
-        return self.sessions.get(peer_did)
-
     def receive_datagram(self, data: bytes, address: str, path: str) -> bool:
         """Feed one packet from a transport.  Anything that does not verify
         is counted and dropped; it never raises and never changes a session.
@@ -664,7 +473,7 @@ class SessionManager:
         now = self.now()
         self._authentic = None
         try:
-            self._dispatch(data, address, path, now)
+            dispatch(self, data, address, path, now)
         except L2SessionError as error:
             self.reject(address, str(getattr(error, "reason", type(error).__name__)))
             _log.debug("packet from %s rejected: %s", address, error)
@@ -762,127 +571,6 @@ class SessionManager:
             raise ConfigError(f"a route is a non-empty address and path, got {address!r}, {path!r}")
         migration.add_route(session, (address, path), self.now())
         self.reschedule(session)
-
-    def _dispatch(self, data: bytes, address: str, path: str, now: float) -> None:
-        packet = decode_packet(data)
-        if isinstance(packet, DataPacket):
-            # Established traffic: never charged to admission control.
-            session = self._by_id.get(packet.session_id)
-            if session is None:
-                raise MalformedMessage("DATA for an unknown session id")
-            session.on_data(packet, now, (address, path))  # it flushes and reschedules itself
-            return
-        if isinstance(packet, HandshakePacket) and packet.message[1:2] != _INIT:
-            self._on_handshake(packet, address, path, now)
-            return
-        if isinstance(packet, HandshakePacket | BundleRequest | ResumePacket | ResumeEarlyPacket):
-            # What an unknown source can send: admitted (charged) by the
-            # handlers before their crypto, and every failure counts
-            # against the source host (core/management/admission.py).
-            if isinstance(packet, HandshakePacket):
-                self.ctx.require("accept", Capability.CRYPTO_PQXDH, Capability.DID_RESOLVE)
-            refused = self.admission.refuse_quarantined(address, now)
-            if refused is not None:
-                self.reject(address, refused)
-                return
-            try:
-                self._on_opening(packet, data, address, path, now)
-            except L2SessionError:
-                self.admission.failure(address, now)
-                raise
-            finally:
-                # What it really cost (a stranger's packet is billed to the
-                # CPU budget; a refused or known one bills nothing).
-                self.admission.charge(self.now() - now)
-            return
-        if isinstance(packet, BundlePacket):
-            session = self._pending_bundle(packet.nonce)
-            establishment.on_bundle(session, packet, now, (address, path))
-        elif isinstance(packet, ResumeAckPacket):
-            session = self._ticket_session(packet.ticket_id)
-            establishment.on_resume_ack(session, packet, now, (address, path))
-            self.authenticated(session)
-        elif isinstance(packet, ResumeRejectPacket):
-            session = self._ticket_session(packet.ticket_id)
-            establishment.on_resume_reject(session, packet, now)
-        elif isinstance(packet, PrekeyGonePacket):
-            found = self._by_id.get(packet.session_id)
-            if found is None:
-                raise MalformedMessage("PREKEY_GONE for an unknown session id")
-            session = found
-            establishment.on_prekey_gone(session, packet, now)
-        self.reschedule(session)
-
-    def _on_opening(
-        self,
-        packet: HandshakePacket | BundleRequest | ResumePacket | ResumeEarlyPacket,
-        data: bytes,
-        address: str,
-        path: str,
-        now: float,
-    ) -> None:
-        session: Session | None
-        if isinstance(packet, BundleRequest):
-            self._on_bundle_request(packet, address, path, now)
-            return
-        if isinstance(packet, ResumePacket):
-            session = accepting.on_resume(
-                self, packet, bytes(data), address, path, now, self.config
-            )
-        elif isinstance(packet, ResumeEarlyPacket):
-            session = accepting.on_resume(
-                self, packet.resume, bytes(data), address, path, now, self.config, packet
-            )
-        else:
-            session = accepting.on_init(self, packet, address, path, now, self.config)
-        if session is not None:
-            self.reschedule(session)
-
-    def _on_handshake(self, packet: HandshakePacket, address: str, path: str, now: float) -> None:
-        """RESPONSE or FINISH: routed by session id, so only a handshake of
-        ours can make us work (INIT is an opening packet)."""
-        kind = packet.message[1] if len(packet.message) > 1 else -1
-        session = self._by_id.get(packet.session_id)
-        if session is None:
-            raise MalformedMessage("handshake message for an unknown session id")
-        if kind == TYPE_RESPONSE:
-            establishment.on_response(session, packet.message, now, (address, path))
-        elif kind == TYPE_FINISH:
-            responding.on_finish(session, packet.message, now, (address, path))
-        else:
-            raise MalformedMessage(f"unknown handshake message type {kind}")
-        if session.channel is not None:
-            self.authenticated(session)
-        self.reschedule(session)
-
-    def _on_bundle_request(
-        self, packet: BundleRequest, address: str, path: str, now: float
-    ) -> None:
-        keys = self.ctx.keys
-        if packet.did != keys.did:
-            raise MalformedMessage("bundle request for another DID")
-        if not self.admit(address, now):
-            return  # the answer is twice the request's size: budgeted
-        # One one-time prekey per answer, never the same one twice
-        # (concurrent initiators would otherwise race for it).
-        full = keys.prekeys.bundle()
-        one = keys.prekeys.hand_out()
-        bundle = PrekeyBundle(
-            full.did, full.signing_key, full.signed_prekeys, (one,) if one else ()
-        )
-        self.send_raw(address, path, encode_packet(BundlePacket(packet.nonce, bundle.encode())))
-
-    def _pending_bundle(self, nonce: bytes) -> Session:
-        session = self._by_ticket.get(nonce)
-        if session is None or session.bundle_nonce != nonce:
-            raise MalformedMessage("prekey bundle answers no request of ours")
-        return session
-
-    def _ticket_session(self, ticket_id: bytes) -> Session:
-        session = self._by_ticket.get(ticket_id)
-        if session is None:
-            raise MalformedMessage("resumption answer for no resumption of ours")
-        return session
 
 
 def manager_for(ctx: Context) -> SessionManager:
