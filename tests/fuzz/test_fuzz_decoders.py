@@ -47,6 +47,7 @@ REQUIRED_MODULES = (
     "l2session.wire.packets",
     "l2session.wire.records",
     "l2session.transports.framing",
+    "l2session.transports.discovery_messages",
     "l2session.transports.discovery_wire",
     "l2session.transports.address",
     "l2session.crypto.handshake_messages",

@@ -243,8 +243,8 @@ TARGETS: Final[tuple[FuzzTarget, ...]] = (
     _decoder(
         "discovery_message",
         (
-            "l2session.transports.discovery_wire:decode_message",
-            "l2session.transports.discovery_wire:_decode",
+            "l2session.transports.discovery_messages:decode_message",
+            "l2session.transports.discovery_messages:_decode",
         ),
         decode_message,
         _discovery_seeds,
