@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from l2session.core.link.envelope import AccessRecord
 from l2session.core.lifecycle.persistence import ROUTE_MIGRATED, RouteRecord
+from l2session.core.link.envelope import AccessRecord
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.errors import InvalidTrustStatement, MalformedMessage, PolicyError
 from l2session.membrane.audit import Checkpoint, decode_record, encode_record

@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from l2session.core.lifecycle import early
+from l2session.core.lifecycle.resumption import (
+    PendingResume,
+    StoredSession,
+    answer_resume,
+    finish_resume,
+    start_resume,
+)
 from l2session.core.link.envelope import (
     Denial,
     Refused,
@@ -22,13 +29,6 @@ from l2session.core.link.envelope import (
     refused,
     unwrap,
     wrap,
-)
-from l2session.core.lifecycle.resumption import (
-    PendingResume,
-    StoredSession,
-    answer_resume,
-    finish_resume,
-    start_resume,
 )
 from l2session.crypto.rng import SeededRandom
 from l2session.errors import ConfigError, MalformedMessage

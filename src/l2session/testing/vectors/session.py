@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any
 
 from l2session.core.lifecycle import resumption, rotation
+from l2session.core.lifecycle.resumption import StoredSession
 from l2session.core.link.channel import Channel
 from l2session.core.link.keyschedule import (
     initial_lineage,
@@ -20,7 +21,6 @@ from l2session.core.link.keyschedule import (
     ticket_id,
     ticket_key,
 )
-from l2session.core.lifecycle.resumption import StoredSession
 from l2session.crypto import primitives
 from l2session.crypto.kdf import mac
 from l2session.crypto.ratchet import DoubleRatchet
