@@ -61,11 +61,10 @@ from typing import Any
 
 from l2session.core.config import SessionConfig
 from l2session.core.lifecycle.persistence import Journal
-from l2session.core.states import State
 from l2session.store.durability import Durability
 from l2session.store.sqlite import SqliteStore
 from l2session.testing.network import LinkProfile
-from l2session.testing.simulation import SimNode, Simulation
+from l2session.testing.simulation import SimNode, Simulation, both_established
 
 #: Messages the sender keeps in flight (unacknowledged) at most.
 WINDOW = 2_048
@@ -95,16 +94,7 @@ def _pair(seed: str, stores: tuple[Journal, Journal] | None) -> tuple[Simulation
     bob = sim.add_node("bob", config=CONFIG, store=stores[1] if stores else None)
     alice.manager.establish(bob.did)
 
-    def up() -> bool:
-        a, b = alice.session(bob), bob.session(alice)
-        return (
-            a is not None
-            and b is not None
-            and a.state is State.ESTABLISHED
-            and b.state is State.ESTABLISHED
-        )
-
-    sim.run_until(up, timeout=60)
+    sim.run_until(lambda: both_established(alice, bob), timeout=60)
     sim.run_for(1.0)  # SYNC exchanged, handshake timers settled
     return sim, alice, bob
 

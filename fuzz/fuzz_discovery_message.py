@@ -1,6 +1,6 @@
 """Atheris target ``discovery_message``:
-``l2session.transports.discovery_wire.decode_message`` and
-``l2session.transports.discovery_wire._decode``.
+``l2session.transports.discovery_messages.decode_message`` and
+``l2session.transports.discovery_messages._decode``.
 
 Run: ``python fuzz/fuzz_discovery_message.py fuzz/corpus/discovery_message``
 (fuzz/README.md).  The target is ``discovery_message`` in ``l2session.testing.fuzz_targets``.

@@ -21,7 +21,7 @@ from l2session.core.link.session import Session
 from l2session.core.states import State
 from l2session.store.memory import MemoryStore
 from l2session.testing.recorder import Sent, record_wire
-from l2session.testing.simulation import SimNode, Simulation
+from l2session.testing.simulation import SimNode, Simulation, both_established
 from l2session.wire.packets import (
     BundlePacket,
     BundleRequest,
@@ -75,16 +75,7 @@ def capture() -> Capture:
     alice.manager.establish(bob.did)
     up = Capture(sim, alice, bob, wire)
 
-    def established() -> bool:
-        a, b = alice.session(bob), bob.session(alice)
-        return (
-            a is not None
-            and b is not None
-            and a.state is State.ESTABLISHED
-            and b.state is State.ESTABLISHED
-        )
-
-    sim.run_until(established, timeout=30)
+    sim.run_until(lambda: both_established(alice, bob), timeout=30)
     for round_ in range(10):  # separate frames, so the rotation threshold is reached
         exchange(up, 5, f"before {round_}")
     sim.run_for(CONFIG.heartbeat_interval * 3)  # idle: heartbeats both ways
@@ -93,7 +84,7 @@ def capture() -> Capture:
     bob = sim.restart("bob", store)
     sim.network.rejoin("bob")
     up.bob = bob
-    sim.run_until(established, timeout=30)
+    sim.run_until(lambda: both_established(alice, bob), timeout=30)
     exchange(up, 10, "after")
     # The capture has its rotations; from here on the keys only move if a
     # replayed packet moves them.

@@ -19,7 +19,7 @@ from l2session.core.states import State
 from l2session.errors import ConfigError
 from l2session.testing.network import LinkProfile
 from l2session.testing.recorder import record_wire
-from l2session.testing.simulation import SimNode, Simulation
+from l2session.testing.simulation import SimNode, Simulation, both_established
 from l2session.wire.packets import PKT_DATA, HandshakePacket, encode_packet
 
 #: The default race delay (the tests run on the default config).
@@ -29,16 +29,6 @@ RACE = 0.25
 def _pair(seed: str) -> tuple[Simulation, SimNode, SimNode]:
     sim = Simulation(seed)
     return sim, sim.add_node("alice"), sim.add_node("bob")
-
-
-def _both_established(alice: SimNode, bob: SimNode) -> bool:
-    a, b = alice.session(bob), bob.session(alice)
-    return (
-        a is not None
-        and b is not None
-        and a.state is State.ESTABLISHED
-        and b.state is State.ESTABLISHED
-    )
 
 
 def _session(node: SimNode, peer: SimNode) -> Session:
@@ -54,7 +44,7 @@ def test_a_peer_whose_udp_is_dropped_is_reached_over_tcp_within_the_race_delay()
     sim.network.block_path("quic")
     wire = record_wire(sim)
     alice.manager.establish(bob.did)
-    took = sim.run_until(lambda: _both_established(alice, bob), timeout=10)
+    took = sim.run_until(lambda: both_established(alice, bob), timeout=10)
     delay = RACE
     assert took < delay + 0.1  # virtual time: the race delay plus round trips
     assert _session(alice, bob).path == "tcp"
@@ -76,7 +66,7 @@ def test_a_working_quic_path_is_never_raced() -> None:
     sim, alice, bob = _pair("race-quic-works")
     wire = record_wire(sim)
     alice.manager.establish(bob.did)
-    took = sim.run_until(lambda: _both_established(alice, bob), timeout=10)
+    took = sim.run_until(lambda: both_established(alice, bob), timeout=10)
     assert took < RACE
     assert {s.path for s in wire} == {"quic"}
     assert _session(alice, bob).path == "quic"
@@ -99,7 +89,7 @@ def test_a_quic_path_that_progressed_is_not_raced() -> None:
     alice.manager.path_progress = progress
     wire = record_wire(sim)
     alice.manager.establish(bob.did)
-    sim.run_until(lambda: _both_established(alice, bob), timeout=10)
+    sim.run_until(lambda: both_established(alice, bob), timeout=10)
     assert {s.path for s in wire} == {"quic"}
     assert ("bob", "quic") in asked
 
@@ -112,7 +102,7 @@ def test_when_both_paths_work_the_first_authenticated_answer_wins() -> None:
     sim.network.set_profile(LinkProfile(latency=0.01), path="tcp")
     wire = record_wire(sim)
     alice.manager.establish(bob.did)
-    sim.run_until(lambda: _both_established(alice, bob), timeout=10)
+    sim.run_until(lambda: both_established(alice, bob), timeout=10)
     assert _session(alice, bob).path == "tcp"
     sim.run_until(lambda: _session(bob, alice).path == "tcp", timeout=5)
     settled = sim.now
@@ -153,7 +143,7 @@ def test_the_session_returns_to_quic_when_udp_passes_again() -> None:
     sim, alice, bob = _pair("race-return")
     sim.network.block_path("quic")
     alice.manager.establish(bob.did)
-    sim.run_until(lambda: _both_established(alice, bob), timeout=10)
+    sim.run_until(lambda: both_established(alice, bob), timeout=10)
     assert _session(alice, bob).path == "tcp"
     # The runtime declares QUIC down (its connect timed out) and its probe
     # succeeds once UDP passes again.
@@ -171,14 +161,14 @@ def test_the_session_returns_to_quic_when_udp_passes_again() -> None:
 def test_a_resumption_races_too() -> None:
     sim, alice, bob = _pair("race-resume")
     alice.manager.establish(bob.did)
-    sim.run_until(lambda: _both_established(alice, bob), timeout=10)
+    sim.run_until(lambda: both_established(alice, bob), timeout=10)
     assert alice.manager.stored  # a resumption ticket
     sim.network.block_path("quic")
     _session(alice, bob).close("test")
     _session(bob, alice).close("test")
     sim.run_for(1)
     alice.manager.establish(bob.did)
-    took = sim.run_until(lambda: _both_established(alice, bob), timeout=10)
+    took = sim.run_until(lambda: both_established(alice, bob), timeout=10)
     assert took < RACE + 0.1
     session = _session(alice, bob)
     assert session.path == "tcp"

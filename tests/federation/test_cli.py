@@ -5,50 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 from l2session.bridges.local_relay import RelayProcess
-
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-NODE = (sys.executable, "-m", "l2session", "node")
-
-
-def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "l2session", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-        check=False,
-    )
-
-
-class RunningNode:
-    """``l2session node`` in its own process, up once it printed its address."""
-
-    def __init__(self, home: Path, extra: tuple[str, ...]) -> None:
-        made = cli("init", "--home", str(home))
-        assert made.returncode == 0, made.stderr
-        self.process = subprocess.Popen(
-            [*NODE, "--home", str(home), "--listen", "127.0.0.1:0", *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=ENV,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert "listening on" in line, line
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        self.process.communicate(timeout=20)
+from runtime.cli_support import RunningNode, cli
 
 
 def test_send_to_a_nostr_peer_and_see_the_session_with_its_relays(

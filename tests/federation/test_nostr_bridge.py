@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,22 +15,34 @@ from l2session import Node
 from l2session.bridges.local_relay import RelayProcess
 from l2session.core.states import State
 
+if TYPE_CHECKING:
+    from l2session.testing.nostr_client import PlainClient
 
-async def _started(relay: RelayProcess, store: Path | None = None) -> Node:
-    node = Node(store=store, bridges={"nostr": {"relays": [relay.url]}})
+
+@contextlib.asynccontextmanager
+async def _node_and_friend(relays: list[str]) -> AsyncIterator[tuple[Node, PlainClient]]:
+    """A started node bridged to ``relays`` and a plain Nostr client on the
+    same relays; both are stopped afterwards."""
+    from l2session.testing.nostr_client import PlainClient
+
+    node = Node(bridges={"nostr": {"relays": relays}})
     await node.start()
-    return node
+    try:
+        friend = PlainClient(relays)
+        await friend.start()
+        try:
+            yield node, friend
+        finally:
+            await friend.stop()
+    finally:
+        await node.stop()
 
 
 def test_a_message_each_way_is_an_ordinary_nip17_dm(relay: RelayProcess) -> None:
     from l2session.bridges.nostr import verify_link
-    from l2session.testing.nostr_client import PlainClient
 
     async def main() -> None:
-        node = await _started(relay)
-        friend = PlainClient([relay.url])
-        await friend.start()
-        try:
+        async with _node_and_friend([relay.url]) as (node, friend):
             session = node.federate(f"nostr:{friend.npub}")
             await session.established(10)
             assert session.state is State.ESTABLISHED
@@ -47,23 +62,15 @@ def test_a_message_each_way_is_an_ordinary_nip17_dm(relay: RelayProcess) -> None
             relay_list = json.loads(await friend.fetch(10050, local.hex))
             assert ["relay", relay.url] in relay_list["tags"]
             assert node.store is None or node.store.federation.links()
-        finally:
-            await friend.stop()
-            await node.stop()
 
     asyncio.run(main())
 
 
 def test_a_thousand_messages_each_way_arrive_once_and_in_order(relay: RelayProcess) -> None:
-    from l2session.testing.nostr_client import PlainClient
-
     count = 1000
 
     async def main() -> None:
-        node = await _started(relay)
-        friend = PlainClient([relay.url])
-        await friend.start()
-        try:
+        async with _node_and_friend([relay.url]) as (node, friend):
             session = node.federate(friend.npub)
             await session.established(10)
             for i in range(count):
@@ -80,9 +87,6 @@ def test_a_thousand_messages_each_way_arrive_once_and_in_order(relay: RelayProce
                 got += await session.receive_many(count, 30)
             assert got == [f"in {i}".encode() for i in range(count)]
             assert node.federation.refused.get("duplicate", 0) == 0
-        finally:
-            await friend.stop()
-            await node.stop()
 
     asyncio.run(main())
 
@@ -90,13 +94,8 @@ def test_a_thousand_messages_each_way_arrive_once_and_in_order(relay: RelayProce
 def test_a_relay_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(
     relay: RelayProcess,
 ) -> None:
-    from l2session.testing.nostr_client import PlainClient
-
     async def main() -> None:
-        node = await _started(relay)
-        friend = PlainClient([relay.url])
-        await friend.start()
-        try:
+        async with _node_and_friend([relay.url]) as (node, friend):
             session = node.federate(friend.npub)
             await session.established(10)
             for i in range(100):
@@ -118,26 +117,17 @@ def test_a_relay_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(
             states = [r.target for r in session.history]
             assert State.DEGRADED in states
             assert states[-1] is State.ESTABLISHED
-        finally:
-            await friend.stop()
-            await node.stop()
 
     asyncio.run(main())
 
 
 def test_two_relays_one_dies_and_messages_still_flow(tmp_path: Path) -> None:
-    from l2session.testing.nostr_client import PlainClient
-
     first, second = RelayProcess(tmp_path / "r1"), RelayProcess(tmp_path / "r2")
     first.start()
     second.start()
 
     async def main() -> None:
-        node = Node(bridges={"nostr": {"relays": [first.url, second.url]}})
-        await node.start()
-        friend = PlainClient([first.url, second.url])
-        await friend.start()
-        try:
+        async with _node_and_friend([first.url, second.url]) as (node, friend):
             session = node.federate(friend.npub)
             await session.established(10)
             await session.send(b"before")
@@ -154,9 +144,6 @@ def test_two_relays_one_dies_and_messages_still_flow(tmp_path: Path) -> None:
             local = node.federation.bridges[session.protocol].local_id.npub
             assert await friend.send(local, "back")
             assert await session.receive(10) == b"back"
-        finally:
-            await friend.stop()
-            await node.stop()
 
     try:
         asyncio.run(main())
@@ -169,13 +156,9 @@ def test_oversized_and_non_text_messages_are_refused_with_nothing_lost(
     relay: RelayProcess,
 ) -> None:
     from l2session.errors import ForeignMessageRejected
-    from l2session.testing.nostr_client import PlainClient
 
     async def main() -> None:
-        node = await _started(relay)
-        friend = PlainClient([relay.url])
-        await friend.start()
-        try:
+        async with _node_and_friend([relay.url]) as (node, friend):
             session = node.federate(friend.npub)
             await session.established(10)
             await session.send(b"one")
@@ -187,8 +170,5 @@ def test_oversized_and_non_text_messages_are_refused_with_nothing_lost(
             await session.flush(10)
             await friend.wait_for(2, 10)
             assert [m.text for m in friend.inbox] == ["one", "two"]
-        finally:
-            await friend.stop()
-            await node.stop()
 
     asyncio.run(main())

@@ -47,6 +47,7 @@ REQUIRED_MODULES = (
     "l2session.wire.packets",
     "l2session.wire.records",
     "l2session.transports.framing",
+    "l2session.transports.discovery_messages",
     "l2session.transports.discovery_wire",
     "l2session.transports.address",
     "l2session.crypto.handshake_messages",
@@ -85,7 +86,7 @@ NOT_FUZZED = {
     "l2session.store.sqlite:SqliteStore.load_identity": "decode_identity (keyfile)",
     "l2session.store.sqlite:SqliteStore.load_prekeys": "PrekeyStore.from_bytes (prekey_store)",
     "l2session.store.sqlite:SqliteStore.load_handshake_guard": "the node's own database",
-    "l2session.testing.vectors:from_json_fields": "a test helper, not product code",
+    "l2session.testing.vectors.wire:from_json_fields": "a test helper, not product code",
     "l2session.bridges.base:load_bridge": "builds a bridge from the operator's configuration; "
     "the name is BridgeProtocol.parse (bridge_protocol)",
 }

@@ -15,7 +15,7 @@ from l2session.core.link.channel import Channel
 from l2session.core.link.session import Session
 from l2session.core.states import State
 from l2session.crypto.ratchet import DoubleRatchet
-from l2session.testing.simulation import SimNode, Simulation, connected_pair
+from l2session.testing.simulation import SimNode, Simulation, both_established, connected_pair
 
 CONFIG = SessionConfig(ttl=120.0, rotation_window=60.0, rotation_timeout=30.0)
 
@@ -83,14 +83,8 @@ def test_a_rotation_abandoned_at_its_timeout_is_followed_by_working_rotations() 
     assert State.FAILED in {r.target for r in ours.history}
 
     def settled() -> bool:
-        a, b = alice.session(bob), bob.session(alice)
-        return (
-            a is not None
-            and b is not None
-            and a.state is State.ESTABLISHED
-            and b.state is State.ESTABLISHED
-            and b.available == 5
-        )
+        b = bob.session(alice)
+        return both_established(alice, bob) and b is not None and b.available == 5
 
     sim.run_until(settled, timeout=300)
     b = bob.session(alice)

@@ -24,11 +24,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from l2session.core.states import State
 from l2session.store.memory import MemoryStore
 from l2session.store.sqlite import SqliteStore
 from l2session.testing.network import LinkProfile
-from l2session.testing.simulation import Simulation
+from l2session.testing.simulation import Simulation, both_established
 
 PEER = "did:key:z6MkBarrierChildPeer"
 ROUNDS = 5
@@ -91,16 +90,7 @@ def node(directory: Path, durability: str, mark: Callable[[str], None]) -> None:
     sim.network.send = marked_send  # type: ignore[method-assign]
     alice.manager.establish(bob.did)
 
-    def up() -> bool:
-        a, b = alice.session(bob), bob.session(alice)
-        return (
-            a is not None
-            and b is not None
-            and a.state is State.ESTABLISHED
-            and b.state is State.ESTABLISHED
-        )
-
-    sim.run_until(up, timeout=60)
+    sim.run_until(lambda: both_established(alice, bob), timeout=60)
     sender, receiver = alice.session(bob), bob.session(alice)
     assert sender is not None
     assert receiver is not None

@@ -14,6 +14,7 @@ from l2session.core.lifecycle.persistence import Snapshot, StoredInbound
 from l2session.crypto.handshake_guard import DEFAULT_MAX_ENTRIES
 from l2session.store import memory as store_memory
 from l2session.store import sqlite as store_sqlite
+from l2session.store import sqlite_writes as store_sqlite_writes
 
 from .helpers import PEER_A, PEER_B, PEER_C, U64_MAX, Node, session, ticket, transition
 
@@ -254,7 +255,8 @@ def test_the_stored_replay_guard_is_bounded_by_count_keeping_the_newest(
     # INITs grow the table without limit: past the cap the oldest go, as in
     # the in-memory guard (crypto/handshake_guard.py).
     assert store_sqlite.GUARD_STORE_LIMIT == store_memory.GUARD_STORE_LIMIT == DEFAULT_MAX_ENTRIES
-    monkeypatch.setattr(store_sqlite, "GUARD_STORE_LIMIT", 3)
+    # The SQLite store applies the cap where it writes batches (sqlite_writes).
+    monkeypatch.setattr(store_sqlite_writes, "GUARD_STORE_LIMIT", 3)
     monkeypatch.setattr(store_memory, "GUARD_STORE_LIMIT", 3)
     store = node.store
     for n in range(4):

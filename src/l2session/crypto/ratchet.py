@@ -7,19 +7,9 @@ key (post-compromise security).  A post-quantum re-seed mixes a fresh ML-KEM
 shared secret into the root key at a DH step, which is how in-session key
 rotation restores post-quantum strength.
 
-Message layout (docs/CRYPTO.md §5)::
-
-    header = dh(32) || pn(u32) || n(u32) || seq(u64) || epoch(u32)      52 bytes
-    tag     = MAC(HK, header)[:16]
-    message = header || tag || ChaCha20-Poly1305(..., AD = H || header || tag)
-
-``dh`` is the sender's ratchet public key, ``pn`` the length of its previous
-sending chain, ``n`` the message number in this chain, ``seq`` a per-direction
-packet number for the replay window, ``epoch`` the number of post-quantum
-re-seeds behind this chain.  ``HK`` is the chain's header key, derived with
-the chain: the receiver checks the header tag *before* deriving any skipped
-key, so a forged header costs at most one X25519 and a few hashes, never the
-25,000 key derivations a real gap may need.
+The message format (header, header tag, AEAD body) and the key steps are
+in :mod:`l2session.crypto.ratchet_message` (docs/CRYPTO.md §5); this module
+is the state machine over them.
 
 Rules that keep a session safe against hostile or damaged input:
 
@@ -49,23 +39,29 @@ Some refusals happen before authentication and may be caused by forged input:
 
 from __future__ import annotations
 
-import struct
 from collections import OrderedDict, deque
 from typing import Final
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from l2session.crypto import primitives
-from l2session.crypto.kdf import (
-    LABEL_PQ_RESEED,
-    LABEL_RATCHET_HEADER,
-    LABEL_RATCHET_ROOT,
-    chain_step,
-    kdf,
-    mac,
+from l2session.crypto.kdf import chain_step
+from l2session.crypto.primitives import DhKeyPair
+from l2session.crypto.ratchet_message import (
+    BODY_OFFSET,
+    HEADER,
+    HEADER_SIZE,
+    HEADER_TAG_SIZE,
+    OVERHEAD,
+    TAG_SIZE,
+    SkippedKeys,
+    check_header,
+    header_key,
+    header_tag,
+    open_body,
+    pq_reseed,
+    root_step,
 )
-from l2session.crypto.primitives import DhKeyPair, ct_equal
 from l2session.crypto.ratchet_state import (
     MAX_ASSOCIATED_DATA,
     MAX_STORED_SKIPPED,
@@ -89,51 +85,10 @@ from l2session.errors import (
     TooManySkippedKeys,
 )
 
-HEADER: Final = struct.Struct(">32sIIQI")
-HEADER_SIZE: Final = HEADER.size  # 52
-HEADER_TAG_SIZE: Final = 16
-TAG_SIZE: Final = 16
-BODY_OFFSET: Final = HEADER_SIZE + HEADER_TAG_SIZE
-OVERHEAD: Final = BODY_OFFSET + TAG_SIZE  # 84
-
 MAX_SKIP: Final = 25_000
 DEFAULT_MAX_MESSAGE: Final = 1 << 20  # 1 MiB of plaintext per message
 MAX_CHAIN_LENGTH: Final = 0xFFFF_FFFF  # n is a u32
 MAX_EPOCH: Final = 0xFFFF_FFFF
-
-_Skipped = list[tuple[tuple[bytes, int], tuple[bytes, bytes]]]
-
-
-def _root_step(root_key: bytes, dh_output: bytes) -> tuple[bytes, bytes]:
-    """KDF_RK: ``KDF("ratchet root", rk, dh; 64)`` -> (next root key, chain key)."""
-    out = kdf(LABEL_RATCHET_ROOT, root_key, dh_output, length=64)
-    return out[:32], out[32:]
-
-
-def header_key(chain_key: bytes) -> bytes:
-    """``KDF("ratchet header", CK0)``: the header key of the chain starting at CK0."""
-    return kdf(LABEL_RATCHET_HEADER, chain_key)
-
-
-def _header_tag(key: bytes, header: bytes) -> bytes:
-    return mac(key, header)[:HEADER_TAG_SIZE]
-
-
-def _check_header(key: bytes, header: bytes, tag: bytes) -> None:
-    if not ct_equal(_header_tag(key, header), tag):
-        raise AuthenticationFailed("ratchet header does not authenticate", reason="header")
-
-
-def _pq_reseed(root_key: bytes, secret: bytes) -> bytes:
-    """``KDF("ratchet pq reseed", rk, ss; 32)``: mix an ML-KEM secret in."""
-    return kdf(LABEL_PQ_RESEED, root_key, secret)
-
-
-def _open(key: bytes, nonce: bytes, body: bytes, ad: bytes) -> bytes:
-    try:
-        return ChaCha20Poly1305(key).decrypt(nonce, body, ad)
-    except InvalidTag:
-        raise AuthenticationFailed("ratchet message does not authenticate", reason="aead") from None
 
 
 class DoubleRatchet:
@@ -397,7 +352,7 @@ class DoubleRatchet:
         assert self._hks is not None
         chain, key, nonce = chain_step(self._cks)
         header = HEADER.pack(self._dhs.public, self._pn, n, self._seq, self._send_epoch)
-        authenticated = header + _header_tag(self._hks, header)
+        authenticated = header + header_tag(self._hks, header)
         body = ChaCha20Poly1305(key).encrypt(nonce, plaintext, self._ad + authenticated)
         self._cks = chain
         self._ns = n + 1
@@ -413,7 +368,7 @@ class DoubleRatchet:
         applies = pending is not None and pending.initiate and pending.epoch == epoch + 1
         if applies:
             assert pending is not None
-            root = _pq_reseed(root, pending.secret)
+            root = pq_reseed(root, pending.secret)
             epoch = pending.epoch
         prepared = self._prepared
         if prepared is not None and prepared[1] == self._dhr:
@@ -421,7 +376,7 @@ class DoubleRatchet:
         else:
             new_key = primitives.x25519_generate(self._rng)
             agreement = primitives.x25519(new_key, self._dhr)
-        new_root, chain = _root_step(root, agreement)
+        new_root, chain = root_step(root, agreement)
         hks = header_key(chain)
         # Commit.
         self._prepared = None
@@ -482,7 +437,7 @@ class DoubleRatchet:
 
         stored = self._skipped.get((dh, n))
         if stored is not None:
-            plaintext = _open(stored[0], stored[1], body, ad)
+            plaintext = open_body(stored[0], stored[1], body, ad)
             self._window.check(seq)
             del self._skipped[(dh, n)]
             self._window.commit(seq)
@@ -500,7 +455,7 @@ class DoubleRatchet:
             raise MalformedMessage("no receiving chain exists yet for this ratchet key")
         if n < self._nr:
             raise ReplayDetected(f"message {n} of this chain was already received (or expired)")
-        _check_header(hkr, header, tag)
+        check_header(hkr, header, tag)
         if epoch != self._recv_epoch:
             raise AuthenticationFailed("ratchet epoch does not match its chain", reason="header")
         if n - self._nr > self._max_skip:
@@ -508,12 +463,12 @@ class DoubleRatchet:
                 f"message {n} skips {n - self._nr} keys; the limit is {self._max_skip}"
             )
         dh = self._dhr
-        skipped: _Skipped = []
+        skipped: SkippedKeys = []
         for i in range(self._nr, n):
             chain, key, nonce = chain_step(chain)
             skipped.append(((dh, i), (key, nonce)))
         chain, key, nonce = chain_step(chain)
-        plaintext = _open(key, nonce, body, ad)
+        plaintext = open_body(key, nonce, body, ad)
         self._window.check(seq)
         # Authenticated and fresh: commit.
         self._ckr = chain
@@ -543,13 +498,13 @@ class DoubleRatchet:
                 raise RekeyPending(
                     f"message uses post-quantum epoch {epoch}; this side has not registered it"
                 )
-            root = _pq_reseed(root, pending.secret)
+            root = pq_reseed(root, pending.secret)
         elif epoch != self._epoch:
             raise ReplayDetected(f"message of epoch {epoch} cannot follow epoch {self._epoch}")
 
-        new_root, chain = _root_step(root, primitives.x25519(self._dhs, dh))
+        new_root, chain = root_step(root, primitives.x25519(self._dhs, dh))
         hkr = header_key(chain)
-        _check_header(hkr, header, tag)
+        check_header(hkr, header, tag)
 
         old_chain_skips = 0
         if self._ckr is not None:
@@ -560,7 +515,7 @@ class DoubleRatchet:
             raise TooManySkippedKeys(
                 f"message skips {old_chain_skips + n} keys; the limit is {self._max_skip}"
             )
-        skipped: _Skipped = []
+        skipped: SkippedKeys = []
         if self._ckr is not None:
             old_chain, old_dh = self._ckr, self._dhr
             for i in range(self._nr, pn):
@@ -570,7 +525,7 @@ class DoubleRatchet:
             chain, key, nonce = chain_step(chain)
             skipped.append(((dh, i), (key, nonce)))
         chain, key, nonce = chain_step(chain)
-        plaintext = _open(key, nonce, body, ad)
+        plaintext = open_body(key, nonce, body, ad)
         self._window.check(seq)
 
         # Authenticated and fresh: commit the whole step.
@@ -588,7 +543,7 @@ class DoubleRatchet:
         self._window.commit(seq)
         return plaintext
 
-    def _store_skipped(self, entries: _Skipped) -> None:
+    def _store_skipped(self, entries: SkippedKeys) -> None:
         limit = self._max_stored
         if not entries or limit == 0:
             return
@@ -678,3 +633,20 @@ class DoubleRatchet:
     def from_bytes(cls, data: bytes, *, rng: RandomSource) -> DoubleRatchet:
         """Restore a state written by :meth:`to_bytes`."""
         return cls.restore(decode_snapshot(data), rng=rng)
+
+
+__all__ = [
+    "BODY_OFFSET",
+    "DEFAULT_MAX_MESSAGE",
+    "HEADER",
+    "HEADER_SIZE",
+    "HEADER_TAG_SIZE",
+    "MAX_CHAIN_LENGTH",
+    "MAX_EPOCH",
+    "MAX_SKIP",
+    "MAX_STORED_SKIPPED",
+    "OVERHEAD",
+    "TAG_SIZE",
+    "DoubleRatchet",
+    "header_key",
+]

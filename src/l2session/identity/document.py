@@ -25,23 +25,23 @@ Documents come from other people's servers, so parsing is defensive:
 JSON-LD is not processed: ``@context`` strings are kept (map entries are
 dropped).  Relative references are accepted in the ``#fragment`` form only.
 Sans-I/O: this module parses objects; fetching them is a resolver's job.
+
+The rules the values and the parser share (key types, bounds, the checks of
+strings, DID URLs and keys) are in :mod:`l2session.identity.document_checks`;
+every public name of it is importable from here too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final, Literal
 
 from l2session.errors import DidResolutionError, InvalidDid, MalformedMessage
 from l2session.identity import base58
 from l2session.identity.did import (
-    ED25519_PUB_CODEC,
     KNOWN_CODECS,
-    X25519_PUB_CODEC,
     Did,
     b64url_decode,
     b64url_encode,
-    check_ed25519_public,
     codec_name,
     decode_multibase_key,
     ed25519_from_did_key,
@@ -49,118 +49,31 @@ from l2session.identity.did import (
     encode_multibase_key,
     x25519_did_key_fragment,
 )
-
-KeyType = Literal["Ed25519", "X25519"]
-
-DID_CONTEXT_V1: Final = "https://www.w3.org/ns/did/v1"
-ED25519_2018_CONTEXT: Final = "https://w3id.org/security/suites/ed25519-2018/v1"
-X25519_2019_CONTEXT: Final = "https://w3id.org/security/suites/x25519-2019/v1"
-MULTIKEY_CONTEXT: Final = "https://w3id.org/security/multikey/v1"
-
-MAX_VERIFICATION_METHODS: Final = 64
-MAX_SERVICES: Final = 64
-MAX_RELATIONSHIP_ENTRIES: Final = 64
-MAX_CONTEXT_ENTRIES: Final = 32
-MAX_STRING_LENGTH: Final = 2048
-
-_KEY_SIZE: Final = 32
-_MAX_BASE58_KEY_LENGTH: Final = 128
-
-# type -> (property holding the key, key types that type can hold)
-_METHOD_TYPES: Final[dict[str, tuple[str, frozenset[KeyType]]]] = {
-    "Ed25519VerificationKey2018": ("publicKeyBase58", frozenset({"Ed25519"})),
-    "X25519KeyAgreementKey2019": ("publicKeyBase58", frozenset({"X25519"})),
-    "Ed25519VerificationKey2020": ("publicKeyMultibase", frozenset({"Ed25519"})),
-    "X25519KeyAgreementKey2020": ("publicKeyMultibase", frozenset({"X25519"})),
-    "Multikey": ("publicKeyMultibase", frozenset({"Ed25519", "X25519"})),
-    "JsonWebKey2020": ("publicKeyJwk", frozenset({"Ed25519", "X25519"})),
-}
-_MATERIAL_PROPERTIES: Final = ("publicKeyBase58", "publicKeyMultibase", "publicKeyJwk")
-_CODEC_KEY_TYPES: Final[dict[int, KeyType]] = {
-    ED25519_PUB_CODEC: "Ed25519",
-    X25519_PUB_CODEC: "X25519",
-}
-_KEY_TYPE_CODECS: Final[dict[KeyType, int]] = {
-    "Ed25519": ED25519_PUB_CODEC,
-    "X25519": X25519_PUB_CODEC,
-}
-_RELATIONSHIPS: Final = (
-    ("assertionMethod", "assertion_method"),
-    ("authentication", "authentication"),
-    ("capabilityInvocation", "capability_invocation"),
-    ("capabilityDelegation", "capability_delegation"),
-    ("keyAgreement", "key_agreement"),
+from l2session.identity.document_checks import (
+    CODEC_KEY_TYPES,
+    DID_CONTEXT_V1,
+    ED25519_2018_CONTEXT,
+    KEY_TYPE_CODECS,
+    MATERIAL_PROPERTIES,
+    MAX_BASE58_KEY_LENGTH,
+    MAX_CONTEXT_ENTRIES,
+    MAX_RELATIONSHIP_ENTRIES,
+    MAX_SERVICES,
+    MAX_STRING_LENGTH,
+    MAX_VERIFICATION_METHODS,
+    METHOD_TYPES,
+    MULTIKEY_CONTEXT,
+    RELATIONSHIPS,
+    X25519_2019_CONTEXT,
+    KeyType,
+    check_did_url,
+    check_key,
+    check_text,
+    fail,
+    json_type,
+    quoted,
+    resolve_ref,
 )
-
-
-def _fail(path: str, message: str) -> DidResolutionError:
-    return DidResolutionError(f"{path}: {message}")
-
-
-def _show(text: str, limit: int = 60) -> str:
-    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
-
-
-def _check_text(value: object, path: str) -> str:
-    """A non-empty bounded string without whitespace or control characters."""
-    if not isinstance(value, str):
-        raise _fail(path, f"must be a string, got {_json_type(value)}")
-    if not value:
-        raise _fail(path, "must not be empty")
-    if len(value) > MAX_STRING_LENGTH:
-        raise _fail(path, f"is {len(value)} characters long; the limit is {MAX_STRING_LENGTH}")
-    # str.isprintable() is False for every whitespace character but the
-    # ASCII space (Unicode separators and controls), so this is the
-    # per-character test in two C loops (it runs for every DID resolved).
-    if not value.isprintable() or " " in value:
-        raise _fail(path, f"{_show(value)} contains whitespace or a control character")
-    return value
-
-
-_JSON_TYPES: Final = ((bool, "a boolean"), (int | float, "a number"), (dict, "an object"),
-               (list, "an array"), (str, "a string"))  # fmt: skip
-
-
-def _json_type(value: object) -> str:
-    """How error messages name the JSON type of ``value``."""
-    if value is None:
-        return "null"
-    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), "?")
-
-
-def _check_did_url(value: object, path: str) -> str:
-    """An absolute DID URL: a valid DID followed by a path, query or fragment."""
-    text = _check_text(value, path)
-    cut = min((i for i in (text.find(c) for c in "/?#") if i >= 0), default=len(text))
-    try:
-        Did.parse(text[:cut])
-    except InvalidDid as exc:
-        raise _fail(path, f"{_show(text)} is not a DID URL ({exc})") from None
-    return text
-
-
-def _resolve_ref(value: object, path: str, base: Did) -> str:
-    """An absolute DID URL, or a ``#fragment`` resolved against ``base``."""
-    text = _check_text(value, path)
-    if text.startswith("#"):
-        if len(text) == 1:
-            raise _fail(path, "'#' with an empty fragment does not name anything")
-        return _check_did_url(f"{base}{text}", path)
-    if not text.startswith("did:"):
-        raise _fail(path, f"{_show(text)} is neither a DID URL nor a relative '#fragment'")
-    return _check_did_url(text, path)
-
-
-def _check_key(key_type: KeyType, key: bytes, path: str) -> None:
-    """Every key kept is 32 bytes, and an Ed25519 key a valid, not small-order point."""
-    if len(key) != _KEY_SIZE:
-        raise _fail(path, f"{key_type} public key must be 32 bytes, got {len(key)}")
-    if key_type == "Ed25519":
-        try:
-            check_ed25519_public(key)
-        except MalformedMessage as exc:
-            raise _fail(path, str(exc)) from None
-
 
 # --------------------------------------------------------------------------
 # Values
@@ -185,21 +98,21 @@ class VerificationMethod:
 
     def __post_init__(self) -> None:
         path = f"verification method {self.id!r}" if isinstance(self.id, str) else "id"
-        _check_did_url(self.id, path)
+        check_did_url(self.id, path)
         if not isinstance(self.controller, Did):
-            raise _fail(path, f"controller must be a Did, got {type(self.controller).__name__}")
-        spec = _METHOD_TYPES.get(self.type) if isinstance(self.type, str) else None
+            raise fail(path, f"controller must be a Did, got {type(self.controller).__name__}")
+        spec = METHOD_TYPES.get(self.type) if isinstance(self.type, str) else None
         if spec is None:
-            raise _fail(
+            raise fail(
                 path,
                 f"type {self.type!r} is not one l2session can represent "
-                f"(supported: {', '.join(sorted(_METHOD_TYPES))})",
+                f"(supported: {', '.join(sorted(METHOD_TYPES))})",
             )
         if not isinstance(self.key_type, str) or self.key_type not in spec[1]:
-            raise _fail(path, f"a {self.type} cannot hold an {self.key_type} key")
+            raise fail(path, f"a {self.type} cannot hold an {self.key_type} key")
         if not isinstance(self.public_key, bytes):
-            raise _fail(path, f"public_key must be bytes, got {type(self.public_key).__name__}")
-        _check_key(self.key_type, self.public_key, path)
+            raise fail(path, f"public_key must be bytes, got {type(self.public_key).__name__}")
+        check_key(self.key_type, self.public_key, path)
 
     def to_json(self) -> dict[str, object]:
         """The W3C DID Core JSON of this method, in its own type's encoding."""
@@ -208,11 +121,11 @@ class VerificationMethod:
             "type": self.type,
             "controller": str(self.controller),
         }
-        prop = _METHOD_TYPES[self.type][0]
+        prop = METHOD_TYPES[self.type][0]
         if prop == "publicKeyBase58":
             out[prop] = base58.encode(self.public_key)
         elif prop == "publicKeyMultibase":
-            out[prop] = encode_multibase_key(_KEY_TYPE_CODECS[self.key_type], self.public_key)
+            out[prop] = encode_multibase_key(KEY_TYPE_CODECS[self.key_type], self.public_key)
         else:
             out[prop] = {"kty": "OKP", "crv": self.key_type, "x": b64url_encode(self.public_key)}
         return out
@@ -242,9 +155,9 @@ class Service:
     endpoint: str
 
     def __post_init__(self) -> None:
-        _check_text(self.id, "service.id")
-        _check_text(self.type, "service.type")
-        _check_text(self.endpoint, "service.serviceEndpoint")
+        check_text(self.id, "service.id")
+        check_text(self.type, "service.type")
+        check_text(self.endpoint, "service.serviceEndpoint")
 
     def to_json(self) -> dict[str, object]:
         """The W3C DID Core JSON of this service."""
@@ -275,7 +188,7 @@ class DidDocument:
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, Did):
-            raise _fail("id", f"must be a Did, got {type(self.id).__name__}")
+            raise fail("id", f"must be a Did, got {type(self.id).__name__}")
         methods = self.verification_methods + self.embedded_methods + self.ignored_methods
         services = self.services
         for name, items, limit in (
@@ -283,17 +196,17 @@ class DidDocument:
             ("service", services, MAX_SERVICES),
         ):
             if len(items) > limit:
-                raise _fail(name, f"{len(items)} entries; the limit is {limit}")
+                raise fail(name, f"{len(items)} entries; the limit is {limit}")
             ids = [item.id for item in items]
             if len(set(ids)) != len(ids):
                 duplicate = next(i for i in ids if ids.count(i) > 1)
-                raise _fail(name, f"duplicate id {_show(duplicate)}")
-        for json_name, attribute in _RELATIONSHIPS:
+                raise fail(name, f"duplicate id {quoted(duplicate)}")
+        for json_name, attribute in RELATIONSHIPS:
             refs: tuple[str, ...] = getattr(self, attribute)
             if len(refs) > MAX_RELATIONSHIP_ENTRIES:
-                raise _fail(json_name, f"more than {MAX_RELATIONSHIP_ENTRIES} entries")
+                raise fail(json_name, f"more than {MAX_RELATIONSHIP_ENTRIES} entries")
             for index, ref in enumerate(refs):
-                _check_did_url(ref, f"{json_name}[{index}]")
+                check_did_url(ref, f"{json_name}[{index}]")
 
     def method(self, ref: str) -> VerificationMethod | None:
         """The usable method ``ref`` names (absolute id or ``#fragment``)."""
@@ -365,7 +278,7 @@ class DidDocument:
         if self.verification_methods:
             out["verificationMethod"] = [m.to_json() for m in self.verification_methods]
         embedded = {m.id: m for m in self.embedded_methods}
-        for json_name, attribute in _RELATIONSHIPS:
+        for json_name, attribute in RELATIONSHIPS:
             refs: tuple[str, ...] = getattr(self, attribute)
             if refs:
                 out[json_name] = [
@@ -393,13 +306,13 @@ class _Parser:
     @classmethod
     def document(cls, obj: object) -> DidDocument:
         if not isinstance(obj, dict):
-            raise DidResolutionError(f"a DID document must be a JSON object, got {_json_type(obj)}")
+            raise DidResolutionError(f"a DID document must be a JSON object, got {json_type(obj)}")
         if "id" not in obj:
-            raise _fail("id", "missing (a DID document must state its DID)")
+            raise fail("id", "missing (a DID document must state its DID)")
         try:
-            base = Did.parse(_check_text(obj["id"], "id"))
+            base = Did.parse(check_text(obj["id"], "id"))
         except InvalidDid as exc:
-            raise _fail("id", str(exc)) from None
+            raise fail("id", str(exc)) from None
         return cls(base).parse(obj)
 
     def parse(self, obj: dict[object, object]) -> DidDocument:
@@ -412,7 +325,7 @@ class _Parser:
         )
         relationships: dict[str, tuple[str, ...]] = {}
         embedded: list[VerificationMethod] = []
-        for json_name, attribute in _RELATIONSHIPS:
+        for json_name, attribute in RELATIONSHIPS:
             refs: list[str] = []
             for i, raw in enumerate(self._array(obj, json_name, MAX_RELATIONSHIP_ENTRIES)):
                 path = f"{json_name}[{i}]"
@@ -424,7 +337,7 @@ class _Parser:
                     else:
                         refs.append(self.ignored[-1].id)
                 else:
-                    refs.append(_resolve_ref(raw, path, self.base))
+                    refs.append(resolve_ref(raw, path, self.base))
             relationships[attribute] = tuple(refs)
         return DidDocument(
             id=self.base,
@@ -442,9 +355,9 @@ class _Parser:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise _fail(name, f"must be an array, got {_json_type(value)}")
+            raise fail(name, f"must be an array, got {json_type(value)}")
         if len(value) > limit:
-            raise _fail(name, f"has {len(value)} entries; the limit is {limit}")
+            raise fail(name, f"has {len(value)} entries; the limit is {limit}")
         return value
 
     def context(self, obj: dict[object, object]) -> tuple[str, ...]:
@@ -453,9 +366,9 @@ class _Parser:
             return ()
         entries = [raw] if isinstance(raw, str) else raw
         if not isinstance(entries, list):
-            raise _fail("@context", f"must be a string or an array, got {_json_type(raw)}")
+            raise fail("@context", f"must be a string or an array, got {json_type(raw)}")
         if len(entries) > MAX_CONTEXT_ENTRIES:
-            raise _fail(
+            raise fail(
                 "@context", f"has {len(entries)} entries; the limit is {MAX_CONTEXT_ENTRIES}"
             )
         kept: list[str] = []
@@ -463,79 +376,77 @@ class _Parser:
             if isinstance(entry, dict):
                 continue  # JSON-LD term definitions: not processed, see module docstring
             kept.append(
-                _check_text(entry, f"@context[{i}]" if isinstance(raw, list) else "@context")
+                check_text(entry, f"@context[{i}]" if isinstance(raw, list) else "@context")
             )
         return tuple(kept)
 
     def method(self, raw: object, path: str) -> VerificationMethod | None:
         """Parse one method; ``None`` (and a record in ``ignored``) if skipped."""
         if not isinstance(raw, dict):
-            raise _fail(path, f"a verification method must be an object, got {_json_type(raw)}")
+            raise fail(path, f"a verification method must be an object, got {json_type(raw)}")
         self.count += 1
         if self.count > MAX_VERIFICATION_METHODS:
-            raise _fail(path, f"more than {MAX_VERIFICATION_METHODS} verification methods")
-        method_id = _resolve_ref(raw.get("id"), f"{path}.id", self.base)
+            raise fail(path, f"more than {MAX_VERIFICATION_METHODS} verification methods")
+        method_id = resolve_ref(raw.get("id"), f"{path}.id", self.base)
         if method_id in self.ids:
-            raise _fail(f"{path}.id", f"duplicate verification method id {_show(method_id)}")
+            raise fail(f"{path}.id", f"duplicate verification method id {quoted(method_id)}")
         self.ids.add(method_id)
-        method_type = _check_text(raw.get("type"), f"{path}.type")
-        controller_text = _check_text(raw.get("controller"), f"{path}.controller")
+        method_type = check_text(raw.get("type"), f"{path}.type")
+        controller_text = check_text(raw.get("controller"), f"{path}.controller")
         try:
             controller = Did.parse(controller_text)
         except InvalidDid as exc:
-            raise _fail(f"{path}.controller", str(exc)) from None
-        spec = _METHOD_TYPES.get(method_type)
+            raise fail(f"{path}.controller", str(exc)) from None
+        spec = METHOD_TYPES.get(method_type)
         if spec is None:
             return self._ignore(
-                method_id, method_type, f"type {_show(method_type)} is not supported"
+                method_id, method_type, f"type {quoted(method_type)} is not supported"
             )
         prop, allowed = spec
-        present = [p for p in _MATERIAL_PROPERTIES if p in raw]
+        present = [p for p in MATERIAL_PROPERTIES if p in raw]
         if len(present) > 1:
-            raise _fail(
+            raise fail(
                 path,
                 f"has both {present[0]} and {present[1]}; a verification method carries "
                 "exactly one encoding of its key",
             )
         if prop not in raw:
             other = f" (found {present[0]} instead)" if present else ""
-            raise _fail(f"{path}.{prop}", f"missing: a {method_type} carries its key there{other}")
+            raise fail(f"{path}.{prop}", f"missing: a {method_type} carries its key there{other}")
         key_path = f"{path}.{prop}"
         if prop == "publicKeyBase58":
-            text = _check_text(raw[prop], key_path)
-            if len(text) > _MAX_BASE58_KEY_LENGTH:
-                raise _fail(key_path, f"is {len(text)} characters; a 32-byte key is at most 44")
+            text = check_text(raw[prop], key_path)
+            if len(text) > MAX_BASE58_KEY_LENGTH:
+                raise fail(key_path, f"is {len(text)} characters; a 32-byte key is at most 44")
             try:
                 key = base58.decode(text)
             except MalformedMessage as exc:
-                raise _fail(key_path, str(exc)) from None
+                raise fail(key_path, str(exc)) from None
             (key_type,) = allowed
         elif prop == "publicKeyMultibase":
             try:
-                codec, key = decode_multibase_key(_check_text(raw[prop], key_path))
+                codec, key = decode_multibase_key(check_text(raw[prop], key_path))
             except MalformedMessage as exc:
-                raise _fail(key_path, str(exc)) from None
+                raise fail(key_path, str(exc)) from None
             if KNOWN_CODECS.get(codec, "").endswith("-priv"):
-                raise _fail(
+                raise fail(
                     key_path, f"holds a private key ({codec_name(codec)}); never publish one"
                 )
-            found_type = _CODEC_KEY_TYPES.get(codec)
+            found_type = CODEC_KEY_TYPES.get(codec)
             if found_type is None and method_type == "Multikey":
                 return self._ignore(
                     method_id, method_type, f"key type {codec_name(codec)} is not supported"
                 )
             if found_type is None or found_type not in allowed:
-                wanted = " or ".join(codec_name(_KEY_TYPE_CODECS[t]) for t in sorted(allowed))
-                raise _fail(
-                    key_path, f"a {method_type} must hold {wanted}, got {codec_name(codec)}"
-                )
+                wanted = " or ".join(codec_name(KEY_TYPE_CODECS[t]) for t in sorted(allowed))
+                raise fail(key_path, f"a {method_type} must hold {wanted}, got {codec_name(codec)}")
             key_type = found_type
         else:
             jwk = self._jwk(raw[prop], key_path)
             if isinstance(jwk, str):
                 return self._ignore(method_id, method_type, jwk)
             key_type, key = jwk
-        _check_key(key_type, key, key_path)
+        check_key(key_type, key, key_path)
         return VerificationMethod(method_id, method_type, controller, key_type, key)
 
     def _ignore(self, method_id: str, method_type: str, reason: str) -> VerificationMethod | None:
@@ -548,38 +459,38 @@ class _Parser:
         """``(key type, key)`` of an OKP Ed25519/X25519 JWK, the reason to
         skip it for another key type; a private key (``d``) is refused."""
         if not isinstance(raw, dict):
-            raise _fail(path, f"must be an object, got {_json_type(raw)}")
+            raise fail(path, f"must be an object, got {json_type(raw)}")
         if "d" in raw:
-            raise _fail(path, "contains a private key ('d'); a DID document must never publish one")
-        kty = _check_text(raw.get("kty"), f"{path}.kty")
+            raise fail(path, "contains a private key ('d'); a DID document must never publish one")
+        kty = check_text(raw.get("kty"), f"{path}.kty")
         crv = raw.get("crv")
         if kty != "OKP" or crv not in ("Ed25519", "X25519"):
-            shown = _show(crv) if isinstance(crv, str) else _json_type(crv)
-            return f"JWK kty={_show(kty)} crv={shown} is not supported"
+            shown = quoted(crv) if isinstance(crv, str) else json_type(crv)
+            return f"JWK kty={quoted(kty)} crv={shown} is not supported"
         key_type: KeyType = "Ed25519" if crv == "Ed25519" else "X25519"
-        x = _check_text(raw.get("x"), f"{path}.x")
+        x = check_text(raw.get("x"), f"{path}.x")
         try:
             return key_type, b64url_decode(x)
         except MalformedMessage as exc:
-            raise _fail(f"{path}.x", str(exc)) from None
+            raise fail(f"{path}.x", str(exc)) from None
 
     def services(self, obj: dict[object, object]) -> tuple[Service, ...]:
         services: list[Service] = []
         for i, raw in enumerate(self._array(obj, "service", MAX_SERVICES)):
             path = f"service[{i}]"
             if not isinstance(raw, dict):
-                raise _fail(path, f"a service must be an object, got {_json_type(raw)}")
-            service_id = _check_text(raw.get("id"), f"{path}.id")
+                raise fail(path, f"a service must be an object, got {json_type(raw)}")
+            service_id = check_text(raw.get("id"), f"{path}.id")
             if service_id.startswith("#"):
-                service_id = _resolve_ref(service_id, f"{path}.id", self.base)
+                service_id = resolve_ref(service_id, f"{path}.id", self.base)
             kind, endpoint = raw.get("type"), raw.get("serviceEndpoint")
             if isinstance(kind, list | dict) or isinstance(endpoint, list | dict):
                 continue  # sets and maps are valid DID Core but not representable here
             services.append(
                 Service(
                     service_id,
-                    _check_text(kind, f"{path}.type"),
-                    _check_text(endpoint, f"{path}.serviceEndpoint"),
+                    check_text(kind, f"{path}.type"),
+                    check_text(endpoint, f"{path}.serviceEndpoint"),
                 )
             )
         return tuple(services)
@@ -627,7 +538,10 @@ def did_key_document(did: Did | str) -> DidDocument:
 __all__ = [
     "DID_CONTEXT_V1",
     "ED25519_2018_CONTEXT",
+    "MAX_CONTEXT_ENTRIES",
+    "MAX_RELATIONSHIP_ENTRIES",
     "MAX_SERVICES",
+    "MAX_STRING_LENGTH",
     "MAX_VERIFICATION_METHODS",
     "MULTIKEY_CONTEXT",
     "X25519_2019_CONTEXT",

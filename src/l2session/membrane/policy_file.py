@@ -86,15 +86,18 @@ Line numbers: ``tomllib`` reports none for values, so
 :class:`~l2session.membrane.toml_lines.LineLocator` scans the text again
 and maps each key and array element to its line; a field it cannot place
 is blamed on its table's header line, or the file (line 0).
+
+The readers of single values (types, ranges, date-times, windows, and the
+messages that point at a field) are
+:class:`~l2session.membrane.policy_fields.FieldReader`; this module holds
+the schema: which tables and keys a policy has, and what they become.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time
+from collections.abc import Mapping
 from typing import Final
 
 from l2session.core.link.envelope import MAX_UNITS, action_problem, resource_problem
@@ -109,9 +112,6 @@ from l2session.membrane.policy import (
     MAX_GROUP_MEMBERS,
     MAX_GROUPS,
     MAX_PEERS_PER_GRANT,
-    MAX_TIMESTAMP,
-    MAX_WINDOW,
-    MIN_WINDOW,
     Condition,
     Constraint,
     Expires,
@@ -121,8 +121,12 @@ from l2session.membrane.policy import (
     MembranePolicy,
     MinTrust,
     Quota,
-    format_window,
     name_problem,
+)
+from l2session.membrane.policy_fields import (
+    FieldReader,
+    kind_of,
+    toml_quoted,
 )
 from l2session.membrane.toml_lines import KeyPath, LineLocator, field_name
 
@@ -144,51 +148,8 @@ _GRANT_KEYS: Final = (
 )
 _QUOTA_KEYS: Final = ("units", "window")
 
-_DURATION: Final = re.compile(r"([0-9]{1,9})([smhd])")
-_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _TOML_POSITION: Final = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _TOML_AT_END: Final = re.compile(r"\s*\(at end of document\)$")
-
-
-# --------------------------------------------------------------------------
-# Field names
-
-
-def _human(path: KeyPath) -> str:
-    """How messages name a field: ``grant #3 quota.window``, ``groups.berlin[2]``."""
-    if len(path) >= 2 and path[0] == "grant" and isinstance(path[1], int):
-        rest = field_name(path[2:])
-        return f"grant #{path[1]} {rest}" if rest else f"grant #{path[1]}"
-    return field_name(path)
-
-
-def _kind(value: object) -> str:
-    """A TOML value's type, as messages name it."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, datetime):
-        return "a date-time"
-    if isinstance(value, date):
-        return "a date"
-    if isinstance(value, time):
-        return "a time"
-    return type(value).__name__  # pragma: no cover - tomllib yields only the above
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str | None:
-    """The closest of ``choices`` to a misspelt ``word``, if one is close."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return close[0] if close else None
 
 
 # --------------------------------------------------------------------------
@@ -237,143 +198,11 @@ def _syntax_error(message: str, text: str, source: str) -> PolicyError:
     )
 
 
-class _Loader:
-    """Checks a parsed document field by field, with the locator's lines."""
+class _Loader(FieldReader):
+    """Checks a parsed document table by table (the value readers are
+    :class:`~l2session.membrane.policy_fields.FieldReader`'s)."""
 
-    __slots__ = ("lines", "source")
-
-    def __init__(self, text: str, source: str) -> None:
-        self.source = source
-        self.lines = LineLocator(text)
-
-    def error(self, path: KeyPath, problem: str, *, named: bool = True) -> PolicyError:
-        """``file:line: FIELD: problem`` (``file:line: problem`` when the
-        problem names the field itself)."""
-        line = self.lines.line(path)
-        head = f"{self.source}:{line}" if line else self.source
-        human = _human(path)
-        text = f"{human}: {problem}" if named and human else problem
-        return PolicyError(f"{head}: {text}", path=self.source, line=line, field=field_name(path))
-
-    def missing(self, path: KeyPath, key: str, example: str) -> PolicyError:
-        owner = _human(path) or "the policy"
-        return self.error((*path, key), f"{owner} has no {key!r}; add {example}", named=False)
-
-    def check_keys(
-        self, table: Mapping[str, object], path: KeyPath, known: tuple[str, ...]
-    ) -> None:
-        for key in table:
-            if key in known:
-                continue
-            where = f"in {_human(path)}" if path else "at the top level"
-            if path == ("constraints",):
-                where = "in [constraints]"
-            close = _suggest(key, known)
-            hint = f"did you mean {close!r}?" if close else f"the keys are {', '.join(known)}"
-            raise self.error((*path, key), f"unknown key {key!r} {where}; {hint}", named=False)
-
-    # -- values -----------------------------------------------------------
-
-    def string(self, path: KeyPath, value: object) -> str:
-        if not isinstance(value, str):
-            raise self.error(path, f"expected a string, got {_kind(value)}")
-        return value
-
-    def strings(self, path: KeyPath, value: object) -> list[str]:
-        if not isinstance(value, list):
-            hint = ""
-            if isinstance(value, str):
-                hint = f" (write [{_quoted(value)}])"
-            raise self.error(path, f"expected a list of strings, got {_kind(value)}{hint}")
-        for index, item in enumerate(value, 1):
-            if not isinstance(item, str):
-                raise self.error((*path, index), f"expected a string, got {_kind(item)}")
-        return value
-
-    def table(self, path: KeyPath, value: object, example: str) -> dict[str, object]:
-        if not isinstance(value, dict):
-            raise self.error(path, f"expected a table such as {example}, got {_kind(value)}")
-        return value
-
-    def integer(self, path: KeyPath, value: object, low: int, high: int) -> int:
-        if isinstance(value, float) and value.is_integer():
-            raise self.error(path, f"expected an integer, got a float; write {int(value)}")
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise self.error(path, f"expected an integer, got {_kind(value)}")
-        if not low <= value <= high:
-            raise self.error(path, f"{value} is out of range; give a whole number {low}..{high}")
-        return value
-
-    def score(self, path: KeyPath, value: object) -> float:
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise self.error(path, f"expected a number from 0 to 1, got {_kind(value)}")
-        if not 0.0 <= value <= 1.0:
-            raise self.error(
-                path, f"{value!r} is out of range; a trust score is from 0 to 1, such as 0.5"
-            )
-        return float(value)
-
-    def timestamp(self, path: KeyPath, value: object) -> float:
-        example = "2027-01-01T00:00:00Z"
-        if isinstance(value, datetime):
-            if value.utcoffset() is None:
-                raise self.error(
-                    path,
-                    f"date-time {value.isoformat()} has no UTC offset, so its instant "
-                    f"would depend on the machine's time zone; give an offset such as Z "
-                    f"({value.isoformat()}Z) or +01:00",
-                )
-            at = value.timestamp()
-            if not 0.0 <= at <= MAX_TIMESTAMP:
-                raise self.error(path, f"{value.isoformat()} is before 1970; give a later date")
-            return at
-        if isinstance(value, date):
-            raise self.error(
-                path,
-                f"{value.isoformat()} is a date without a time; write a date-time with "
-                f"an offset, such as {value.isoformat()}T00:00:00Z",
-            )
-        if isinstance(value, str):
-            raise self.error(
-                path,
-                f"expected a date-time such as {example}, got a string; "
-                "write the date-time without quotes",
-            )
-        raise self.error(path, f"expected a date-time such as {example}, got {_kind(value)}")
-
-    def window(self, path: KeyPath, value: object) -> float:
-        shape = (
-            "write a whole number followed by s, m, h or d (such as '30s', '5m', '1h', "
-            "'1d'), or a whole number of seconds"
-        )
-        if isinstance(value, str):
-            match = _DURATION.fullmatch(value)
-            if match is None:
-                raise self.error(path, f"{value!r} is not a duration; {shape}")
-            seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        elif isinstance(value, int) and not isinstance(value, bool):
-            seconds = value
-        else:
-            raise self.error(path, f"expected a duration, got {_kind(value)}; {shape}")
-        if not MIN_WINDOW <= seconds <= MAX_WINDOW:
-            raise self.error(
-                path,
-                f"{value!r} is out of range; a window is from {format_window(MIN_WINDOW)} "
-                f"to {format_window(MAX_WINDOW)}",
-            )
-        return float(seconds)
-
-    def group_name(
-        self, path: KeyPath, name: str, groups: Mapping[str, frozenset[str]], *, prefixed: bool
-    ) -> str:
-        if name in groups:
-            return name
-        close = _suggest(name, groups)
-        shown = f"{GROUP_PREFIX}{close}" if prefixed and close else close
-        hint = f"did you mean {shown!r}?" if close else "define it under [groups]"
-        raise self.error(path, f"group {name!r} is not defined in [groups]; {hint}")
-
-    # -- tables -----------------------------------------------------------
+    __slots__ = ()
 
     def policy(self, data: dict[str, object]) -> MembranePolicy:
         if "version" not in data:
@@ -470,7 +299,7 @@ class _Loader:
                 "[[grant]] (two brackets)",
             )
         if not isinstance(value, list):
-            raise self.error(path, f"expected an array of [[grant]] tables, got {_kind(value)}")
+            raise self.error(path, f"expected an array of [[grant]] tables, got {kind_of(value)}")
         if len(value) > MAX_GRANTS:
             raise self.error(
                 (*path, MAX_GRANTS + 1),
@@ -481,7 +310,7 @@ class _Loader:
         grants: list[Grant] = []
         for index, table in enumerate(value, 1):
             if not isinstance(table, dict):
-                raise self.error((*path, index), f"expected a table, got {_kind(table)}")
+                raise self.error((*path, index), f"expected a table, got {kind_of(table)}")
             grants.append(self.grant(index, table, groups, ids))
         return tuple(grants)
 
@@ -582,7 +411,7 @@ class _Loader:
                 raise self.error(
                     where,
                     f"expected a list of strings, got a string; write actions = "
-                    f"[{_quoted(value)}] or action = {_quoted(value)}",
+                    f"[{toml_quoted(value)}] or action = {toml_quoted(value)}",
                 )
             actions = self.strings(where, value)
             numbered = True
@@ -611,7 +440,7 @@ class _Loader:
                 raise self.error(
                     where,
                     f"write the group name without {GROUP_PREFIX!r}: "
-                    f"member_of = {_quoted(name[len(GROUP_PREFIX) :])}",
+                    f"member_of = {toml_quoted(name[len(GROUP_PREFIX) :])}",
                 )
             found.append(MemberOf(self.group_name(where, name, groups, prefixed=False)))
         if "quota" in table:
@@ -627,10 +456,6 @@ class _Loader:
             window = self.window((*where, "window"), quota["window"])
             found.append(Quota(units, window))
         return tuple(found)
-
-
-def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 __all__ = ["VERSION", "KeyPath", "LineLocator", "field_name", "parse_policy"]

@@ -7,6 +7,9 @@ buffered and coalesced by :class:`~l2session.store.buffer.WriteBuffer`;
 :meth:`SqliteStore.commit` applies the batch in one transaction, so either
 all of it survives a crash or none of it does.  A commit with nothing
 buffered does not touch the file.
+How a batch maps onto the tables (the statements and their order) is
+:class:`~l2session.store.sqlite_writes.BatchWriter`'s; this module opens
+the file, runs the transaction and the barrier, and reads everything back.
 
 Durability (docs/STORE.md): WAL mode with ``synchronous=NORMAL``, so a
 commit writes its pages to the ``-wal`` file without an fsync: it survives
@@ -39,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -47,7 +50,6 @@ from urllib.parse import quote
 
 from l2session.core.lifecycle.persistence import SessionRecord, Snapshot, StoredInbound
 from l2session.core.lifecycle.resumption import StoredSession
-from l2session.crypto.handshake_guard import DEFAULT_MAX_ENTRIES
 from l2session.errors import (
     ConfigError,
     L2SessionError,
@@ -59,18 +61,14 @@ from l2session.errors import (
 from l2session.identity.identity import Identity
 from l2session.identity.keyfile import DEFAULT_SCRYPT_N, decode_identity, encode_identity
 from l2session.identity.prekeys import PrekeyPolicy, PrekeyStore
-from l2session.membrane import audit
 from l2session.store import files, schema
 from l2session.store.audit_reads import AuditReads
-from l2session.store.buffer import Batch, WriteBuffer, acked
+from l2session.store.buffer import WriteBuffer
 from l2session.store.checkpoint import Checkpointer
 from l2session.store.durability import Durability, check_durability
 from l2session.store.federation import SqliteFederation
 from l2session.store.files import default_store_path
-
-#: The stored handshake replay guard keeps at most this many entries (the
-#: newest), as the in-memory guard does.
-GUARD_STORE_LIMIT: Final = DEFAULT_MAX_ENTRIES
+from l2session.store.sqlite_writes import GUARD_STORE_LIMIT, BatchWriter
 
 #: ``synchronous=`` values accepted by :meth:`SqliteStore.open`.
 SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}
@@ -81,76 +79,6 @@ WAL_SIZE_LIMIT: Final = 8 * 1024 * 1024
 
 _OFF: Final = schema.U64_OFFSET
 
-# The statements, written once so that the sqlite3 statement cache reuses them.
-_UPSERT_SESSION: Final = (
-    "INSERT INTO sessions (peer, address, path, out_stream, next_seq, in_stream, next_expected)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (peer) DO UPDATE SET address = excluded.address,"
-    " path = excluded.path, out_stream = excluded.out_stream, next_seq = excluded.next_seq,"
-    " in_stream = excluded.in_stream, next_expected = excluded.next_expected"
-)
-_PUT_BATCH: Final = "INSERT INTO outbound_batches (peer, last_seq, messages) VALUES (?, ?, ?)"
-_ADD_STREAM: Final = (
-    "INSERT INTO inbound_streams (peer, stream) VALUES (?, ?) ON CONFLICT (peer, stream) DO NOTHING"
-)
-_UPSERT_INBOUND: Final = (
-    "INSERT INTO inbound (peer, stream, seq, payload) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (peer, stream, seq) DO UPDATE SET payload = excluded.payload"
-)
-# A cumulative ack: whole batches below it go, and so do the ack ranges it
-# covers (the old floor among them), then the new floor is kept as a range
-# from the lowest stored value.  A selective ack range is only recorded.
-_ACK_BATCHES: Final = "DELETE FROM outbound_batches WHERE peer = ? AND last_seq < ?"
-_ACK_COVERED: Final = "DELETE FROM outbound_acked WHERE peer = ? AND stop <= ?"
-_ACK_ADD: Final = (
-    "INSERT INTO outbound_acked (peer, start, stop, upto) VALUES (?, ?, ?,"
-    " (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'outbound_batches'))"
-)
-_ACK_CONTAINED: Final = (
-    "DELETE FROM outbound_acked WHERE peer = ? AND start >= ? AND stop <= ? AND start > ?"
-)
-_LOWEST: Final = -(1 << 63)
-_TAKE: Final = "DELETE FROM inbound WHERE peer = ? AND stream = ? AND seq <= ?"
-_DROP: Final = "DELETE FROM inbound WHERE peer = ? AND stream = ? AND seq >= ?"
-_FORGET_EMPTY_STREAM: Final = (
-    "DELETE FROM inbound_streams WHERE peer = ?1 AND stream = ?2"
-    " AND NOT EXISTS (SELECT 1 FROM inbound WHERE peer = ?1 AND stream = ?2)"
-)
-_DELETE_SESSION: Final = (
-    "DELETE FROM sessions WHERE peer = ?",
-    "DELETE FROM outbound_batches WHERE peer = ?",
-    "DELETE FROM outbound_acked WHERE peer = ?",
-    "DELETE FROM inbound WHERE peer = ?",
-    "DELETE FROM inbound_streams WHERE peer = ?",
-)
-_UPSERT_TICKET: Final = (
-    "INSERT INTO tickets (peer, ticket) VALUES (?, ?)"
-    " ON CONFLICT (peer) DO UPDATE SET ticket = excluded.ticket"
-)
-_DELETE_TICKET: Final = "DELETE FROM tickets WHERE peer = ?"
-_PUT_GUARD: Final = (
-    "INSERT INTO handshake_guard (key, expires) VALUES (?, ?)"
-    " ON CONFLICT (key) DO UPDATE SET expires = excluded.expires"
-)
-_PRUNE_GUARD: Final = "DELETE FROM handshake_guard WHERE expires < ?"
-# Keeps the newest GUARD_STORE_LIMIT rows (ids grow with insertion): the
-# table is bounded by count as well as by time, since a long freshness
-# window (SessionConfig.deep_space) times a flood of signed INITs from
-# throw-away did:keys would otherwise grow it without limit.
-_CAP_GUARD: Final = (
-    "DELETE FROM handshake_guard WHERE id <= (SELECT max(id) FROM handshake_guard) - ?"
-)
-_PUT_PREKEYS: Final = (
-    "INSERT INTO prekeys (id, state) VALUES (1, ?)"
-    " ON CONFLICT (id) DO UPDATE SET state = excluded.state"
-)
-_APPEND_AUDIT: Final = (
-    "INSERT INTO audit_log (id, at, kind, subject, body, digest) VALUES (?, ?, ?, ?, ?, ?)"
-)
-_AUDIT_HEAD: Final = "SELECT id, digest FROM audit_log ORDER BY id DESC LIMIT 1"
-_UPSERT_TRUST: Final = (
-    "INSERT INTO trust (issuer, subject, statement) VALUES (?, ?, ?)"
-    " ON CONFLICT (issuer, subject) DO UPDATE SET statement = excluded.statement"
-)
 _LOAD_SESSIONS: Final = (
     "SELECT p.did, s.address, s.path, s.out_stream, s.next_seq, s.in_stream, s.next_expected"
     " FROM sessions s JOIN peers p ON p.id = s.peer ORDER BY s.id"
@@ -207,9 +135,9 @@ class SqliteStore(AuditReads, WriteBuffer):
         "_durability",
         "_full",
         "_path",
-        "_peer_ids",
         "_sync_error",
         "_unsynced",
+        "_writer",
         "commits",
         "federation",
         "syncs",
@@ -234,9 +162,8 @@ class SqliteStore(AuditReads, WriteBuffer):
         self._sync_error: str | None = None
         self._conn: sqlite3.Connection | None = conn
         self._path = path
-        #: peers.did -> peers.id for every peer this process touched.  Rows
-        #: of ``peers`` are never deleted, so an entry never goes stale.
-        self._peer_ids: dict[str, int] = {}
+        #: Writes each batch into the tables (store/sqlite_writes.py).
+        self._writer = BatchWriter()
         #: Commits that wrote something (tests check group commit with it).
         self.commits = 0
         #: WAL checkpoints run off the commit path (see store/checkpoint.py).
@@ -422,14 +349,13 @@ class SqliteStore(AuditReads, WriteBuffer):
             if secrets:
                 conn.execute("PRAGMA secure_delete = ON")
             conn.execute("BEGIN IMMEDIATE")
-            self._apply(conn, batch, added)
+            self._writer.apply(conn, batch, added)
             conn.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-            for did in added:
-                del self._peer_ids[did]
+            self._writer.forget(added)
             self.restore(batch)
             if isinstance(exc, sqlite3.Error):
                 raise files.error_from(self._path, exc, "committing") from exc
@@ -498,161 +424,6 @@ class SqliteStore(AuditReads, WriteBuffer):
             raise StoreIOError(self._sync_error) from exc
         self._unsynced = 0
         self.syncs += 1
-
-    def _apply(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
-        """``b`` in the order buffer.py documents: deleted sessions, puts,
-        acknowledgements and hand-offs, drops, tickets, prekeys, audit."""
-        for did in b.deleted_sessions:
-            peer = self._known(conn, did)
-            if peer is not None:
-                for statement in _DELETE_SESSION:
-                    conn.execute(statement, (peer,))
-        if b.sessions:
-            ids = self._ids(conn, b.sessions, added)
-            conn.executemany(
-                _UPSERT_SESSION,
-                [
-                    (
-                        ids[r.peer_did],
-                        r.address,
-                        r.path,
-                        r.out_stream - _OFF,
-                        r.next_seq - _OFF,
-                        r.in_stream - _OFF,
-                        r.next_expected - _OFF,
-                    )
-                    for r in b.sessions.values()
-                ],
-            )
-        if b.outbound:
-            self._put_outbound(conn, b, added)
-        if b.streams:
-            self._put_inbound(conn, b, added)
-        self._acknowledge(conn, b)
-        for (did, stream), upto in b.taken.items():
-            peer = self._known(conn, did)
-            if peer is not None:
-                conn.execute(_TAKE, (peer, stream - _OFF, upto - _OFF))
-        for (did, stream), start in b.dropped.items():
-            peer = self._known(conn, did)
-            if peer is not None:
-                conn.execute(_DROP, (peer, stream - _OFF, start - _OFF))
-        for did, stream in {**b.taken, **b.dropped}:
-            peer = self._known(conn, did)
-            if peer is not None:
-                conn.execute(_FORGET_EMPTY_STREAM, (peer, stream - _OFF))
-        if b.tickets:
-            self._put_tickets(conn, b, added)
-        if b.prekeys is not None:
-            conn.execute(_PUT_PREKEYS, (b.prekeys,))
-        if b.guard_now is not None:
-            conn.execute(_PRUNE_GUARD, (b.guard_now,))
-        if b.guard:
-            conn.executemany(_PUT_GUARD, list(b.guard.items()))
-            conn.execute(_CAP_GUARD, (GUARD_STORE_LIMIT,))
-        if b.trust:
-            conn.executemany(
-                _UPSERT_TRUST, [(issuer, subject, st) for (issuer, subject), st in b.trust.items()]
-            )
-        if b.audit:
-            # Chained to the head as this transaction sees it, so a second
-            # writer (another process) cannot fork the chain.
-            head = conn.execute(_AUDIT_HEAD).fetchone()
-            entries = audit.chain(
-                b.audit, 0 if head is None else head[0], audit.GENESIS if head is None else head[1]
-            )
-            conn.executemany(
-                _APPEND_AUDIT,
-                [(e.id, e.at, e.kind, e.subject, e.body, e.digest) for e in entries],
-            )
-
-    def _put_outbound(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
-        """One row per peer per commit: the batch's messages in one blob."""
-        ids = self._ids(conn, (did for did, _ in b.outbound), added)
-        ranges: dict[str, list[tuple[int, int]]] = {}
-        for did, start, end in b.acked_ranges:
-            ranges.setdefault(did, []).append((start, end))
-        below = b.acked_below
-        per_peer: dict[str, list[tuple[int, bytes]]] = {}
-        for (did, seq), payload in b.outbound.items():
-            # Queued and acknowledged within one commit: never written.
-            if (below or ranges) and acked(seq, below.get(did, 0), ranges.get(did, [])):
-                continue
-            per_peer.setdefault(did, []).append((seq, payload))
-        rows = []
-        for did, messages in per_peer.items():
-            messages.sort()
-            rows.append((ids[did], messages[-1][0] - _OFF, schema.encode_batch(messages)))
-        conn.executemany(_PUT_BATCH, rows)
-
-    def _put_inbound(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
-        ids = self._ids(conn, (did for did, _ in b.streams), added)
-        # Streams get their place in the order they first got a message (the
-        # Snapshot's order), even those whose messages are all taken or
-        # dropped below: their row goes again with the emptied streams.
-        conn.executemany(_ADD_STREAM, [(ids[did], stream - _OFF) for did, stream in b.streams])
-        taken, dropped = b.taken, b.dropped
-        conn.executemany(
-            _UPSERT_INBOUND,
-            [
-                (ids[did], stream - _OFF, seq - _OFF, payload)
-                for (did, stream, seq), payload in b.inbound.items()
-                if seq > taken.get((did, stream), -1) and seq < dropped.get((did, stream), seq + 1)
-            ],
-        )
-
-    def _acknowledge(self, conn: sqlite3.Connection, b: Batch) -> None:
-        for did, below in b.acked_below.items():
-            peer = self._known(conn, did)
-            if peer is not None:
-                stored = below - _OFF
-                conn.execute(_ACK_BATCHES, (peer, stored))
-                conn.execute(_ACK_COVERED, (peer, stored))
-                conn.execute(_ACK_ADD, (peer, _LOWEST, stored))
-        for did, start, end in b.acked_ranges:
-            peer = self._known(conn, did)
-            if peer is not None and start < end and end > b.acked_below.get(did, 0):
-                # A later ACK repeats and widens its ranges: keep the widest.
-                conn.execute(_ACK_CONTAINED, (peer, start - _OFF, end - _OFF, _LOWEST))
-                conn.execute(_ACK_ADD, (peer, start - _OFF, end - _OFF))
-
-    def _put_tickets(self, conn: sqlite3.Connection, b: Batch, added: list[str]) -> None:
-        for did, ticket in b.tickets.items():
-            if ticket is None:
-                peer = self._known(conn, did)
-                if peer is not None:
-                    conn.execute(_DELETE_TICKET, (peer,))
-            else:
-                peer = self._ids(conn, (did,), added)[did]
-                conn.execute(_UPSERT_TICKET, (peer, ticket.to_bytes()))
-
-    def _known(self, conn: sqlite3.Connection, did: str) -> int | None:
-        """The ``peers`` id of ``did``, or None if it was never stored."""
-        peer = self._peer_ids.get(did)
-        if peer is None:
-            row = conn.execute("SELECT id FROM peers WHERE did = ?", (did,)).fetchone()
-            if row is None:
-                return None
-            peer = self._peer_ids[did] = row[0]
-        return peer
-
-    def _ids(
-        self, conn: sqlite3.Connection, dids: Iterable[str], added: list[str]
-    ) -> dict[str, int]:
-        """The ``peers`` ids of ``dids``, adding rows for new ones (listed in
-        ``added``, so that a rolled-back commit can forget them)."""
-        out: dict[str, int] = {}
-        for did in dids:
-            if did in out:
-                continue
-            peer = self._known(conn, did)
-            if peer is None:
-                peer = conn.execute("INSERT INTO peers (did) VALUES (?)", (did,)).lastrowid
-                assert peer is not None
-                self._peer_ids[did] = peer
-                added.append(did)
-            out[did] = peer
-        return out
 
     def load(self) -> Snapshot:
         """What was committed, read in one transaction (one consistent view)."""
@@ -792,4 +563,4 @@ class SqliteStore(AuditReads, WriteBuffer):
             return None if row is None else PrekeyStore.from_bytes(row[0], identity, policy)
 
 
-__all__ = ["SYNCHRONOUS", "SqliteStore", "default_store_path"]
+__all__ = ["GUARD_STORE_LIMIT", "SYNCHRONOUS", "SqliteStore", "default_store_path"]

@@ -30,6 +30,7 @@ from l2session.core.lifecycle.persistence import Journal
 from l2session.core.link.session import Session
 from l2session.core.management.context import BundleLookup, Context, LocalKeys, StaticDirectory
 from l2session.core.management.manager import SessionManager
+from l2session.core.states import State
 from l2session.crypto.handshake_guard import HandshakeReplayGuard
 from l2session.crypto.primitives import Encapsulator
 from l2session.crypto.rng import SeededRandom
@@ -331,3 +332,15 @@ def connected_pair(
         timeout=60,
     )
     return sim, alice, bob
+
+
+def both_established(a: SimNode, b: SimNode) -> bool:
+    """Whether ``a`` and ``b`` each hold an established session with the
+    other: the condition most tests run a simulation until."""
+    mine, theirs = a.session(b), b.session(a)
+    return (
+        mine is not None
+        and theirs is not None
+        and mine.state is State.ESTABLISHED
+        and theirs.state is State.ESTABLISHED
+    )
