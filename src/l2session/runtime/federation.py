@@ -28,12 +28,21 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
-from l2session.bridges.base import Bridge, BridgeHooks, ForeignMessage, LinkStatus, load_bridge
+from l2session.bridges.base import (
+    Bridge,
+    BridgeHooks,
+    ForeignMessage,
+    LinkStatus,
+    Sealed,
+    load_bridge,
+)
+from l2session.core.clock import TimeSource
 from l2session.core.envelope import Request
 from l2session.core.federated import FederatedSession, FederationConfig, check_message
 from l2session.core.states import State, TransitionRecord
+from l2session.crypto.rng import RandomSource
 from l2session.errors import (
     BridgeUnavailable,
     QueueFull,
@@ -42,6 +51,8 @@ from l2session.errors import (
     StoreError,
 )
 from l2session.identity.foreign import BridgeProtocol, ForeignIdentity
+from l2session.identity.identity import Identity
+from l2session.membrane.membrane import Membrane
 from l2session.store.federation import (
     Cursor,
     FederationTables,
@@ -50,9 +61,8 @@ from l2session.store.federation import (
     Queued,
     Unread,
 )
-
-if TYPE_CHECKING:
-    from l2session.runtime.node import Node
+from l2session.store.memory import MemoryStore
+from l2session.store.sqlite import SqliteStore
 
 _log = logging.getLogger("l2session.federation")
 
@@ -173,12 +183,37 @@ class FederatedHandle:
         self._fed.close(self)
 
 
+class FederationHost(Protocol):
+    """The port a :class:`Federation` uses (the Node satisfies it): the
+    identity its bridges speak as, the clock and randomness, the Membrane
+    that screens foreign peers, and the store (None: nothing persisted)
+    that holds the queues, the seen ids and the audit chain."""
+
+    @property
+    def identity(self) -> Identity: ...
+
+    @property
+    def did(self) -> str: ...
+
+    @property
+    def clock(self) -> TimeSource: ...
+
+    @property
+    def rng(self) -> RandomSource: ...
+
+    @property
+    def membrane(self) -> Membrane | None: ...
+
+    @property
+    def store(self) -> SqliteStore | MemoryStore | None: ...
+
+
 class Federation:
     """The node's bridges and federated sessions (see module doc)."""
 
     def __init__(
         self,
-        node: Node,
+        node: FederationHost,
         bridges: Mapping[str, Mapping[str, Any]],
         config: FederationConfig,
     ) -> None:
@@ -349,8 +384,6 @@ class Federation:
 
     async def _sender(self) -> None:
         """Publish the queue head, in order; keep it until a relay accepts."""
-        from l2session.bridges.base import Sealed
-
         while self.running:
             found = self._next_sendable()
             if found is None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from l2session.core.envelope import Delivery, Request
+from l2session.core.manager import SessionManager
 from l2session.core.session import Session
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.errors import (
@@ -24,11 +25,25 @@ from l2session.errors import (
     TransportFailed,
 )
 
-if TYPE_CHECKING:
-    from l2session.runtime.node import Node
-
 #: States in which messages flow (sends go out at once).
 _UP = frozenset({State.ESTABLISHED, State.ROTATING})
+
+
+class HandleHost(Protocol):
+    """The port a :class:`SessionHandle` uses (the Node satisfies it): the
+    pump to nudge after each core call, the manager for new routes, and
+    the set of handles the pump wakes whenever acknowledgements arrive."""
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def manager(self) -> SessionManager: ...
+
+    @property
+    def queue_waiters(self) -> set[SessionHandle]: ...
+
+    def kick(self) -> None: ...
 
 
 class SessionHandle:
@@ -36,7 +51,7 @@ class SessionHandle:
 
     __slots__ = ("_closed_reason", "_node", "_signal", "_waiting", "session")
 
-    def __init__(self, node: Node, session: Session) -> None:
+    def __init__(self, node: HandleHost, session: Session) -> None:
         self._node = node
         self.session = session
         self._signal = asyncio.Event()
