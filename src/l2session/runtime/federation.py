@@ -53,6 +53,7 @@ from l2session.errors import (
 from l2session.identity.foreign import BridgeProtocol, ForeignIdentity
 from l2session.identity.identity import Identity
 from l2session.membrane.membrane import Membrane
+from l2session.runtime.waiting import Wakeup
 from l2session.store.federation import (
     Cursor,
     FederationTables,
@@ -79,13 +80,13 @@ class FederatedHandle:
     as :class:`~l2session.runtime.handle.SessionHandle` (send, receive,
     flush, state, history, close)."""
 
-    __slots__ = ("_fed", "_signal", "session", "unread")
+    __slots__ = ("_fed", "_wakeup", "session", "unread")
 
     def __init__(self, federation: Federation, session: FederatedSession) -> None:
         self._fed = federation
         self.session = session
         self.unread: deque[Unread] = deque()
-        self._signal = asyncio.Event()
+        self._wakeup = Wakeup()
 
     def __repr__(self) -> str:
         return f"FederatedHandle({self.peer!r}, state={self.state.value})"
@@ -129,20 +130,14 @@ class FederatedHandle:
         return self._fed.bridge_for(self.session.protocol).links()
 
     def notify(self) -> None:
-        self._signal.set()
+        self._wakeup.notify()
 
     async def _wait(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not ready():
-            if not self._fed.running:
-                raise SessionClosed("the node stopped")
-            self._signal.clear()
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                raise SessionTimeout(f"no {what} from {self.peer} within {timeout} s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._signal.wait(), remaining)
+        outcome = await self._wakeup.wait(ready, timeout, lambda: self._fed.running)
+        if outcome == "stopped":
+            raise SessionClosed("the node stopped")
+        if outcome == "timeout":
+            raise SessionTimeout(f"no {what} from {self.peer} within {timeout} s")
 
     async def established(self, timeout: float | None = None) -> None:
         await self._wait(lambda: self.state is State.ESTABLISHED or self.closed, timeout, "relay")

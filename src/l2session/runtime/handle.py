@@ -24,6 +24,7 @@ from l2session.errors import (
     SessionTimeout,
     TransportFailed,
 )
+from l2session.runtime.waiting import Wakeup
 
 #: States in which messages flow (sends go out at once).
 _UP = frozenset({State.ESTABLISHED, State.ROTATING})
@@ -49,14 +50,13 @@ class HandleHost(Protocol):
 class SessionHandle:
     """One session with one peer, as seen from asyncio (see module doc)."""
 
-    __slots__ = ("_closed_reason", "_node", "_signal", "_waiting", "session")
+    __slots__ = ("_closed_reason", "_node", "_wakeup", "session")
 
     def __init__(self, node: HandleHost, session: Session) -> None:
         self._node = node
         self.session = session
-        self._signal = asyncio.Event()
+        self._wakeup = Wakeup()
         self._closed_reason: str | None = None
-        self._waiting = 0  # coroutines in _wait: notify() is free without them
 
     def __repr__(self) -> str:
         return f"SessionHandle({self.peer_did!r}, state={self.state.value}, path={self.path})"
@@ -269,38 +269,14 @@ class SessionHandle:
     def notify(self, closed_reason: str | None = None) -> None:
         if closed_reason is not None:
             self._closed_reason = closed_reason
-        if self._waiting:
-            signal, self._signal = self._signal, asyncio.Event()
-            signal.set()
+        self._wakeup.notify()
 
     async def _wait(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:
-        if ready():
-            return
-        self._waiting += 1
-        try:
-            await self._wait_until(ready, timeout, what)
-        finally:
-            self._waiting -= 1
-
-    async def _wait_until(
-        self, ready: Callable[[], bool], timeout: float | None, what: str
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not ready():
-            if not self._node.running:
-                raise SessionClosed(f"the node stopped; waited for {what} from {self.peer_did}")
-            signal = self._signal
-            if deadline is None:
-                await signal.wait()
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise SessionTimeout(
-                    f"waited {timeout} s for {what} from {self.peer_did} "
-                    f"(state {self.state.value}, path {self.path}, address {self.address})"
-                )
-            try:
-                await asyncio.wait_for(signal.wait(), remaining)
-            except TimeoutError:
-                continue
+        outcome = await self._wakeup.wait(ready, timeout, lambda: self._node.running)
+        if outcome == "stopped":
+            raise SessionClosed(f"the node stopped; waited for {what} from {self.peer_did}")
+        if outcome == "timeout":
+            raise SessionTimeout(
+                f"waited {timeout} s for {what} from {self.peer_did} "
+                f"(state {self.state.value}, path {self.path}, address {self.address})"
+            )
