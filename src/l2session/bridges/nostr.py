@@ -27,7 +27,7 @@ import logging
 from typing import Final
 
 from l2session.bridges import nostr_adapter as adapter
-from l2session.bridges.base import BridgeHooks, ForeignMessage, LinkStatus, Sealed
+from l2session.bridges.interface import BridgeHooks, ForeignMessage, LinkStatus, Sealed
 from l2session.crypto import primitives
 from l2session.errors import FederationError, ForeignMessageRejected, ForgedEvent
 from l2session.identity.did import Did, ed25519_from_did_key
@@ -76,7 +76,7 @@ def verify_link(profile_json: bytes) -> tuple[str, str]:
 
 
 class NostrBridge:
-    """:class:`~l2session.bridges.base.Bridge` for Nostr (see module doc)."""
+    """:class:`~l2session.bridges.interface.Bridge` for Nostr (see module doc)."""
 
     protocol: BridgeProtocol = BridgeProtocol.NOSTR
 

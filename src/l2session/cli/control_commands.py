@@ -397,11 +397,7 @@ def _listen(args: argparse.Namespace, out: TextIO, cursor: dict[str, list[int]])
             except NoAnswer:  # --timeout reached
                 return 1 if args.count is not None else 0
             except NodeGone:
-                raise NodeGone(
-                    f"the node stopped while listen was attached ({seen} message(s) shown); "
-                    "run listen again when it is back: messages not yet confirmed are handed "
-                    "over again (--cursor skips those already shown)"
-                ) from None
+                raise _gone_while_listening(seen) from None
             kind = item.get("type")
             if kind == "message":
                 last = cursor.get(item["from"])
@@ -414,12 +410,23 @@ def _listen(args: argparse.Namespace, out: TextIO, cursor: dict[str, list[int]])
                 out.flush()
                 if args.cursor is not None:
                     _save_cursor(args.cursor, cursor)
-                connection.send({"ack": item["count"]})
+                try:
+                    connection.send({"ack": item["count"]})
+                except NodeGone:  # it died after the batch, before our ack
+                    raise _gone_while_listening(seen) from None
                 if args.count is not None and seen >= args.count:
                     return 0
             elif args.events:
                 out.write((json.dumps(item) if args.json else describe(item) or "") + "\n")
             out.flush()
+
+
+def _gone_while_listening(seen: int) -> NodeGone:
+    return NodeGone(
+        f"the node stopped while listen was attached ({seen} message(s) shown); "
+        "run listen again when it is back: messages not yet confirmed are handed "
+        "over again (--cursor skips those already shown)"
+    )
 
 
 def describe(line: dict[str, Any] | None) -> str | None:

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from l2session.core.events import SessionEvent
-
-if TYPE_CHECKING:
-    from l2session.runtime.node import Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +29,37 @@ NodeEvent = SessionEvent | PathChanged
 NodeListener = Callable[[NodeEvent], None]
 
 
+class PathLoss(Protocol):
+    """Who is told that a path to an address went down."""
+
+    def path_down(self, address: str, path: str, reason: str) -> None: ...
+
+
+class PathEdges(PathLoss, Protocol):
+    """Who is told both edges of a path (runtime/paths.py's PathMonitor)."""
+
+    def path_up(self, address: str, path: str) -> None: ...
+
+
+class BridgeHost(Protocol):
+    """The port :class:`Bridge` forwards to (the Node satisfies it): the
+    packet intake, the path monitor, and the relay path, which must hear of
+    a lost path first (it moves its relays to the next path)."""
+
+    def packet_received(self, data: bytes, address: str, path: str) -> None: ...
+
+    @property
+    def paths_seen(self) -> PathEdges: ...
+
+    @property
+    def relaying(self) -> PathLoss: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Bridge:
     """A :class:`TransportListener` that forwards to the node."""
 
-    node: Node
+    node: BridgeHost
     path: str
 
     def packet_received(self, data: bytes, address: str, path: str) -> None:

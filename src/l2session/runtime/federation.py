@@ -28,12 +28,21 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
-from l2session.bridges.base import Bridge, BridgeHooks, ForeignMessage, LinkStatus, load_bridge
+from l2session.bridges.base import (
+    Bridge,
+    BridgeHooks,
+    ForeignMessage,
+    LinkStatus,
+    Sealed,
+    load_bridge,
+)
+from l2session.core.clock import TimeSource
 from l2session.core.link.envelope import Request
 from l2session.core.management.federated import FederatedSession, FederationConfig, check_message
 from l2session.core.states import State, TransitionRecord
+from l2session.crypto.rng import RandomSource
 from l2session.errors import (
     BridgeUnavailable,
     QueueFull,
@@ -42,6 +51,9 @@ from l2session.errors import (
     StoreError,
 )
 from l2session.identity.foreign import BridgeProtocol, ForeignIdentity
+from l2session.identity.identity import Identity
+from l2session.membrane.membrane import Membrane
+from l2session.runtime.waiting import Wakeup
 from l2session.store.federation import (
     Cursor,
     FederationTables,
@@ -50,9 +62,8 @@ from l2session.store.federation import (
     Queued,
     Unread,
 )
-
-if TYPE_CHECKING:
-    from l2session.runtime.node import Node
+from l2session.store.memory import MemoryStore
+from l2session.store.sqlite import SqliteStore
 
 _log = logging.getLogger("l2session.federation")
 
@@ -69,13 +80,13 @@ class FederatedHandle:
     as :class:`~l2session.runtime.handle.SessionHandle` (send, receive,
     flush, state, history, close)."""
 
-    __slots__ = ("_fed", "_signal", "session", "unread")
+    __slots__ = ("_fed", "_wakeup", "session", "unread")
 
     def __init__(self, federation: Federation, session: FederatedSession) -> None:
         self._fed = federation
         self.session = session
         self.unread: deque[Unread] = deque()
-        self._signal = asyncio.Event()
+        self._wakeup = Wakeup()
 
     def __repr__(self) -> str:
         return f"FederatedHandle({self.peer!r}, state={self.state.value})"
@@ -119,20 +130,14 @@ class FederatedHandle:
         return self._fed.bridge_for(self.session.protocol).links()
 
     def notify(self) -> None:
-        self._signal.set()
+        self._wakeup.notify()
 
     async def _wait(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not ready():
-            if not self._fed.running:
-                raise SessionClosed("the node stopped")
-            self._signal.clear()
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                raise SessionTimeout(f"no {what} from {self.peer} within {timeout} s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._signal.wait(), remaining)
+        outcome = await self._wakeup.wait(ready, timeout, lambda: self._fed.running)
+        if outcome == "stopped":
+            raise SessionClosed("the node stopped")
+        if outcome == "timeout":
+            raise SessionTimeout(f"no {what} from {self.peer} within {timeout} s")
 
     async def established(self, timeout: float | None = None) -> None:
         await self._wait(lambda: self.state is State.ESTABLISHED or self.closed, timeout, "relay")
@@ -173,12 +178,37 @@ class FederatedHandle:
         self._fed.close(self)
 
 
+class FederationHost(Protocol):
+    """The port a :class:`Federation` uses (the Node satisfies it): the
+    identity its bridges speak as, the clock and randomness, the Membrane
+    that screens foreign peers, and the store (None: nothing persisted)
+    that holds the queues, the seen ids and the audit chain."""
+
+    @property
+    def identity(self) -> Identity: ...
+
+    @property
+    def did(self) -> str: ...
+
+    @property
+    def clock(self) -> TimeSource: ...
+
+    @property
+    def rng(self) -> RandomSource: ...
+
+    @property
+    def membrane(self) -> Membrane | None: ...
+
+    @property
+    def store(self) -> SqliteStore | MemoryStore | None: ...
+
+
 class Federation:
     """The node's bridges and federated sessions (see module doc)."""
 
     def __init__(
         self,
-        node: Node,
+        node: FederationHost,
         bridges: Mapping[str, Mapping[str, Any]],
         config: FederationConfig,
     ) -> None:
@@ -349,8 +379,6 @@ class Federation:
 
     async def _sender(self) -> None:
         """Publish the queue head, in order; keep it until a relay accepts."""
-        from l2session.bridges.base import Sealed
-
         while self.running:
             found = self._next_sendable()
             if found is None:

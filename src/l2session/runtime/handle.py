@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from l2session.core.link.envelope import Delivery, Request
 from l2session.core.link.session import Session
+from l2session.core.management.manager import SessionManager
 from l2session.core.states import State, TransitionRecord, Trigger
 from l2session.errors import (
     AuthenticationFailed,
@@ -23,25 +24,39 @@ from l2session.errors import (
     SessionTimeout,
     TransportFailed,
 )
-
-if TYPE_CHECKING:
-    from l2session.runtime.node import Node
+from l2session.runtime.waiting import Wakeup
 
 #: States in which messages flow (sends go out at once).
 _UP = frozenset({State.ESTABLISHED, State.ROTATING})
 
 
+class HandleHost(Protocol):
+    """The port a :class:`SessionHandle` uses (the Node satisfies it): the
+    pump to nudge after each core call, the manager for new routes, and
+    the set of handles the pump wakes whenever acknowledgements arrive."""
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def manager(self) -> SessionManager: ...
+
+    @property
+    def queue_waiters(self) -> set[SessionHandle]: ...
+
+    def kick(self) -> None: ...
+
+
 class SessionHandle:
     """One session with one peer, as seen from asyncio (see module doc)."""
 
-    __slots__ = ("_closed_reason", "_node", "_signal", "_waiting", "session")
+    __slots__ = ("_closed_reason", "_node", "_wakeup", "session")
 
-    def __init__(self, node: Node, session: Session) -> None:
+    def __init__(self, node: HandleHost, session: Session) -> None:
         self._node = node
         self.session = session
-        self._signal = asyncio.Event()
+        self._wakeup = Wakeup()
         self._closed_reason: str | None = None
-        self._waiting = 0  # coroutines in _wait: notify() is free without them
 
     def __repr__(self) -> str:
         return f"SessionHandle({self.peer_did!r}, state={self.state.value}, path={self.path})"
@@ -254,38 +269,14 @@ class SessionHandle:
     def notify(self, closed_reason: str | None = None) -> None:
         if closed_reason is not None:
             self._closed_reason = closed_reason
-        if self._waiting:
-            signal, self._signal = self._signal, asyncio.Event()
-            signal.set()
+        self._wakeup.notify()
 
     async def _wait(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:
-        if ready():
-            return
-        self._waiting += 1
-        try:
-            await self._wait_until(ready, timeout, what)
-        finally:
-            self._waiting -= 1
-
-    async def _wait_until(
-        self, ready: Callable[[], bool], timeout: float | None, what: str
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not ready():
-            if not self._node.running:
-                raise SessionClosed(f"the node stopped; waited for {what} from {self.peer_did}")
-            signal = self._signal
-            if deadline is None:
-                await signal.wait()
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise SessionTimeout(
-                    f"waited {timeout} s for {what} from {self.peer_did} "
-                    f"(state {self.state.value}, path {self.path}, address {self.address})"
-                )
-            try:
-                await asyncio.wait_for(signal.wait(), remaining)
-            except TimeoutError:
-                continue
+        outcome = await self._wakeup.wait(ready, timeout, lambda: self._node.running)
+        if outcome == "stopped":
+            raise SessionClosed(f"the node stopped; waited for {what} from {self.peer_did}")
+        if outcome == "timeout":
+            raise SessionTimeout(
+                f"waited {timeout} s for {what} from {self.peer_did} "
+                f"(state {self.state.value}, path {self.path}, address {self.address})"
+            )

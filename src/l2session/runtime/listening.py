@@ -11,8 +11,11 @@ from collections.abc import Callable
 from typing import Final
 
 from l2session.errors import TransportFailed
+from l2session.runtime.limits import NodeLimits
 from l2session.transports.address import format_address
 from l2session.transports.base import Transport, TransportListener
+from l2session.transports.quic import QuicTransport
+from l2session.transports.tcp import TcpTransport
 
 #: Attempts to find a port free on both UDP and TCP when listening on port 0.
 PORT_ATTEMPTS: Final = 20
@@ -43,3 +46,33 @@ async def bind_paths(
             continue
         return started, port
     raise TransportFailed(f"cannot listen on {format_address(host, requested_port)}: {last}")
+
+
+def make_transport(
+    path: str,
+    *,
+    limits: NodeLimits,
+    connect_timeout: float,
+    quic_idle_timeout: float,
+    advertise: bool,
+) -> Transport:
+    """A fresh transport for ``path`` (``"quic"`` or ``"tcp"``) within the
+    node's ``limits``; ``advertise`` False: μTCP's HELLO says port 0 (an
+    outbound-only node: peers never dial it)."""
+    if path == "quic":
+        return QuicTransport(
+            connect_timeout=connect_timeout,
+            idle_timeout=quic_idle_timeout,
+            max_connections=limits.quic_max_connections,
+            max_queue=limits.quic_max_queue,
+        )
+    return TcpTransport(
+        connect_timeout=connect_timeout,
+        advertise=advertise,
+        max_connections=limits.tcp_max_connections,
+        max_unidentified=limits.tcp_max_unidentified,
+        max_buffered_bytes=limits.tcp_max_buffered_bytes,
+        max_queue_bytes=limits.tcp_max_queue_bytes,
+        hello_timeout=limits.tcp_hello_timeout,
+        frame_timeout=limits.tcp_frame_timeout,
+    )

@@ -13,22 +13,57 @@ from many ports, and none of that may grow the node's memory.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Final
+from collections.abc import Mapping
+from typing import Final, Protocol
 
-from l2session.runtime.events import PathChanged
-from l2session.transports.base import REFUSED_PREFIX
-
-if TYPE_CHECKING:
-    from l2session.runtime.node import Node
+from l2session.core.management.manager import SessionManager
+from l2session.runtime.events import NodeEvent, PathChanged
+from l2session.transports.base import REFUSED_PREFIX, Transport
 
 #: Failure reasons kept (the oldest forgotten first).
 MAX_ERRORS: Final = 4096
 
 
+class QuicWatch(Protocol):
+    """Who hears that QUIC to an address came up (runtime/stall.py)."""
+
+    def path_up(self, address: str) -> None: ...
+
+
+class PathHost(Protocol):
+    """The port a :class:`PathMonitor` uses (the Node satisfies it): the
+    paths and transports, the manager to report connectivity to, and the
+    node's listeners, waiters and pump to tell of a change."""
+
+    @property
+    def paths(self) -> tuple[str, ...]: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def manager(self) -> SessionManager: ...
+
+    @property
+    def transports(self) -> Mapping[str, Transport]: ...
+
+    @property
+    def quic_probe_interval(self) -> float: ...
+
+    @property
+    def stall_watch(self) -> QuicWatch | None: ...
+
+    def tell(self, event: NodeEvent) -> None: ...
+
+    def wake(self, address: str) -> None: ...
+
+    def kick(self) -> None: ...
+
+
 class PathMonitor:
     """The node's path edges: connectivity, failure reasons, QUIC probes."""
 
-    def __init__(self, node: Node, max_errors: int = MAX_ERRORS) -> None:
+    def __init__(self, node: PathHost, max_errors: int = MAX_ERRORS) -> None:
         self.node = node
         self.max_errors = max_errors
         self._errors: dict[tuple[str, str], str] = {}

@@ -20,12 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from collections.abc import Mapping, Sequence
+from typing import Final, Protocol
 
+from l2session.core.clock import TimeSource
+from l2session.core.config import SessionConfig
 from l2session.core.link.envelope import Request
-from l2session.identity.resolver import resolve_signing_key
+from l2session.crypto.rng import RandomSource
+from l2session.identity.identity import Identity
+from l2session.identity.resolver import DidResolver, resolve_signing_key
+from l2session.membrane.membrane import Membrane
 from l2session.runtime.directory import parse_peer
+from l2session.runtime.events import Bridge, BridgeHost
+from l2session.transports.base import Transport
 from l2session.transports.relay import PATH, RelayTransport, split
 from l2session.transports.relay_server import RelayLimits, RelayServer
 from l2session.wire.relay import (
@@ -35,9 +42,6 @@ from l2session.wire.relay import (
     PKT_RESERVE,
     is_relay_packet,
 )
-
-if TYPE_CHECKING:
-    from l2session.runtime.node import Node
 
 _log = logging.getLogger("l2session.node")
 
@@ -50,11 +54,54 @@ KEEPALIVE: Final = 15.0
 SWEEP_INTERVAL: Final = 1.0
 
 
+class RelayHost(BridgeHost, Protocol):
+    """The port :class:`Relaying` uses (the Node satisfies it): what the
+    relay transport forwards to (a :class:`BridgeHost`), the node's
+    identity, clock and randomness, its timeouts, its paths and their
+    transports, and the Membrane that decides who may reserve."""
+
+    @property
+    def identity(self) -> Identity: ...
+
+    @property
+    def did(self) -> str: ...
+
+    @property
+    def clock(self) -> TimeSource: ...
+
+    @property
+    def rng(self) -> RandomSource: ...
+
+    @property
+    def resolver(self) -> DidResolver: ...
+
+    @property
+    def config(self) -> SessionConfig: ...
+
+    @property
+    def connect_timeout(self) -> float: ...
+
+    @property
+    def quic_idle_timeout(self) -> float: ...
+
+    @property
+    def paths(self) -> tuple[str, ...]: ...
+
+    @property
+    def transports(self) -> Mapping[str, Transport]: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def membrane(self) -> Membrane | None: ...
+
+
 class Relaying:
     """The relay path and service of one node (see the module docstring)."""
 
     def __init__(
-        self, node: Node, relays: Sequence[str], serve: bool, limits: RelayLimits | None
+        self, node: RelayHost, relays: Sequence[str], serve: bool, limits: RelayLimits | None
     ) -> None:
         self.node = node
         self.relays = [parse_peer(text) for text in relays]
@@ -67,8 +114,6 @@ class Relaying:
         self._sweep: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
-        from l2session.runtime.events import Bridge
-
         node = self.node
         self.client = RelayTransport(
             node.identity,

@@ -38,18 +38,41 @@ an eviction never raises an alarm).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
+from l2session.core.clock import TimeSource
+from l2session.core.management.manager import SessionManager
 from l2session.core.states import CARRYING
+from l2session.runtime.events import PathLoss
+from l2session.transports.base import Transport
 
-if TYPE_CHECKING:
-    from l2session.runtime.node import Node
+
+class StallHost(Protocol):
+    """The port a :class:`StallWatch` uses (the Node satisfies it): the
+    clock, the sessions at an address, the QUIC transport to disconnect,
+    and the path monitor a stall is reported to as a lost path."""
+
+    @property
+    def clock(self) -> TimeSource: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def manager(self) -> SessionManager: ...
+
+    @property
+    def transports(self) -> Mapping[str, Transport]: ...
+
+    @property
+    def paths_seen(self) -> PathLoss: ...
 
 
 class StallWatch:
     """Watches the QUIC route of every carrying session (one timer)."""
 
-    def __init__(self, node: Node, timeout: float, max_addresses: int = 65_536) -> None:
+    def __init__(self, node: StallHost, timeout: float, max_addresses: int = 65_536) -> None:
         self.node = node
         self.timeout = timeout
         self.max_addresses = max_addresses
