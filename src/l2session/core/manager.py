@@ -538,6 +538,19 @@ class SessionManager:
             if session.timer_at != deadline or session.closed:
                 continue  # superseded by an earlier entry, or gone
             session.timer_at = None
+            # The heap keeps superseded entries (reschedule only ever adds
+            # an earlier one): traffic that pushed this session's deadline
+            # back leaves the old entry to come due, and an idle session
+            # meets one such entry per heartbeat on each side.  Re-arm it
+            # at its real deadline instead of running on_timer for nothing
+            # (on_timer and the flush after it cost several times this).
+            due = session.next_deadline()
+            if due is None:
+                continue
+            if due > now:
+                session.timer_at = due
+                heapq.heappush(heap, (due, next(self._counter), session))
+                continue
             count = runs[id(session)] = runs.get(id(session), 0) + 1
             if count > _MAX_RUNS_PER_TICK:
                 # A deadline that on_timer does not clear is a bug; never
