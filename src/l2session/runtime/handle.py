@@ -11,6 +11,7 @@ changes or messages arrive.  No protocol logic lives here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
@@ -34,14 +35,16 @@ _UP = frozenset({State.ESTABLISHED, State.ROTATING})
 class SessionHandle:
     """One session with one peer, as seen from asyncio (see module doc)."""
 
-    __slots__ = ("_closed_reason", "_node", "_signal", "_waiting", "session")
+    __slots__ = ("_closed_reason", "_node", "_waiters", "session")
 
     def __init__(self, node: Node, session: Session) -> None:
         self._node = node
         self.session = session
-        self._signal = asyncio.Event()
         self._closed_reason: str | None = None
-        self._waiting = 0  # coroutines in _wait: notify() is free without them
+        # One future per coroutine in _wait, resolved by notify(): a bare
+        # future per wait, not an Event plus a task and a timer per wait
+        # (asyncio.wait_for), which cost a round trip about 5%.
+        self._waiters: list[asyncio.Future[None]] = []
 
     def __repr__(self) -> str:
         return f"SessionHandle({self.peer_did!r}, state={self.state.value}, path={self.path})"
@@ -254,38 +257,41 @@ class SessionHandle:
     def notify(self, closed_reason: str | None = None) -> None:
         if closed_reason is not None:
             self._closed_reason = closed_reason
-        if self._waiting:
-            signal, self._signal = self._signal, asyncio.Event()
-            signal.set()
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def _wait(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:
         if ready():
             return
-        self._waiting += 1
-        try:
-            await self._wait_until(ready, timeout, what)
-        finally:
-            self._waiting -= 1
-
-    async def _wait_until(
-        self, ready: Callable[[], bool], timeout: float | None, what: str
-    ) -> None:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while not ready():
             if not self._node.running:
                 raise SessionClosed(f"the node stopped; waited for {what} from {self.peer_did}")
-            signal = self._signal
-            if deadline is None:
-                await signal.wait()
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
                 raise SessionTimeout(
                     f"waited {timeout} s for {what} from {self.peer_did} "
                     f"(state {self.state.value}, path {self.path}, address {self.address})"
                 )
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            timer = None if remaining is None else loop.call_later(remaining, _wake, waiter)
             try:
-                await asyncio.wait_for(signal.wait(), remaining)
-            except TimeoutError:
-                continue
+                await waiter
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                if waiter.cancelled() or not waiter.done():  # cancelled: forget it
+                    waiter.cancel()
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    """A wait's timeout: wake it to find its deadline passed."""
+    if not waiter.done():
+        waiter.set_result(None)
