@@ -64,6 +64,10 @@ def test_small_run_reports_every_figure_beside_its_baseline(
     assert figures["rtt_ratio"] == pytest.approx(
         figures["rtt_64_us"] / figures["raw_rtt_64_us"], rel=0.01
     )
+    assert positive(figures["fdatasync_ms"])
+    assert figures["resume_tcp_floor_ms"] == pytest.approx(
+        figures["resume_tcp_mem_ms"] + 2 * figures["fdatasync_ms"], rel=0.01
+    )
     assert figures["messages"] == MESSAGES
     assert figures["repeat"] == 1
     assert set(figures["targets"]) == {"resume_tcp_ms", "tcp_ratio", "quic_ratio", "rtt_ratio"}
