@@ -102,6 +102,7 @@ class SessionManager:
         gate: AccessGate | None = None,
     ) -> None:
         self.ctx = ctx
+        self._local_did: str | None = None
         #: The Membrane that screens capability requests (core/screening.py);
         #: None delivers requests unscreened.  May be set at any time.
         self.gate = gate
@@ -183,7 +184,12 @@ class SessionManager:
 
     @property
     def local_did(self) -> str:
-        return self.ctx.keys.did
+        # Read on every timer computation (who rotates first): kept after
+        # the first read, as the context's keys are this manager's for life.
+        did = self._local_did
+        if did is None:
+            did = self._local_did = self.ctx.keys.did
+        return did
 
     def now(self) -> float:
         return self.ctx.now()
