@@ -1,0 +1,280 @@
+"""Profiles of the figures issue 18 targets: where the time goes, by layer.
+
+``python benchmarks/profiles/hot_paths.py [--only rtt,throughput,...]``
+runs each workload of the benchmarks under :mod:`cProfile` (the same code
+paths as the benchmark, at a smaller size) and writes
+``benchmarks/profiles/<name>.txt``: a table of the profiled time by layer
+(each function's own time, ``tottime``, summed by the package or library
+its code lives in), then the top functions by own time and by cumulative
+time.  cProfile charges a fixed cost to every Python call, so Python's
+share is larger here than without it; the per-event counts (calls per
+packet, per message, per session) are exact and are what to compare.
+C code that cProfile does not see is charged to its Python caller: the
+μTCP transport's ``flush`` includes the ``send`` system call (uvloop's
+``write``), ``asyncio.run`` the event loop's own C work.
+
+Workloads:
+
+``rtt``
+    ``l2session bench``'s ping-pong (``session_rtt`` over μTCP, 64 B),
+    3,000 round trips: the figure ``rtt_ratio`` of ``network.py``.
+``throughput``
+    ``session_throughput`` over μTCP, 40,000 messages of 1 KiB: ``tcp_ratio``.
+``heartbeat``
+    One steady heartbeat round of ``sessions.py`` with 3,000 sessions:
+    ``heartbeat_round_s_100k`` (per session, it does not depend on N: the
+    idle tick is flat).
+``durable``
+    ``delivery.py``'s stream with SQLite stores and ``durability="power"``,
+    20,000 messages of 1 KiB: ``durable_ratio`` (beside it, ``memory``: the
+    same stream without stores).
+``resume``
+    ``resume_samples`` with SQLite, ten resumptions: ``resume_tcp_ms``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib.util
+import io
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from l2session.cli import bench
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = HERE.parent
+
+#: (label, substring of a code path); the first that matches names the layer.
+LAYERS: tuple[tuple[str, str], ...] = (
+    ("crypto (l2session.crypto)", "/l2session/crypto/"),
+    ("wire codec (l2session.wire, codec)", "/l2session/wire/"),
+    ("wire codec (l2session.wire, codec)", "/l2session/codec.py"),
+    ("session core (l2session.core)", "/l2session/core/"),
+    ("store (l2session.store)", "/l2session/store/"),
+    ("node runtime (l2session.runtime)", "/l2session/runtime/"),
+    ("transport (l2session.transports)", "/l2session/transports/"),
+    ("simulated network (l2session.testing)", "/l2session/testing/"),
+    ("benchmark harness", "/benchmarks/"),
+    # asyncio.run's own time is uvloop's C loop (epoll, socket reads and
+    # the callbacks' dispatch), which cProfile cannot see into.
+    ("event loop (asyncio.run: uvloop's C loop, epoll, reads)", "/asyncio/runners.py"),
+    ("asyncio", "/asyncio/"),
+    ("uvloop", "uvloop"),
+)
+
+
+def _load(name: str) -> ModuleType:
+    """A sibling benchmark script as a module."""
+    spec = importlib.util.spec_from_file_location(f"l2s_profile_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _layer(filename: str, function: str) -> str:
+    if filename == "~":  # a builtin: named by what it is a method of
+        text = function
+        if "sqlite3" in text or "fdatasync" in text or "fsync" in text:
+            return "SQLite and fsync (C)"
+        if "openssl" in text or "blake3" in text or "X25519" in text or "aead" in text:
+            return "crypto primitives (C)"
+        if "uvloop" in text or "select" in text or "epoll" in text:
+            return "uvloop (C)"
+        return "builtins (len, dict, list, struct, ...)"
+    for label, part in LAYERS:
+        if part in filename:
+            return label
+    return "other Python"
+
+
+def layer_table(stats: pstats.Stats, events: int, unit: str) -> str:
+    """Own time by layer: seconds, share, and µs per ``unit`` (of ``events``)."""
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    totals: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    for (filename, _line, function), (_cc, nc, tottime, _ct, _callers) in raw.items():
+        layer = _layer(filename, function)
+        totals[layer] = totals.get(layer, 0.0) + tottime
+        calls[layer] = calls.get(layer, 0) + nc
+    whole = sum(totals.values()) or 1.0
+    lines = [
+        f"| layer | own time (s) | share | µs per {unit} | calls per {unit} |",
+        "|---|---|---|---|---|",
+    ]
+    for layer, seconds in sorted(totals.items(), key=lambda item: -item[1]):
+        lines.append(
+            f"| {layer} | {seconds:.3f} | {100 * seconds / whole:.1f} % "
+            f"| {1e6 * seconds / events:.1f} | {calls[layer] / events:.1f} |"
+        )
+    total_calls = sum(calls.values())
+    lines.append(
+        f"| **all** | {whole:.3f} | 100 % | {1e6 * whole / events:.1f} "
+        f"| {total_calls / events:.1f} |"
+    )
+    return "\n".join(lines)
+
+
+def _top(stats: pstats.Stats, key: str, count: int) -> str:
+    out = io.StringIO()
+    stats.stream = out  # type: ignore[attr-defined]
+    stats.sort_stats(key).print_stats(count)
+    text = out.getvalue()
+    return text[text.find("   ncalls") :] if "   ncalls" in text else text
+
+
+def _profile(run: Callable[[], Any]) -> tuple[pstats.Stats, Any, float]:
+    profile = cProfile.Profile()
+    started = time.perf_counter()
+    profile.enable()
+    result = run()
+    profile.disable()
+    return pstats.Stats(profile), result, time.perf_counter() - started
+
+
+# ----------------------------------------------------------------------
+# the workloads: each returns (stats, events, unit, note)
+
+
+def _rtt() -> tuple[pstats.Stats, int, str, str]:
+    rounds = 3000
+    bench.run(bench.session_rtt("tcp", 200))  # warm-up, unprofiled
+    unprofiled = bench.p50(bench.run(bench.session_rtt("tcp", rounds)))
+    stats, samples, _ = _profile(lambda: bench.run(bench.session_rtt("tcp", rounds)))
+    note = (
+        f"{rounds} round trips of 64 B over μTCP; p50 {1e6 * unprofiled:.0f} µs unprofiled, "
+        f"{1e6 * bench.p50(samples):.0f} µs under cProfile.  One event = one leg "
+        "(a packet one way: seal, send, receive, open, deliver, wake the task)."
+    )
+    return stats, 2 * rounds, "leg", note
+
+
+def _throughput() -> tuple[pstats.Stats, int, str, str]:
+    messages = 40_000
+    bench.run(bench.session_throughput("tcp", 5000))
+    unprofiled = bench.run(bench.session_throughput("tcp", messages)).rate
+    stats, result, _ = _profile(lambda: bench.run(bench.session_throughput("tcp", messages)))
+    note = (
+        f"{messages:,} messages of 1 KiB over μTCP; {unprofiled:,.0f}/s unprofiled, "
+        f"{result.rate:,.0f}/s under cProfile."
+    )
+    return stats, messages, "message", note
+
+
+def _heartbeat() -> tuple[pstats.Stats, int, str, str]:
+    import gc
+
+    sessions = _load("sessions")
+    n = 3000
+    world, _ = sessions._build(n, "profile")
+    hub: list[Any] = []
+    for start in range(0, n, 100):
+        hub += sessions._establish(world, world.peers[start : start + 100])
+    world.runtime.run(world.sim.now + sessions.SETTLE)
+    sessions._heartbeat_round(world, hub, instrument=False)  # the first round
+    gc.freeze()
+    plain = [sessions._heartbeat_round(world, hub, instrument=False).cpu_s for _ in range(3)]
+    stats, round_, _ = _profile(lambda: sessions._heartbeat_round(world, hub, instrument=False))
+    note = (
+        f"one steady heartbeat round, {n:,} sessions (both ends in the process); "
+        f"{1e6 * min(plain) / n:.0f} µs CPU per session unprofiled (best of 3), "
+        f"{1e6 * round_.cpu_s / n:.0f} µs under cProfile; the bare-ratchet floor of one "
+        f"exchange: {sessions._heartbeat_floor_us():.1f} µs."
+    )
+    return stats, n, "session", note
+
+
+def _stream(durable: bool) -> tuple[pstats.Stats, int, str, str]:
+    delivery = _load("delivery")
+    messages = 20_000
+    with tempfile.TemporaryDirectory(prefix="l2s-profile-", dir=delivery._disk_dir()) as tmp:
+        directory = Path(tmp)
+
+        def once(index: int) -> Any:
+            if durable:
+                return delivery.durable_stream(1024, messages, directory, index, "power")
+            return delivery.stream(1024, messages)
+
+        once(100)
+        unprofiled = once(101).rate
+        stats, result, _ = _profile(lambda: once(0))
+    what = "SQLite stores, durability=power" if durable else "no store"
+    note = (
+        f"delivery.py's stream, {messages:,} messages of 1 KiB, {what}; "
+        f"{unprofiled:,.0f}/s unprofiled, {result.rate:,.0f}/s under cProfile "
+        "(store opening and closing are in the profile, not in the benchmark's timer)."
+    )
+    return stats, messages, "message", note
+
+
+def _resume() -> tuple[pstats.Stats, int, str, str]:
+    count = 10
+    stats, samples, _ = _profile(lambda: bench.run(bench.resume_samples(count)))
+    times = ", ".join(f"{1e3 * s.seconds:.2f}" for s in samples)
+    note = (
+        f"{count} resumptions over μTCP with SQLite (durability=power) under cProfile: "
+        f"{times} ms.  The profile covers each restart too (store opening, identity "
+        "loading, binding), which the benchmark's timer leaves out."
+    )
+    return stats, count, "resumption", note
+
+
+WORKLOADS: dict[str, Callable[[], tuple[pstats.Stats, int, str, str]]] = {
+    "rtt": _rtt,
+    "throughput": _throughput,
+    "heartbeat": _heartbeat,
+    "durable": lambda: _stream(True),
+    "memory": lambda: _stream(False),
+    "resume": _resume,
+}
+
+
+def write(name: str) -> Path:
+    stats, events, unit, note = WORKLOADS[name]()
+    text = "\n\n".join(
+        (
+            f"# profile: {name}",
+            note,
+            f"Own time by layer (cProfile tottime; per {unit}: divided by {events:,}):",
+            layer_table(stats, events, unit),
+            "Top functions by own time:",
+            _top(stats, "tottime", 30).rstrip(),
+            "Top functions by cumulative time:",
+            _top(stats, "cumulative", 30).rstrip(),
+        )
+    )
+    path = HERE / f"{name}.txt"
+    # Paths relative to the checkout (and the interpreter's prefix cut),
+    # so that the files read the same from any machine.
+    text = text.replace(f"{BENCHMARKS.parent}/", "").replace(f"{sys.base_prefix}/", "")
+    path.write_text(text.rstrip() + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument(
+        "--only", default=",".join(WORKLOADS), help=f"comma-separated ({','.join(WORKLOADS)})"
+    )
+    args = parser.parse_args(argv)
+    names = [name for name in args.only.split(",") if name]
+    unknown = [name for name in names if name not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workload(s): {', '.join(unknown)}")
+    for name in names:
+        print(write(name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
