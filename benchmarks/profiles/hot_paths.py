@@ -6,8 +6,11 @@ paths as the benchmark, at a smaller size) and writes
 ``benchmarks/profiles/<name>.txt``: a table of the profiled time by layer
 (each function's own time, ``tottime``, summed by the package or library
 its code lives in), then the top functions by own time and by cumulative
-time.  cProfile charges a fixed cost to every Python call, so Python's
-share is larger here than without it; the per-event counts (calls per
+time.  Times are this process's CPU time (``time.process_time``), so that
+other processes on a shared machine do not count; an ``fdatasync`` waits
+for the disk without using CPU, so the resumption profile times those
+separately, by the wall clock.  cProfile charges a fixed cost to every
+Python call, so Python's share is larger here than without it; the per-event counts (calls per
 packet, per message, per session) are exact and are what to compare.
 C code that cProfile does not see is charged to its Python caller: the
 μTCP transport's ``flush`` includes the ``send`` system call (uvloop's
@@ -35,18 +38,21 @@ Workloads:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import importlib.util
 import io
 import os
 import pstats
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from l2session.cli import bench
 from l2session.runtime.node import Node
@@ -136,7 +142,9 @@ def _top(stats: pstats.Stats, key: str, count: int) -> str:
 
 
 def _profile(run: Callable[[], Any]) -> tuple[pstats.Stats, Any, float]:
-    profile = cProfile.Profile()
+    # CPU time, not wall time: on a shared machine the wall clock also
+    # counts the time other processes had the core.
+    profile = cProfile.Profile(time.process_time)
     started = time.perf_counter()
     profile.enable()
     result = run()
@@ -148,15 +156,99 @@ def _profile(run: Callable[[], Any]) -> tuple[pstats.Stats, Any, float]:
 # the workloads: each returns (stats, events, unit, note)
 
 
+async def hop_rtt(rounds: int, size: int = bench.PING_SIZE, warmup: int = 50) -> list[float]:
+    """The round trip's floor with the session's event-loop hand-offs and
+    nothing else: raw asyncio TCP, 4-byte length framing, and on each leg
+    the hand-offs a session packet takes -- the sender's send to the node's
+    pump, the pump to the transport's flush, the receiver's data_received
+    to its pump, the pump waking the waiting task -- as empty
+    ``call_soon`` callbacks; the echo runs in a task, as the session
+    benchmark's does."""
+    network = _load("network")
+    loop = asyncio.get_running_loop()
+    data = bench.payload(size)
+
+    def later(hops: int, then: Callable[[], None]) -> None:
+        if hops:
+            loop.call_soon(later, hops - 1, then)
+        else:
+            then()
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = cast(asyncio.Transport, transport)
+            network._nodelay(transport)
+            self.frames = network._Frames()
+            self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+            self.task = loop.create_task(self.run())
+
+        async def run(self) -> None:
+            while True:
+                frame = await self.queue.get()
+                later(2, partial(self.transport.write, network._frame(frame)))
+
+        def data_received(self, chunk: bytes) -> None:
+            for frame in self.frames.feed(chunk):
+                later(1, partial(self.queue.put_nowait, frame))
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.task.cancel()
+
+    class Ping(asyncio.Protocol):
+        waiter: asyncio.Future[bytes] | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            network._nodelay(transport)
+            self.frames = network._Frames()
+
+        def data_received(self, chunk: bytes) -> None:
+            for frame in self.frames.feed(chunk):
+                later(1, partial(self._wake, frame))
+
+        def _wake(self, frame: bytes) -> None:
+            waiter, self.waiter = self.waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(frame)
+
+    server = await loop.create_server(Echo, bench.HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    transport, client = await loop.create_connection(Ping, bench.HOST, port)
+    samples: list[float] = []
+    try:
+        for index in range(warmup + rounds):
+            started = time.perf_counter()
+            client.waiter = waiter = loop.create_future()
+            later(2, partial(transport.write, network._frame(data)))
+            if await asyncio.wait_for(waiter, bench.TIMEOUT) != data:
+                raise RuntimeError("hop floor: the echo differs from the ping")
+            if index >= warmup:
+                samples.append(time.perf_counter() - started)
+    finally:
+        transport.close()
+        server.close()
+        await server.wait_closed()
+    return samples
+
+
 def _rtt() -> tuple[pstats.Stats, int, str, str]:
+    network = _load("network")
     rounds = 3000
     bench.run(bench.session_rtt("tcp", 200))  # warm-up, unprofiled
-    unprofiled = bench.p50(bench.run(bench.session_rtt("tcp", rounds)))
+    runs: dict[str, list[float]] = {"raw": [], "hops": [], "session": []}
+    for _ in range(3):  # interleaved, medians
+        runs["raw"].append(bench.p50(bench.run(network.raw_tcp_rtt(rounds))))
+        runs["hops"].append(bench.p50(bench.run(hop_rtt(rounds))))
+        runs["session"].append(bench.p50(bench.run(bench.session_rtt("tcp", rounds))))
+    raw, hops, session = (1e6 * statistics.median(runs[k]) for k in ("raw", "hops", "session"))
     stats, samples, _ = _profile(lambda: bench.run(bench.session_rtt("tcp", rounds)))
     note = (
-        f"{rounds} round trips of 64 B over μTCP; p50 {1e6 * unprofiled:.0f} µs unprofiled, "
-        f"{1e6 * bench.p50(samples):.0f} µs under cProfile.  One event = one leg "
-        "(a packet one way: seal, send, receive, open, deliver, wake the task)."
+        f"{rounds} round trips of 64 B over μTCP, p50, medians of 3 interleaved runs: "
+        f"session {session:.0f} µs; raw asyncio TCP (network.py's baseline) {raw:.0f} µs "
+        f"(ratio {session / raw:.2f}); raw TCP through the session's hand-offs "
+        f"(hop_rtt: three more per leg, the echo in a task) {hops:.0f} µs "
+        f"(ratio {session / hops:.2f}).  Under cProfile the session's p50 was "
+        f"{1e6 * bench.p50(samples):.0f} µs.  One event = one leg (a packet one way: seal, "
+        "send, receive, open, deliver, wake the task)."
     )
     return stats, 2 * rounds, "leg", note
 
