@@ -47,6 +47,11 @@ side with the baselines it is judged against, all on 127.0.0.1:
     (TCP_NODELAY), each message one ``write`` of a 4-byte length and the
     payload, in the same bursts, the receiver cutting frames into
     ``bytes``; same N.
+``tcp_cpu_us_per_msg`` / ``raw_tcp_cpu_us_per_msg`` / ``tcp_cpu_ratio``
+    The same runs in CPU time (``time.process_time``) per message, and
+    raw / session: both ends run in this process, so this is the work
+    per message whatever share of a core the process got on a shared
+    machine (``quic_...`` likewise).
 ``quic_1k_msgs_per_s`` / ``raw_quic_1k_msgs_per_s`` / ``quic_ratio`` (target >= 0.9)
     The same over QUIC, against raw qh3: ``qh3.asyncio`` connect/serve, one
     bidirectional stream opened with ``create_stream``, each message one
@@ -466,7 +471,9 @@ async def measure(messages: int, repeat: int, connects: int, rounds: int) -> dic
             ("raw_quic_1k", partial(raw_quic_throughput, messages)),
             ("raw_quic_plain_1k", partial(raw_quic_throughput, messages, optimized=False)),
         ):
-            add(f"{name}_msgs_per_s", (await measure_one()).rate)
+            result = await measure_one()
+            add(f"{name}_msgs_per_s", result.rate)
+            add(f"{name}_cpu_us_per_msg", 1e6 * result.cpu_seconds / result.messages)
         add("rtt_64_us", 1e3 * ms(await bench.session_rtt("tcp", rounds)))
         add("raw_rtt_64_us", 1e3 * ms(await raw_tcp_rtt(rounds)))
 
@@ -491,6 +498,10 @@ async def measure(messages: int, repeat: int, connects: int, rounds: int) -> dic
         out[f"{path}_1k_msgs_per_s"] = round(session)
         out[f"raw_{path}_1k_msgs_per_s"] = round(raw)
         out[f"{path}_ratio"] = round(session / raw, 3)
+        cpu, raw_cpu = fig[f"{path}_1k_cpu_us_per_msg"], fig[f"raw_{path}_1k_cpu_us_per_msg"]
+        out[f"{path}_cpu_us_per_msg"] = round(cpu, 2)
+        out[f"raw_{path}_cpu_us_per_msg"] = round(raw_cpu, 2)
+        out[f"{path}_cpu_ratio"] = round(raw_cpu / cpu, 3)
     plain = fig["raw_quic_plain_1k_msgs_per_s"]
     out["raw_quic_plain_1k_msgs_per_s"] = round(plain)
     out["quic_plain_ratio"] = round(fig["quic_1k_msgs_per_s"] / plain, 3)

@@ -61,6 +61,8 @@ def test_small_run_reports_every_figure_beside_its_baseline(
     for path in ("tcp", "quic"):
         ratio = figures[f"{path}_1k_msgs_per_s"] / figures[f"raw_{path}_1k_msgs_per_s"]
         assert figures[f"{path}_ratio"] == pytest.approx(ratio, rel=0.01)
+        cpu = figures[f"raw_{path}_cpu_us_per_msg"] / figures[f"{path}_cpu_us_per_msg"]
+        assert figures[f"{path}_cpu_ratio"] == pytest.approx(cpu, rel=0.01)
     assert figures["rtt_ratio"] == pytest.approx(
         figures["rtt_64_us"] / figures["raw_rtt_64_us"], rel=0.01
     )
