@@ -29,8 +29,13 @@ measured is the session layer.
     over.  Writes are group committed: one transaction per
     ``datagrams_to_send`` or ``receive_many`` call, not one per message
     (``durable_msgs_per_commit``), and one fsync per burst.
-``durable_ratio`` (target >= 0.5)
+``durable_ratio`` (target >= 0.6, issue 18; it was 0.5)
     ``durable_msgs_per_s_1k / mem_msgs_per_s_1k``, both measured in this run.
+``durable_cpu_ratio``, ``durable_process_cpu_ratio``
+    The same in CPU time per message (``time.process_time``, summed over
+    the runs) instead of wall time: what the store's own work costs,
+    whatever share of a core the process got on a shared machine, but
+    without the time spent waiting for the disk's barriers.
 ``durable_process_msgs_per_s_1k``, ``durable_process_ratio``
     The same with the opt-in ``durability="process"`` (no barrier fsyncs:
     survives process crashes, not power loss), in the same run.
@@ -220,6 +225,8 @@ def measure(messages: int, repeat: int) -> dict[str, Any]:
         "durable_msgs_per_commit": round(messages * repeat / max(1, commits), 1),
         "mem_us_per_msg_1k": round(1e6 / mem_rate, 2),
         "durable_us_per_msg_1k": round(1e6 / durable_rate, 2),
+        "durable_cpu_ratio": round(_cpu_per_msg(mem_1k) / _cpu_per_msg(durable_1k), 3),
+        "durable_process_cpu_ratio": round(_cpu_per_msg(mem_1k) / _cpu_per_msg(process_1k), 3),
         "mem_cpu_share_1k": round(
             sum(r.cpu_seconds for r in mem_1k) / sum(r.seconds for r in mem_1k), 3
         ),
@@ -232,10 +239,14 @@ def measure(messages: int, repeat: int) -> dict[str, Any]:
     }
 
 
+def _cpu_per_msg(runs: list[Run]) -> float:
+    return sum(r.cpu_seconds for r in runs) / sum(r.messages for r in runs)
+
+
 def _table(figures: dict[str, Any]) -> str:
     width = max(len(key) for key in figures)
     lines = [f"{key:<{width}}  {value}" for key, value in figures.items()]
-    lines.append("targets: durable_ratio >= 0.5, power_vs_process >= 0.8")
+    lines.append("targets: durable_ratio >= 0.6, power_vs_process >= 0.8")
     return "\n".join(lines)
 
 

@@ -28,6 +28,17 @@ side with the baselines it is judged against, all on 127.0.0.1:
     ``resume_tcp_mem_ms``: the same with a MemoryStore on each side (no
     SQLite commits on the critical path: the single-use ticket is
     committed on both sides before the RESUME / RESUME_ACK leaves).
+``fdatasync_ms`` / ``resume_tcp_floor_ms``
+    The baseline of the durable figure: p50 of ``fdatasync`` after a 4 KiB
+    append in the directory the stores live in (the disk's barrier
+    latency, measured in each repeat), and ``resume_tcp_mem_ms`` plus one
+    of them.  With ``durability="power"`` the responder commits the
+    consumption of the single-use ticket and syncs it before its
+    RESUME_ACK leaves (write-ahead: a crash must not let the ticket be
+    used twice); that one barrier is inside the timed window
+    (``benchmarks/profiles/resume.txt`` times every ``fdatasync`` of a run
+    and shows which file it synced), so resumption with SQLite cannot go
+    below this floor on this disk.
 ``tcp_1k_msgs_per_s`` / ``raw_tcp_1k_msgs_per_s`` / ``tcp_ratio`` (target >= 0.6)
     One session, 1 KiB messages one way: the sender queues N (at most
     ``window`` unacknowledged, ``burst`` per loop iteration), the receiver
@@ -36,6 +47,11 @@ side with the baselines it is judged against, all on 127.0.0.1:
     (TCP_NODELAY), each message one ``write`` of a 4-byte length and the
     payload, in the same bursts, the receiver cutting frames into
     ``bytes``; same N.
+``tcp_cpu_us_per_msg`` / ``raw_tcp_cpu_us_per_msg`` / ``tcp_cpu_ratio``
+    The same runs in CPU time (``time.process_time``) per message, and
+    raw / session: both ends run in this process, so this is the work
+    per message whatever share of a core the process got on a shared
+    machine (``quic_...`` likewise).
 ``quic_1k_msgs_per_s`` / ``raw_quic_1k_msgs_per_s`` / ``quic_ratio`` (target >= 0.9)
     The same over QUIC, against raw qh3: ``qh3.asyncio`` connect/serve, one
     bidirectional stream opened with ``create_stream``, each message one
@@ -72,11 +88,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import ssl
 import statistics
 import struct
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from functools import partial
@@ -406,6 +424,23 @@ async def _plain_quic_client(
 # the run
 
 
+def fdatasync_samples(count: int) -> list[float]:
+    """Seconds per ``fdatasync`` of a 4 KiB append, in the directory the
+    resumption's stores live in (the system temporary directory): the
+    disk's own barrier latency, the floor of a durable commit."""
+    block = bytes(4096)
+    samples: list[float] = []
+    with tempfile.NamedTemporaryFile(prefix="l2session-bench-sync-") as file:
+        sync = getattr(os, "fdatasync", os.fsync)
+        for _ in range(count):
+            file.write(block)
+            file.flush()
+            t0 = time.perf_counter()
+            sync(file.fileno())
+            samples.append(time.perf_counter() - t0)
+    return samples
+
+
 async def measure(messages: int, repeat: int, connects: int, rounds: int) -> dict[str, Any]:
     runs: dict[str, list[float]] = {}
 
@@ -428,6 +463,7 @@ async def measure(messages: int, repeat: int, connects: int, rounds: int) -> dic
         add("resume_tcp_core_ms", ms([r.core_seconds for r in resumptions]))
         resumptions = await bench.resume_samples(connects, durable=False)
         add("resume_tcp_mem_ms", ms([r.seconds for r in resumptions]))
+        add("fdatasync_ms", ms(fdatasync_samples(connects)))
         for name, measure_one in (
             ("tcp_1k", partial(bench.session_throughput, "tcp", messages)),
             ("raw_tcp_1k", partial(raw_tcp_throughput, messages)),
@@ -435,7 +471,9 @@ async def measure(messages: int, repeat: int, connects: int, rounds: int) -> dic
             ("raw_quic_1k", partial(raw_quic_throughput, messages)),
             ("raw_quic_plain_1k", partial(raw_quic_throughput, messages, optimized=False)),
         ):
-            add(f"{name}_msgs_per_s", (await measure_one()).rate)
+            result = await measure_one()
+            add(f"{name}_msgs_per_s", result.rate)
+            add(f"{name}_cpu_us_per_msg", 1e6 * result.cpu_seconds / result.messages)
         add("rtt_64_us", 1e3 * ms(await bench.session_rtt("tcp", rounds)))
         add("raw_rtt_64_us", 1e3 * ms(await raw_tcp_rtt(rounds)))
 
@@ -449,13 +487,21 @@ async def measure(messages: int, repeat: int, connects: int, rounds: int) -> dic
         "resume_tcp_ms",
         "resume_tcp_core_ms",
         "resume_tcp_mem_ms",
+        "fdatasync_ms",
     ):
         out[key] = round(fig[key], 3)
+    # One barrier stands on the path with durability="power" (see the
+    # module docstring): what resumption cannot go below on this disk.
+    out["resume_tcp_floor_ms"] = round(fig["resume_tcp_mem_ms"] + fig["fdatasync_ms"], 3)
     for path in ("tcp", "quic"):
         session, raw = fig[f"{path}_1k_msgs_per_s"], fig[f"raw_{path}_1k_msgs_per_s"]
         out[f"{path}_1k_msgs_per_s"] = round(session)
         out[f"raw_{path}_1k_msgs_per_s"] = round(raw)
         out[f"{path}_ratio"] = round(session / raw, 3)
+        cpu, raw_cpu = fig[f"{path}_1k_cpu_us_per_msg"], fig[f"raw_{path}_1k_cpu_us_per_msg"]
+        out[f"{path}_cpu_us_per_msg"] = round(cpu, 2)
+        out[f"raw_{path}_cpu_us_per_msg"] = round(raw_cpu, 2)
+        out[f"{path}_cpu_ratio"] = round(raw_cpu / cpu, 3)
     plain = fig["raw_quic_plain_1k_msgs_per_s"]
     out["raw_quic_plain_1k_msgs_per_s"] = round(plain)
     out["quic_plain_ratio"] = round(fig["quic_1k_msgs_per_s"] / plain, 3)

@@ -26,6 +26,8 @@ def test_delivery_benchmark_reports_both_durability_modes() -> None:
         "durable_process_ratio",
         "power_vs_process",
         "fsyncs_per_1k_msgs",
+        "durable_cpu_ratio",
+        "durable_process_cpu_ratio",
     ):
         assert positive(figures[key]), key
     assert figures["fsyncs_per_1k_msgs_process"] == 0

@@ -61,8 +61,14 @@ def test_small_run_reports_every_figure_beside_its_baseline(
     for path in ("tcp", "quic"):
         ratio = figures[f"{path}_1k_msgs_per_s"] / figures[f"raw_{path}_1k_msgs_per_s"]
         assert figures[f"{path}_ratio"] == pytest.approx(ratio, rel=0.01)
+        cpu = figures[f"raw_{path}_cpu_us_per_msg"] / figures[f"{path}_cpu_us_per_msg"]
+        assert figures[f"{path}_cpu_ratio"] == pytest.approx(cpu, rel=0.01)
     assert figures["rtt_ratio"] == pytest.approx(
         figures["rtt_64_us"] / figures["raw_rtt_64_us"], rel=0.01
+    )
+    assert positive(figures["fdatasync_ms"])
+    assert figures["resume_tcp_floor_ms"] == pytest.approx(
+        figures["resume_tcp_mem_ms"] + figures["fdatasync_ms"], rel=0.01
     )
     assert figures["messages"] == MESSAGES
     assert figures["repeat"] == 1

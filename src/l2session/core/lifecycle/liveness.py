@@ -16,7 +16,7 @@ timeout, rotation), so its port is the union of theirs.
 from __future__ import annotations
 
 import logging
-from typing import Protocol, Self, TypeVar
+from typing import Final, Protocol, Self, TypeVar
 
 from l2session.core.config import SessionKind
 from l2session.core.lifecycle import establishment, rotating
@@ -62,6 +62,9 @@ class LivenessPort(EstablishmentPort, RotatingPort, Protocol):
 
 
 _log = logging.getLogger("l2session.session")
+
+#: No deadline (next_deadline's running minimum starts here).
+_NEVER: Final = float("inf")
 
 
 def on_heartbeat(session: LivenessPort, counter: int) -> None:
@@ -153,45 +156,63 @@ def connectivity(session: LivenessPort, up: bool, now: float) -> None:
 
 
 def next_deadline(session: LivenessPort) -> float | None:
-    """The earliest time :meth:`on_timer` has something to do."""
+    """The earliest time :meth:`on_timer` has something to do.
+
+    Called after every packet in or out and by every timer (several times
+    per session per heartbeat), so it keeps a running minimum instead of
+    building a list, and reads the state and config once."""
     if session.closed:
         return None
     state = session.state
-    times: list[float] = []
+    config = session.config
+    best = _NEVER
     if session.handshake_deadline is not None:
-        times.append(session.handshake_deadline)
-        if session.handshake_resend_at is not None:
-            times.append(session.handshake_resend_at)
+        best = session.handshake_deadline
+        resend = session.handshake_resend_at
+        if resend is not None and resend < best:
+            best = resend
         widen = race.next_deadline(session)
-        if widen is not None:
-            times.append(widen)
-    if state in (State.FAILED, State.SUSPENDED):
-        if session.retry_at is not None:
-            times.append(session.retry_at)
-        times.append(session.lease_until)
+        if widen is not None and widen < best:
+            best = widen
+    if state is State.FAILED or state is State.SUSPENDED:
+        retry = session.retry_at
+        if retry is not None and retry < best:
+            best = retry
+        if session.lease_until < best:
+            best = session.lease_until
     if state in CARRYING:
         if not session.hb_outstanding:
-            times.append(heartbeat_due(session))
+            due = heartbeat_due(session)
         else:
-            times.append(session.hb_sent_at + session.config.heartbeat_timeout)
-        if session.ack_at is not None:
-            times.append(session.ack_at)
+            due = session.hb_sent_at + config.heartbeat_timeout
+        if due < best:
+            best = due
+        ack_at = session.ack_at
+        if ack_at is not None and ack_at < best:
+            best = ack_at
         retx = session.outbound.retransmit_at
-        if retx is not None and state in SENDING:
-            times.append(retx)
-        if session.down_since is not None and state is State.ESTABLISHED:
-            times.append(session.down_since + session.config.connectivity_timeout)
-    if state is State.ESTABLISHED and session.config.kind is SessionKind.PERSISTENT:
-        times.append(session.rotation_due_at())
-    if session.rotation is not None:
-        times.append(session.rotation.started_at + session.config.rotation_timeout)
-        times.append(session.rotation.resend_at)
-    if state is State.DEGRADED and session.degraded_at is not None:
-        times.append(session.degraded_at + session.config.degraded_timeout)
-    paths = migration.next_deadline(session)
-    if paths is not None:
-        times.append(paths)
-    return min(times) if times else None
+        if retx is not None and retx < best and state in SENDING:
+            best = retx
+        down = session.down_since
+        if down is not None and state is State.ESTABLISHED:
+            down += config.connectivity_timeout
+            if down < best:
+                best = down
+    if state is State.ESTABLISHED and config.kind is SessionKind.PERSISTENT:
+        rotate = rotating.due_at(session)
+        if rotate < best:
+            best = rotate
+    rotation = session.rotation
+    if rotation is not None:
+        best = min(best, rotation.started_at + config.rotation_timeout, rotation.resend_at)
+    degraded_at = session.degraded_at
+    if state is State.DEGRADED and degraded_at is not None:
+        best = min(best, degraded_at + config.degraded_timeout)
+    if session.validation is not None:
+        paths = migration.next_deadline(session)
+        if paths is not None and paths < best:
+            best = paths
+    return None if best == _NEVER else best
 
 
 def on_timer(session: LivenessPort, now: float) -> None:

@@ -75,7 +75,7 @@ class RotatingPort(Protocol):
 
 def due_at(session: RotatingPort) -> float:
     config = session.config
-    due = session.pq_keyed_at + config.rotate_at_age
+    due = session.pq_keyed_at + (config.ttl - config.rotation_window)  # rotate_at_age
     if session.owner.local_did > session.peer_did:
         # The peer (lower DID) rotates first; this side steps in only
         # if it did not, so the two never start at once.

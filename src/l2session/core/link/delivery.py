@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from l2session.core.link.envelope import PLACEHOLDER_PREFIX as _PLACEHOLDER
 from l2session.core.link.envelope import is_denial, is_placeholder
 from l2session.errors import MessageTooLarge, QueueFull
 from l2session.wire.records import MAX_ACK_RANGES, Ack, Message, Sync
@@ -168,24 +169,35 @@ class Outbound:
         about ``budget`` payload bytes (at least one message unless
         ``at_least_one`` is False: then strictly within ``budget``)."""
         out: list[Message] = []
-        used = 0
         unsent = self._unsent
         if not unsent:
             return out
+        used = count = 0
         pending = self._pending
-        while unsent and len(out) < max_count:
+        # The earliest retransmission deadline among these (one update of
+        # _retx_at after the loop, not one per message).
+        earliest: float | None = None
+        append, popleft = out.append, unsent.popleft
+        while unsent and count < max_count:
             seq = unsent[0]
             entry = pending.get(seq)
             if entry is None:
-                unsent.popleft()
+                popleft()
                 continue
-            if (out or not at_least_one) and used + len(entry.payload) > budget:
+            payload = entry.payload
+            size = len(payload)
+            if (count or not at_least_one) and used + size > budget:
                 break
-            unsent.popleft()
+            popleft()
             entry.sent_at = now
-            used += len(entry.payload)
-            out.append(Message(seq, entry.payload))
-            deadline = now + entry.rto
+            used += size
+            count += 1
+            append(Message(seq, payload))
+            rto = entry.rto
+            if earliest is None or rto < earliest:
+                earliest = rto
+        if earliest is not None:
+            deadline = now + earliest
             if self._retx_at is None or deadline < self._retx_at:
                 self._retx_at = deadline
         return out
@@ -431,24 +443,29 @@ class Inbound:
         inbox = self._inbox
         if inbox is None:
             inbox = self._inbox = deque()
-        body = self._buffer.pop(seq, None) if self._buffer else None
+        buffer = self._buffer
+        body = buffer.pop(seq, None) if buffer else None
+        full = len(inbox) >= self._inbox_limit
         if body is None:  # else kept (and screened) before: a retransmission
-            if len(inbox) >= self._inbox_limit and not is_denial(message.payload):
+            if full and not is_denial(message.payload):
                 return 0  # application not reading: hold back, do not drop
             body = message.payload if self.screen is None else self.screen(seq, message.payload)
             if body is None:
                 return 0
-            if self.keep is not None and not is_placeholder(body):
+            placeholder = body[:2] == _PLACEHOLDER  # is_placeholder, inlined
+            if self.keep is not None and not placeholder:
                 self.keep(self.stream, seq, body)
-        if len(inbox) >= self._inbox_limit and not is_placeholder(body):
-            self._buffer = self._buffer or {}
-            self._buffer[seq] = body  # kept; delivered as the application reads
+        else:
+            placeholder = body[:2] == _PLACEHOLDER
+        if full and not placeholder:
+            self._buffer = buffer = buffer or {}
+            buffer[seq] = body  # kept; delivered as the application reads
             return 0
         self.next_expected = seq + 1
-        if is_placeholder(body):
+        if placeholder:
             return self._drain()
         inbox.append((self.stream, seq, body))
-        return 1 + self._drain()
+        return 1 + self._drain() if buffer else 1
 
     def ack(self) -> Ack:
         """The acknowledgement for what arrived so far."""

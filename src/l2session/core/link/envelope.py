@@ -331,9 +331,13 @@ def unwrap(body: bytes) -> tuple[bytes, Request | None] | Refused | Denial:
     return r.rest(), request
 
 
+#: The first two bytes of a placeholder body (see :func:`refused`).
+PLACEHOLDER_PREFIX: Final = b"\xff\x02"
+
+
 def is_placeholder(body: bytes) -> bool:
     """Whether ``body`` is a placeholder (consumed, never delivered)."""
-    return body[:2] == b"\xff\x02"
+    return body[:2] == PLACEHOLDER_PREFIX
 
 
 def is_denial(body: bytes) -> bool:

@@ -557,7 +557,8 @@ class Session:
     def flush(self, now: float) -> None:
         """Send what is due: SYNC, heartbeat answers, acknowledgements and
         queued messages, packed into as few packets as the budget allows."""
-        if self.channel is None or self._closed or self.state not in CARRYING:
+        state = self.state
+        if self.channel is None or self._closed or state not in CARRYING:
             return
         control: list[Record] = []
         replies = self.hb_replies
@@ -565,7 +566,7 @@ class Session:
             control.extend(HeartbeatAck(c) for c in replies)
             self.hb_replies = None
         messages: list[Message] = []
-        if self.state in SENDING:
+        if state in SENDING:
             messages = self.outbound.take(now, PACKET_BUDGET, self.config.max_batch)
         inbound = self.inbound
         # No ACK in a channel before the peer's SYNC in it: the peer stops

@@ -93,6 +93,7 @@ class SessionManager(SessionBook):
         gate: AccessGate | None = None,
     ) -> None:
         self.ctx = ctx
+        self._local_did: str | None = None
         #: The Membrane that screens capability requests (core/lifecycle/screening.py);
         #: None delivers requests unscreened.  May be set at any time.
         self.gate = gate
@@ -139,7 +140,12 @@ class SessionManager(SessionBook):
 
     @property
     def local_did(self) -> str:
-        return self.ctx.keys.did
+        # Read on every timer computation (who rotates first): kept after
+        # the first read, as the context's keys are this manager's for life.
+        did = self._local_did
+        if did is None:
+            did = self._local_did = self.ctx.keys.did
+        return did
 
     def now(self) -> float:
         return self.ctx.now()
@@ -352,6 +358,19 @@ class SessionManager(SessionBook):
             if session.timer_at != deadline or session.closed:
                 continue  # superseded by an earlier entry, or gone
             session.timer_at = None
+            # The heap keeps superseded entries (reschedule only ever adds
+            # an earlier one): traffic that pushed this session's deadline
+            # back leaves the old entry to come due, and an idle session
+            # meets one such entry per heartbeat on each side.  Re-arm it
+            # at its real deadline instead of running on_timer for nothing
+            # (on_timer and the flush after it cost several times this).
+            due = session.next_deadline()
+            if due is None:
+                continue
+            if due > now:
+                session.timer_at = due
+                heapq.heappush(heap, (due, next(self._counter), session))
+                continue
             count = runs[id(session)] = runs.get(id(session), 0) + 1
             if count > _MAX_RUNS_PER_TICK:
                 # A deadline that on_timer does not clear is a bug; never
