@@ -30,7 +30,9 @@ SESSION_MODULE = "l2session.core.link.session"
 MAY_IMPORT_SESSION = ("l2session.core.management.", "l2session.core.ports", "l2session.core.api")
 #: The package itself re-exports Session (the public API).
 PACKAGE = "l2session.core"
-MAX_LINES = 600
+#: "About 600 lines at most" (HELPERS.md, issue 20): a little slack, so a
+#: merge that adds a few lines does not fail, a module that grows does.
+MAX_LINES = 620
 
 
 def _module_name(path: Path) -> str:
