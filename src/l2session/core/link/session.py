@@ -196,10 +196,7 @@ class Session:
         self.race: PathRace | None = None
         #: Fresh bundles fetched in this attempt after PREKEY_GONE.
         self.prekey_retries = 0
-        #: When the peer's signed BUNDLE arrived in this attempt (None: not
-        #: yet): a node with that DID is there, so an attempt that then
-        #: times out met a busy peer, not an absent one (Node.establish
-        #: waits through the retry).
+        #: When this attempt's signed BUNDLE came: the peer is busy, not gone.
         self.answered_at: float | None = None
         #: The last handshake message answered and our answer, so that a
         #: retransmission gets the same answer instead of a new handshake.
