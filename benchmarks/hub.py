@@ -1,7 +1,8 @@
 """Hub benchmark: one hub process and N real peers over loopback sockets,
 μTCP and QUIC, each beside a raw baseline measured in the same run.
 
-``python benchmarks/hub.py [--json] [--quick] [--n 1000,10000] [--transports tcp,quic]``
+``python benchmarks/hub.py [--json] [--quick] [--n 1000,10000] [--transports tcp,quic]
+[--durability power|process] [--hub-limits tcp_listen_backlog=100,...]``
 
 One run, per transport and per N:
 
@@ -14,10 +15,12 @@ One run, per transport and per N:
   hosting its share of N client Nodes, every one on its own loopback
   address (127.a.b.c) with its own identity and no store.  They are built
   and listening before the clock starts (identity, sockets and, for QUIC,
-  a certificate per node); then each process establishes its nodes with at
-  most ``--inflight`` attempts in flight.  Peers run without a QUIC stall
-  watch (runtime/stall.py) and with one-time-prekey pools of 0: what they
-  would spend on those is client cost, not the hub's.
+  a certificate per node; then ``gc.freeze()``, so that the collector
+  does not stall a process holding thousands of Nodes); then each process
+  establishes its nodes with at most ``--inflight`` attempts in flight.
+  Peers run without a QUIC stall watch (runtime/stall.py) and with
+  one-time-prekey pools of 0: what they would spend on those is client
+  cost, not the hub's.
 * the **baseline** (same roles, ``--mode raw``): the same N addresses and
   processes, but plain connections and no sessions -- asyncio TCP
   connections (4-byte length framing, an 8-byte keepalive every 30 s
@@ -31,7 +34,11 @@ Figures (``--json``: one object; each ``<figure>`` is given per
 
 ``established`` / ``failed_first_attempts`` (target: all, 0)
     Peers whose first ``establish`` (baseline: connect) returned, and those
-    whose first one raised.
+    whose first one raised; ``failure_reasons``: their errors by kind.
+    ``listen_overflows_establish``: connections the kernel dropped because
+    a listener's accept queue was full (TcpExt ListenOverflows over the
+    establishment, every process in this network namespace: a hint only
+    on a shared machine).
 ``establish_per_s`` (target >= 300 at 10,000)
     At the hub: sessions accepted per second, from its first to its last
     (``(N - 1) / (t_last - t_first)``).  ``establish_wall_s``: from "go" to
@@ -59,6 +66,12 @@ Figures (``--json``: one object; each ``<figure>`` is given per
     shared machine, what held it back.  ``establish_per_hub_cpu_s``:
     sessions established per second of hub CPU -- the rate one core would
     sustain were the hub alone on it.
+``hub_stalls_establish`` / ``clients_stalls_establish``
+    While establishing (l2session only): the longest event-loop lag (how
+    late a 50 ms ticker ran), the longest garbage-collector pause and the
+    GC time in all, of the hub and of the worst peer process.  A loop
+    stalled past the peers' 5 s handshake timeout fails the attempts it
+    holds however fast the other side answered.
 ``admission``
     The hub's admission counters after establishment (l2session only).
 
@@ -95,10 +108,20 @@ MSG_EVERY = 10.0
 CLK = os.sysconf("SC_CLK_TCK")
 
 
+#: File descriptors wanted: the hub holds two μTCP connections per peer
+#: (its own and the one dialled back for the BUNDLE), 20,000 at N = 10,000.
+WANT_NOFILE = 65_536
+
+
 def _raise_nofile() -> None:
-    """As many file descriptors as the hard limit allows (a peer holds two
-    or three, the hub one per peer)."""
+    """At least WANT_NOFILE descriptors if the process may raise its hard
+    limit (root), else as many as the hard limit allows (a peer holds two
+    or three, the hub two per μTCP peer)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        if hard != resource.RLIM_INFINITY and hard < WANT_NOFILE:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (WANT_NOFILE, WANT_NOFILE))
+            return
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -130,11 +153,89 @@ def runqueue_wait_seconds(pid: int) -> float:
         return 0.0
 
 
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listener's
+    accept queue was full (TcpExt ListenOverflows, this network namespace:
+    every process in it, so only a hint on a shared machine)."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return 0
+    for head, values in zip(lines[::2], lines[1::2], strict=False):
+        if head.startswith("TcpExt:"):
+            table = dict(zip(head.split()[1:], values.split()[1:], strict=False))
+            return int(table.get("ListenOverflows", 0))
+    return 0
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+# ----------------------------------------------------------------------
+# stalls: what keeps a process's event loop from running
+
+
+class Stalls:
+    """The longest event-loop lag (a 50 ms ticker's lateness) and the
+    garbage collector's pauses in this process since :meth:`reset`: a
+    process whose loop stalls past a handshake timeout fails its pending
+    attempts however fast the other side answered (libuv runs expired
+    timers before it polls for the answers)."""
+
+    def __init__(self) -> None:
+        self.reset()
+        self._gc_started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def reset(self) -> dict[str, Any]:
+        self.max_lag = 0.0
+        self.gc_pauses = 0
+        self.gc_total = 0.0
+        self.gc_max = 0.0
+        return {}
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._gc_started
+        self.gc_pauses += 1
+        self.gc_total += pause
+        self.gc_max = max(self.gc_max, pause)
+
+    async def watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.05)
+            self.max_lag = max(self.max_lag, loop.time() - before - 0.05)
+
+    def snapshot(self) -> dict[str, float]:
+        return {
+            "max_loop_lag_s": round(self.max_lag, 3),
+            "gc_max_pause_s": round(self.gc_max, 3),
+            "gc_total_s": round(self.gc_total, 3),
+        }
+
+
+STALLS: Stalls | None = None
+
+
+def _stalls() -> Stalls:
+    """This process's stall watch, started on first use (in the loop)."""
+    global STALLS
+    if STALLS is None:
+        STALLS = Stalls()
+        task = asyncio.get_running_loop().create_task(STALLS.watch())
+        _KEEP.add(task)
+    return STALLS
+
+
+_KEEP: set[asyncio.Task[None]] = set()
 
 
 # ----------------------------------------------------------------------
@@ -215,8 +316,16 @@ class HubCounters:
         }
 
 
-async def hub_l2s(transport: str, durability: str = "power") -> None:
+async def hub_l2s(transport: str, durability: str = "power", limits: str = "") -> None:
+    from l2session.runtime.limits import NodeLimits
     from l2session.runtime.node import Node
+
+    changed = dict(item.split("=", 1) for item in limits.split(",") if item)
+    kinds = {f.name: f.type for f in dataclasses.fields(NodeLimits)}
+    values: dict[str, Any] = {
+        k: float(v) if kinds[k] == "float" else int(v) for k, v in changed.items()
+    }
+    node_limits = NodeLimits(**values)
 
     counters = HubCounters()
     readers: set[asyncio.Task[None]] = set()
@@ -226,6 +335,7 @@ async def hub_l2s(transport: str, durability: str = "power") -> None:
             listen="127.0.0.1:0",
             paths=(transport,),
             durability=durability,  # type: ignore[arg-type]
+            limits=node_limits,
         ) as node:
 
             async def read(handle: Any) -> None:
@@ -244,8 +354,11 @@ async def hub_l2s(transport: str, durability: str = "power") -> None:
 
             acceptor = asyncio.create_task(accept())
 
+            stalls = _stalls()
+
             def stats() -> dict[str, Any]:
                 out = counters.snapshot()
+                out["stalls"] = stalls.snapshot()
                 out["admission"] = node.manager.admission.snapshot()
                 out["rejections"] = dict(node.manager.rejections)
                 out["sessions"] = len(node.manager.sessions)
@@ -254,7 +367,12 @@ async def hub_l2s(transport: str, durability: str = "power") -> None:
 
             _say({"ready": True, "address": node.address, "did": node.did})
             await _serve(
-                {"stats": stats, "gc": lambda: {"collected": gc.collect()}, **_profiling()}
+                {
+                    "stats": stats,
+                    "gc": lambda: {"collected": gc.collect()},
+                    "stalls_reset": stalls.reset,
+                    **_profiling(),
+                }
             )
             acceptor.cancel()
 
@@ -319,6 +437,10 @@ async def hub_raw(transport: str) -> None:
 # the peers
 
 
+#: Why first attempts failed in this process: "Type: message start" -> count.
+FAILURES: dict[str, int] = {}
+
+
 async def _bounded(jobs: list[Callable[[], Any]], inflight: int) -> list[bool]:
     """Run ``jobs`` with at most ``inflight`` at once; which succeeded."""
     results = [False] * len(jobs)
@@ -333,6 +455,8 @@ async def _bounded(jobs: list[Callable[[], Any]], inflight: int) -> list[bool]:
                 results[index] = True
             except Exception as error:  # a failed first attempt: counted
                 print(f"peer {index}: {type(error).__name__}: {error}", file=sys.stderr)
+                why = f"{type(error).__name__}: {str(error)[:80]}"
+                FAILURES[why] = FAILURES.get(why, 0) + 1
 
     await asyncio.gather(*(worker() for _ in range(inflight)))
     return results
@@ -388,10 +512,20 @@ async def clients_l2s(
         )
         await node.start()
         nodes.append(node)
+    # The peers are the load, not what is measured: with 3,333 Nodes a
+    # process holds ~1.8 million objects and a full collection stalls it
+    # ~1.8 s (more while it waits for a CPU), failing every attempt it has
+    # in flight once the stall passes the 5 s handshake timeout (libuv runs
+    # expired timers before it reads the answers).  Freezing what was built
+    # keeps the collector off it; the hub is left as an operator runs it.
+    gc.freeze()
     handles: list[Any] = []
+
+    stalls = _stalls()
 
     async def go() -> dict[str, Any]:
         started = time.monotonic()
+        stalls.reset()
 
         def job(node: Node) -> Callable[[], Any]:
             async def run() -> None:
@@ -404,6 +538,8 @@ async def clients_l2s(
             "ok": sum(results),
             "failed": len(results) - sum(results),
             "wall": time.monotonic() - started,
+            "why": FAILURES,
+            "stalls": stalls.snapshot(),
         }
 
     async def msgs(window: float) -> dict[str, Any]:
@@ -493,6 +629,7 @@ async def clients_raw(transport: str, hub: str, first: int, count: int, inflight
             "ok": sum(results),
             "failed": len(results) - sum(results),
             "wall": time.monotonic() - started,
+            "why": FAILURES,
         }
 
     async def msgs(window: float) -> dict[str, Any]:
@@ -551,7 +688,7 @@ class Child:
 def scenario(mode: str, transport: str, n: int, opts: argparse.Namespace) -> dict[str, Any]:
     hub = Child(
         "--role", "hub", "--mode", mode, "--transport", transport,
-        "--durability", opts.durability,
+        "--durability", opts.durability, "--hub-limits", opts.hub_limits,
     )  # fmt: skip
     clients: list[Child] = []
     try:
@@ -580,12 +717,20 @@ def scenario(mode: str, transport: str, n: int, opts: argparse.Namespace) -> dic
 
         hub_cpu0, clients_cpu0, t0 = cpu_seconds(hub.proc.pid), clients_cpu(), time.monotonic()
         hub_wait0 = runqueue_wait_seconds(hub.proc.pid)
+        overflows0 = listen_overflows()
+        if mode == "l2s":
+            hub.ask("stalls_reset")
         for client in clients:
             client.send("go")
         answers = [client.read(1200) for client in clients]
         wall = time.monotonic() - t0
         hub_cpu1, clients_cpu1 = cpu_seconds(hub.proc.pid), clients_cpu()
         hub_wait1 = runqueue_wait_seconds(hub.proc.pid)
+        overflows = listen_overflows() - overflows0
+        why: dict[str, int] = {}
+        for answer in answers:
+            for reason, count in answer.get("why", {}).items():
+                why[reason] = why.get(reason, 0) + count
         time.sleep(2.0)  # the last FINISHes are processed
         hub.ask("gc")
         stats = hub.ask("stats")
@@ -594,6 +739,8 @@ def scenario(mode: str, transport: str, n: int, opts: argparse.Namespace) -> dic
         out: dict[str, Any] = {
             "established": established,
             "failed_first_attempts": sum(a["failed"] for a in answers),
+            "failure_reasons": why,
+            "listen_overflows_establish": overflows,
             "hub_accepted": stats["accepted"],
             "establish_per_s": round(
                 (stats["accepted"] - 1) / (stats["t_last"] - stats["t_first"]), 1
@@ -610,6 +757,13 @@ def scenario(mode: str, transport: str, n: int, opts: argparse.Namespace) -> dic
             "rss_per_session_kb": round((rss_after - rss_before) / max(1, established), 2),
             "hub_rss_mb": round(rss_after / 1024, 1),
         }
+        if "stalls" in stats:
+            # The longest stall of each side while establishing: a loop
+            # stalled past the 5 s handshake timeout fails what it waits for.
+            out["hub_stalls_establish"] = stats["stalls"]
+            out["clients_stalls_establish"] = {
+                key: max(a["stalls"][key] for a in answers) for key in stats["stalls"]
+            }
         if "admission" in stats:
             out["admission"] = stats["admission"]
             out["rejections"] = stats["rejections"]
@@ -671,6 +825,12 @@ def main() -> None:
         choices=["power", "process"],
         help="the hub store's durability (Node(durability=...); default power)",
     )
+    parser.add_argument(
+        "--hub-limits",
+        default="",
+        metavar="KEY=VALUE,...",
+        help="NodeLimits fields of the hub (e.g. tcp_listen_backlog=100); default NodeLimits()",
+    )
     parser.add_argument("--role", choices=["hub", "clients"], help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="l2s", help=argparse.SUPPRESS)
     parser.add_argument("--transport", default="tcp", help=argparse.SUPPRESS)
@@ -687,14 +847,14 @@ def main() -> None:
 
             with cProfile.Profile(time.process_time) as profiler:
                 _run(
-                    hub_l2s(opts.transport, opts.durability)
+                    hub_l2s(opts.transport, opts.durability, opts.hub_limits)
                     if opts.mode == "l2s"
                     else hub_raw(opts.transport)
                 )
             profiler.dump_stats(profile)
             return
         _run(
-            hub_l2s(opts.transport, opts.durability)
+            hub_l2s(opts.transport, opts.durability, opts.hub_limits)
             if opts.mode == "l2s"
             else hub_raw(opts.transport)
         )
@@ -716,6 +876,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]},
         "durability": opts.durability,
+        "hub_limits": opts.hub_limits,
         "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
     }
     for transport in opts.transports.split(","):

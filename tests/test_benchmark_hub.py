@@ -57,3 +57,7 @@ def test_a_tiny_run_reports_every_figure_beside_its_baseline() -> None:
         sessions = figures[f"{transport}_{PEERS}"]
         assert sessions["admission"]["admitted"] == 2 * PEERS  # a BUNDLE_REQ and an INIT each
         assert sessions["rejections"] == {}
+        assert sessions["failure_reasons"] == {}
+        for side in ("hub_stalls_establish", "clients_stalls_establish"):
+            assert set(sessions[side]) == {"max_loop_lag_s", "gc_max_pause_s", "gc_total_s"}
+    assert figures["tcp_30"]["listen_overflows_establish"] >= 0

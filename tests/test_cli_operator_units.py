@@ -122,6 +122,7 @@ def test_config_errors_name_file_and_line(tmp_path: Path, text: str, expected: s
 def test_a_config_file_may_set_every_option(tmp_path: Path) -> None:
     values = {
         str: '"127.0.0.1:1"',
+        int: "1",
         float: "1.5",
         bool: "true",
         list: '["a"]',

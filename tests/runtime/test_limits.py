@@ -14,7 +14,11 @@ import pytest
 
 from l2session.core.config import SessionConfig
 from l2session.errors import ConfigError, PeerRefused
-from l2session.runtime.limits import DEFAULT_MAX_CONNECTIONS, NodeLimits
+from l2session.runtime.limits import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_TCP_MAX_CONNECTIONS,
+    NodeLimits,
+)
 from l2session.runtime.node import Node
 
 from .support import run
@@ -24,8 +28,11 @@ HOST = "127.0.0.1"
 
 def test_defaults_are_sized_for_a_busy_node() -> None:
     limits = NodeLimits()
-    assert limits.tcp_max_connections == limits.quic_max_connections == DEFAULT_MAX_CONNECTIONS
-    assert DEFAULT_MAX_CONNECTIONS >= 10_000  # ten thousand peers, each one connection
+    assert limits.quic_max_connections == DEFAULT_MAX_CONNECTIONS
+    assert DEFAULT_MAX_CONNECTIONS >= 10_000  # ten thousand peers, each one QUIC connection
+    # ... and two μTCP connections each (theirs, and ours dialled back to
+    # answer the unauthenticated BUNDLE_REQUEST: transports/tcp.py).
+    assert limits.tcp_max_connections == DEFAULT_TCP_MAX_CONNECTIONS >= 2 * 10_000
     assert limits.tcp_max_unidentified == 1_024
     assert Node().limits == limits
 

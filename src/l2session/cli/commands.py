@@ -90,10 +90,13 @@ def init(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def session_config(args: argparse.Namespace) -> SessionConfig:
+    """The node's SessionConfig: the heartbeat option and the admission
+    limits (node_options.LIMIT_OPTIONS), the rest SessionConfig's defaults."""
+    values = node_options.admission_of(args)
     interval = getattr(args, "heartbeat_interval", None)
-    if interval is None:
-        return SessionConfig()
-    return SessionConfig(heartbeat_interval=interval, heartbeat_timeout=min(2.0, interval / 2))
+    if interval is not None:
+        values.update(heartbeat_interval=interval, heartbeat_timeout=min(2.0, interval / 2))
+    return SessionConfig(**values)
 
 
 def _event_key(line: dict[str, object]) -> tuple[str, ...] | None:
@@ -130,6 +133,7 @@ async def _run_node(args: argparse.Namespace, out: TextIO) -> int:
         outbound_only=args.outbound_only,
         relay=args.relay,
         relays=args.reserve_on,
+        limits=node_options.limits_of(args),
     )
 
     def show(event: NodeEvent) -> None:

@@ -39,6 +39,9 @@ class Option:
     metavar: str | None = None
     #: Checks a value (raises ConfigError with the reason, no location).
     check: Callable[[Any], None] | None = None
+    #: The class a limit is a field of ("NodeLimits", "SessionConfig"),
+    #: listed under "limits" in --help; None for the other options.
+    group: str | None = None
 
     @property
     def flag(self) -> str:
@@ -60,7 +63,7 @@ def _log_format(value: Any) -> None:
         raise ConfigError(f"is 'text' or 'json', got {value!r}")
 
 
-NODE_OPTIONS: Final[tuple[Option, ...]] = (
+_GENERAL: Final[tuple[Option, ...]] = (
     Option(
         "home",
         str,
@@ -150,6 +153,107 @@ NODE_OPTIONS: Final[tuple[Option, ...]] = (
     ),
 )
 
+
+def _field_check(owner: str, key: str) -> Callable[[Any], None]:
+    """Validate one field as ``NodeLimits(key=value)`` (or SessionConfig)
+    would, giving the reason without the class name (the caller prefixes
+    the flag or file:line).  The classes are imported only here: client
+    commands build this parser and must not import the node stack."""
+
+    def check(value: Any) -> None:
+        from l2session.core.config import SessionConfig
+        from l2session.runtime.limits import NodeLimits
+
+        try:
+            (NodeLimits if owner == "NodeLimits" else SessionConfig)(**{key: value})
+        except ConfigError as error:
+            raise ConfigError(str(error).removeprefix(f"{owner}.{key} ")) from None
+
+    return check
+
+
+def _limit(owner: str, key: str, kind: type, default: Any, why: str) -> Option:
+    return Option(
+        key,
+        kind,
+        default,
+        why,
+        "SECONDS" if kind is float else "N",
+        _field_check(owner, key),
+        owner,
+    )
+
+
+#: Every cap a node enforces, under its field's name: the NodeLimits fields
+#: (runtime/limits.py) and SessionConfig's admission fields (core/config.py;
+#: its other fields are per-session tuning, not an operator's caps).  The
+#: defaults repeat the classes' (a test compares them): importing either
+#: here would load the node stack into every client command.
+LIMIT_OPTIONS: Final[tuple[Option, ...]] = (
+    _limit("NodeLimits", "tcp_max_connections", int, 32_768,
+           "μTCP connections open at once, both directions; a peer holds two (beyond: REFUSE)"),
+    _limit("NodeLimits", "tcp_max_unidentified", int, 1_024,
+           "inbound μTCP connections without their HELLO yet (beyond: REFUSE)"),
+    _limit("NodeLimits", "tcp_listen_backlog", int, 4_096,
+           "connections the kernel queues for the μTCP listener (listen(2) backlog)"),
+    _limit("NodeLimits", "tcp_max_buffered_bytes", int, 64 << 20,
+           "bytes of incomplete μTCP frames held across all connections"),
+    _limit("NodeLimits", "tcp_max_queue_bytes", int, 16 << 20,
+           "bytes queued per μTCP connection before packets drop"),
+    _limit("NodeLimits", "tcp_hello_timeout", float, 10.0,
+           "seconds an inbound μTCP connection may take to send its HELLO"),
+    _limit("NodeLimits", "tcp_frame_timeout", float, 30.0,
+           "seconds a started μTCP frame may take to arrive"),
+    _limit("NodeLimits", "quic_max_connections", int, 16_384,
+           "QUIC connections of both roles (beyond: CONNECTION_REFUSED)"),
+    _limit("NodeLimits", "quic_max_queue", int, 16 << 20,
+           "bytes queued per QUIC connection before packets drop"),
+    _limit("NodeLimits", "max_pending_accepts", int, 1_024,
+           "sessions peers opened that accept() has not taken"),
+    _limit("NodeLimits", "max_tracked_addresses", int, 65_536,
+           "path failure reasons kept, and addresses the QUIC stall watch follows"),
+    _limit("SessionConfig", "admission_host_rate", float, 20.0,
+           "opening packets (INIT, RESUME, BUNDLE_REQ) per second per source host"),
+    _limit("SessionConfig", "admission_host_burst", int, 40,
+           "burst of admission_host_rate"),
+    _limit("SessionConfig", "admission_cpu_share", float, 0.75,
+           "share of one core that handshakes with unknown sources may take"),
+    _limit("SessionConfig", "admission_cpu_burst", float, 2.0,
+           "burst of admission_cpu_share, in seconds of CPU"),
+    _limit("SessionConfig", "admission_global_rate", float, 5_000.0,
+           "opening packets per second from all unknown sources together"),
+    _limit("SessionConfig", "admission_global_burst", int, 10_000,
+           "burst of admission_global_rate"),
+    _limit("SessionConfig", "admission_failure_limit", int, 100,
+           "failed or excess opening packets in admission_failure_window that quarantine a host"),
+    _limit("SessionConfig", "admission_failure_window", float, 10.0,
+           "seconds over which admission_failure_limit counts"),
+    _limit("SessionConfig", "admission_quarantine", float, 60.0,
+           "seconds a host stays quarantined"),
+    _limit("SessionConfig", "admission_max_hosts", int, 4_096,
+           "hosts with an admission bucket, and hosts quarantined"),
+)  # fmt: skip
+
+
+NODE_OPTIONS: Final[tuple[Option, ...]] = _GENERAL + LIMIT_OPTIONS
+
+
+def limits_of(args: argparse.Namespace) -> Any:
+    """The NodeLimits the merged options give (after :func:`merge`)."""
+    from l2session.runtime.limits import NodeLimits
+
+    return NodeLimits(**_values(args, "NodeLimits"))
+
+
+def admission_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The SessionConfig admission fields the merged options give."""
+    return _values(args, "SessionConfig")
+
+
+def _values(args: argparse.Namespace, owner: str) -> dict[str, Any]:
+    return {o.key: getattr(args, o.key) for o in LIMIT_OPTIONS if o.group == owner}
+
+
 #: Options naming files: relative paths in a config file are relative to it.
 PATHS: Final = frozenset({"home", "policy"})
 
@@ -159,18 +263,24 @@ BY_KEY: Final[Mapping[str, Option]] = {o.key: o for o in NODE_OPTIONS}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The table's flags on ``parser``; each defaults to None ("not given")
     so that :func:`merge` can tell a flag from the file's value."""
+    limits = parser.add_argument_group(
+        "limits",
+        "the node's caps (NodeLimits and SessionConfig admission fields; each also a "
+        "config file key; reasons and costs: docs/NETWORK.md, Limits)",
+    )
     for option in NODE_OPTIONS:
+        target: Any = parser if option.group is None else limits
         text = option.help
         if option.default not in (None, [], False):
             text += f" (default {option.default})"
         if option.kind is bool:
-            parser.add_argument(option.flag, action="store_true", default=None, help=text)
+            target.add_argument(option.flag, action="store_true", default=None, help=text)
         elif option.kind is list:
-            parser.add_argument(
+            target.add_argument(
                 option.flag, action="append", default=None, metavar=option.metavar, help=text
             )
         else:
-            parser.add_argument(
+            target.add_argument(
                 option.flag,
                 type=option.kind,
                 default=None,

@@ -16,11 +16,14 @@ The core runs the handshake; this waits for it the way a user needs:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 from l2session.core.link.session import Session
 from l2session.core.management.manager import SessionManager
+from l2session.core.states import State
 from l2session.errors import PeerRefused, SessionTimeout, TransportFailed
 from l2session.runtime.directory import AddressBook
 from l2session.runtime.handle import SessionHandle
@@ -29,6 +32,15 @@ from l2session.runtime.sessions import HandleTable
 from l2session.transports.base import Transport
 from l2session.transports.discovery import DiscoveryEndpoint
 from l2session.transports.relay import split as relay_split
+
+_log = logging.getLogger("l2session.node")
+#: States a failed session's retry moves it to (:func:`_through_retries`).
+_TRYING: Final = (
+    State.HANDSHAKE_INITIATED,
+    State.HANDSHAKE_RECEIVED,
+    State.ESTABLISHED,
+    State.ROTATING,
+)
 
 
 class EstablishHost(Protocol):
@@ -156,7 +168,7 @@ async def _established_or_refused(
         return None if give_up is None else give_up()
 
     try:
-        await handle.established(timeout, give_up=settled)
+        await _through_retries(node, handle, timeout, settled)
     except TransportFailed:
         if not refused.is_set():
             raise
@@ -166,6 +178,45 @@ async def _established_or_refused(
         paths_seen.refusal_done(target)
     reasons = "; ".join(f"{p}: {r}" for p, r in paths_seen.errors_for(target))
     raise PeerRefused(f"the node at {target} refused the connection ({reasons})")
+
+
+async def _through_retries(
+    node: EstablishHost,
+    handle: SessionHandle,
+    timeout: float,
+    give_up: Callable[[], str | None],
+) -> None:
+    """``handle.established(timeout)``, waiting through a failed attempt
+    whose peer sent its signed BUNDLE (``Session.answered_at``): a node
+    with that DID is there but did not finish in ``handshake_timeout`` --
+    a hub working through a crowd -- so the session's own retry
+    (ReconnectionPolicy backoff) is awaited while the caller's ``timeout``
+    lasts.  Silence, a refusal or a bad signature fail at once, as before."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    session = handle.session
+    while True:
+        try:
+            await handle.established(max(0.0, deadline - loop.time()), give_up=give_up)
+            return
+        except TransportFailed:
+            retry_at = session.retry_at
+            left = deadline - loop.time()
+            if (
+                session.state is not State.FAILED
+                or session.closed
+                or session.answered_at is None
+                or retry_at is None
+                or retry_at - node.manager.now() >= left
+                or give_up() is not None
+            ):
+                raise
+        _log.info(
+            "session %s: the peer answered but did not finish in time (busy); "
+            "waiting for the retry",
+            session.peer_did,
+        )
+        await handle.wait_state(*_TRYING, timeout=max(0.0, deadline - loop.time()))
 
 
 def _unreachable(node: EstablishHost, address: str) -> str:

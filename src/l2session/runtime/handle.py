@@ -44,18 +44,22 @@ class HandleHost(Protocol):
     @property
     def queue_waiters(self) -> set[SessionHandle]: ...
 
+    @property
+    def waiting(self) -> set[SessionHandle]: ...
+
     def kick(self) -> None: ...
 
 
 class SessionHandle:
     """One session with one peer, as seen from asyncio (see module doc)."""
 
-    __slots__ = ("_closed_reason", "_node", "_wakeup", "session")
+    __slots__ = ("_closed_reason", "_node", "_waits", "_wakeup", "session")
 
     def __init__(self, node: HandleHost, session: Session) -> None:
         self._node = node
         self.session = session
         self._wakeup = Wakeup()
+        self._waits = 0  # coroutines in _wait (while > 0: in the node's waiting set)
         self._closed_reason: str | None = None
 
     def __repr__(self) -> str:
@@ -272,7 +276,17 @@ class SessionHandle:
         self._wakeup.notify()
 
     async def _wait(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:
-        outcome = await self._wakeup.wait(ready, timeout, lambda: self._node.running)
+        if ready():
+            return
+        # Registered while waiting: Node.wake visits only these handles.
+        self._waits += 1
+        self._node.waiting.add(self)
+        try:
+            outcome = await self._wakeup.wait(ready, timeout, lambda: self._node.running)
+        finally:
+            self._waits -= 1
+            if not self._waits:
+                self._node.waiting.discard(self)
         if outcome == "stopped":
             raise SessionClosed(f"the node stopped; waited for {what} from {self.peer_did}")
         if outcome == "timeout":

@@ -3,10 +3,12 @@
 Every cap a node enforces outside the session core (whose limits are
 :class:`~l2session.core.config.SessionConfig` fields: admission rates and
 CPU share, queues, quarantine) is a field here, passed as
-``Node(limits=NodeLimits(...))``.  The defaults are sized for a busy node
-on one machine -- ten thousand peers -- not for a laptop: a cap that an
-honest crowd reaches is an outage, and the memory each cap bounds is small
-(see docs/NETWORK.md, "Limits", for each one's reason and cost).
+``Node(limits=NodeLimits(...))`` and is a key of the node config file
+and a flag of ``l2session node`` under its own name (cli/node_options.py).
+The defaults are sized for a busy node on one machine -- ten thousand
+peers -- not for a laptop: a cap that an honest crowd reaches is an
+outage, and the memory each cap bounds is small (see docs/NETWORK.md,
+"Limits", for each one's reason and cost).
 
 A peer refused at a connection cap is told so (μTCP: a REFUSE frame;
 QUIC: CONNECTION_REFUSED in an Initial) and its ``establish`` fails with
@@ -21,8 +23,20 @@ from typing import Final
 
 from l2session.errors import ConfigError
 
-#: Default connection cap per transport (each direction counts).
+#: Default QUIC connection cap (both roles): one connection per peer.
 DEFAULT_MAX_CONNECTIONS: Final = 16_384
+#: Default μTCP connection cap (each direction counts).  Twice the QUIC
+#: one: a peer that connects to a node holds two μTCP connections with it,
+#: its own and the one the node dials back to the peer's listening port to
+#: answer its BUNDLE_REQUEST (an unauthenticated request arriving on an
+#: inbound connection is a claim, not a route: transports/tcp.py).  At
+#: 16,384, ten thousand peers were refused past about 8,000.
+DEFAULT_TCP_MAX_CONNECTIONS: Final = 32_768
+#: Default ``listen(2)`` backlog of the μTCP listener.
+DEFAULT_LISTEN_BACKLOG: Final = 4_096
+#: The largest backlog accepted (Linux clamps any larger one to
+#: net.core.somaxconn, 4,096 by default).
+MAX_LISTEN_BACKLOG: Final = 65_535
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +46,17 @@ class NodeLimits:
     #: μTCP connections open at once (both directions).  An idle one costs
     #: about 3 KB (asyncio transport and protocol objects) and one file
     #: descriptor; beyond it new inbound connections are refused (REFUSE).
-    tcp_max_connections: int = DEFAULT_MAX_CONNECTIONS
+    tcp_max_connections: int = DEFAULT_TCP_MAX_CONNECTIONS
     #: Inbound μTCP connections that have not sent their HELLO yet.  A
     #: crowd arriving at once needs room here while the loop is busy with
     #: handshakes; a HELLO arrives within one round trip otherwise.
     tcp_max_unidentified: int = 1_024
+    #: Connections the kernel completes and queues for the μTCP listener
+    #: until the loop accepts them (``listen(2)``'s backlog; Linux clamps
+    #: it to net.core.somaxconn).  asyncio's default of 100 overflows when
+    #: a crowd connects while the loop runs handshakes: the kernel then
+    #: drops SYNs and each peer's connect waits out its 1 s, 3 s resends.
+    tcp_listen_backlog: int = DEFAULT_LISTEN_BACKLOG
     #: Bytes of incomplete frames held across all μTCP connections.
     tcp_max_buffered_bytes: int = 64 << 20
     #: Bytes queued per μTCP connection before packets are dropped.
@@ -77,6 +97,17 @@ class NodeLimits:
                 raise ConfigError(
                     f"NodeLimits.{item.name} must be an integer from 1 to 2**40, got {value!r}"
                 )
+        if self.tcp_listen_backlog > MAX_LISTEN_BACKLOG:
+            raise ConfigError(
+                f"NodeLimits.tcp_listen_backlog must be at most {MAX_LISTEN_BACKLOG}, "
+                f"got {self.tcp_listen_backlog!r}"
+            )
 
 
-__all__ = ["DEFAULT_MAX_CONNECTIONS", "NodeLimits"]
+__all__ = [
+    "DEFAULT_LISTEN_BACKLOG",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_TCP_MAX_CONNECTIONS",
+    "MAX_LISTEN_BACKLOG",
+    "NodeLimits",
+]

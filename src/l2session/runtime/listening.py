@@ -75,4 +75,5 @@ def make_transport(
         max_queue_bytes=limits.tcp_max_queue_bytes,
         hello_timeout=limits.tcp_hello_timeout,
         frame_timeout=limits.tcp_frame_timeout,
+        listen_backlog=limits.tcp_listen_backlog,
     )

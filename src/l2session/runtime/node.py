@@ -577,6 +577,11 @@ class Node(NodeOperations):
         """Handles waiting for their queue to shrink (runtime/sessions.py)."""
         return self.handles.queue_waiters
 
+    @property
+    def waiting(self) -> set[SessionHandle]:
+        """Handles with a coroutine waiting on them (runtime/sessions.py)."""
+        return self.handles.waiting
+
     def store_failed(self, error: StoreError) -> None:
         """The store cannot commit: nothing may leave (write-ahead), so the
         node stops and says why (``failure``; the CLI exits 1)."""

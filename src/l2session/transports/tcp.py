@@ -88,6 +88,10 @@ MAX_BUFFERED_BYTES: Final = 64 << 20
 FRAME_TIMEOUT: Final = 30.0
 #: Outbound-only addresses remembered (HELLO port 0; oldest forgotten first).
 MAX_OUTBOUND_ONLY: Final = 4096
+#: listen(2) backlog: connections the kernel completes and queues until
+#: the loop accepts them (asyncio's default, 100, overflows under a crowd
+#: while the loop runs handshakes; Linux clamps to net.core.somaxconn).
+LISTEN_BACKLOG: Final = 4096
 
 _HELLO_FRAME: Final = HEADER + HELLO_SIZE
 _HELLO_PREFIX: Final = encode_hello(0)[: HEADER + 4]  # the length and the magic
@@ -409,12 +413,13 @@ class TcpTransport:
         max_connections: int = MAX_CONNECTIONS,
         max_buffered_bytes: int = MAX_BUFFERED_BYTES,
         frame_timeout: float = FRAME_TIMEOUT,
+        listen_backlog: int = LISTEN_BACKLOG,
     ) -> None:
         positive = {"connect_timeout": connect_timeout, "hello_timeout": hello_timeout}
         positive.update(max_queue_bytes=max_queue_bytes, max_unidentified=max_unidentified)
         positive.update(max_connections=max_connections, max_buffered_bytes=max_buffered_bytes)
         positive.update(frame_timeout=frame_timeout)
-        positive.update(max_pending_packets=max_pending_packets)
+        positive.update(max_pending_packets=max_pending_packets, listen_backlog=listen_backlog)
         for field, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"{field} must be positive, got {value!r}")
@@ -433,6 +438,7 @@ class TcpTransport:
         self.max_connections = max_connections
         self.max_buffered_bytes = max_buffered_bytes
         self.frame_timeout = frame_timeout
+        self.listen_backlog = listen_backlog
         #: Bytes of incomplete frames held by all connections.
         self._buffered = 0
         self._sweep: asyncio.TimerHandle | None = None
@@ -496,7 +502,10 @@ class TcpTransport:
         if self.listen:
             try:
                 self._server = await self._loop.create_server(
-                    lambda: _Connection(self, None, None), host, port
+                    lambda: _Connection(self, None, None),
+                    host,
+                    port,
+                    backlog=self.listen_backlog,
                 )
             except OSError as exc:
                 where = format_address(host, port)

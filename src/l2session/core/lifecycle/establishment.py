@@ -120,6 +120,7 @@ class EstablishmentPort(RacePort, MigrationPort, Protocol):
     no_early_data: bool
     bundle_nonce: bytes | None
     prekey_retries: int
+    answered_at: float | None
     answers: dict[bytes, bytes] | None
     refused_responses: int
     retry_at: float | None
@@ -205,6 +206,7 @@ def begin(session: EstablishmentPort, now: float, trigger: Trigger, reason: str)
     """Enter ``handshake_initiated`` and send the first message."""
     session.fire(trigger, now, reason)
     session.prekey_retries = 0
+    session.answered_at = None
     session.handshake_deadline = now + session.config.handshake_timeout
     session.handshake_route = None
     race.start(session, now)
@@ -355,6 +357,15 @@ def on_bundle(
         raise AuthenticationFailed("prekey bundle is for another DID", reason="wrong_did")
     bundle.verify(session.owner.ctx.resolver, now=now)
     race.settle(session, source, now)  # signed by the peer: this path works
+    # A signed answer: the peer is there, working through a queue (a hub
+    # that a crowd reached at once).  The INIT's round trip gets a full
+    # handshake_timeout of its own (PROTOCOL.md §6.4): a peer that answers
+    # each step within the timeout is slow, not gone; silence still fails
+    # after one timeout.  At most MAX_PREKEY_RETRIES + 1 bundles per attempt.
+    session.answered_at = now
+    deadline = session.handshake_deadline
+    if deadline is not None:
+        session.handshake_deadline = max(deadline, now + session.config.handshake_timeout)
     _send_init(session, bundle, now)
 
 

@@ -82,6 +82,7 @@ class Session:
         "_peer_synced",
         "_sync_pending",
         "ack_at",
+        "answered_at",
         "answers",
         "bundle_nonce",
         "channel",
@@ -195,6 +196,8 @@ class Session:
         self.race: PathRace | None = None
         #: Fresh bundles fetched in this attempt after PREKEY_GONE.
         self.prekey_retries = 0
+        #: When this attempt's signed BUNDLE came: the peer is busy, not gone.
+        self.answered_at: float | None = None
         #: The last handshake message answered and our answer, so that a
         #: retransmission gets the same answer instead of a new handshake.
         self.answers: dict[bytes, bytes] | None = None
