@@ -43,8 +43,9 @@ only has to move bytes fast and survive hostile peers.  Hence:
   forwards nothing) but which does not say port 0 would otherwise never
   finish a handshake: the answer went only to a dial of its claim.  So the
   answer to an opening packet -- a packet of a type in
-  :data:`OPENING_ANSWERS` -- also goes on the unconfirmed connection that
-  delivered a packet last; nothing else does, so the session is not routed
+  :data:`OPENING_ANSWERS` -- goes on the unconfirmed connection that
+  delivered a packet last (not to a dial too: the peer would get it twice);
+  nothing else does, so the session is not routed
   there until the peer's next packet on it authenticates (the FINISH, or
   DATA after a RESUME_ACK) and confirms it.  A process that merely claimed
   the port learns an answer to a packet it replayed, which it cannot open.
@@ -260,8 +261,8 @@ class TcpTransport:
             if conn is not None:
                 conn.enqueue(data)
                 return
-            # Only claims: dial the address itself (below), and answer an
-            # opening packet on the claim it came on as well, or a peer
+            # Only claims: dial the address itself (below) -- but answer an
+            # opening packet on the claim it came on instead, or a peer
             # whose announced port cannot be dialled back could never
             # finish a handshake.  The session is not routed there: its
             # other packets wait for a confirmed connection.
@@ -270,6 +271,7 @@ class TcpTransport:
                 if claim is not None:
                     count(self.stats, "answered_on_claim")
                     claim.enqueue(data)
+                    return  # where the opening packet came from, and only there
         host, port = parse_address(address)
         canonical = format_address(host, port)
         if canonical != address:
