@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from l2session.core.lifecycle.persistence import RouteRecord
 from l2session.core.states import TransitionRecord
@@ -229,7 +229,55 @@ def sh(*args: str) -> str:
     return done.stdout
 
 
-class Lab:
+class Namespaces:
+    """A set of network namespaces (``ns``: role -> name, each name unique
+    to this process) that exist between ``__enter__``'s ``_build`` and
+    ``close``, which deletes them whatever happened (deleting a namespace
+    deletes its interfaces, veth peers and nftables rules with it)."""
+
+    ns: dict[str, str]
+    _up = False
+
+    def __enter__(self) -> Self:
+        try:
+            for ns in self.ns.values():
+                sh("ip", "netns", "add", ns)
+            self._up = True
+            for ns in self.ns.values():
+                sh("ip", "-n", ns, "link", "set", "lo", "up")
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _build(self) -> None:
+        """Links, addresses, routes and rules (the namespaces exist)."""
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._up:
+            return
+        self._up = False
+        for ns in self.ns.values():
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+
+    def prefix(self, node: str) -> list[str]:
+        return ["ip", "netns", "exec", self.ns[node]]
+
+    def veth(self, left: str, right: str, names: tuple[str, str]) -> None:
+        """A veth pair ``names`` between namespaces ``left`` and ``right``, up."""
+        a, b = names
+        sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
+        sh("ip", "link", "set", a, "netns", self.ns[left])
+        sh("ip", "link", "set", b, "netns", self.ns[right])
+        for ns, dev in ((self.ns[left], a), (self.ns[right], b)):
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+
+
+class Lab(Namespaces):
     """Namespaces ``a`` and ``b`` joined by a veth pair on 10.201.N.0/24
     (``base`` picks another /16, so that suites running at once differ).
 
@@ -246,50 +294,16 @@ class Lab:
         self.net = f"{base}.{(os.getpid() + next(self._serial)) % 250}"
         self.address = {"a": f"{self.net}.1", "b": f"{self.net}.2"}
         self._veth = (f"l2v{tag}a", f"l2v{tag}b")
-        self._up = False
 
-    def __enter__(self) -> Lab:
-        a, b = self.ns["a"], self.ns["b"]
+    def _build(self) -> None:
         va, vb = self._veth
-        try:
-            sh("ip", "netns", "add", a)
-            sh("ip", "netns", "add", b)
-            self._up = True
-            sh("ip", "link", "add", va, "type", "veth", "peer", "name", vb)
-            sh("ip", "link", "set", va, "netns", a)
-            sh("ip", "link", "set", vb, "netns", b)
-            for ns, dev, host in ((a, va, self.address["a"]), (b, vb, self.address["b"])):
-                sh("ip", "-n", ns, "addr", "add", f"{host}/24", "dev", dev)
-                sh("ip", "-n", ns, "link", "set", dev, "up")
-                sh("ip", "-n", ns, "link", "set", "lo", "up")
-                # Deleting an interface's first address would otherwise take
-                # its other addresses with it (a moved node would vanish).
-                sh(
-                    "ip",
-                    "netns",
-                    "exec",
-                    ns,
-                    "sysctl",
-                    "-qw",
-                    f"net.ipv4.conf.{dev}.promote_secondaries=1",
-                )
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if not self._up:
-            return
-        self._up = False
-        for ns in self.ns.values():
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
-
-    def prefix(self, node: str) -> list[str]:
-        return ["ip", "netns", "exec", self.ns[node]]
+        self.veth("a", "b", self._veth)
+        for side, dev in (("a", va), ("b", vb)):
+            ns = self.ns[side]
+            sh("ip", "-n", ns, "addr", "add", f"{self.address[side]}/24", "dev", dev)
+            # Deleting an interface's first address would otherwise take
+            # its other addresses with it (a moved node would vanish).
+            sh(*self.prefix(side), "sysctl", "-qw", f"net.ipv4.conf.{dev}.promote_secondaries=1")
 
     def fault(self, rule: str) -> None:
         """Replace ``a``'s fault with ``rule`` (an nftables statement list,

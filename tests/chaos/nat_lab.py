@@ -28,12 +28,12 @@ import os
 import subprocess
 from typing import Final
 
-from .chaos_lab import sh
+from .chaos_lab import Namespaces, sh
 
 NODES: Final = ("home_a", "nat_a", "inet", "nat_b", "home_b")
 
 
-class NatLab:
+class NatLab(Namespaces):
     """The topology of the module docstring (a context manager)."""
 
     _serial = itertools.count()
@@ -49,50 +49,20 @@ class NatLab:
         self._wan = {"a": f"10.218.{b}", "b": f"10.219.{b}"}
         self.symmetric = {"a": symmetric_a, "b": symmetric_b}
         self._veth = 0
-        self._up = False
 
-    def __enter__(self) -> NatLab:
-        try:
-            for ns in self.ns.values():
-                sh("ip", "netns", "add", ns)
-            self._up = True
-            for ns in self.ns.values():
-                sh("ip", "-n", ns, "link", "set", "lo", "up")
-            sh("ip", "-n", self.ns["inet"], "addr", "add", f"{self.public}/32", "dev", "lo")
-            # The internet routes between the two NATs' WAN links.
-            sh("ip", "netns", "exec", self.ns["inet"], "sysctl", "-qw", "net.ipv4.ip_forward=1")
-            for side in ("a", "b"):
-                self._home(side)
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if not self._up:
-            return
-        self._up = False
-        for ns in self.ns.values():
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
-
-    def prefix(self, node: str) -> list[str]:
-        return ["ip", "netns", "exec", self.ns[node]]
-
-    # -- building -------------------------------------------------------------------
+    def _build(self) -> None:
+        sh("ip", "-n", self.ns["inet"], "addr", "add", f"{self.public}/32", "dev", "lo")
+        # The internet routes between the two NATs' WAN links.
+        sh(*self.prefix("inet"), "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        for side in ("a", "b"):
+            self._home(side)
 
     def _link(self, left: str, right: str) -> tuple[str, str]:
         self._veth += 1
         tag = self.ns["inet"][3:].replace("inet", "")
-        a, b = f"l2w{tag}{self._veth}a", f"l2w{tag}{self._veth}b"
-        sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
-        sh("ip", "link", "set", a, "netns", self.ns[left])
-        sh("ip", "link", "set", b, "netns", self.ns[right])
-        for ns, dev in ((self.ns[left], a), (self.ns[right], b)):
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-        return a, b
+        names = (f"l2w{tag}{self._veth}a", f"l2w{tag}{self._veth}b")
+        self.veth(left, right, names)
+        return names
 
     def _home(self, side: str) -> None:
         nat, home, inet = self.ns[f"nat_{side}"], self.ns[f"home_{side}"], self.ns["inet"]

@@ -261,6 +261,12 @@ def test_hole_punching_moves_a_relayed_session_to_a_direct_path(lab: NatLab, net
     relay.tell("stats")
     after = relay.expect("relayed")["packets_forwarded"]
     assert after == before  # the relay saw no data after the upgrade
+    # The punch was timed as DCUtR's: the leader (the lower DID) measured
+    # the relayed round trip and fired half of it after its PUNCH_SYNC.
+    leader = "a" if a_did < b.expect("ready")["did"] else "b"
+    said = (net.tmp / leader / f"{leader}.stderr").read_text()
+    assert "relayed round trip" in said
+    assert "punching to" in said
     report(
         "hole punching, endpoint-independent NATs",
         messages=MESSAGES,

@@ -53,6 +53,14 @@ def test_a_peer_reaches_a_reserved_node_through_a_relay() -> None:
                 stats = server.stats
                 assert (server.reservations, stats.circuits_opened) == (1, 1)
                 assert stats.packets_forwarded > 1000 // 32
+                # B knew the relay only by address: its first CONNECT was
+                # unsigned, refused with the relay's DID, and a CONNECT
+                # signed by B's DID and bound to that relay opened the circuit.
+                assert stats.refused == {"unauthenticated": 1}
+                b_client = b.relaying.client
+                assert b_client is not None
+                assert b_client.stats.extra.get("connect_signed_retry") == 1
+                assert server.initiators() == [b.did]
                 # The relay never had a session with either end.
                 assert relay.manager.sessions == {}
 

@@ -14,18 +14,23 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from qh3.asyncio.protocol import QuicConnectionProtocol
+from qh3.asyncio.server import serve
+from qh3.quic import events
 from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import QuicConnection
 
 from l2session.errors import TransportFailed
 from l2session.transports import quic_endpoint, quic_library
 from l2session.transports.base import REFUSED_PREFIX, Transport
+from l2session.transports.certs import generate_self_signed
 from l2session.transports.framing import MAX_FRAME, FrameTooLarge
 from l2session.transports.quic import ALPN, QuicTransport
+from l2session.transports.quic import make_configurations as quic_make_configurations
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -629,6 +634,114 @@ def test_a_peer_restarted_at_the_same_address_is_reached_on_its_new_connection()
         b.send(a_addr, b"welcome back")
         await until(lambda: again.packets == [(b"welcome back", b_addr)], what="the reply")
         await reborn.close()
+        await b.close()
+
+    run(main())
+
+
+# -- outbound-only clients (a QUIC client behind a NAT) -------------------------
+
+
+def test_an_outbound_only_client_is_marked_and_never_dialled_again() -> None:
+    async def main() -> None:
+        a, ra, a_addr = await node(advertise=False)
+        b, rb, b_addr = await node()
+        a.send(b_addr, b"hello")
+        await until(lambda: rb.packets == [(b"hello", a_addr)], what="the packet")
+        assert not b.dialable(a_addr)
+        assert b.stats.extra.get("outbound_only") == 1
+        assert a.dialable(b_addr)  # b offered nothing: a listening peer
+        b.send(a_addr, b"reply")  # over the live connection
+        await until(lambda: ra.packets == [(b"reply", b_addr)], what="the reply")
+        a.disconnect(b_addr)
+        await until(lambda: rb.downs != [], what="b sees the close")
+        b.send(a_addr, b"not dialled")
+        b.probe(a_addr)
+        assert b.stats.extra.get("not_dialled") == 1
+        assert b.stats.connects == 0
+        assert b.connection_count == 0
+        # a comes back by itself: a new connection, routed again.
+        a.send(b_addr, b"back")
+        await until(lambda: rb.packets[-1] == (b"back", a_addr), what="a is back")
+        b.send(a_addr, b"welcome")
+        await until(lambda: ra.packets[-1] == (b"welcome", b_addr), what="the welcome")
+        assert b.stats.connects == 0
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_a_listening_client_stays_dialable_and_an_old_server_accepts_the_offer() -> None:
+    async def main() -> None:
+        a, _, a_addr, b, _, b_addr = await connected_pair()
+        assert b.dialable(a_addr)
+        assert a.dialable(b_addr)
+        assert "outbound_only" not in b.stats.extra
+        await a.close()
+        await b.close()
+        # A server of an older release knows only ALPN: it selects that and
+        # the outbound-only client's connection works as before.
+        c, rc, c_addr = await node(advertise=False)
+        server = QuicConfiguration(is_client=False, alpn_protocols=[ALPN])
+        cert = generate_self_signed()
+        server.load_cert_chain(cert.certificate_pem, cert.private_key_pem)
+        got: list[str] = []
+
+        class OldServer(QuicConnectionProtocol):
+            def quic_event_received(self, event: events.QuicEvent) -> None:
+                if isinstance(event, events.HandshakeCompleted):
+                    got.append(str(event.alpn_protocol))
+
+        old = await serve(HOST, 0, configuration=server, create_protocol=OldServer)
+        udp = old._transport
+        assert udp is not None
+        old_addr = f"{HOST}:{udp.get_extra_info('sockname')[1]}"
+        c.send(old_addr, b"hello")
+        await until(lambda: got == [ALPN] and rc.ups == [old_addr], what="the old server")
+        udp.close()
+        await c.close()
+        assert c_addr
+
+    run(main())
+
+
+def test_the_alpn_offers_match_the_known_answers_of_protocol_md() -> None:
+    """PROTOCOL.md §1 gives the ClientHello ProtocolNameList of both offers."""
+
+    def name_list(protocols: list[str]) -> str:
+        body = b"".join(bytes([len(p)]) + p.encode() for p in protocols)
+        return (len(body).to_bytes(2, "big") + body).hex()
+
+    _, plain = quic_make_configurations(30.0)
+    _, outbound = quic_make_configurations(30.0, advertise=False)
+    assert plain.alpn_protocols is not None
+    assert outbound.alpn_protocols is not None
+    text = (Path(__file__).parents[2] / "docs" / "PROTOCOL.md").read_text()
+    assert f"otherwise `{name_list(plain.alpn_protocols)}`" in text
+    assert f"outbound-only\n  `{name_list(outbound.alpn_protocols)}`" in text
+
+
+def test_a_simultaneous_open_carries_what_waits_on_a_dropped_dial() -> None:
+    """Hole punching: B dials A first and A's NAT drops B's Initial; then A
+    dials B, which gets through.  The packet waiting on B's stalled dial
+    goes on A's connection as soon as it is up (``extra["adopted"]``),
+    not after QUIC's probe timeout resends B's Initial."""
+
+    async def main() -> None:
+        a, ra, a_addr = await node()
+        b, rb, b_addr = await node()
+        a.drop_filter = lambda address: address == b_addr  # A's NAT: closed to B
+        b.send(a_addr, b"from b")
+        # B's Initial and two probe-timeout resends are lost: its next
+        # resend waits the backed-off timeout, long after A's dial is up.
+        await until(lambda: b.stats.extra.get("datagrams_sent", 0) >= 3, what="B's resends")
+        a.drop_filter = None  # A sends to B: its NAT opens for B
+        a.send(b_addr, b"from a")
+        await until(lambda: rb.packets == [(b"from a", a_addr)], what="A's packet")
+        await until(lambda: ra.packets == [(b"from b", b_addr)], what="B's packet")
+        assert b.stats.extra.get("adopted") == 1
+        await a.close()
         await b.close()
 
     run(main())

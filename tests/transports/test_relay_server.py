@@ -24,6 +24,7 @@ from l2session.wire.relay import (
     NO_RESERVATION,
     PER_IP,
     STALE,
+    UNAUTHENTICATED,
     CircuitEnd,
     Connect,
     ConnectOk,
@@ -32,6 +33,7 @@ from l2session.wire.relay import (
     Reserve,
     ReserveOk,
     ReserveReject,
+    connect_signed_bytes,
     decode_relay,
     encode_relay,
     reserve_signed_bytes,
@@ -71,10 +73,31 @@ def answer(out: list[tuple[tuple[str, str], bytes]]) -> object:
     return decode_relay(out[0][1])
 
 
+_nonces = iter(range(1 << 30))
+
+
+def connect(
+    target: str,
+    *,
+    by: str = "h",
+    at: float = NOW,
+    nonce: bytes | None = None,
+    relay: str = "",
+    signer: str = "",
+) -> bytes:
+    """A CONNECT to ``target`` signed by ``by`` (``signer``: a different key
+    signs, a forgery), bound to ``relay`` (default: this relay)."""
+    initiator = PEOPLE[by].did_text
+    nonce = nonce or next(_nonces).to_bytes(16, "big")
+    ts = int(at * 1000)
+    target_did = PEOPLE[target].did_text
+    signed = connect_signed_bytes(relay or RELAY.did_text, initiator, target_did, ts, nonce)
+    signature = primitives.ed25519_sign(PEOPLE[signer or by].signing, signed)
+    return encode_relay(Connect(nonce, target_did, ts, initiator, signature))
+
+
 def open_circuit(relay: RelayServer, target: str = "a") -> bytes:
-    reply = answer(
-        relay.receive(encode_relay(Connect(bytes(16), PEOPLE[target].did_text)), B_ROUTE, NOW)
-    )
+    reply = answer(relay.receive(connect(target), B_ROUTE, NOW))
     assert isinstance(reply, ConnectOk)
     return reply.circuit
 
@@ -191,9 +214,7 @@ def test_a_circuit_forwards_the_very_bytes_between_its_ends_only() -> None:
 
 def test_connect_to_a_did_without_a_reservation_is_refused() -> None:
     relay = server()
-    reply = answer(
-        relay.receive(encode_relay(Connect(bytes(16), PEOPLE["a"].did_text)), B_ROUTE, NOW)
-    )
+    reply = answer(relay.receive(connect("a", nonce=bytes(16)), B_ROUTE, NOW))
     assert reply == ConnectReject(bytes(16), NO_RESERVATION)
 
 
@@ -240,9 +261,7 @@ def test_circuits_per_reservation_are_bounded() -> None:
     relay.receive(reserve("a"), A_ROUTE, NOW)
     open_circuit(relay, "a")
     open_circuit(relay, "a")
-    third = answer(
-        relay.receive(encode_relay(Connect(bytes(16), PEOPLE["a"].did_text)), B_ROUTE, NOW)
-    )
+    third = answer(relay.receive(connect("a"), B_ROUTE, NOW))
     assert isinstance(third, ConnectReject)
     assert third.reason == FULL
     assert relay.stats.refused == {"circuits_full": 1}
@@ -272,3 +291,77 @@ def test_garbage_and_answers_sent_to_a_relay_are_counted_and_dropped() -> None:
 def test_every_limit_is_validated(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match="RelayLimits"):
         RelayLimits(**kwargs)
+
+
+# -- CONNECT is authenticated (the initiator's DID signs it) ---------------------
+
+
+def test_an_unsigned_connect_is_refused_and_told_the_relays_did() -> None:
+    relay = server()
+    relay.receive(reserve("a"), A_ROUTE, NOW)
+    unsigned = encode_relay(Connect(bytes(16), PEOPLE["a"].did_text))
+    reply = answer(relay.receive(unsigned, B_ROUTE, NOW))
+    assert reply == ConnectReject(bytes(16), UNAUTHENTICATED, RELAY.did_text)
+    assert relay.circuits == 0
+    assert relay.stats.refused == {"unauthenticated": 1}
+
+
+@pytest.mark.parametrize(
+    ("make", "reason", "name"),
+    [
+        # Signed by another key than the initiator DID's (a forgery).
+        (lambda: connect("a", by="h", signer="g"), BAD_SIGNATURE, "connect_bad_signature"),
+        # Bound to another relay (replayed here from there).
+        (lambda: connect("a", relay=PEOPLE["c"].did_text), BAD_SIGNATURE, "connect_bad_signature"),
+        # Signed for another target, the target rewritten.
+        (
+            lambda: connect("b")[:18] + connect("a")[18 : 19 + 56] + connect("b")[19 + 56 :],
+            BAD_SIGNATURE,
+            "connect_bad_signature",
+        ),
+        # An initiator DID the relay cannot resolve.
+        (
+            lambda: encode_relay(
+                Connect(bytes(16), PEOPLE["a"].did_text, int(NOW * 1000), "did:web:x", bytes(64))
+            ),
+            BAD_SIGNATURE,
+            "connect_bad_signature",
+        ),
+        (lambda: connect("a", at=NOW - 500), STALE, "connect_stale"),
+        (lambda: connect("a", at=NOW + 500), STALE, "connect_stale"),
+    ],
+)
+def test_forged_foreign_or_stale_connects_are_refused_and_counted(
+    make: Any, reason: int, name: str
+) -> None:
+    relay = server()
+    relay.receive(reserve("a"), A_ROUTE, NOW)
+    relay.receive(reserve("b"), ("10.218.8.8:7000", "quic"), NOW)
+    reply = answer(relay.receive(make(), B_ROUTE, NOW))
+    assert isinstance(reply, ConnectReject)
+    assert reply.reason == reason
+    assert relay.circuits == 0
+    assert relay.stats.circuits_opened == 0
+    assert relay.stats.refused == {name: 1}
+
+
+def test_a_replayed_connect_is_refused_the_original_opened_one_circuit() -> None:
+    relay = server()
+    relay.receive(reserve("a"), A_ROUTE, NOW)
+    packet = connect("a")
+    assert isinstance(answer(relay.receive(packet, B_ROUTE, NOW)), ConnectOk)
+    stranger = ("10.219.9.9:5000", "quic")  # an eavesdropper replays it
+    replay = answer(relay.receive(packet, stranger, NOW + 1))
+    assert isinstance(replay, ConnectReject)
+    assert replay.reason == STALE
+    assert relay.circuits == 1
+    assert relay.stats.refused == {"connect_stale": 1}
+
+
+def test_connect_and_reserve_nonces_share_one_replay_window() -> None:
+    relay = server()
+    nonce = bytes(range(16))
+    relay.receive(reserve("a", nonce=nonce), A_ROUTE, NOW)
+    reply = answer(relay.receive(connect("a", nonce=nonce), B_ROUTE, NOW))
+    assert isinstance(reply, ConnectReject)
+    assert reply.reason == STALE

@@ -638,6 +638,19 @@ class Confirming(Recorder):
             self.transport.confirm(address)
 
 
+@contextlib.asynccontextmanager
+async def confirming(**options: Any) -> AsyncIterator[tuple[TcpTransport, Confirming, int]]:
+    """A transport whose listener plays the core (:class:`Confirming`)."""
+    victim_rec = Confirming()
+    victim = TcpTransport(**options)
+    port = await victim.start(victim_rec, HOST, 0)
+    victim_rec.transport = victim
+    try:
+        yield victim, victim_rec, port
+    finally:
+        await victim.close()
+
+
 async def _attacker(
     victim_port: int, claimed_port: int
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -655,67 +668,128 @@ async def _read_some(reader: asyncio.StreamReader) -> bytes:
 
 def test_an_unconfirmed_hello_does_not_take_over_a_working_route(run: Run[None]) -> None:
     async def main() -> None:
-        victim_rec = Confirming()
-        victim = TcpTransport()
-        port = await victim.start(victim_rec, HOST, 0)
-        victim_rec.transport = victim
-        try:
-            async with node() as (peer, peer_rec, peer_addr):
-                peer.send(f"{HOST}:{port}", b"genuine hello")
-                await wait_until(lambda: len(victim_rec.packets) == 1, "the peer's packet")
-                victim.send(peer_addr, b"before")
-                await wait_until(lambda: peer_rec.data() == [b"before"], "the reply")
-                # Mallory shares the host and claims the peer's port.
-                peer_port = int(peer_addr.rsplit(":", 1)[1])
-                reader, writer = await _attacker(port, peer_port)
-                await wait_until(lambda: len(victim_rec.packets) == 2, "mallory's packet")
-                assert victim_rec.packets[1][1] == peer_addr  # the claim is accepted as a key
-                victim.send(peer_addr, b"secret")
-                await wait_until(lambda: peer_rec.data() == [b"before", b"secret"], "the secret")
-                assert b"secret" not in await _read_some(reader)
-                writer.close()
-        finally:
-            await victim.close()
+        async with (
+            confirming() as (victim, victim_rec, port),
+            node() as (peer, peer_rec, peer_addr),
+        ):
+            peer.send(f"{HOST}:{port}", b"genuine hello")
+            await wait_until(lambda: len(victim_rec.packets) == 1, "the peer's packet")
+            victim.send(peer_addr, b"before")
+            await wait_until(lambda: peer_rec.data() == [b"before"], "the reply")
+            # Mallory shares the host and claims the peer's port.
+            peer_port = int(peer_addr.rsplit(":", 1)[1])
+            reader, writer = await _attacker(port, peer_port)
+            await wait_until(lambda: len(victim_rec.packets) == 2, "mallory's packet")
+            assert victim_rec.packets[1][1] == peer_addr  # the claim is accepted as a key
+            victim.send(peer_addr, b"secret")
+            await wait_until(lambda: peer_rec.data() == [b"before", b"secret"], "the secret")
+            assert b"secret" not in await _read_some(reader)
+            writer.close()
 
     run(main())
 
 
 def test_a_claim_alone_gets_nothing_the_genuine_listener_is_dialled(run: Run[None]) -> None:
     async def main() -> None:
-        victim_rec = Confirming()
-        victim = TcpTransport()
-        port = await victim.start(victim_rec, HOST, 0)
-        victim_rec.transport = victim
-        try:
-            async with node() as (_, peer_rec, peer_addr):
-                peer_port = int(peer_addr.rsplit(":", 1)[1])
-                reader, writer = await _attacker(port, peer_port)  # before the peer
-                await wait_until(lambda: len(victim_rec.packets) == 1, "mallory's packet")
-                victim.send(peer_addr, b"to the peer")
-                await wait_until(lambda: peer_rec.data() == [b"to the peer"], "dialled")
-                assert b"to the peer" not in await _read_some(reader)
-                writer.close()
-        finally:
-            await victim.close()
+        async with (
+            confirming() as (victim, victim_rec, port),
+            node() as (_, peer_rec, peer_addr),
+        ):
+            peer_port = int(peer_addr.rsplit(":", 1)[1])
+            reader, writer = await _attacker(port, peer_port)  # before the peer
+            await wait_until(lambda: len(victim_rec.packets) == 1, "mallory's packet")
+            victim.send(peer_addr, b"to the peer")
+            await wait_until(lambda: peer_rec.data() == [b"to the peer"], "dialled")
+            assert b"to the peer" not in await _read_some(reader)
+            writer.close()
 
     run(main())
 
 
 def test_a_confirmed_inbound_connection_carries_the_replies(run: Run[None]) -> None:
     async def main() -> None:
-        victim_rec = Confirming()
-        victim = TcpTransport()
-        port = await victim.start(victim_rec, HOST, 0)
-        victim_rec.transport = victim
-        try:
-            async with node() as (peer, peer_rec, peer_addr):
-                peer.send(f"{HOST}:{port}", b"genuine")
-                await wait_until(lambda: len(victim_rec.packets) == 1, "the packet")
-                victim.send(peer_addr, b"reply")
-                await wait_until(lambda: peer_rec.data() == [b"reply"], "the reply")
-                assert victim.stats.connects == 0  # no dial: the inbound one was used
-                assert victim.stats.extra.get("confirmed") == 1
-        finally:
-            await victim.close()
+        async with (
+            confirming() as (victim, victim_rec, port),
+            node() as (peer, peer_rec, peer_addr),
+        ):
+            peer.send(f"{HOST}:{port}", b"genuine")
+            await wait_until(lambda: len(victim_rec.packets) == 1, "the packet")
+            victim.send(peer_addr, b"reply")
+            await wait_until(lambda: peer_rec.data() == [b"reply"], "the reply")
+            assert victim.stats.connects == 0  # no dial: the inbound one was used
+            assert victim.stats.extra.get("confirmed") == 1
+
+    run(main())
+
+
+# Review N1: a dialer whose announced port cannot be dialled back (a
+# firewall, a NAT forwarding nothing) but which does not say port 0 could
+# not finish a handshake: the answer to its opening packet went to a fresh
+# dial of the announced port.  Opening answers now also go back on the
+# unconfirmed connection the opening packet came on; nothing else does.
+
+
+async def _collect(reader: asyncio.StreamReader, seconds: float = 0.5) -> bytes:
+    """Everything the connection carries within ``seconds`` (bounded)."""
+    data = b""
+    deadline = asyncio.get_running_loop().time() + seconds
+    for _ in range(1000):
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            break
+        with contextlib.suppress(TimeoutError):
+            chunk = await asyncio.wait_for(reader.read(65536), left)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+RESPONSE_LIKE = bytes([1, 0x10]) + b"\x00" * 16 + bytes([1, 2]) + b"response"  # HANDSHAKE
+INIT_LIKE = bytes([1, 0x10]) + b"\x00" * 16 + bytes([1, 1]) + b"init"  # HANDSHAKE
+DATA_LIKE = bytes([1, 0x20]) + b"\x00" * 21 + b"data"  # DATA
+
+
+def test_an_opening_answer_goes_back_on_the_claim_other_packets_do_not(run: Run[None]) -> None:
+    async def main() -> None:
+        async with confirming(retry_interval=0) as (victim, victim_rec, port):
+            closed = free_port()  # announced, but nobody listens there
+            reader, writer = await _attacker(port, closed)
+            claimed = f"{HOST}:{closed}"
+            await wait_until(lambda: len(victim_rec.packets) == 1, "the opening packet")
+            assert victim_rec.packets[0][1] == claimed
+            victim.send(claimed, DATA_LIKE)
+            victim.send(claimed, INIT_LIKE)  # ours, not an answer
+            victim.send(claimed, RESPONSE_LIKE)
+            got = await _collect(reader)
+            assert encode_frame(RESPONSE_LIKE) in got
+            assert b"data" not in got  # the session is not routed to a claim
+            assert b"init" not in got
+            assert victim.stats.extra.get("answered_on_claim") == 1
+            assert victim.stats.extra.get("confirmed") is None
+            writer.close()
+
+    run(main())
+
+
+def test_a_dialer_announcing_an_undialable_port_is_answered_then_confirmed(
+    run: Run[None],
+) -> None:
+    async def main() -> None:
+        async with confirming() as (victim, victim_rec, port):
+            closed = free_port()
+            reader, writer = await _attacker(port, closed)
+            claimed = f"{HOST}:{closed}"
+            await wait_until(lambda: len(victim_rec.packets) == 1, "the opening packet")
+            victim.send(claimed, RESPONSE_LIKE)
+            assert encode_frame(RESPONSE_LIKE) in await _collect(reader)
+            # The dialer's next packet authenticates: the claim is confirmed
+            # and carries everything from now on, without a dial.
+            writer.write(encode_frame(b"genuine finish"))
+            await wait_until(lambda: len(victim_rec.packets) == 2, "the finish")
+            victim.send(claimed, DATA_LIKE)
+            assert encode_frame(DATA_LIKE) in await _collect(reader)
+            assert victim.stats.extra.get("confirmed") == 1
+            writer.close()
 
     run(main())

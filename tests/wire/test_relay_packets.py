@@ -19,7 +19,9 @@ from l2session.identity.did import Did, ed25519_from_did_key
 from l2session.testing.vectors import relay_vector
 from l2session.wire.relay import (
     RELAY_TYPES,
+    Connect,
     Reserve,
+    connect_signed_bytes,
     decode_relay,
     encode_relay,
     is_relay_packet,
@@ -63,6 +65,38 @@ def test_the_reserve_signature_verifies_for_the_did_and_this_relay_only() -> Non
         primitives.ed25519_verify(key, reserve.signature, elsewhere, what="RESERVE")
 
 
+def test_the_connect_signature_verifies_for_the_initiator_this_relay_and_target() -> None:
+    [connect] = [p for p in KAT["packets"] if p["name"] == "CONNECT signed"]
+    packet = decode_relay(bytes.fromhex(connect["hex"]))
+    assert isinstance(packet, Connect)
+    assert packet.signed
+    assert packet.initiator == KAT["connecting_did"]
+    assert packet.target == KAT["reserving_did"]
+    assert packet.timestamp_ms is not None
+    assert packet.signature is not None
+    key = ed25519_from_did_key(Did.parse(KAT["connecting_did"]))
+    signed = connect_signed_bytes(
+        KAT["relay_did"], KAT["connecting_did"], packet.target, packet.timestamp_ms, packet.nonce
+    )
+    assert signed.hex() == KAT["connect_signed_bytes"]
+    primitives.ed25519_verify(key, packet.signature, signed, what="CONNECT")
+    for relay, target in ((KAT["reserving_did"], packet.target), (KAT["relay_did"], "did:x")):
+        other = connect_signed_bytes(
+            relay, KAT["connecting_did"], target, packet.timestamp_ms, packet.nonce
+        )
+        with pytest.raises(Exception, match="signature"):
+            primitives.ed25519_verify(key, packet.signature, other, what="CONNECT")
+
+
+def test_the_unsigned_connect_of_the_first_release_still_decodes_as_unsigned() -> None:
+    [connect] = [p for p in KAT["packets"] if p["name"] == "CONNECT"]
+    packet = decode_relay(bytes.fromhex(connect["hex"]))
+    assert isinstance(packet, Connect)
+    assert not packet.signed
+    with pytest.raises(MalformedMessage, match="all three"):
+        encode_relay(Connect(packet.nonce, packet.target, 1, None, None))
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
@@ -73,6 +107,11 @@ def test_the_reserve_signature_verifies_for_the_did_and_this_relay_only() -> Non
         ("0243" + "00" * 16 + "01" + "61", "version"),
         ("0143" + "00" * 16 + "00", "length 0"),
         ("0141" + "00" * 16 + "00000258" + "02ffff", "UTF-8"),
+        # A signed CONNECT cut short: a timestamp without the rest, and
+        # everything but the last byte of the signature.
+        ("0143" + "00" * 16 + "0161" + "00" * 8, "initiator DID length"),
+        ("0143" + "00" * 16 + "0161" + "00" * 8 + "0162" + "00" * 63, "truncated"),
+        ("0145" + "00" * 16 + "0b" + "00", "relay DID length 0"),
     ],
 )
 def test_damaged_relay_packets_are_malformed(data: str, reason: str) -> None:

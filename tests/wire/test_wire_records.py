@@ -37,6 +37,7 @@ from l2session.wire.records import (
     Migrate,
     PathChallenge,
     PathResponse,
+    PunchSync,
     Record,
     RotateDone,
     RotateInit,
@@ -49,7 +50,7 @@ from l2session.wire.records import (
 
 U64_MAX = (1 << 64) - 1
 U32_MAX = (1 << 32) - 1
-KNOWN_TYPES = frozenset(range(0x01, 0x0D))
+KNOWN_TYPES = frozenset(range(0x01, 0x0D)) | {0x0E}  # 0x0D: unassigned
 
 u64 = st.integers(0, U64_MAX)
 u32 = st.integers(0, U32_MAX)
@@ -96,6 +97,7 @@ records: st.SearchStrategy[Record] = st.one_of(
     st.builds(Migrate, u32, st.text(min_size=1, max_size=MAX_ENDPOINT_BYTES // 4)),
     st.builds(PathChallenge, fixed(8)),
     st.builds(PathResponse, fixed(8)),
+    st.just(PunchSync()),
 )
 
 #: One valid example of every record type (for exhaustive byte-level checks).
@@ -123,6 +125,7 @@ EXAMPLES: list[Record] = [
     Close("bye ✓"),
     Migrate(1, "192.0.2.7:4433"),
     PathChallenge(b"\x07" * 8),
+    PunchSync(),
     PathResponse(b"\x08" * 8),
 ]
 

@@ -159,6 +159,7 @@ RECORDS: dict[int, Layout] = {
     0x0A: ("MIGRATE", [("sequence", "u32"), ("endpoint", "str16")]),
     0x0B: ("PATH_CHALLENGE", [("token", 8)]),
     0x0C: ("PATH_RESPONSE", [("token", 8)]),
+    0x0E: ("PUNCH_SYNC", []),
 }
 
 

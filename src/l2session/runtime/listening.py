@@ -57,14 +57,16 @@ def make_transport(
     advertise: bool,
 ) -> Transport:
     """A fresh transport for ``path`` (``"quic"`` or ``"tcp"``) within the
-    node's ``limits``; ``advertise`` False: μTCP's HELLO says port 0 (an
-    outbound-only node: peers never dial it)."""
+    node's ``limits``; ``advertise`` False: μTCP's HELLO says port 0 and the
+    QUIC ALPN offer says outbound-only (an outbound-only node: peers never
+    dial it)."""
     if path == "quic":
         return QuicTransport(
             connect_timeout=connect_timeout,
             idle_timeout=quic_idle_timeout,
             max_connections=limits.quic_max_connections,
             max_queue=limits.quic_max_queue,
+            advertise=advertise,
         )
     return TcpTransport(
         connect_timeout=connect_timeout,

@@ -322,15 +322,8 @@ def connected_pair(
     sim = Simulation(seed, profile=profile)
     alice = sim.add_node("alice", config=config)
     bob = sim.add_node("bob", config=config)
-    session = alice.manager.establish(bob.did)
-    sim.run_until(
-        lambda: (
-            session.state.value == "established"
-            and (s := bob.session(alice)) is not None
-            and s.state.value == "established"
-        ),
-        timeout=60,
-    )
+    alice.manager.establish(bob.did)
+    sim.run_until(lambda: both_established(alice, bob), timeout=60)
     return sim, alice, bob
 
 

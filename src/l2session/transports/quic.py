@@ -12,7 +12,12 @@ socket for both roles (:mod:`.quic_endpoint`): ``send`` to an address with
 no connection dials it from that socket, and an Initial from an unknown
 peer opens a server-side connection on it.  A peer's packets therefore come
 from the port it listens on: the UDP source address is its canonical
-address, which is how packets and path edges are reported.  Two peers that
+address, which is how packets and path edges are reported -- unless the
+peer is behind a NAT and its source is the NAT's mapping.  A node that is
+not reachable where it listens (``advertise=False``, the node's
+``outbound_only``) says so by offering :data:`ALPN_OUTBOUND_ONLY`, and the
+accepting side then never dials that address: it is reached over its live
+connection only (:meth:`QuicTransport.dialable`).  Two peers that
 dial each other at once simply have two connections; both carry packets.
 
 Packets travel length-framed (:mod:`.framing`, no HELLO) on one
@@ -67,6 +72,16 @@ log = logging.getLogger(__name__)
 
 #: The ALPN protocol both ends must speak.
 ALPN: Final = "l2session/1"
+#: The same protocol, offered first by a node that does not listen where
+#: its packets come from (``advertise=False``: behind a NAT, outbound-only):
+#: the QUIC counterpart of μTCP's HELLO port 0.  A server that knows it
+#: selects it and marks the client's address outbound-only; an older server
+#: knows only :data:`ALPN` and selects that (docs/PROTOCOL.md §2.1).
+ALPN_OUTBOUND_ONLY: Final = "l2session/1+outbound-only"
+#: The protocols a connection may negotiate.
+ALPNS: Final = frozenset({ALPN, ALPN_OUTBOUND_ONLY})
+#: Outbound-only addresses remembered (oldest forgotten first).
+MAX_OUTBOUND_ONLY: Final = 4096
 #: Bytes a connection may hold unsent (our queue plus QUIC's send buffer).
 MAX_QUEUE: Final = 16 * 1024 * 1024
 #: The error codes we close connections with (RFC 9000 §20.1).
@@ -74,19 +89,22 @@ ERROR_NONE: Final = int(QuicErrorCode.NO_ERROR)
 ERROR_PROTOCOL: Final = int(QuicErrorCode.APPLICATION_ERROR)
 
 
-def make_configurations(idle_timeout: float) -> tuple[QuicConfiguration, QuicConfiguration]:
-    """(server, client) configurations with a fresh self-signed certificate."""
+def make_configurations(
+    idle_timeout: float, *, advertise: bool = True
+) -> tuple[QuicConfiguration, QuicConfiguration]:
+    """(server, client) configurations with a fresh self-signed certificate;
+    ``advertise=False``: the client offers :data:`ALPN_OUTBOUND_ONLY` first."""
     certificate = generate_self_signed()
     server = QuicConfiguration(
         is_client=False,
-        alpn_protocols=[ALPN],
+        alpn_protocols=[ALPN_OUTBOUND_ONLY, ALPN],
         idle_timeout=idle_timeout,
         connection_id_length=CID_LENGTH,
     )
     server.load_cert_chain(certificate.certificate_pem, certificate.private_key_pem)
     client = QuicConfiguration(
         is_client=True,
-        alpn_protocols=[ALPN],
+        alpn_protocols=[ALPN] if advertise else [ALPN_OUTBOUND_ONLY, ALPN],
         idle_timeout=idle_timeout,
         connection_id_length=CID_LENGTH,
         verify_mode=ssl.CERT_NONE,  # identity is the session's PQXDH (module docstring)
@@ -120,7 +138,9 @@ class QuicTransport:
     address are dropped for this long instead of dialling again.
     ``max_connections``: connections of both roles; further Initials are
     ignored (``stats.extra["refused"]``).  ``drop_filter``: fault injection,
-    see the module docstring; may be changed at any time.
+    see the module docstring; may be changed at any time.  ``advertise=False``:
+    this node is not reachable where it listens (behind a NAT), so it
+    offers :data:`ALPN_OUTBOUND_ONLY` and peers that know it never dial it.
     """
 
     name = "quic"
@@ -134,6 +154,7 @@ class QuicTransport:
         max_connections: int = 1024,
         max_queue: int = MAX_QUEUE,
         drop_filter: Callable[[str], bool] | None = None,
+        advertise: bool = True,
     ) -> None:
         if connect_timeout <= 0 or idle_timeout <= 0 or retry_interval < 0:
             raise ValueError("timeouts must be positive and retry_interval not negative")
@@ -145,6 +166,9 @@ class QuicTransport:
         self.max_connections = max_connections
         self.max_queue = max_queue
         self.drop_filter = drop_filter
+        self.advertise = advertise
+        #: Addresses whose client offered ALPN_OUTBOUND_ONLY: never dialled.
+        self._outbound_only: dict[str, None] = {}
         self.stats = TransportStats()
         self._listener: TransportListener | None = None
         self._endpoint: QuicEndpoint | None = None
@@ -159,7 +183,7 @@ class QuicTransport:
         if self._endpoint is not None or self._closed:
             raise RuntimeError("a QuicTransport starts once")
         loop = asyncio.get_running_loop()
-        server, client = make_configurations(self.idle_timeout)
+        server, client = make_configurations(self.idle_timeout, advertise=self.advertise)
         try:
             endpoint = await open_endpoint(
                 lambda: QuicEndpoint(
@@ -199,6 +223,11 @@ class QuicTransport:
         peer = self._peers.get(address)
         link = None if peer is None else _pick(peer)
         if link is None:
+            if address in self._outbound_only:
+                # Its connection is gone: never dial a NAT's mapping.
+                self.stats.dropped += 1
+                count(self.stats, "not_dialled")
+                return
             link = self._dial(address, peer, loop.time())
             if link is None:
                 self.stats.dropped += 1
@@ -222,7 +251,7 @@ class QuicTransport:
         if endpoint is None or loop is None or self._closed:
             return
         peer = self._peers.get(address)
-        if peer is None or _pick(peer) is None:
+        if (peer is None or _pick(peer) is None) and address not in self._outbound_only:
             self._dial(address, peer, loop.time())
 
     def is_connected(self, address: str) -> bool:
@@ -234,9 +263,22 @@ class QuicTransport:
         address it comes from, which is not a claim."""
 
     def dialable(self, address: str) -> bool:
-        """QUIC cannot tell: a peer's packets come from its listening
-        socket, or from its NAT's mapping of it."""
-        return True
+        """False for an address whose last accepted connection offered
+        :data:`ALPN_OUTBOUND_ONLY`: the peer said it is not reachable
+        there (its NAT's mapping), so it is reached only over its live
+        connection."""
+        return address not in self._outbound_only
+
+    def _mark(self, address: str, outbound_only: bool) -> None:
+        """Record what the newest accepted connection from ``address`` said
+        (the address's latest word wins: a node restarted listening there
+        is dialable again)."""
+        self._outbound_only.pop(address, None)
+        if outbound_only:
+            count(self.stats, "outbound_only")
+            self._outbound_only[address] = None
+            while len(self._outbound_only) > MAX_OUTBOUND_ONLY:
+                del self._outbound_only[next(iter(self._outbound_only))]
 
     def progressed(self, address: str) -> bool:
         """Whether a connection to ``address`` has heard from the peer (its
@@ -351,10 +393,14 @@ class QuicTransport:
         link.backlog += size
 
     def _handshake_completed(self, link: QuicLink, event: events.HandshakeCompleted) -> None:
-        if event.alpn_protocol != ALPN:
+        if event.alpn_protocol not in ALPNS:
             count(self.stats, "alpn_refused")
             self._lost(link, ERROR_PROTOCOL, f"ALPN {event.alpn_protocol!r} is not {ALPN}")
             return
+        if not link.is_client:
+            # As authentic as the address itself: the handshake completed
+            # with whoever receives packets at that UDP source.
+            self._mark(link.address, event.alpn_protocol == ALPN_OUTBOUND_ONLY)
         link.established = True
         if link.deadline is not None:
             link.deadline.cancel()
@@ -370,8 +416,23 @@ class QuicTransport:
             # connection is dead but looks alive until the idle timeout).
             peer.current = link
             peer.failed_at = None
+            self._adopt_waiting(link, peer)
             self._edge(link.address, peer, "up", "")
         self.write_queued(link)
+
+    def _adopt_waiting(self, link: QuicLink, peer: _Peer) -> None:
+        """A simultaneous open (hole punching: both sides dial at once, and
+        the Initial of the side that fired first is dropped by the other's
+        NAT): the first connection up carries what waits on our dial still
+        in its handshake, instead of it waiting there for QUIC's probe
+        timeout (about a second) to resend that Initial."""
+        for other in peer.links:
+            if other is link or other.established or not other.queue:
+                continue
+            count(self.stats, "adopted")
+            link.queue[:0] = other.queue
+            link.queued_bytes += other.queued_bytes
+            other.queue, other.queued_bytes = [], 0
 
     def _stream_data(self, link: QuicLink, event: events.StreamDataReceived) -> None:
         stream_id = event.stream_id

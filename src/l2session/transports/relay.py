@@ -8,7 +8,11 @@ Relay addresses have two forms, both ``RELAY_HOST:PORT/...``:
 * ``relay/DID`` -- the dialling side: "the node DID, through that relay".
   The first packet opens a circuit (CONNECT, answered CONNECT_OK with the
   circuit id; packets wait in a bounded queue meanwhile); a refusal or no
-  answer within ``connect_timeout`` is reported as ``path_down``.
+  answer within ``connect_timeout`` is reported as ``path_down``.  CONNECT
+  is signed with the node's DID key, bound to the relay's DID and the
+  target: the relay's DID is known from a reservation there, else learnt
+  from the relay's refusal of an unsigned CONNECT (CONNECT_REJ
+  ``UNAUTHENTICATED`` names it), after which one signed CONNECT follows.
 * ``relay/~CIRCUIT`` -- the reserved side: a circuit a peer opened to us.
   It is routed only by that circuit (:meth:`dialable` is False): when the
   circuit ends, the peer comes back by opening a new one.
@@ -45,8 +49,10 @@ from l2session.identity.identity import Identity
 from l2session.transports.address import format_address, parse_address
 from l2session.transports.base import TransportListener, TransportStats
 from l2session.wire.relay import (
+    BAD_SIGNATURE,
     NONCE_SIZE,
     REASONS,
+    UNAUTHENTICATED,
     CircuitEnd,
     Connect,
     ConnectOk,
@@ -55,6 +61,7 @@ from l2session.wire.relay import (
     Reserve,
     ReserveOk,
     ReserveReject,
+    connect_signed_bytes,
     decode_relay,
     encode_relay,
     reserve_signed_bytes,
@@ -68,6 +75,8 @@ MAX_PENDING_BYTES: Final = 4 << 20
 RESEND: Final = 1.0
 #: After a refused reservation, try again this much later.
 RESERVE_BACKOFF: Final = 30.0
+#: Relays' DIDs remembered (learnt from their refusals; oldest forgotten).
+MAX_RELAY_DIDS: Final = 1024
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +112,16 @@ class Reservation:
 
 
 class _Opening:
-    __slots__ = ("address", "nbytes", "nonce", "queue", "relay", "started", "target")
+    __slots__ = ("address", "nbytes", "nonce", "queue", "relay", "signed", "started", "target")
 
     def __init__(self, address: str, relay: str, target: str, nonce: bytes, now: float) -> None:
         self.address, self.relay, self.target, self.nonce = address, relay, target, nonce
         self.queue: list[bytes] = []
         self.nbytes = 0
         self.started = now
+        #: Whether the CONNECT in flight is signed (a refused signed one is
+        #: not retried: at most one unsigned and one signed per opening).
+        self.signed = False
 
 
 class RelayTransport:
@@ -156,6 +168,10 @@ class RelayTransport:
         self._address_of: dict[tuple[str, bytes], str] = {}
         self._opening: dict[str, _Opening] = {}
         self._by_nonce: dict[bytes, _Opening] = {}
+        #: Relay address -> its DID (CONNECT signatures are bound to it).
+        self._relay_dids: dict[str, str] = {
+            address: reservation.relay_did for address, reservation in self.reservations.items()
+        }
         self._closed = False
 
     # -- Transport ------------------------------------------------------------------
@@ -233,7 +249,7 @@ class RelayTransport:
         elif isinstance(packet, ConnectOk):
             self._connected(packet, source)
         elif isinstance(packet, ConnectReject):
-            self._refused(packet.nonce, source, REASONS.get(packet.reason, str(packet.reason)))
+            self._refused(packet, source)
         elif isinstance(packet, CircuitEnd):
             address = self._address_of.get((source, packet.circuit))
             if address is not None:
@@ -281,13 +297,30 @@ class RelayTransport:
             self.stats.extra["not_dialled"] = self.stats.extra.get("not_dialled", 0) + 1
             return None
         relay, target = parts
-        nonce = self._rng.random_bytes(NONCE_SIZE)
-        opening = _Opening(address, relay, target, nonce, self._loop.time())
+        opening = _Opening(address, relay, target, b"", self._loop.time())
         self._opening[address] = opening
-        self._by_nonce[nonce] = opening
         self.stats.connects += 1
-        self._inner(relay, encode_relay(Connect(nonce, target)))
+        self._send_connect(opening)
         return opening
+
+    def _send_connect(self, opening: _Opening) -> None:
+        """CONNECT for ``opening`` with a fresh nonce: signed when the
+        relay's DID is known, else unsigned (the relay's refusal names it)."""
+        nonce = self._rng.random_bytes(NONCE_SIZE)
+        self._by_nonce.pop(opening.nonce, None)
+        opening.nonce = nonce
+        self._by_nonce[nonce] = opening
+        relay_did = self._relay_dids.get(opening.relay)
+        if relay_did is None:
+            packet = Connect(nonce, opening.target)
+        else:
+            opening.signed = True
+            me = self.identity.did_text
+            timestamp = int(self._wall() * 1000)
+            signed = connect_signed_bytes(relay_did, me, opening.target, timestamp, nonce)
+            signature = primitives.ed25519_sign(self.identity.signing, signed)
+            packet = Connect(nonce, opening.target, timestamp, me, signature)
+        self._inner(opening.relay, encode_relay(packet))
 
     def _connected(self, packet: ConnectOk, source: str) -> None:
         opening = self._by_nonce.pop(packet.nonce, None)
@@ -304,9 +337,27 @@ class RelayTransport:
         if self._listener is not None:
             self._listener.path_up(opening.address, PATH)
 
-    def _refused(self, nonce: bytes, source: str, reason: str) -> None:
-        opening = self._by_nonce.pop(nonce, None)
+    def _refused(self, packet: ConnectReject, source: str) -> None:
+        opening = self._by_nonce.get(packet.nonce)
         if opening is None or opening.relay != source:
+            return
+        del self._by_nonce[packet.nonce]
+        reason = REASONS.get(packet.reason, str(packet.reason))
+        relay_did = packet.relay_did
+        if (
+            packet.reason in (UNAUTHENTICATED, BAD_SIGNATURE)
+            and relay_did is not None
+            and not opening.signed
+        ):
+            # The relay told us its DID: sign a CONNECT bound to it (once).
+            self._relay_dids.pop(source, None)
+            self._relay_dids[source] = relay_did
+            while len(self._relay_dids) > MAX_RELAY_DIDS:
+                del self._relay_dids[next(iter(self._relay_dids))]
+            self.stats.extra["connect_signed_retry"] = (
+                self.stats.extra.get("connect_signed_retry", 0) + 1
+            )
+            self._send_connect(opening)
             return
         self._opening.pop(opening.address, None)
         self.stats.connect_failures += 1

@@ -6,7 +6,14 @@ it receives to :meth:`RelayServer.receive` with the route it came by
 the payload of RELAY_DATA: those are the ends' session packets, encrypted
 end to end, and the relay only counts them.  What a relay learns is
 therefore metadata: which DIDs hold reservations and from which address,
-which address opens a circuit to which DID, when, and how many bytes flow.
+which DID (from which address) opens a circuit to which DID, when, and how
+many bytes flow.
+
+A circuit is opened only for a signed CONNECT (PROTOCOL.md §3.12): the
+initiator's DID signs it, bound to this relay's DID and the target, with
+a timestamp within ``max_skew`` and a nonce not seen before -- as circuit
+relay v2 identifies the initiator of a HOP CONNECT.  An unsigned, forged,
+stale or replayed CONNECT is refused with its reason and counted.
 
 Every limit a public relay needs is a validated :class:`RelayLimits` field
 and is enforced with a counter in :class:`RelayStats`: reservations in
@@ -42,6 +49,7 @@ from l2session.wire.relay import (
     NO_RESERVATION,
     PER_IP,
     STALE,
+    UNAUTHENTICATED,
     CircuitEnd,
     Connect,
     ConnectOk,
@@ -50,6 +58,7 @@ from l2session.wire.relay import (
     Reserve,
     ReserveOk,
     ReserveReject,
+    connect_signed_bytes,
     decode_relay,
     encode_relay,
     reserve_signed_bytes,
@@ -81,7 +90,7 @@ class RelayLimits:
     #: Bandwidth per circuit (bytes per second) and its burst (bytes).
     circuit_rate: float = 4 * 1024 * 1024
     circuit_burst: int = 8 * 1024 * 1024
-    #: A RESERVE's timestamp may differ from ours by this much (seconds).
+    #: A RESERVE or CONNECT timestamp may differ from ours by this much (seconds).
     max_skew: float = 120.0
 
     def __post_init__(self) -> None:
@@ -130,10 +139,14 @@ class _Reservation:
 
 
 class _Circuit:
-    __slots__ = ("bytes", "expires", "initiator", "last", "target", "tokens")
+    __slots__ = ("bytes", "expires", "initiator", "initiator_did", "last", "target", "tokens")
 
-    def __init__(self, initiator: Route, target: str, now: float, limits: RelayLimits) -> None:
+    def __init__(
+        self, initiator: Route, initiator_did: str, target: str, now: float, limits: RelayLimits
+    ) -> None:
         self.initiator = initiator
+        #: Who signed the CONNECT (what the relay learns of the opener).
+        self.initiator_did = initiator_did
         self.target = target
         self.expires = now + limits.circuit_max_seconds
         self.bytes = 0
@@ -179,6 +192,10 @@ class RelayServer:
 
     def has_circuit(self, circuit_id: bytes) -> bool:
         return circuit_id in self._circuits
+
+    def initiators(self) -> list[str]:
+        """The DIDs that signed the CONNECT of each open circuit."""
+        return [circuit.initiator_did for circuit in self._circuits.values()]
 
     def holder(self, did: str) -> Route | None:
         """Where the reservation of ``did`` is held (None: none)."""
@@ -282,6 +299,23 @@ class RelayServer:
 
     def _connect(self, packet: Connect, source: Route, now: float) -> ConnectOk | ConnectReject:
         limits = self.limits
+        nonce = packet.nonce
+        timestamp, initiator, signature = packet.timestamp_ms, packet.initiator, packet.signature
+        if timestamp is None or initiator is None or signature is None:
+            reason = self._refuse(UNAUTHENTICATED, "unauthenticated")
+            return ConnectReject(nonce, reason, self.relay_did)
+        if abs(timestamp / 1000.0 - now) > limits.max_skew or nonce in self._nonces:
+            return ConnectReject(nonce, self._refuse(STALE, "connect_stale"))
+        try:
+            key = self._signing_key(initiator)
+            signed = connect_signed_bytes(
+                self.relay_did, initiator, packet.target, timestamp, nonce
+            )
+            primitives.ed25519_verify(key, signature, signed, what="relay CONNECT")
+        except L2SessionError:
+            reason = self._refuse(BAD_SIGNATURE, "connect_bad_signature")
+            return ConnectReject(nonce, reason, self.relay_did)
+        self._remember(nonce, now)
         reservation = self._reservations.get(packet.target)
         if reservation is None or reservation.expires <= now:
             return ConnectReject(packet.nonce, self._refuse(NO_RESERVATION, "no_reservation"))
@@ -292,7 +326,7 @@ class RelayServer:
         circuit_id = self._rng.random_bytes(CIRCUIT_ID_SIZE)
         while circuit_id in self._circuits:  # pragma: no cover - 2^-64
             circuit_id = self._rng.random_bytes(CIRCUIT_ID_SIZE)
-        self._circuits[circuit_id] = _Circuit(source, packet.target, now, limits)
+        self._circuits[circuit_id] = _Circuit(source, initiator, packet.target, now, limits)
         reservation.circuits.add(circuit_id)
         self.stats.circuits_opened += 1
         return ConnectOk(

@@ -38,32 +38,48 @@ only has to move bytes fast and survive hostile peers.  Hence:
   address itself (where only the genuine listener answers).  An inbound
   connection that said HELLO(0) (not listening) is keyed by its own
   ephemeral port, which no one else can claim, and is used as it is.
+* **Opening packets are answered where they came from** (review N1).  A
+  peer whose announced port cannot be dialled back (a firewall, a NAT that
+  forwards nothing) but which does not say port 0 would otherwise never
+  finish a handshake: the answer went only to a dial of its claim.  So the
+  answer to an opening packet -- a packet of a type in
+  :data:`OPENING_ANSWERS` -- goes on the unconfirmed connection that
+  delivered a packet last (not to a dial too: the peer would get it twice);
+  nothing else does, so the session is not routed
+  there until the peer's next packet on it authenticates (the FINISH, or
+  DATA after a RESUME_ACK) and confirms it.  A process that merely claimed
+  the port learns an answer to a packet it replayed, which it cannot open.
+
+One connection's own work (HELLO, framing, writes) is in
+:mod:`.tcp_connection`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
-import socket
-from typing import Any, Final, cast
+from typing import Final
 
-from l2session.errors import ConfigError, MalformedMessage, MessageTooLarge, TransportFailed
+from l2session.crypto.handshake_messages import TYPE_RESPONSE
+from l2session.errors import ConfigError, MessageTooLarge, TransportFailed
 from l2session.transports.address import InvalidAddress, format_address, parse_address
-from l2session.transports.base import REFUSED_PREFIX, TransportListener, TransportStats
-from l2session.transports.framing import (
-    HEADER,
-    HELLO_SIZE,
-    MAX_FRAME,
-    REFUSE_CONNECTIONS,
-    REFUSE_REASONS,
-    REFUSE_UNIDENTIFIED,
-    FrameDecoder,
-    decode_hello,
-    encode_frames,
-    encode_hello,
-    encode_refuse,
+from l2session.transports.base import TransportListener, TransportStats
+from l2session.transports.framing import MAX_FRAME
+from l2session.transports.tcp_connection import (
+    CLOSE_GRACE,
+    Attempt,
+    Connection,
+    answerable,
+    count,
+    usable,
+)
+from l2session.wire.packets import (
+    PKT_BUNDLE,
+    PKT_HANDSHAKE,
+    PKT_PREKEY_GONE,
+    PKT_RESUME_ACK,
+    PKT_RESUME_REJECT,
 )
 
 PATH: Final = "tcp"
@@ -93,300 +109,28 @@ MAX_OUTBOUND_ONLY: Final = 4096
 #: while the loop runs handshakes; Linux clamps to net.core.somaxconn).
 LISTEN_BACKLOG: Final = 4096
 
-_HELLO_FRAME: Final = HEADER + HELLO_SIZE
-_HELLO_PREFIX: Final = encode_hello(0)[: HEADER + 4]  # the length and the magic
-_REFUSE_PREFIX: Final = encode_refuse(0)[: HEADER + 4]
-_CLOSE_GRACE: Final = 1.0
+#: Packet types (byte 1 of the common header, PROTOCOL.md §3.1) that answer
+#: an opening packet: RESPONSE (in HANDSHAKE), BUNDLE, PREKEY_GONE,
+#: RESUME_ACK, RESUME_REJ.  They may go back on the unconfirmed connection
+#: the opening packet came on (review N1); nothing else does.  A HANDSHAKE
+#: packet is one only if it carries a RESPONSE (packet byte 19, the PQXDH
+#: message type, §3.2): our own INIT or FINISH is not an answer.
+OPENING_ANSWERS: Final = frozenset(
+    {PKT_HANDSHAKE, PKT_BUNDLE, PKT_PREKEY_GONE, PKT_RESUME_ACK, PKT_RESUME_REJECT}
+)
+_PQXDH_TYPE_AT: Final = 19
+
+
+def is_opening_answer(data: bytes) -> bool:
+    """Whether ``data`` answers an opening packet (see OPENING_ANSWERS)."""
+    if len(data) < 2 or data[1] not in OPENING_ANSWERS:
+        return False
+    if data[1] == PKT_HANDSHAKE:
+        return len(data) > _PQXDH_TYPE_AT and data[_PQXDH_TYPE_AT] == TYPE_RESPONSE
+    return True
+
 
 log = logging.getLogger(__name__)
-
-
-class _Attempt:
-    """One outbound connect in flight and the packets waiting for it."""
-
-    __slots__ = ("address", "cancelled", "nbytes", "queue")
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        self.cancelled = False
-        self.queue: list[bytes] = []
-        self.nbytes = 0
-
-
-class _Connection(asyncio.Protocol):
-    """One TCP connection, either direction."""
-
-    def __init__(self, owner: TcpTransport, address: str | None, attempt: _Attempt | None) -> None:
-        self.owner = owner
-        self.address = address  # canonical peer address; inbound: None until HELLO
-        self.attempt = attempt
-        #: May carry our packets: we dialled it, or the core authenticated
-        #: a packet that arrived on it (see the module docstring).
-        self.confirmed = address is not None
-        #: An inbound connection whose HELLO named a listening port (a
-        #: claim another process on the peer's host could also make).
-        self.claimed = False
-        self.transport: asyncio.Transport | None = None
-        self.head = b""  # the peer's HELLO, as it arrives
-        self.decoder: FrameDecoder | None = None  # set once the HELLO is complete
-        self.registered = False
-        self.unidentified = False
-        self.silent = False
-        self.refusing = False
-        self.paused = False
-        self.scheduled = False
-        self.queue: list[bytes] = []
-        self.nbytes = 0
-        self.reason: str | None = None
-        self.hello_timer: asyncio.TimerHandle | None = None
-        #: Bytes of an incomplete frame held, and since when (loop time).
-        self.partial = 0
-        self.partial_since = 0.0
-        self.closed: asyncio.Future[None] = owner._loop.create_future()
-
-    # -- asyncio callbacks ----------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = t = cast(asyncio.Transport, transport)
-        owner = self.owner
-        owner._all.add(self)
-        sock = t.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if owner._closed or (self.attempt is not None and self.attempt.cancelled):
-            self.abort(None)
-            return
-        if self.address is None:
-            owner.stats.accepted += 1
-            if owner._unidentified >= owner.max_unidentified or len(owner._all) > (
-                owner.max_connections
-            ):
-                owner.stats.extra["refused"] = owner.stats.extra.get("refused", 0) + 1
-                # Say why instead of a reset: the peer then knows a node is
-                # here, at a limit (framing.py REFUSE), not unreachable.
-                reason = (
-                    REFUSE_CONNECTIONS
-                    if len(owner._all) > owner.max_connections
-                    else REFUSE_UNIDENTIFIED
-                )
-                self._refuse(reason)
-                return
-            self.unidentified = True
-            owner._unidentified += 1
-        else:
-            owner.stats.connects += 1
-        hello = encode_hello(owner.hello_port)
-        t.write(hello)
-        owner.stats.bytes_sent += len(hello)
-        self.hello_timer = owner._loop.call_later(owner.hello_timeout, self._hello_expired)
-        if self.address is not None:
-            owner._register(self)
-
-    def _refuse(self, reason: int) -> None:
-        """Send REFUSE and half-close, then discard what the peer sends
-        until it closes (closing with unread bytes would make the kernel
-        reset the connection, and a reset can destroy the REFUSE before the
-        peer reads it); reset after the close grace at the latest."""
-        t = self.transport
-        assert t is not None
-        self.silent = self.refusing = True
-        owner = self.owner
-        owner._all.discard(self)  # it no longer counts against the limits
-        if len(owner._refusing) >= owner.max_unidentified:
-            t.abort()  # a flood of them: no grace for the excess
-            return
-        owner._refusing.add(self)
-        try:
-            t.write(encode_refuse(reason))
-            if t.can_write_eof():
-                t.write_eof()
-        except (OSError, RuntimeError):
-            t.abort()
-            return
-        self.hello_timer = self.owner._loop.call_later(_CLOSE_GRACE, t.abort)
-
-    def data_received(self, data: bytes) -> None:
-        t = self.transport
-        if t is None or t.is_closing() or self.refusing:
-            return
-        owner = self.owner
-        owner.stats.bytes_received += len(data)
-        try:
-            if self.decoder is None:
-                data = self._read_hello(data)
-                if not data or t.is_closing():
-                    return
-            decoder = self.decoder
-            assert decoder is not None
-            frames = decoder.feed(data)
-            if decoder.buffered != self.partial:
-                self._hold(decoder.buffered)
-        except MalformedMessage as exc:
-            owner.stats.malformed += 1
-            self.abort(f"malformed: {exc}")
-            return
-        owner.stats.packets_received += len(frames)
-        address = self.address
-        assert address is not None
-        deliver = owner._deliver
-        owner._delivering = self
-        try:
-            for frame in frames:
-                deliver(frame, address)
-                if t.is_closing():
-                    break
-        finally:
-            owner._delivering = None
-
-    def _hold(self, buffered: int) -> None:
-        """Account for the incomplete frame now ``buffered`` bytes long."""
-        owner = self.owner
-        if buffered and not self.partial:
-            self.partial_since = owner._loop.time()
-        owner._buffered += buffered - self.partial
-        self.partial = buffered
-        if owner._buffered > owner.max_buffered_bytes:
-            _count(owner.stats, "buffer_full")
-            raise MalformedMessage(
-                f"incomplete frames would hold more than {owner.max_buffered_bytes} bytes"
-            )
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.reason is None:
-            self.reason = "closed by peer" if exc is None else f"connection lost: {exc}"
-        if self.hello_timer is not None:
-            self.hello_timer.cancel()
-            self.hello_timer = None
-        self.owner._lost(self)
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-    def pause_writing(self) -> None:
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        if self.queue:
-            self.schedule()
-
-    # -- sending ----------------------------------------------------------------
-
-    def enqueue(self, data: bytes) -> None:
-        if self.nbytes + len(data) > self.owner.max_queue_bytes:
-            self.owner.stats.dropped += 1
-            return
-        self.queue.append(data)
-        self.nbytes += len(data)
-        if not self.scheduled and not self.paused:
-            self.schedule()
-
-    def schedule(self) -> None:
-        """Flush once, at the end of this event-loop iteration."""
-        if not self.scheduled:
-            self.scheduled = True
-            self.owner._loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        """Write everything queued in one ``transport.write``."""
-        self.scheduled = False
-        t = self.transport
-        if self.paused or not self.queue or t is None or t.is_closing():
-            return
-        frames, self.queue, self.nbytes = self.queue, [], 0
-        buffer = encode_frames(frames)
-        t.write(buffer)
-        stats = self.owner.stats
-        stats.packets_sent += len(frames)
-        stats.bytes_sent += len(buffer)
-
-    def close(self) -> None:
-        """Close quietly (no ``path_down``), letting written bytes drain."""
-        self.silent = True
-        if self.transport is not None:
-            self.transport.close()
-
-    def abort(self, reason: str | None) -> None:
-        """Reset the connection; ``reason`` None: quietly."""
-        if reason is None:
-            self.silent = True
-        else:
-            self.reason = reason
-        if self.transport is not None:
-            self.transport.abort()
-
-    # -- the peer's HELLO ---------------------------------------------------------
-
-    def _read_hello(self, data: bytes) -> bytes:
-        """Consume the HELLO from ``data``; return the bytes after it."""
-        head = self.head + data
-        n = min(len(head), len(_HELLO_PREFIX))
-        if head[:n] != _HELLO_PREFIX[:n]:
-            if self.attempt is not None and head[:n] == _REFUSE_PREFIX[:n]:
-                return self._read_refuse(head)
-            raise MalformedMessage("the first frame of a connection must be an L2S1 HELLO")
-        if len(head) < _HELLO_FRAME:
-            self.head = head
-            return b""
-        port = decode_hello(head[HEADER:_HELLO_FRAME])
-        self.head = b""
-        if self.hello_timer is not None:
-            self.hello_timer.cancel()
-            self.hello_timer = None
-        self.decoder = FrameDecoder()
-        if self.address is None:  # inbound: key it by where the peer listens
-            address = _peer_address(self.transport, port)
-            if address is None:
-                raise MalformedMessage("the peer's address is unknown")
-            self.address = address
-            self.claimed = port != 0
-            self.unidentified = False
-            self.owner._unidentified -= 1
-            if port == 0:
-                self.owner._mark_outbound_only(address)
-            self.owner._register(self)
-        return head[_HELLO_FRAME:]
-
-    def _read_refuse(self, head: bytes) -> bytes:
-        """The node we dialled refused us (at a limit): report it as such
-        (``path_down`` with a reason starting "refused by the node")."""
-        if len(head) < _HELLO_FRAME:
-            self.head = head
-            return b""
-        code = int.from_bytes(head[HEADER + 4 : _HELLO_FRAME], "big")
-        _count(self.owner.stats, "refused_by_peer")
-        why = REFUSE_REASONS.get(code, f"reason {code}")
-        self.abort(f"{REFUSED_PREFIX} ({why})")
-        return b""
-
-    def _hello_expired(self) -> None:
-        self.hello_timer = None
-        if self.decoder is None and self.transport is not None and not self.transport.is_closing():
-            self.owner.stats.malformed += 1
-            self.abort(f"no HELLO within {self.owner.hello_timeout:g} s")
-
-
-def _usable(conns: list[_Connection]) -> _Connection | None:
-    """The newest connection that may carry our packets: confirmed, or an
-    inbound one keyed by its own ephemeral port (HELLO 0, not a claim)."""
-    for conn in reversed(conns):
-        if conn.confirmed or not conn.claimed:
-            return conn
-    return None
-
-
-def _count(stats: TransportStats, key: str) -> None:
-    stats.extra[key] = stats.extra.get(key, 0) + 1
-
-
-def _peer_address(transport: asyncio.BaseTransport | None, port: int) -> str | None:
-    peer: Any = transport.get_extra_info("peername") if transport is not None else None
-    if not peer:
-        return None
-    ip = ipaddress.ip_address(peer[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return format_address(str(ip), port or int(peer[1]))
 
 
 class TcpTransport:
@@ -446,19 +190,19 @@ class TcpTransport:
         self._listener: TransportListener | None = None
         self._server: asyncio.Server | None = None
         self._port = 0
-        self._conns: dict[str, list[_Connection]] = {}  # registered, oldest first
-        self._attempts: dict[str, _Attempt] = {}
+        self._conns: dict[str, list[Connection]] = {}  # registered, oldest first
+        self._attempts: dict[str, Attempt] = {}
         self._failed_at: dict[str, float] = {}
         #: Addresses whose peer said HELLO port 0: never dialled.
         self._outbound_only: dict[str, None] = {}
-        self._all: set[_Connection] = set()
+        self._all: set[Connection] = set()
         #: Connections refused, waiting for their peer to read the REFUSE.
-        self._refusing: set[_Connection] = set()
+        self._refusing: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unidentified = 0
         self._closed = False
         #: The connection whose packets are being delivered (for confirm).
-        self._delivering: _Connection | None = None
+        self._delivering: Connection | None = None
         #: The address outbound connections are made from (None: any).
         self._source: str | None = None
 
@@ -502,7 +246,7 @@ class TcpTransport:
         if self.listen:
             try:
                 self._server = await self._loop.create_server(
-                    lambda: _Connection(self, None, None),
+                    lambda: Connection(self, None, None),
                     host,
                     port,
                     backlog=self.listen_backlog,
@@ -522,11 +266,21 @@ class TcpTransport:
             raise MessageTooLarge(f"a packet of {len(data)} bytes exceeds {MAX_FRAME}")
         conns = self._conns.get(address)
         if conns:
-            conn = _usable(conns)
+            conn = usable(conns)
             if conn is not None:
                 conn.enqueue(data)
                 return
-            # Only claims: dial the address itself (below).
+            # Only claims: dial the address itself (below) -- but answer an
+            # opening packet on the claim it came on instead, or a peer
+            # whose announced port cannot be dialled back could never
+            # finish a handshake.  The session is not routed there: its
+            # other packets wait for a confirmed connection.
+            if is_opening_answer(data):
+                claim = answerable(conns)
+                if claim is not None:
+                    count(self.stats, "answered_on_claim")
+                    claim.enqueue(data)
+                    return  # where the opening packet came from, and only there
         host, port = parse_address(address)
         canonical = format_address(host, port)
         if canonical != address:
@@ -536,7 +290,7 @@ class TcpTransport:
             raise TransportFailed("the μTCP transport is not started")
         if address in self._outbound_only:
             self.stats.dropped += 1  # its connection is gone: never dial an ephemeral port
-            _count(self.stats, "not_dialled")
+            count(self.stats, "not_dialled")
             return
         attempt = self._attempts.get(address)
         if attempt is None:
@@ -569,7 +323,7 @@ class TcpTransport:
         if conn is None or conn.address != address or conn.confirmed:
             return
         conn.confirmed = True
-        _count(self.stats, "confirmed")
+        count(self.stats, "confirmed")
         conns = self._conns.get(address)
         if conns is not None and conn in conns:
             conns.remove(conn)  # now the newest: sends use it
@@ -590,8 +344,8 @@ class TcpTransport:
         if address in self._outbound_only:
             return
         conns = self._conns.get(address)
-        usable = conns is not None and _usable(conns) is not None
-        if not self._closed and not usable and address not in self._attempts:
+        open_ = conns is not None and usable(conns) is not None
+        if not self._closed and not open_ and address not in self._attempts:
             self._start_attempt(address, host, port)
 
     def disconnect(self, address: str) -> None:
@@ -628,24 +382,24 @@ class TcpTransport:
         for conn in conns:
             conn.close()
         if conns:
-            _, late = await asyncio.wait([c.closed for c in conns], timeout=_CLOSE_GRACE)
+            _, late = await asyncio.wait([c.closed for c in conns], timeout=CLOSE_GRACE)
             if late:
                 for conn in conns:
                     conn.abort(None)
-                await asyncio.wait(late, timeout=_CLOSE_GRACE)
+                await asyncio.wait(late, timeout=CLOSE_GRACE)
         if self._server is not None:
             await self._server.wait_closed()
 
     # -- internals ------------------------------------------------------------
 
-    def _start_attempt(self, address: str, host: str, port: int) -> _Attempt:
-        attempt = self._attempts[address] = _Attempt(address)
+    def _start_attempt(self, address: str, host: str, port: int) -> Attempt:
+        attempt = self._attempts[address] = Attempt(address)
         task = self._loop.create_task(self._connect(attempt, host, port))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return attempt
 
-    async def _connect(self, attempt: _Attempt, host: str, port: int) -> None:
+    async def _connect(self, attempt: Attempt, host: str, port: int) -> None:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 source = self._source
@@ -653,7 +407,7 @@ class TcpTransport:
                 if source is not None and (":" in source) == (":" in host):
                     local = (source, 0)
                 await self._loop.create_connection(
-                    lambda: _Connection(self, attempt.address, attempt),
+                    lambda: Connection(self, attempt.address, attempt),
                     host,
                     port,
                     local_addr=local,
@@ -665,7 +419,7 @@ class TcpTransport:
         except Exception as exc:  # a loop refusing the address: still report, never raise
             self._connect_failed(attempt, f"connect failed: {exc!r}")
 
-    def _connect_failed(self, attempt: _Attempt, reason: str) -> None:
+    def _connect_failed(self, attempt: Attempt, reason: str) -> None:
         attempt.cancelled = True
         address = attempt.address
         self.stats.connect_failures += 1
@@ -678,7 +432,7 @@ class TcpTransport:
         if not self._conns.get(address) and self._listener is not None:
             self._listener.path_down(address, PATH, reason)
 
-    def _register(self, conn: _Connection) -> None:
+    def _register(self, conn: Connection) -> None:
         address = conn.address
         assert address is not None
         assert self._listener is not None
@@ -687,7 +441,7 @@ class TcpTransport:
         conns.append(conn)
         self._failed_at.pop(address, None)
         # An unconfirmed claim never takes over what waits for our dial.
-        attempt = self._attempts.pop(address, None) if _usable([conn]) else None
+        attempt = self._attempts.pop(address, None) if usable([conn]) else None
         if attempt is not None and attempt.queue:
             conn.queue[:0] = attempt.queue
             conn.nbytes += attempt.nbytes
@@ -708,11 +462,11 @@ class TcpTransport:
         oldest = self._loop.time() - self.frame_timeout
         for conn in [c for c in self._all if c.partial and c.partial_since < oldest]:
             self.stats.malformed += 1
-            _count(self.stats, "slow_frames")
+            count(self.stats, "slow_frames")
             conn.abort(f"a frame took longer than {self.frame_timeout:g} s to arrive")
         self._schedule_sweep()
 
-    def _lost(self, conn: _Connection) -> None:
+    def _lost(self, conn: Connection) -> None:
         self._all.discard(conn)
         self._refusing.discard(conn)
         self._buffered -= conn.partial

@@ -53,6 +53,8 @@ REC_CLOSE: Final = 0x09
 REC_MIGRATE: Final = 0x0A
 REC_PATH_CHALLENGE: Final = 0x0B
 REC_PATH_RESPONSE: Final = 0x0C
+#: 0x0D stays unassigned: the known-answer vectors use it as "an unknown type".
+REC_PUNCH_SYNC: Final = 0x0E
 
 
 class Message:
@@ -178,6 +180,14 @@ class PathResponse:
     token: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class PunchSync:
+    """Hole punching's SYNC (DCUtR): sent through the relay by the side
+    that measured the relayed round trip, which fires its punch half a
+    round trip later; the receiver fires on receipt, so both punches leave
+    at about the same moment (PROTOCOL.md §12.1).  No fields."""
+
+
 Record = (
     Message
     | Ack
@@ -191,6 +201,7 @@ Record = (
     | Migrate
     | PathChallenge
     | PathResponse
+    | PunchSync
 )
 
 
@@ -241,6 +252,8 @@ def _write(out: Writer, record: Record) -> None:
             out.u8(REC_PATH_CHALLENGE).fixed(token, PATH_TOKEN_SIZE, "path token")
         case PathResponse(token):
             out.u8(REC_PATH_RESPONSE).fixed(token, PATH_TOKEN_SIZE, "path token")
+        case PunchSync():
+            out.u8(REC_PUNCH_SYNC)
 
 
 #: A MESSAGE record's fixed part: type, seq, payload length (PROTOCOL.md §4).
@@ -329,6 +342,8 @@ def _read(r: Reader) -> Record:
         return PathChallenge(r.fixed(PATH_TOKEN_SIZE, "path token"))
     if kind == REC_PATH_RESPONSE:
         return PathResponse(r.fixed(PATH_TOKEN_SIZE, "path token"))
+    if kind == REC_PUNCH_SYNC:
+        return PunchSync()
     raise MalformedMessage(f"unknown record type {kind:#04x}")
 
 

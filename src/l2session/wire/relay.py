@@ -14,9 +14,10 @@ by the session).  These packets travel on the ordinary transports (QUIC or
 RESERVE      0x40  timestamp ms (u64) | nonce (16) | DID (u8 len) | Ed25519 signature (64)
 RESERVE_OK   0x41  nonce (16) | lifetime s (u32) | observed address (u8 len)
 RESERVE_REJ  0x42  nonce (16) | reason (u8)
-CONNECT      0x43  nonce (16) | target DID (u8 len)
+CONNECT      0x43  nonce (16) | target DID (u8 len) | timestamp ms (u64) | initiator DID
+                   (u8 len) | Ed25519 signature (64); the last three absent: unsigned
 CONNECT_OK   0x44  nonce (16) | circuit (8) | budget (u64) | seconds (u32) | observed (u8 len)
-CONNECT_REJ  0x45  nonce (16) | reason (u8)
+CONNECT_REJ  0x45  nonce (16) | reason (u8) | [relay DID (u8 len)]
 RELAY_DATA   0x46  circuit id (8) | one session packet (the rest)
 CIRCUIT_END  0x47  circuit id (8) | reason (u8)
 =================  ===========================================================
@@ -54,6 +55,8 @@ MAX_ADDRESS_BYTES: Final = 64
 MAX_RELAY_PACKET: Final = (1 << 20) + 2 + CIRCUIT_ID_SIZE
 #: The domain of the RESERVE signature.
 RESERVE_DOMAIN: Final = b"l2session relay reserve v1"
+#: The domain of the CONNECT signature.
+CONNECT_DOMAIN: Final = b"l2session relay connect v1"
 
 # Reasons (RESERVE_REJ, CONNECT_REJ, CIRCUIT_END).
 DENIED: Final = 1  # the relay's Membrane refused (relay://reserve)
@@ -66,6 +69,7 @@ NOT_A_RELAY: Final = 7  # this node does not relay
 BYTE_BUDGET: Final = 8  # the circuit used its byte budget
 DURATION: Final = 9  # the circuit reached its time limit
 GONE: Final = 10  # the reservation behind the circuit ended
+UNAUTHENTICATED: Final = 11  # a CONNECT without the initiator's signature
 REASONS: Final = {
     DENIED: "denied by the relay's policy",
     FULL: "the relay is full",
@@ -77,6 +81,7 @@ REASONS: Final = {
     BYTE_BUDGET: "the circuit used its byte budget",
     DURATION: "the circuit reached its time limit",
     GONE: "the reservation ended",
+    UNAUTHENTICATED: "the CONNECT was not signed",
 }
 
 
@@ -103,8 +108,20 @@ class ReserveReject:
 
 @dataclass(frozen=True, slots=True)
 class Connect:
+    """A circuit request.  ``timestamp_ms``, ``initiator`` and ``signature``
+    are present together (a signed CONNECT) or absent together (the
+    unsigned form of the first release, which a relay refuses
+    ``UNAUTHENTICATED``)."""
+
     nonce: bytes
     target: str
+    timestamp_ms: int | None = None
+    initiator: str | None = None
+    signature: bytes | None = None
+
+    @property
+    def signed(self) -> bool:
+        return self.signature is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +138,9 @@ class ConnectOk:
 class ConnectReject:
     nonce: bytes
     reason: int
+    #: The relay's DID, sent with UNAUTHENTICATED and BAD_SIGNATURE so an
+    #: initiator that did not know it can sign a CONNECT bound to it.
+    relay_did: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +176,21 @@ def reserve_signed_bytes(relay_did: str, did: str, timestamp_ms: int, nonce: byt
     )
 
 
+def connect_signed_bytes(
+    relay_did: str, initiator: str, target: str, timestamp_ms: int, nonce: bytes
+) -> bytes:
+    """What a CONNECT signature covers: the relay's DID (not replayable at
+    another relay), the initiator and the target (not redirectable), the
+    time and a nonce (the relay refuses a nonce twice within the window)."""
+    return CONNECT_DOMAIN + length_prefixed(
+        relay_did.encode(),
+        initiator.encode(),
+        target.encode(),
+        timestamp_ms.to_bytes(8, "big"),
+        nonce,
+    )
+
+
 def _prefix(kind: int) -> Writer:
     return Writer().u8(PROTOCOL_VERSION).u8(kind)
 
@@ -184,18 +219,27 @@ def encode_relay(packet: RelayPacket) -> bytes:
             return (
                 _prefix(PKT_RESERVE_REJECT).fixed(nonce, NONCE_SIZE, "nonce").u8(reason).getvalue()
             )
-        case Connect(nonce, target):
+        case Connect(nonce, target, timestamp_ms, initiator, signature):
             out = _prefix(PKT_CONNECT).fixed(nonce, NONCE_SIZE, "nonce")
-            return _text(out, target, "target DID", MAX_DID_BYTES).getvalue()
+            _text(out, target, "target DID", MAX_DID_BYTES)
+            parts = (timestamp_ms, initiator, signature)
+            if all(part is None for part in parts):
+                return out.getvalue()
+            if timestamp_ms is None or initiator is None or signature is None:
+                raise MalformedMessage("relay: a CONNECT is signed with all three fields or none")
+            out.u64(timestamp_ms)
+            _text(out, initiator, "initiator DID", MAX_DID_BYTES)
+            return out.fixed(signature, SIGNATURE_SIZE, "signature").getvalue()
         case ConnectOk(nonce, circuit, max_bytes, max_seconds, observed):
             out = _prefix(PKT_CONNECT_OK).fixed(nonce, NONCE_SIZE, "nonce")
             out.fixed(circuit, CIRCUIT_ID_SIZE, "circuit id").u64(max_bytes)
             out.u32(max_seconds)
             return _text(out, observed, "observed address", MAX_ADDRESS_BYTES).getvalue()
-        case ConnectReject(nonce, reason):
-            return (
-                _prefix(PKT_CONNECT_REJECT).fixed(nonce, NONCE_SIZE, "nonce").u8(reason).getvalue()
-            )
+        case ConnectReject(nonce, reason, relay_did):
+            out = _prefix(PKT_CONNECT_REJECT).fixed(nonce, NONCE_SIZE, "nonce").u8(reason)
+            if relay_did is not None:
+                _text(out, relay_did, "relay DID", MAX_DID_BYTES)
+            return out.getvalue()
         case RelayData(circuit, payload):
             if not payload:
                 raise MalformedMessage("relay: RELAY_DATA without a payload")
@@ -247,7 +291,14 @@ def _decode(data: bytes) -> RelayPacket:
         packet = ReserveReject(r.fixed(NONCE_SIZE, "nonce"), r.u8("reason"))
     elif kind == PKT_CONNECT:
         nonce = r.fixed(NONCE_SIZE, "nonce")
-        packet = Connect(nonce, _read_text(r, "target DID", MAX_DID_BYTES))
+        target = _read_text(r, "target DID", MAX_DID_BYTES)
+        if r.remaining:
+            timestamp = r.u64("timestamp")
+            initiator = _read_text(r, "initiator DID", MAX_DID_BYTES)
+            signature = r.fixed(SIGNATURE_SIZE, "signature")
+            packet = Connect(nonce, target, timestamp, initiator, signature)
+        else:
+            packet = Connect(nonce, target)
     elif kind == PKT_CONNECT_OK:
         nonce = r.fixed(NONCE_SIZE, "nonce")
         circuit = r.fixed(CIRCUIT_ID_SIZE, "circuit id")
@@ -255,7 +306,9 @@ def _decode(data: bytes) -> RelayPacket:
         observed = _read_text(r, "observed address", MAX_ADDRESS_BYTES)
         packet = ConnectOk(nonce, circuit, budget, seconds, observed)
     elif kind == PKT_CONNECT_REJECT:
-        packet = ConnectReject(r.fixed(NONCE_SIZE, "nonce"), r.u8("reason"))
+        nonce, reason = r.fixed(NONCE_SIZE, "nonce"), r.u8("reason")
+        relay_did = _read_text(r, "relay DID", MAX_DID_BYTES) if r.remaining else None
+        packet = ConnectReject(nonce, reason, relay_did)
     elif kind == PKT_CIRCUIT_END:
         packet = CircuitEnd(r.fixed(CIRCUIT_ID_SIZE, "circuit id"), r.u8("reason"))
     else:

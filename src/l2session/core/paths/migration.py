@@ -39,6 +39,15 @@ change.
   passive ones under LOAD_BALANCE/AGGREGATE) join the session's routes
   (:mod:`l2session.core.paths.multipath`) and emit
   :class:`~l2session.core.events.PathValidated`.
+* **Hole punching, timed as DCUtR.**  A relayed session's two sides
+  exchange their NAT addresses in MIGRATE through the relay and validate
+  each other's over a direct path.  The side with the lower DID leads: its
+  MIGRATE is answered by the other's, which measures the relayed round
+  trip; it then sends PUNCH_SYNC through the relay and fires its
+  PATH_CHALLENGE half a round trip later, while the other fires on receipt
+  of PUNCH_SYNC -- so both NATs see an outgoing packet before the peer's
+  arrives.  A side that cannot take part (no NAT address, an older
+  release) is covered by fallbacks of one resend interval.
 """
 
 from __future__ import annotations
@@ -62,6 +71,7 @@ from l2session.wire.records import (
     Migrate,
     PathChallenge,
     PathResponse,
+    PunchSync,
     Record,
 )
 
@@ -85,7 +95,7 @@ MAX_HELD: Final = 16
 MAX_PENDING: Final = 8
 _MAX_SEQUENCE: Final = 0xFFFF_FFFF
 #: The records this module handles (``Session`` passes them on).
-PATH_RECORDS: Final = (Migrate, PathChallenge, PathResponse)
+PATH_RECORDS: Final = (Migrate, PathChallenge, PathResponse, PunchSync)
 
 
 @dataclass(slots=True)
@@ -110,15 +120,22 @@ class PathValidation:
         "announce",
         "announce_due",
         "announce_sends",
+        "announce_sent_at",
+        "armed",
         "challenges",
+        "fire_at",
         "held",
         "local_seq",
         "peer_channel",
         "peer_seq",
         "pending",
         "punch_failures",
+        "punch_offered",
+        "punch_rtt",
+        "punch_wait_until",
         "refused",
         "stale_migrates",
+        "stray_syncs",
         "unknown_responses",
         "validated",
     )
@@ -130,6 +147,19 @@ class PathValidation:
         self.announce: Migrate | None = None
         self.announce_sends = 0
         self.announce_due = 0.0
+        #: When our MIGRATE last went out (the punch leader's round-trip
+        #: measurement starts there).
+        self.announce_sent_at = 0.0
+        #: Hole punching (DCUtR timing): we lead and our MIGRATE awaits
+        #: the peer's answer; the candidates armed to fire at ``fire_at``;
+        #: as the follower, when we announce on our own if the leader's
+        #: MIGRATE has not come (None: not waiting); the round trip the
+        #: leader measured (None: none).
+        self.punch_offered = False
+        self.armed: list[tuple[Route, int]] = []
+        self.fire_at: float | None = None
+        self.punch_wait_until: float | None = None
+        self.punch_rtt: float | None = None
         #: The highest MIGRATE sequence seen from the peer, per channel.
         self.peer_seq = 0
         self.peer_channel: bytes | None = None
@@ -145,6 +175,8 @@ class PathValidation:
         self.refused = 0
         self.stale_migrates = 0
         self.unknown_responses = 0
+        #: PUNCH_SYNC records with nothing armed (a leader's copy, late).
+        self.stray_syncs = 0
 
     @property
     def outstanding(self) -> int:
@@ -157,6 +189,9 @@ class MigrationOwner(MultipathOwner[S_contra], Protocol[S_contra]):
 
     @property
     def ctx(self) -> Context: ...
+
+    @property
+    def local_did(self) -> str: ...
 
     def reflexive_of(self, address: str | None) -> str | None: ...
 
@@ -233,16 +268,69 @@ def offer_punch(session: MigrationPort, now: float) -> bool:
     if address is None or owner.fixed_path_of(address) is None:
         return False
     reflexive = owner.reflexive_of(address)
-    if reflexive is None:
+    if reflexive is None or not _carrying(session):
         return False
+    state = state_of(session)
+    if not _leads(session):
+        # The follower answers the leader's MIGRATE (``_arm``); on its own
+        # only if none came within a resend interval (a leader of an
+        # older release that validated at once, or one without a NAT
+        # address of its own).
+        state.punch_wait_until = now + session.config.resend_delay(1)
+        return True
     _log.info("session %s: relayed; offering a direct path at %s", session.peer_did, reflexive)
-    return announce(session, reflexive, now)
+    state.punch_offered = announce(session, reflexive, now)
+    return state.punch_offered
+
+
+def _leads(session: MigrationPort) -> bool:
+    """The side that times a hole punch: the lower DID (both agree)."""
+    return session.owner.local_did < session.peer_did
+
+
+def _arm(session: MigrationPort, route: Route, sequence: int, source: Route, now: float) -> bool:
+    """The peer's NAT address ``route`` came through the relay: arm the
+    punch to it instead of firing at once (DCUtR timing), answering with
+    our own address or PUNCH_SYNC.  False: fire now (we cannot time it)."""
+    state = state_of(session)
+    if _leads(session):
+        if not state.punch_offered:
+            return False  # we announced nothing to time against
+        state.punch_offered = False
+        rtt = max(0.0, now - state.announce_sent_at)
+        state.punch_rtt = rtt
+        _send(session, [source], [PunchSync()])  # back through the relay
+        state.armed = [(route, sequence)]
+        state.fire_at = now + rtt / 2
+        what = "session %s: relayed round trip %.1f ms; punching to %s in %.1f ms"
+        _log.info(what, session.peer_did, rtt * 1000, route[0], rtt * 500)
+        return True
+    reflexive = session.owner.reflexive_of(session.address)
+    if reflexive is None:
+        return False  # no address of ours to answer with: the leader cannot time it
+    if state.punch_wait_until is not None:
+        state.punch_wait_until = None
+        if not announce(session, reflexive, now):
+            return False
+    state.armed = [*(a for a in state.armed if a[0] != route), (route, sequence)]
+    # Fire on PUNCH_SYNC; after a resend interval without one anyway.
+    state.fire_at = now + session.config.resend_delay(1)
+    return True
+
+
+def _fire(session: MigrationPort, now: float) -> None:
+    """Send the armed punches (PATH_CHALLENGE to each candidate)."""
+    state = state_of(session)
+    armed, state.armed, state.fire_at = state.armed, [], None
+    for route, sequence in armed:
+        begin(session, route, now, move=True, sequence=sequence)
 
 
 def _send_announce(session: MigrationPort, now: float) -> None:
     state = state_of(session)
     assert state.announce is not None
     state.announce_sends += 1
+    state.announce_sent_at = now
     state.announce_due = now + session.config.resend_delay(state.announce_sends)
     _send(session, multipath.live(session), [state.announce])
 
@@ -332,6 +420,12 @@ def on_record(session: MigrationPort, record: Record, source: Route, now: float)
         _on_response(session, record.token, now)
     elif isinstance(record, Migrate):
         _on_migrate(session, record, source, now)
+    elif isinstance(record, PunchSync):
+        state = state_of(session)
+        if state.armed and not _leads(session):
+            _fire(session, now)
+        else:
+            state.stray_syncs += 1
 
 
 def _on_migrate(session: MigrationPort, record: Migrate, source: Route, now: float) -> None:
@@ -357,6 +451,7 @@ def _on_migrate(session: MigrationPort, record: Migrate, source: Route, now: flo
     state.challenges = [
         c for c in state.challenges if c.sequence is None or c.sequence >= record.sequence
     ]
+    state.armed = [a for a in state.armed if a[1] >= record.sequence]
     path = source[1]
     if session.owner.fixed_path_of(source[0]) is not None:
         if not session.config.hole_punching:
@@ -365,6 +460,11 @@ def _on_migrate(session: MigrationPort, record: Migrate, source: Route, now: flo
         # Announced through a relay: the endpoint is the peer's address as
         # a relay saw it, to punch through on our first direct path.
         path = session.owner.paths[0]
+        route = (record.endpoint, path)
+        if not multipath.is_known(session, route) and _arm(
+            session, route, record.sequence, source, now
+        ):
+            return
     route = (record.endpoint, path)
     if route in multipath.others(session):
         _switch(session, route, now)  # validated before: no new challenge
@@ -421,29 +521,43 @@ def next_deadline(session: MigrationPort) -> float | None:
     state = session.validation
     if state is None:
         return None
-    if not state.challenges and state.announce is None and not state.pending:
-        return None
-    if not _carrying(session):
+    if not _busy(state) or not _carrying(session):
         return None
     if state.pending:
         return 0.0  # routes offered before the session carried traffic: now
     times = [c.due for c in state.challenges]
     if state.announce is not None:
         times.append(state.announce_due)
+    for at in (state.fire_at, state.punch_wait_until):
+        if at is not None:
+            times.append(at)
     return min(times)
+
+
+def _busy(state: PathValidation) -> bool:
+    waits = (state.announce, state.fire_at, state.punch_wait_until)
+    return bool(state.challenges or state.pending or any(w is not None for w in waits))
 
 
 def on_timer(session: MigrationPort, now: float) -> None:
     """Resend or abandon challenges, resend an unanswered MIGRATE."""
     state = session.validation
-    if state is None:
-        return
-    if not state.challenges and state.announce is None and not state.pending:
+    if state is None or not _busy(state):
         return
     if not _carrying(session):
         state.challenges = []
         state.announce = None
+        state.armed, state.fire_at, state.punch_wait_until = [], None, None
         return
+    if state.fire_at is not None and state.fire_at <= now:
+        _fire(session, now)
+    wait = state.punch_wait_until
+    if wait is not None and wait <= now:
+        # No MIGRATE from the leader: offer our address ourselves.
+        state.punch_wait_until = None
+        reflexive = session.owner.reflexive_of(session.address)
+        if reflexive is not None:
+            announce(session, reflexive, now)
     if state.pending:
         pending, state.pending = state.pending, []
         for route in pending:

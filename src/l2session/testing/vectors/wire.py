@@ -47,6 +47,7 @@ from l2session.wire.records import (
     Migrate,
     PathChallenge,
     PathResponse,
+    PunchSync,
     Record,
     RotateDone,
     RotateInit,
@@ -64,6 +65,7 @@ from l2session.wire.relay import (
     Reserve,
     ReserveOk,
     ReserveReject,
+    connect_signed_bytes,
     encode_relay,
     reserve_signed_bytes,
 )
@@ -93,6 +95,7 @@ RECORD_KINDS: Final[dict[str, type[Record]]] = {
     "MIGRATE": Migrate,
     "PATH_CHALLENGE": PathChallenge,
     "PATH_RESPONSE": PathResponse,
+    "PUNCH_SYNC": PunchSync,
 }
 _KIND_OF: Final[dict[type, str]] = {
     cls: name for table in (PACKET_KINDS, RECORD_KINDS) for name, cls in table.items()
@@ -180,6 +183,7 @@ def _record_examples() -> list[tuple[str, Record]]:
         ("migrate, IPv6", Migrate(0xFFFFFFFF, "[2001:db8::1]:4433")),
         ("path challenge", PathChallenge(_pattern(0xA0, PATH_TOKEN_SIZE))),
         ("path response", PathResponse(_pattern(0xA0, PATH_TOKEN_SIZE))),
+        ("punch sync", PunchSync()),
     ]
 
 
@@ -319,12 +323,20 @@ def wire_vector() -> dict[str, Any]:
 
 def relay_vector() -> dict[str, Any]:
     """Every relay packet (docs/PROTOCOL.md §3.12) with its bytes; the
-    RESERVE signature is by a fixed identity and verifies."""
+    RESERVE and signed CONNECT signatures are by fixed identities and
+    verify.  Fields absent from a packet (the unsigned CONNECT's) are left
+    out, so the entries of the first release stay byte-identical."""
     alice = Identity.generate(SeededRandom("relay vector alice"))
+    bob = Identity.generate(SeededRandom("relay vector bob"))
     relay = Identity.generate(SeededRandom("relay vector relay"))
     nonce, circuit, timestamp = bytes(range(16)), bytes(range(0xA0, 0xA8)), 1_800_000_000_000
     signed = reserve_signed_bytes(relay.did_text, alice.did_text, timestamp, nonce)
     signature = primitives.ed25519_sign(alice.signing, signed)
+    nonce2 = bytes(range(0x10, 0x20))
+    connect_signed = connect_signed_bytes(
+        relay.did_text, bob.did_text, alice.did_text, timestamp, nonce2
+    )
+    connect_signature = primitives.ed25519_sign(bob.signing, connect_signed)
     examples: list[tuple[str, RelayPacket]] = [
         ("RESERVE", Reserve(timestamp, nonce, alice.did_text, signature)),
         ("RESERVE_OK", ReserveOk(nonce, 600, "203.0.113.7:40001")),
@@ -334,6 +346,11 @@ def relay_vector() -> dict[str, Any]:
         ("CONNECT_REJ no_reservation", ConnectReject(nonce, 6)),
         ("RELAY_DATA", RelayData(circuit, bytes([1, 0x20]) + bytes(4))),
         ("CIRCUIT_END byte_budget", CircuitEnd(circuit, 8)),
+        (
+            "CONNECT signed",
+            Connect(nonce2, alice.did_text, timestamp, bob.did_text, connect_signature),
+        ),
+        ("CONNECT_REJ unauthenticated", ConnectReject(nonce2, 11, relay.did_text)),
     ]
     return {
         "format": VECTOR_FORMAT,
@@ -341,6 +358,8 @@ def relay_vector() -> dict[str, Any]:
         "relay_did": relay.did_text,
         "reserving_did": alice.did_text,
         "reserve_signed_bytes": _hex(signed),
+        "connecting_did": bob.did_text,
+        "connect_signed_bytes": _hex(connect_signed),
         "packets": [
             {
                 "name": name,
@@ -348,6 +367,7 @@ def relay_vector() -> dict[str, Any]:
                 "fields": {
                     k: (v.hex() if isinstance(v, bytes) else v)
                     for k, v in dataclasses.asdict(packet).items()
+                    if v is not None
                 },
                 "hex": _hex(encode_relay(packet)),
             }
