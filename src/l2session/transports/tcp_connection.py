@@ -276,7 +276,14 @@ class Connection(asyncio.Protocol):
             return
         frames, self.queue, self.nbytes = self.queue, [], 0
         buffer = encode_frames(frames)
-        t.write(buffer)
+        try:
+            t.write(buffer)
+        except (OSError, RuntimeError) as exc:
+            # uvloop raises RuntimeError for a transport whose socket closed
+            # before is_closing() turned true; the bytes are lost with the
+            # connection either way, and the core resends them on a path.
+            self.abort(f"write failed: {exc}")
+            return
         stats = self.owner.stats
         stats.packets_sent += len(frames)
         stats.bytes_sent += len(buffer)
