@@ -45,6 +45,7 @@ def test_a_failed_write_resets_the_connection_with_its_reason() -> None:
 
     connection, dead, sent = asyncio.run(main())
     assert dead.aborted
-    assert connection.reason is not None and connection.reason.startswith("write failed")
+    assert connection.reason is not None
+    assert connection.reason.startswith("write failed")
     assert connection.queue == []
     assert sent == 0  # nothing counted as sent
